@@ -1,0 +1,40 @@
+"""hardy: resilience for Python calls at close to zero cost.
+
+Circuit breakers guard calls to dependencies that fail; their hot path is a
+compiled core (``hardy.IMPLEMENTATION == "c"``) with a pure-Python twin of
+identical behaviour (``"py"``), chosen at import. ``HARDY_NO_EXTENSIONS=1``
+forces the twin.
+
+Example::
+
+    import hardy
+
+    @hardy.circuit_breaker(failure_threshold=3, reset_timeout=30)
+    def fetch(url: str) -> bytes: ...
+
+    print(hardy.IMPLEMENTATION)  # "c" when the compiled core is active
+"""
+
+from __future__ import annotations
+
+from ._core import IMPLEMENTATION, CircuitBreaker
+from .breaker import BreakerRegistry, circuit_breaker, get_circuit_breaker, registry
+from .errors import AllFallbacksFailedError, CircuitOpenError, HardyError, TimeoutError
+from .state import CircuitState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "IMPLEMENTATION",
+    "AllFallbacksFailedError",
+    "BreakerRegistry",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "CircuitState",
+    "HardyError",
+    "TimeoutError",
+    "__version__",
+    "circuit_breaker",
+    "get_circuit_breaker",
+    "registry",
+]

@@ -1,0 +1,1060 @@
+# cython: language_level=3, freethreading_compatible=True, embedsignature=True
+# cython: boundscheck=False, wraparound=False, cdivision=True
+"""The compiled core of hardy: the circuit breaker and the call dispatch.
+
+``_core_py.py`` is its pure-Python twin and the reference for its behaviour;
+read the state-machine notes at the top of that file first. This module adds
+only what Python cannot express:
+
+* C fields instead of attributes, so the closed-state check is a field read;
+* wrappers called through the vectorcall protocol, which forward the caller's
+  argument vector to the wrapped function without building a tuple or dict;
+* an awaitable that forwards the inner coroutine through ``am_send``, so an
+  async call costs one small object instead of a second coroutine.
+
+Under the GIL the critical sections need no lock: they run no Python code, so
+no other thread can interleave. Free-threaded builds take a ``PyMutex``.
+"""
+
+cimport cython
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_INCREF
+from cpython.time cimport monotonic as c_monotonic
+
+import collections.abc
+import time
+import types
+
+from hardy import _blocks, _events, _validate, _wrapping
+from hardy.errors import CircuitOpenError
+from hardy.state import STATE_BY_CODE
+
+cdef extern from *:
+    """
+    #ifdef Py_GIL_DISABLED
+    typedef PyMutex hardy_mutex;
+    #define hardy_lock(m) PyMutex_Lock(m)
+    #define hardy_unlock(m) PyMutex_Unlock(m)
+    #define hardy_add_one(p) _Py_atomic_add_int64((p), 1)
+    #else
+    typedef char hardy_mutex;
+    #define hardy_lock(m) ((void)(m))
+    #define hardy_unlock(m) ((void)(m))
+    #define hardy_add_one(p) ((void)(++*(p)))
+    #endif
+
+    static void hardy_enable_vectorcall(PyObject *type, Py_ssize_t offset) {
+        PyTypeObject *tp = (PyTypeObject *)type;
+        tp->tp_vectorcall_offset = offset;
+        tp->tp_call = PyVectorcall_Call;
+        tp->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
+        PyType_Modified(tp);
+    }
+
+    typedef int (*hardy_sendfunc)(PyObject *, PyObject *, PyObject **);
+
+    static int hardy_set_am_send(PyObject *type, hardy_sendfunc send) {
+        PyTypeObject *tp = (PyTypeObject *)type;
+        if (tp->tp_as_async == NULL) {
+            PyErr_SetString(PyExc_SystemError, "hardy: awaiter type has no tp_as_async");
+            return -1;
+        }
+        tp->tp_as_async->am_send = (sendfunc)send;
+        return 0;
+    }
+
+    typedef PyObject *(*hardy_iternextfunc)(PyObject *);
+
+    static void hardy_set_iternext(PyObject *type, hardy_iternextfunc next) {
+        ((PyTypeObject *)type)->tp_iternext = next;
+    }
+
+    /* Raise StopIteration(value) to return `value` from tp_iternext.
+       Building a StopIteration costs more than the whole protected call, so
+       on GIL builds one instance is reused whenever nothing else holds it
+       (its reference count is ours alone). It is reset before each use so it
+       carries no traceback or context, and raised without context chaining.
+       It keeps the last returned value alive until the next return. */
+    #if PY_VERSION_HEX >= 0x030C0000 && !defined(Py_GIL_DISABLED)
+    static PyObject *hardy_stop_cache = NULL;
+    #endif
+
+    static void hardy_set_stop_iteration(PyObject *value) {
+        PyObject *stop;
+    #if PY_VERSION_HEX >= 0x030C0000 && !defined(Py_GIL_DISABLED)
+        if (hardy_stop_cache != NULL && Py_REFCNT(hardy_stop_cache) == 1) {
+            PyStopIterationObject *cached = (PyStopIterationObject *)hardy_stop_cache;
+            Py_INCREF(value);
+            Py_XSETREF(cached->value, value);
+            Py_CLEAR(cached->traceback);
+            Py_CLEAR(cached->context);
+            Py_CLEAR(cached->cause);
+            Py_INCREF(hardy_stop_cache);
+            PyErr_SetRaisedException(hardy_stop_cache);
+            return;
+        }
+    #endif
+        stop = PyObject_CallOneArg(PyExc_StopIteration, value);
+        if (stop == NULL) {
+            return;
+        }
+    #if PY_VERSION_HEX >= 0x030C0000 && !defined(Py_GIL_DISABLED)
+        if (hardy_stop_cache == NULL) {
+            hardy_stop_cache = Py_NewRef(stop);
+        }
+        PyErr_SetRaisedException(stop);
+    #else
+        PyErr_SetObject(PyExc_StopIteration, stop);
+        Py_DECREF(stop);
+    #endif
+    }
+
+    /* BaseException.__new__ stores the arguments and runs no Python code,
+       which is all a rejection needs. */
+    static PyObject *hardy_new_exception(PyObject *type, PyObject *args) {
+        return ((PyTypeObject *)type)->tp_new((PyTypeObject *)type, args, NULL);
+    }
+    """
+    ctypedef char hardy_mutex
+    void hardy_lock(hardy_mutex* m) noexcept nogil
+    void hardy_unlock(hardy_mutex* m) noexcept nogil
+    void hardy_add_one(long long* p) noexcept nogil
+    ctypedef int (*hardy_sendfunc)(PyObject*, PyObject*, PyObject**) noexcept
+    ctypedef PyObject* (*vectorcallfunc)(PyObject*, PyObject* const*, size_t, PyObject*) except NULL
+    void hardy_enable_vectorcall(object type, Py_ssize_t offset)
+    int hardy_set_am_send(object type, hardy_sendfunc send) except -1
+    ctypedef PyObject* (*hardy_iternextfunc)(PyObject*) noexcept
+    void hardy_set_iternext(object type, hardy_iternextfunc next)
+    PyObject* hardy_new_exception(PyObject* type, PyObject* args)
+    void hardy_set_stop_iteration(PyObject* value) noexcept
+
+cdef extern from "Python.h":
+    PyObject* PyObject_Vectorcall(PyObject* callable, PyObject* const* args, size_t nargsf, PyObject* kwnames)
+    PyObject* PyObject_Call(PyObject* callable, PyObject* args, PyObject* kwargs)
+    PyObject* PyObject_CallNoArgs(PyObject* callable)
+    PyObject* PyObject_CallMethodNoArgs(PyObject* obj, PyObject* name)
+    PyObject* PyObject_CallMethodObjArgs(PyObject* obj, PyObject* name, ...)
+    Py_ssize_t PyVectorcall_NARGS(size_t nargsf)
+    PyObject* PyTuple_Pack(Py_ssize_t n, ...)
+    PyObject* PyTuple_New(Py_ssize_t n)
+    void PyTuple_SET_ITEM(PyObject* t, Py_ssize_t i, PyObject* o)
+    Py_ssize_t PyTuple_GET_SIZE(PyObject* t)
+    PyObject* PyTuple_GET_ITEM(PyObject* t, Py_ssize_t i)
+    PyObject* PyDict_New()
+    int PyDict_SetItem(PyObject* d, PyObject* k, PyObject* v)
+    PyObject* PyFloat_FromDouble(double v)
+    double PyFloat_AsDouble(PyObject* o)
+    PyObject* PyErr_Occurred()
+    void PyErr_Fetch(PyObject** t, PyObject** v, PyObject** tb)
+    void PyErr_Restore(PyObject* t, PyObject* v, PyObject* tb)
+    void PyErr_NormalizeException(PyObject** t, PyObject** v, PyObject** tb)
+    void PyErr_SetObject(PyObject* t, PyObject* v)
+    void PyErr_SetString(PyObject* t, const char* msg)
+    int PyErr_ExceptionMatches(PyObject* exc)
+    int PyErr_GivenExceptionMatches(PyObject* given, PyObject* exc)
+    void PyErr_Clear()
+    void PyErr_WriteUnraisable(PyObject* obj)
+    void PyException_SetContext(PyObject* exc, PyObject* ctx)
+    int _PyGen_SetStopIterationValue(PyObject* value)
+    int PyCoro_CheckExact(PyObject* o)
+    PyObject* PyMethod_New(PyObject* func, PyObject* self)
+    void xincref "Py_XINCREF" (PyObject* o)
+    void xdecref "Py_XDECREF" (PyObject* o)
+    PyObject* PyException_GetTraceback(PyObject* exc)
+    int PyException_SetTraceback(PyObject* exc, PyObject* tb)
+    PyObject* PyLong_FromLong(long v)
+    PyObject* PyObject_CallFunctionObjArgs(PyObject* callable, ...)
+    PyObject* PyObject_CallOneArg(PyObject* callable, PyObject* arg)
+    PyObject* PyExc_Exception
+    PyTypeObject* Py_TYPE(PyObject* o)
+    PyObject* PyExc_RuntimeError
+    PyObject* PyExc_StopIteration
+    PyObject* PyExc_GeneratorExit
+    PyObject* Py_None
+    ctypedef enum PySendResult:
+        PYGEN_RETURN
+        PYGEN_ERROR
+        PYGEN_NEXT
+    PySendResult PyIter_Send(PyObject* iter, PyObject* arg, PyObject** presult)
+
+IMPLEMENTATION = "c"
+
+cdef enum:
+    CLOSED = 0
+    OPEN = 1
+    HALF_OPEN = 2
+
+cdef object _monotonic = time.monotonic
+cdef object _notify_listeners = _events.notify
+cdef object _coroutine_abc = collections.abc.Coroutine
+cdef PyObject* _open_error_type = <PyObject*>CircuitOpenError
+cdef str _s_throw = "throw"
+cdef str _s_close = "close"
+cdef tuple _CODES = (CLOSED, OPEN, HALF_OPEN)
+
+
+@cython.final
+cdef class CircuitBreaker:
+    """A circuit breaker: stop calling a dependency that keeps failing.
+
+    CLOSED lets calls through and counts consecutive failures; at
+    ``failure_threshold`` it opens. OPEN rejects calls at once with
+    :class:`~hardy.CircuitOpenError` for ``reset_timeout`` seconds, then turns
+    HALF_OPEN, which admits at most ``half_open_max_calls`` trial calls: when
+    that many have succeeded it closes, and any trial failure opens it again.
+    Exceptions of the ``excluded_exceptions`` types count as neither success
+    nor failure. ``clock`` returns monotonic seconds and may be replaced in
+    tests.
+
+    Example::
+
+        breaker = hardy.CircuitBreaker("payments", failure_threshold=3, reset_timeout=10)
+
+        @breaker
+        def charge(order_id: int) -> str: ...
+
+        with breaker:
+            legacy_charge()
+    """
+
+    # Field order packs the small ones together; see the memory benchmark.
+    cdef int _threshold
+    cdef int _half_open_max
+    cdef int _failure_count
+    cdef int _trials
+    cdef int _trial_successes
+    cdef unsigned int _epoch
+    cdef unsigned int _opened
+    cdef char _state
+    cdef hardy_mutex _mutex
+    cdef double _reset_timeout
+    cdef double _opened_at
+    cdef long long _successes
+    cdef long long _failures
+    cdef long long _ignored
+    cdef long long _rejections
+    cdef str _name
+    cdef tuple _excluded
+    cdef object _clock          # None: read the monotonic clock in C
+    cdef list _listeners        # None until the first listener
+
+    def __init__(
+        self,
+        name,
+        failure_threshold=5,
+        reset_timeout=60.0,
+        half_open_max_calls=3,
+        excluded_exceptions=(),
+        *,
+        clock=_monotonic,
+    ):
+        (
+            self._name,
+            self._threshold,
+            self._reset_timeout,
+            self._half_open_max,
+            self._excluded,
+            clock,
+        ) = _validate.breaker_settings(
+            name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, clock
+        )
+        self._clock = None if clock is _monotonic else clock
+        self._state = CLOSED
+
+    # -- the state machine ------------------------------------------------
+    # Every method here returns an error code instead of raising, so the
+    # dispatch can pass exceptions through without Cython adding frames.
+
+    cdef inline int _now(self, double* now) noexcept:
+        cdef PyObject* result
+        if self._clock is None:
+            now[0] = c_monotonic()
+            return 0
+        result = PyObject_CallNoArgs(<PyObject*>self._clock)
+        if result == NULL:
+            return -1
+        now[0] = PyFloat_AsDouble(result)
+        xdecref(result)
+        if now[0] == -1.0 and PyErr_Occurred() != NULL:
+            return -1
+        return 0
+
+    cdef long long _admit(self) noexcept:
+        """The epoch of an admitted call, -1 after a rejection, -2 on error."""
+        cdef double now
+        cdef long long epoch
+        cdef bint changed = False
+        if self._state == CLOSED:
+            return self._epoch
+        if self._now(&now) < 0:
+            return -2
+        hardy_lock(&self._mutex)
+        if self._state == CLOSED:
+            epoch = self._epoch
+            hardy_unlock(&self._mutex)
+            return epoch
+        if self._state == OPEN:
+            if now - self._opened_at < self._reset_timeout:
+                self._rejections += 1
+                hardy_unlock(&self._mutex)
+                return -1
+            self._state = HALF_OPEN
+            self._trials = 0
+            self._trial_successes = 0
+            changed = True
+        if self._trials < self._half_open_max:
+            self._trials += 1
+            epoch = self._epoch
+        else:
+            self._rejections += 1
+            epoch = -1
+        hardy_unlock(&self._mutex)
+        if changed and self._notify(OPEN, HALF_OPEN) < 0:
+            return -2
+        return epoch
+
+    cdef inline void _open(self, double now) noexcept:
+        # Caller holds the lock.
+        self._state = OPEN
+        self._epoch += 1
+        self._opened_at = now
+        self._trials = 0
+        self._trial_successes = 0
+        self._opened += 1
+
+    cdef int _on_success(self, long long epoch) noexcept:
+        cdef bint closed = False
+        hardy_lock(&self._mutex)
+        self._successes += 1
+        if epoch == self._epoch:
+            if self._state == CLOSED:
+                self._failure_count = 0
+            elif self._state == HALF_OPEN:
+                self._trial_successes += 1
+                if self._trial_successes >= self._half_open_max:
+                    self._state = CLOSED
+                    self._failure_count = 0
+                    self._trials = 0
+                    self._trial_successes = 0
+                    closed = True
+        hardy_unlock(&self._mutex)
+        if closed:
+            return self._notify(HALF_OPEN, CLOSED)
+        return 0
+
+    cdef int _on_failure(self, long long epoch) noexcept:
+        cdef double now
+        cdef int old = -1
+        if self._now(&now) < 0:
+            return -1
+        hardy_lock(&self._mutex)
+        self._failures += 1
+        if epoch == self._epoch:
+            if self._state == CLOSED:
+                self._failure_count += 1
+                if self._failure_count >= self._threshold:
+                    self._open(now)
+                    old = CLOSED
+            elif self._state == HALF_OPEN:
+                self._open(now)
+                old = HALF_OPEN
+        hardy_unlock(&self._mutex)
+        if old >= 0:
+            return self._notify(old, OPEN)
+        return 0
+
+    cdef inline void _release(self, long long epoch, bint ignored) noexcept:
+        hardy_lock(&self._mutex)
+        if ignored:
+            self._ignored += 1
+        if epoch == self._epoch and self._state == HALF_OPEN:
+            self._trials -= 1
+        hardy_unlock(&self._mutex)
+
+    cdef int _settle_error(self, long long epoch) noexcept:
+        """Settle the exception that is currently set, and leave it set."""
+        cdef PyObject* etype
+        cdef PyObject* evalue
+        cdef PyObject* etb
+        cdef PyObject* ntype
+        cdef PyObject* nvalue
+        cdef PyObject* ntb
+        cdef int rc = 0
+        PyErr_Fetch(&etype, &evalue, &etb)
+        PyErr_NormalizeException(&etype, &evalue, &etb)
+        if not PyErr_GivenExceptionMatches(etype, PyExc_Exception):
+            # Interrupted or cancelled: not an outcome, but a trial slot it
+            # held must come back or the breaker would stay half-open forever.
+            self._release(epoch, False)
+        elif PyErr_GivenExceptionMatches(etype, <PyObject*>self._excluded):
+            self._release(epoch, True)
+        else:
+            rc = self._on_failure(epoch)
+        if rc < 0:
+            # The settling itself raised (a clock or a listener): that error
+            # propagates, with the call's own error as its context.
+            PyErr_Fetch(&ntype, &nvalue, &ntb)
+            PyErr_NormalizeException(&ntype, &nvalue, &ntb)
+            if etb != NULL:
+                PyException_SetTraceback(evalue, etb)
+            PyException_SetContext(nvalue, evalue)  # steals evalue
+            xdecref(etype)
+            xdecref(etb)
+            PyErr_Restore(ntype, nvalue, ntb)
+            return -1
+        PyErr_Restore(etype, evalue, etb)
+        return 0
+
+    cdef int _raise_rejection(self) noexcept:
+        cdef PyObject* args
+        cdef PyObject* exc
+        cdef double wait = 0.0
+        cdef double now
+        if self._state == OPEN:
+            if self._now(&now) < 0:
+                return -1
+            wait = self._reset_timeout - (now - self._opened_at)
+            if wait < 0.0:
+                wait = 0.0
+        args = PyTuple_New(2)
+        if args == NULL:
+            return -1
+        Py_INCREF(self._name)
+        PyTuple_SET_ITEM(args, 0, <PyObject*>self._name)
+        PyTuple_SET_ITEM(args, 1, PyFloat_FromDouble(wait))
+        exc = hardy_new_exception(_open_error_type, args)
+        xdecref(args)
+        if exc == NULL:
+            return -1
+        PyErr_SetObject(_open_error_type, exc)
+        xdecref(exc)
+        return -1
+
+    cdef int _notify(self, int old, int new) noexcept:
+        cdef PyObject* result
+        if self._listeners is None or len(self._listeners) == 0:
+            return 0
+        result = PyObject_CallFunctionObjArgs(
+            <PyObject*>_notify_listeners,
+            <PyObject*>self,
+            <PyObject*>self._listeners,
+            PyTuple_GET_ITEM(<PyObject*>_CODES, old),
+            PyTuple_GET_ITEM(<PyObject*>_CODES, new),
+            NULL,
+        )
+        if result == NULL:
+            return -1
+        xdecref(result)
+        return 0
+
+    cdef int _state_code(self) except -1:
+        cdef double now
+        if self._state == OPEN:
+            if self._now(&now) < 0:
+                return -1
+            if now - self._opened_at >= self._reset_timeout:
+                return HALF_OPEN
+        return self._state
+
+    # -- reading the breaker ----------------------------------------------
+
+    @property
+    def name(self):
+        """The breaker's name."""
+        return self._name
+
+    @property
+    def failure_threshold(self):
+        """Consecutive failures that open the breaker."""
+        return self._threshold
+
+    @property
+    def reset_timeout(self):
+        """Seconds the breaker stays open before admitting trial calls."""
+        return self._reset_timeout
+
+    @property
+    def half_open_max_calls(self):
+        """Trial calls admitted while half-open, and successes needed to close."""
+        return self._half_open_max
+
+    @property
+    def excluded_exceptions(self):
+        """Exception types that count as neither success nor failure."""
+        return self._excluded
+
+    @property
+    def state(self):
+        """The current state, taking the time spent open into account."""
+        return STATE_BY_CODE[self._state_code()]
+
+    @property
+    def is_open(self):
+        """True while calls are rejected for the reset timeout."""
+        return self._state_code() == OPEN
+
+    @property
+    def is_closed(self):
+        """True while calls pass freely."""
+        return self._state == CLOSED
+
+    def get_time_until_reset(self):
+        """Seconds until an open breaker admits trial calls; ``0.0`` in any other state."""
+        cdef double now
+        if self._state != OPEN:
+            return 0.0
+        if self._now(&now) < 0:
+            _propagate()
+        return max(0.0, self._reset_timeout - (now - self._opened_at))
+
+    def get_stats(self):
+        """A snapshot of the state, the counts and the lifetime totals.
+
+        Example::
+
+            >>> breaker.get_stats()["state"]
+            'closed'
+        """
+        time_until_reset = self.get_time_until_reset()
+        cdef int state = self._state_code()
+        hardy_lock(&self._mutex)
+        cdef long long successes = self._successes
+        cdef long long failures = self._failures
+        cdef long long ignored = self._ignored
+        cdef long long rejections = self._rejections
+        cdef int failure_count = self._failure_count
+        cdef int trial_successes = self._trial_successes
+        cdef int trials = self._trials if self._state == HALF_OPEN else 0
+        cdef unsigned int opened = self._opened
+        hardy_unlock(&self._mutex)
+        return {
+            "name": self._name,
+            "state": STATE_BY_CODE[state].value,
+            "failure_count": failure_count,
+            "success_count": trial_successes,
+            "half_open_calls": trials,
+            "time_until_reset": time_until_reset,
+            "calls": successes + failures + ignored,
+            "successes": successes,
+            "failures": failures,
+            "rejections": rejections,
+            "ignored": ignored,
+            "opened": opened,
+            "failure_threshold": self._threshold,
+            "reset_timeout": self._reset_timeout,
+            "half_open_max_calls": self._half_open_max,
+        }
+
+    # -- changing it by hand ----------------------------------------------
+
+    def reset(self):
+        """Close the breaker and clear its failure and trial counts.
+
+        Lifetime totals (``calls``, ``failures``, ...) are kept, so metrics
+        exported from them never go backwards. Calls still running from before
+        the reset cannot move the new state.
+        """
+        hardy_lock(&self._mutex)
+        cdef int old = self._state
+        self._state = CLOSED
+        self._epoch += 1
+        self._failure_count = 0
+        self._trials = 0
+        self._trial_successes = 0
+        hardy_unlock(&self._mutex)
+        if old != CLOSED and self._notify(old, CLOSED) < 0:
+            _propagate()
+
+    def record_success(self):
+        """Record a success of a call made without the breaker's help."""
+        if self._on_success(self._epoch) < 0:
+            _propagate()
+
+    def record_failure(self, exception):
+        """Record a failure; an exception of an excluded type is counted as ignored."""
+        if not isinstance(exception, BaseException):
+            raise TypeError(f"exception must be an exception instance, got {exception!r}")
+        if isinstance(exception, self._excluded):
+            hardy_lock(&self._mutex)
+            self._ignored += 1
+            hardy_unlock(&self._mutex)
+        elif isinstance(exception, Exception):
+            if self._on_failure(self._epoch) < 0:
+                _propagate()
+
+    def add_listener(self, callback):
+        """Call ``callback(breaker, old_state, new_state)`` after every state change."""
+        _validate.callable_arg("callback", callback)
+        if self._listeners is None:
+            self._listeners = []
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback):
+        """Stop calling ``callback``; a :class:`ValueError` if it was not added."""
+        if self._listeners is None:
+            raise ValueError(f"{callback!r} is not a listener of {self!r}")
+        self._listeners.remove(callback)
+
+    # -- using it -----------------------------------------------------------
+
+    def call(self, func, /, *args, **kwargs):
+        """Call ``func(*args, **kwargs)`` through the breaker.
+
+        For an ``async def`` function the admission happens now and the
+        returned awaitable settles the outcome when it completes.
+        """
+        cdef long long epoch = self._admit()
+        cdef _Awaiter awaiter
+        if epoch < 0:
+            if epoch == -1:
+                self._raise_rejection()
+            _propagate()
+        try:
+            result = func(*args, **kwargs)
+        except BaseException:
+            self._settle_error(epoch)
+            raise
+        if PyCoro_CheckExact(<PyObject*>result):
+            awaiter = _Awaiter.__new__(_Awaiter)
+            awaiter._breaker = self
+            awaiter._coro = result
+            awaiter._epoch = epoch
+            awaiter._stage = STAGE_RUNNING
+            return awaiter
+        if self._on_success(epoch) < 0:
+            _propagate()
+        return result
+
+    def __call__(self, func):
+        """Decorate ``func`` so that every call goes through the breaker."""
+        return protect(self, func)
+
+    def __enter__(self):
+        cdef long long epoch = self._admit()
+        if epoch < 0:
+            if epoch == -1:
+                self._raise_rejection()
+            _propagate()
+        _blocks.push(self, epoch)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        cdef long long epoch = _blocks.pop(self)
+        if exc is None:
+            if self._on_success(epoch) < 0:
+                _propagate()
+        else:
+            self.record_outcome(exc, epoch)
+
+    cdef record_outcome(self, exc, long long epoch):
+        if not isinstance(exc, Exception):
+            self._release(epoch, False)
+        elif isinstance(exc, self._excluded):
+            self._release(epoch, True)
+        elif self._on_failure(epoch) < 0:
+            _propagate()
+
+    async def __aenter__(self):
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type, exc, tb):
+        self.__exit__(exc_type, exc, tb)
+
+    def __repr__(self):
+        return f"<CircuitBreaker {self._name!r} {STATE_BY_CODE[self._state_code()].value}>"
+
+
+cdef int _propagate() except -1:
+    """Make a ``def`` method raise the exception that C code left set."""
+    return -1
+
+
+cdef void _set_error(BaseException exc) noexcept:
+    """Set ``exc`` as the current error, keeping its traceback."""
+    cdef PyObject* tb = PyException_GetTraceback(<PyObject*>exc)
+    cdef PyObject* etype = <PyObject*>Py_TYPE(<PyObject*>exc)
+    xincref(etype)
+    xincref(<PyObject*>exc)
+    PyErr_Restore(etype, <PyObject*>exc, tb)
+
+
+cdef BaseException _fetch_error():
+    """Take the current error out of the error indicator, as one object."""
+    cdef PyObject* etype
+    cdef PyObject* evalue
+    cdef PyObject* etb
+    PyErr_Fetch(&etype, &evalue, &etb)
+    PyErr_NormalizeException(&etype, &evalue, &etb)
+    if etb != NULL:
+        PyException_SetTraceback(evalue, etb)
+    exc = <BaseException>evalue
+    xdecref(etype)
+    xdecref(evalue)
+    xdecref(etb)
+    return exc
+
+
+# -- call dispatch ----------------------------------------------------------
+
+cdef enum:
+    STAGE_NEW = 0       # created; not admitted yet
+    STAGE_RUNNING = 1   # admitted; the outcome will be settled
+    STAGE_FALLBACK = 2  # rejected; forwarding an async fallback
+    STAGE_DONE = 3
+
+
+@cython.final
+cdef class _Protected:
+    """A function protected by a circuit breaker (see ``protect``)."""
+
+    cdef vectorcallfunc _vectorcall
+    cdef object _func
+    cdef CircuitBreaker _breaker
+    cdef object _fallback
+    cdef bint _is_async
+    cdef bint _fallback_is_async
+    cdef dict __dict__
+    cdef object __weakref__
+
+    @property
+    def breaker(self):
+        """The circuit breaker that guards this function."""
+        return self._breaker
+
+    def __get__(self, obj, objtype):
+        if obj is None:
+            return self
+        return types.MethodType(self, obj)
+
+    def __repr__(self):
+        return f"<protected {self._func!r} by {self._breaker!r}>"
+
+
+cdef PyObject* _protected_vectorcall(
+    PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames
+) except NULL:
+    # Every error return below is a bare ``return NULL`` with the exception
+    # already set, so no frame of this module is added to the traceback.
+    cdef _Protected p = <_Protected>self
+    cdef CircuitBreaker b = p._breaker
+    cdef long long epoch
+    cdef PyObject* result
+    if p._is_async:
+        return _start_async(p, args, nargsf, kwnames)
+    if b._state == CLOSED:
+        epoch = b._epoch
+    else:
+        epoch = b._admit()
+        if epoch < 0:
+            if epoch == -2:
+                return NULL
+            if p._fallback is None:
+                b._raise_rejection()
+                return NULL
+            return PyObject_Vectorcall(<PyObject*>p._fallback, args, nargsf, kwnames)
+    result = PyObject_Vectorcall(<PyObject*>p._func, args, nargsf, kwnames)
+    if result == NULL:
+        b._settle_error(epoch)
+        return NULL
+    if b._state == CLOSED and b._failure_count == 0:
+        hardy_add_one(&b._successes)
+    elif b._on_success(epoch) < 0:
+        xdecref(result)
+        return NULL
+    return result
+
+
+cdef object _pack_args(PyObject* const* args, size_t nargsf, PyObject* kwnames):
+    """Rebuild ``(args, kwargs)`` from a vectorcall; only for fallbacks."""
+    cdef Py_ssize_t nargs = PyVectorcall_NARGS(nargsf)
+    cdef Py_ssize_t nkw = 0 if kwnames == NULL else PyTuple_GET_SIZE(kwnames)
+    cdef Py_ssize_t i
+    positional = tuple([<object>args[i] for i in range(nargs)])
+    keywords = {}
+    for i in range(nkw):
+        keywords[<object>PyTuple_GET_ITEM(kwnames, i)] = <object>args[nargs + i]
+    return positional, keywords
+
+
+cdef PyObject* _start_async(_Protected p, PyObject* const* args, size_t nargsf, PyObject* kwnames) except NULL:
+    cdef _Awaiter awaiter = _Awaiter.__new__(_Awaiter)
+    cdef PyObject* coro
+    awaiter._breaker = p._breaker
+    if p._fallback is not None:
+        awaiter._owner = p
+        awaiter._fallback_args = _pack_args(args, nargsf, kwnames)
+    # Calling an async function only creates its coroutine; the body runs
+    # after the admission, on the first send. An error raised by the call
+    # itself (a wrong argument) is kept and raised there, as an ``async def``
+    # wrapper would.
+    coro = PyObject_Vectorcall(<PyObject*>p._func, args, nargsf, kwnames)
+    if coro == NULL:
+        awaiter._pending = _fetch_error()
+    else:
+        awaiter._coro = <object>coro
+        xdecref(coro)
+    xincref(<PyObject*>awaiter)
+    return <PyObject*>awaiter
+
+
+@cython.final
+@cython.freelist(32)
+cdef class _Awaiter:
+    """The awaitable returned by a protected ``async def`` function.
+
+    It forwards ``send``/``throw``/``close`` to the inner coroutine and
+    settles the breaker when that coroutine finishes.
+    """
+
+    cdef object _coro
+    cdef CircuitBreaker _breaker
+    cdef _Protected _owner          # None for ``CircuitBreaker.call``
+    cdef object _fallback_args      # (args, kwargs), kept only when there is a fallback
+    cdef BaseException _pending     # raised by the call that made the coroutine
+    cdef _TrialSlot _slot           # set only for a half-open trial
+    cdef long long _epoch
+    cdef int _stage
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.send(None)
+
+    def send(self, value):
+        """Forward ``value`` to the inner coroutine."""
+        cdef PyObject* result = NULL
+        cdef int status = _awaiter_send(<PyObject*>self, <PyObject*>value, &result)
+        return _send_result(status, result)
+
+    def throw(self, typ, val=None, tb=None):
+        """Raise an exception inside the inner coroutine."""
+        cdef PyObject* result
+        if self._stage == STAGE_NEW:
+            self._abandon()
+        if self._stage not in (STAGE_RUNNING, STAGE_FALLBACK):
+            if val is None:
+                raise typ
+            raise val.with_traceback(tb) if tb is not None else val
+        if val is None and tb is None:
+            result = PyObject_CallMethodObjArgs(<PyObject*>self._coro, <PyObject*>_s_throw, <PyObject*>typ, NULL)
+        else:
+            result = PyObject_CallMethodObjArgs(
+                <PyObject*>self._coro, <PyObject*>_s_throw, <PyObject*>typ, <PyObject*>val, <PyObject*>tb, NULL
+            )
+        if result != NULL:
+            return _steal(result)
+        if self._stage == STAGE_RUNNING:
+            self._settled()
+            if PyErr_ExceptionMatches(PyExc_StopIteration):
+                _settle_return(self._breaker, self._epoch)
+            else:
+                self._breaker._settle_error(self._epoch)
+        else:
+            self._stage = STAGE_DONE
+        _propagate()
+
+    def close(self):
+        """Close the inner coroutine; an admitted call gives back its trial slot."""
+        cdef int stage = self._stage
+        self._settled()
+        if stage == STAGE_NEW:
+            self._discard_inner()
+        elif stage in (STAGE_RUNNING, STAGE_FALLBACK):
+            try:
+                self._coro.close()
+            finally:
+                if stage == STAGE_RUNNING:
+                    self._breaker._release(self._epoch, False)
+
+    cdef void _discard_inner(self) noexcept:
+        # A coroutine that never ran is closed so it does not warn that it
+        # was never awaited: it was not meant to run.
+        cdef PyObject* result
+        if self._coro is not None:
+            result = PyObject_CallMethodNoArgs(<PyObject*>self._coro, <PyObject*>_s_close)
+            if result == NULL:
+                PyErr_WriteUnraisable(<PyObject*>self._coro)
+            else:
+                xdecref(result)
+        self._coro = None
+        self._pending = None
+
+    cdef void _abandon(self) noexcept:
+        self._stage = STAGE_DONE
+        self._discard_inner()
+
+    cdef inline void _settled(self) noexcept:
+        self._stage = STAGE_DONE
+        if self._slot is not None:
+            self._slot._breaker = None
+            self._slot = None
+
+
+@cython.final
+cdef class _TrialSlot:
+    """Gives a half-open trial slot back if its awaiter is dropped unfinished.
+
+    Only trial admissions need this, and they are rare, so the cost of a
+    ``__dealloc__`` stays off the awaiter that every async call allocates.
+    """
+
+    cdef CircuitBreaker _breaker
+    cdef long long _epoch
+
+    def __dealloc__(self):
+        if self._breaker is not None:
+            self._breaker._release(self._epoch, False)
+
+
+cdef object _steal(PyObject* obj):
+    result = <object>obj
+    xdecref(obj)
+    return result
+
+
+cdef object _send_result(int status, PyObject* result):
+    if status == PYGEN_NEXT:
+        return _steal(result)
+    if status == PYGEN_RETURN:
+        value = _steal(result)
+        raise StopIteration(value)
+    _propagate()
+
+
+cdef void _settle_return(CircuitBreaker b, long long epoch) noexcept:
+    cdef PyObject* etype
+    cdef PyObject* evalue
+    cdef PyObject* etb
+    PyErr_Fetch(&etype, &evalue, &etb)
+    if b._on_success(epoch) < 0:
+        PyErr_WriteUnraisable(<PyObject*>b)
+    PyErr_Restore(etype, evalue, etb)
+
+
+cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
+    """Admit the call on the first send: 0 to go on, or a PySendResult."""
+    cdef CircuitBreaker b = aw._breaker
+    cdef long long epoch = b._admit()
+    cdef PyObject* result
+    cdef _Protected owner = aw._owner
+    cdef _TrialSlot slot
+    if epoch >= 0:
+        aw._epoch = epoch
+        aw._stage = STAGE_RUNNING
+        if aw._pending is not None:
+            aw._stage = STAGE_DONE
+            _set_error(aw._pending)
+            aw._pending = None
+            b._settle_error(epoch)
+            return PYGEN_ERROR
+        if b._state == HALF_OPEN:
+            slot = _TrialSlot.__new__(_TrialSlot)
+            slot._breaker = b
+            slot._epoch = epoch
+            aw._slot = slot
+        return 0
+    aw._abandon()
+    if epoch == -2:
+        return PYGEN_ERROR
+    if owner is None or owner._fallback is None:
+        b._raise_rejection()
+        return PYGEN_ERROR
+    packed = <tuple>aw._fallback_args
+    result = PyObject_Call(
+        <PyObject*>owner._fallback, PyTuple_GET_ITEM(<PyObject*>packed, 0), PyTuple_GET_ITEM(<PyObject*>packed, 1)
+    )
+    aw._fallback_args = None
+    if result == NULL:
+        return PYGEN_ERROR
+    if not owner._fallback_is_async:
+        presult[0] = result
+        return PYGEN_RETURN
+    aw._coro = <object>result
+    xdecref(result)
+    aw._stage = STAGE_FALLBACK
+    return 0
+
+
+cdef int _awaiter_send(PyObject* self, PyObject* arg, PyObject** presult) noexcept:
+    cdef _Awaiter aw = <_Awaiter>self
+    cdef int status
+    if aw._stage == STAGE_NEW:
+        if aw._breaker._state == CLOSED and aw._pending is None:
+            aw._epoch = aw._breaker._epoch
+            aw._stage = STAGE_RUNNING
+        else:
+            status = _awaiter_start(aw, presult)
+            if status != 0:
+                return status
+    elif aw._stage == STAGE_DONE:
+        PyErr_SetString(PyExc_RuntimeError, b"cannot reuse already awaited coroutine")
+        return PYGEN_ERROR
+    status = PyIter_Send(<PyObject*>aw._coro, arg, presult)
+    if status == PYGEN_NEXT:
+        return status
+    if aw._stage == STAGE_RUNNING:
+        aw._settled()
+        if status == PYGEN_RETURN:
+            if aw._breaker._state == CLOSED and aw._breaker._failure_count == 0:
+                hardy_add_one(&aw._breaker._successes)
+            elif aw._breaker._on_success(aw._epoch) < 0:
+                xdecref(presult[0])
+                return PYGEN_ERROR
+        else:
+            aw._breaker._settle_error(aw._epoch)
+    else:
+        aw._stage = STAGE_DONE
+    return status
+
+
+cdef PyObject* _awaiter_iternext(PyObject* self) noexcept:
+    # CPython 3.12+ drives an awaitable that is not a native coroutine
+    # through tp_iternext (3.10 and 3.11 use am_send). A return value must
+    # then travel in a StopIteration; None needs none.
+    cdef PyObject* result = NULL
+    cdef int status = _awaiter_send(self, Py_None, &result)
+    if status == PYGEN_NEXT:
+        return result
+    if status == PYGEN_RETURN:
+        if result != Py_None:
+            hardy_set_stop_iteration(result)
+        xdecref(result)
+    return NULL
+
+
+cdef Py_ssize_t _vectorcall_offset():
+    cdef _Protected probe = _Protected.__new__(_Protected)
+    return <Py_ssize_t>(<char*>&probe._vectorcall - <char*><PyObject*>probe)
+
+
+hardy_enable_vectorcall(_Protected, _vectorcall_offset())
+hardy_set_am_send(_Awaiter, _awaiter_send)
+hardy_set_iternext(_Awaiter, _awaiter_iternext)
+_coroutine_abc.register(_Awaiter)
+
+
+def protect(breaker, func, fallback=None):
+    """Wrap ``func`` so that every call goes through ``breaker``.
+
+    A rejected call returns ``fallback(*args, **kwargs)`` (awaited when the
+    fallback is async) when one is given, else raises ``CircuitOpenError``.
+    """
+    if not isinstance(breaker, CircuitBreaker):
+        raise TypeError(f"breaker must be a CircuitBreaker, got {breaker!r}")
+    _validate.callable_arg("func", func)
+    if fallback is not None:
+        _validate.callable_arg("fallback", fallback)
+    cdef _Protected p = _Protected.__new__(_Protected)
+    p._vectorcall = _protected_vectorcall
+    p._func = func
+    p._breaker = breaker
+    p._fallback = fallback
+    p._is_async = _wrapping.is_async_callable(func)
+    p._fallback_is_async = fallback is not None and _wrapping.is_async_callable(fallback)
+    return _wrapping.copy_metadata(p, func, is_async=p._is_async)
+
+

@@ -1,0 +1,96 @@
+"""Argument checks shared by both cores and the public API.
+
+Every check raises at the point of the mistake with a message that names the
+parameter and the value received, so a bad configuration never turns into a
+silent default.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = [
+    "breaker_settings",
+    "callable_arg",
+    "exception_types",
+    "positive_int",
+    "seconds",
+]
+
+# Counts that live in 32-bit C fields in the compiled core.
+_INT32_MAX = 2**31 - 1
+
+
+def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is an ``int`` (not a ``bool``) in ``[minimum, 2**31 - 1]``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if not minimum <= value <= _INT32_MAX:
+        raise ValueError(f"{name} must be between {minimum} and {_INT32_MAX}, got {value!r}")
+    return value
+
+
+def seconds(name: str, value: object, *, allow_zero: bool = True) -> float:
+    """Return ``value`` as a float of seconds; it must be finite and ``>= 0`` (or ``> 0``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r} ({type(value).__name__})")
+    result = float(value)
+    if not math.isfinite(result) or result < 0.0 or (result == 0.0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return result
+
+
+def callable_arg(name: str, value: object) -> Callable[..., Any]:
+    """Return ``value`` if it is callable."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def exception_types(name: str, value: object) -> tuple[type[BaseException], ...]:
+    """Normalise one exception class, or an iterable of them, to a tuple.
+
+    ``None`` means "none". Anything that is not an exception class is
+    refused, because ``isinstance`` would otherwise fail only when the first
+    error arrives, long after the mistake.
+    """
+    if value is None:
+        return ()
+    items: Iterable[object]
+    if isinstance(value, type):
+        items = (value,)
+    elif isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be an exception class or an iterable of them, got {value!r}")
+    else:
+        items = value
+    result = tuple(items)
+    for item in result:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise TypeError(f"{name} must hold exception classes, got {item!r} in {value!r}")
+    return result  # type: ignore[return-value]
+
+
+def breaker_settings(
+    name: object,
+    failure_threshold: object,
+    reset_timeout: object,
+    half_open_max_calls: object,
+    excluded_exceptions: object,
+    clock: object,
+) -> tuple[str, int, float, int, tuple[type[BaseException], ...], Callable[[], float]]:
+    """Check a circuit breaker's settings and return them normalised."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {name!r} ({type(name).__name__})")
+    if not name:
+        raise ValueError("name must not be empty")
+    return (
+        name,
+        positive_int("failure_threshold", failure_threshold),
+        seconds("reset_timeout", reset_timeout),
+        positive_int("half_open_max_calls", half_open_max_calls),
+        exception_types("excluded_exceptions", excluded_exceptions),
+        callable_arg("clock", clock),
+    )

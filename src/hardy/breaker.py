@@ -1,0 +1,204 @@
+"""Circuit breakers by name: the ``circuit_breaker`` decorator and its registry.
+
+The breaker itself (:class:`~hardy.CircuitBreaker`) lives in the core; this
+module keeps the process-wide registry that lets functions share a breaker by
+name, and the decorator that uses it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+
+from . import _core, _validate
+
+if TYPE_CHECKING:
+    from ._core import CircuitBreaker
+
+__all__ = ["BreakerRegistry", "ProtectedCallable", "circuit_breaker", "get_circuit_breaker", "registry"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class ProtectedCallable(Protocol, Generic[P, R_co]):
+    """A function wrapped by a circuit breaker: same signature, plus ``.breaker``."""
+
+    @property
+    def breaker(self) -> CircuitBreaker: ...
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+
+def _settings(breaker: CircuitBreaker) -> tuple[int, float, int, frozenset[type[BaseException]]]:
+    return (
+        breaker.failure_threshold,
+        breaker.reset_timeout,
+        breaker.half_open_max_calls,
+        frozenset(breaker.excluded_exceptions),
+    )
+
+
+class BreakerRegistry:
+    """The named circuit breakers of a process.
+
+    Example::
+
+        breaker = hardy.registry.get_or_create("db", failure_threshold=3)
+        assert hardy.get_circuit_breaker("db") is breaker
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._breakers: dict[str, CircuitBreaker] = {}
+
+    def get(self, name: str) -> CircuitBreaker | None:
+        """The breaker registered under ``name``, or ``None``."""
+        return self._breakers.get(name)
+
+    def get_or_create(
+        self,
+        name: str,
+        failure_threshold: int = 5,
+        reset_timeout: float = 60.0,
+        half_open_max_calls: int = 3,
+        excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    ) -> CircuitBreaker:
+        """Return the breaker named ``name``, creating it with these settings.
+
+        Asking for an existing name with different settings raises
+        :class:`ValueError`: two call sites that disagree on a breaker's
+        configuration are a bug, not something to settle silently.
+        """
+        candidate = _core.CircuitBreaker(
+            name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions
+        )
+        with self._lock:
+            existing = self._breakers.get(name)
+            if existing is None:
+                self._breakers[name] = candidate
+                return candidate
+        if _settings(existing) != _settings(candidate):
+            raise ValueError(
+                f"circuit breaker {name!r} already exists with other settings: "
+                f"(failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions) "
+                f"= {_settings(existing)}, asked for {_settings(candidate)}"
+            )
+        return existing
+
+    def register(self, breaker: CircuitBreaker) -> CircuitBreaker:
+        """Add a breaker made by hand; a :class:`ValueError` if the name is taken."""
+        with self._lock:
+            if breaker.name in self._breakers and self._breakers[breaker.name] is not breaker:
+                raise ValueError(f"a circuit breaker named {breaker.name!r} is already registered")
+            self._breakers[breaker.name] = breaker
+        return breaker
+
+    def all(self) -> dict[str, CircuitBreaker]:
+        """A snapshot of every registered breaker, by name."""
+        with self._lock:
+            return dict(self._breakers)
+
+    def remove(self, name: str) -> CircuitBreaker | None:
+        """Forget the breaker named ``name`` and return it (``None`` if absent)."""
+        with self._lock:
+            return self._breakers.pop(name, None)
+
+    def clear(self) -> None:
+        """Forget every breaker."""
+        with self._lock:
+            self._breakers.clear()
+
+
+registry = BreakerRegistry()
+
+
+def get_circuit_breaker(name: str) -> CircuitBreaker | None:
+    """The breaker registered under ``name``, or ``None``.
+
+    Example::
+
+        @hardy.circuit_breaker(name="inventory")
+        def stock(sku: str) -> int: ...
+
+        hardy.get_circuit_breaker("inventory").get_stats()
+    """
+    return registry.get(name)
+
+
+def _default_name(func: Callable[..., Any]) -> str:
+    target: Any = func
+    while hasattr(target, "func") and not hasattr(target, "__qualname__"):  # functools.partial
+        target = target.func
+    module = getattr(target, "__module__", None) or "<unknown>"
+    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    if qualname is None:
+        qualname = type(target).__qualname__
+    return f"{module}.{qualname}"
+
+
+@overload
+def circuit_breaker(name: Callable[P, R], /) -> ProtectedCallable[P, R]: ...
+
+
+@overload
+def circuit_breaker(
+    name: str | None = None,
+    failure_threshold: int = 5,
+    reset_timeout: float = 60.0,
+    half_open_max_calls: int = 3,
+    excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    fallback: Callable[..., Any] | None = None,
+) -> Callable[[Callable[P, R]], ProtectedCallable[P, R]]: ...
+
+
+def circuit_breaker(
+    name: str | Callable[..., Any] | None = None,
+    failure_threshold: int = 5,
+    reset_timeout: float = 60.0,
+    half_open_max_calls: int = 3,
+    excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    fallback: Callable[..., Any] | None = None,
+) -> Any:
+    """Protect a function with a named circuit breaker from the registry.
+
+    The name defaults to the function's ``module.qualname``; functions that
+    use the same name share one breaker. ``fallback``, when given, is called
+    with the same arguments instead of raising :class:`~hardy.CircuitOpenError`
+    when the breaker rejects a call (and awaited if it is async). The wrapper
+    exposes its breaker as ``.breaker``. Works bare (``@circuit_breaker``) and
+    called (``@circuit_breaker(...)``), on functions, ``async def`` functions,
+    methods and other callables.
+
+    Example::
+
+        @hardy.circuit_breaker(failure_threshold=3, reset_timeout=30, fallback=lambda user_id: None)
+        async def fetch_profile(user_id: int) -> dict[str, str]: ...
+
+        fetch_profile.breaker.get_stats()
+    """
+    if callable(name) and not isinstance(name, str):
+        return circuit_breaker()(name)
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, got {name!r} ({type(name).__name__})")
+    if fallback is not None:
+        _validate.callable_arg("fallback", fallback)
+    # Check the settings now, at the point of the mistake, not at decoration.
+    _validate.breaker_settings(
+        name or "unnamed", failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, int
+    )
+
+    def decorate(func: Callable[P, R]) -> ProtectedCallable[P, R]:
+        _validate.callable_arg("func", func)
+        breaker = registry.get_or_create(
+            name or _default_name(func),
+            failure_threshold,
+            reset_timeout,
+            half_open_max_calls,
+            excluded_exceptions,
+        )
+        return _core.protect(breaker, func, fallback)  # type: ignore[no-any-return]
+
+    return decorate

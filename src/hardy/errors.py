@@ -1,0 +1,119 @@
+"""The exceptions hardy raises.
+
+Every error of the library derives from :class:`HardyError`, so one
+``except hardy.HardyError`` catches them all. The exceptions raised by the
+functions hardy protects are never wrapped or replaced: they propagate with
+their own type, message and traceback.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+__all__ = [
+    "AllFallbacksFailedError",
+    "CircuitOpenError",
+    "HardyError",
+    "TimeoutError",
+]
+
+
+class HardyError(Exception):
+    """Base class of the library's own errors.
+
+    Example::
+
+        try:
+            protected_call()
+        except hardy.HardyError as exc:
+            log.warning("hardy refused the call: %s", exc)
+    """
+
+
+class CircuitOpenError(HardyError):
+    """A circuit breaker rejected the call without running it.
+
+    ``name`` is the breaker's name and ``reset_time`` the number of seconds
+    until the breaker lets a trial call through (``0.0`` when the breaker is
+    half-open and all its trial slots are taken).
+
+    The constructor stores its two arguments in ``args`` and nothing else, so
+    the breaker can build a fresh instance for every rejection for the price
+    of an empty exception; the message is formatted only when it is read.
+
+    Example::
+
+        try:
+            fetch_user(42)
+        except hardy.CircuitOpenError as exc:
+            retry_after = exc.reset_time
+    """
+
+    def __init__(self, name: str, reset_time: float) -> None:
+        super().__init__(name, reset_time)
+
+    @property
+    def name(self) -> str:
+        """The name of the breaker that rejected the call."""
+        return self.args[0]  # type: ignore[no-any-return]
+
+    @property
+    def reset_time(self) -> float:
+        """Seconds until the breaker admits a trial call."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+    def __str__(self) -> str:
+        name, reset_time = self.args
+        if reset_time > 0.0:
+            return f"circuit breaker {name!r} is open; it admits a trial call in {reset_time:.3f}s"
+        return f"circuit breaker {name!r} is open; its trial calls are in progress"
+
+    def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, float]]:
+        return (type(self), (self.name, self.reset_time))
+
+
+class TimeoutError(HardyError, builtins.TimeoutError):  # noqa: A001 - the name is the point
+    """An operation did not finish within its deadline.
+
+    It subclasses the builtin :class:`TimeoutError`, so ``except TimeoutError``
+    catches both.
+
+    Example::
+
+        try:
+            await slow_call()
+        except hardy.TimeoutError as exc:
+            print(exc.operation, exc.timeout)
+    """
+
+    def __init__(self, operation: str, timeout: float) -> None:
+        super().__init__(f"{operation} timed out after {timeout}s")
+        self.operation = operation
+        self.timeout = timeout
+
+    def __reduce__(self) -> tuple[type[TimeoutError], tuple[str, float]]:
+        return (type(self), (self.operation, self.timeout))
+
+
+class AllFallbacksFailedError(HardyError, RuntimeError):
+    """Every function of a fallback chain raised.
+
+    ``errors`` holds the exceptions in the order they were raised; the error
+    is raised ``from`` the last one, so no failure is lost.
+
+    Example::
+
+        try:
+            chain.execute()
+        except hardy.AllFallbacksFailedError as exc:
+            for error in exc.errors:
+                log.info("step failed: %r", error)
+    """
+
+    def __init__(self, name: str, errors: list[BaseException]) -> None:
+        super().__init__(f"All fallbacks failed for {name}")
+        self.name = name
+        self.errors = list(errors)
+
+    def __reduce__(self) -> tuple[type[AllFallbacksFailedError], tuple[str, list[BaseException]]]:
+        return (type(self), (self.name, self.errors))
