@@ -611,8 +611,8 @@ cdef class CircuitBreaker:
             _propagate()
         try:
             result = func(*args, **kwargs)
-        except BaseException:
-            self._settle_error(epoch)
+        except BaseException as exc:
+            self._record_outcome(exc, epoch)
             raise
         if PyCoro_CheckExact(<PyObject*>result):
             awaiter = _Awaiter.__new__(_Awaiter)
@@ -644,9 +644,9 @@ cdef class CircuitBreaker:
             if self._on_success(epoch) < 0:
                 _propagate()
         else:
-            self.record_outcome(exc, epoch)
+            self._record_outcome(exc, epoch)
 
-    cdef record_outcome(self, exc, long long epoch):
+    cdef _record_outcome(self, exc, long long epoch):
         if not isinstance(exc, Exception):
             self._release(epoch, False)
         elif isinstance(exc, self._excluded):
@@ -701,6 +701,7 @@ cdef enum:
     STAGE_RUNNING = 1   # admitted; the outcome will be settled
     STAGE_FALLBACK = 2  # rejected; forwarding an async fallback
     STAGE_DONE = 3
+    GO_ON = 2           # not a PySendResult (those are -1, 0 and 1)
 
 
 @cython.final
@@ -936,7 +937,7 @@ cdef void _settle_return(CircuitBreaker b, long long epoch) noexcept:
 
 
 cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
-    """Admit the call on the first send: 0 to go on, or a PySendResult."""
+    """Admit the call on the first send: GO_ON, or a PySendResult to return."""
     cdef CircuitBreaker b = aw._breaker
     cdef long long epoch = b._admit()
     cdef PyObject* result
@@ -956,7 +957,7 @@ cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
             slot._breaker = b
             slot._epoch = epoch
             aw._slot = slot
-        return 0
+        return GO_ON
     aw._abandon()
     if epoch == -2:
         return PYGEN_ERROR
@@ -976,7 +977,7 @@ cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
     aw._coro = <object>result
     xdecref(result)
     aw._stage = STAGE_FALLBACK
-    return 0
+    return GO_ON
 
 
 cdef int _awaiter_send(PyObject* self, PyObject* arg, PyObject** presult) noexcept:
@@ -988,7 +989,7 @@ cdef int _awaiter_send(PyObject* self, PyObject* arg, PyObject** presult) noexce
             aw._stage = STAGE_RUNNING
         else:
             status = _awaiter_start(aw, presult)
-            if status != 0:
+            if status != GO_ON:
                 return status
     elif aw._stage == STAGE_DONE:
         PyErr_SetString(PyExc_RuntimeError, b"cannot reuse already awaited coroutine")
