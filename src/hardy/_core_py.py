@@ -435,7 +435,9 @@ def protect(
                 b._successes += 1
             return result
 
-        return _wrapping.copy_metadata(protected_async, func, is_async=True)
+        wrapper = _wrapping.copy_metadata(protected_async, func, is_async=True)
+        wrapper.breaker = breaker
+        return wrapper
 
     def protected(*args: Any, **kwargs: Any) -> Any:
         if b._state:
@@ -459,4 +461,6 @@ def protect(
             b._successes += 1
         return result
 
-    return _wrapping.copy_metadata(protected, func, is_async=False)
+    wrapper = _wrapping.copy_metadata(protected, func, is_async=False)
+    wrapper.breaker = breaker
+    return wrapper
