@@ -45,7 +45,8 @@ def trip(breaker: Any) -> None:
 def test_new_breaker_is_closed_and_passes_results(clock: FakeClock) -> None:
     breaker = make(clock)
     assert breaker.state is CircuitState.CLOSED
-    assert breaker.is_closed and not breaker.is_open
+    assert breaker.is_closed
+    assert not breaker.is_open
     assert breaker.call(lambda x, y=0: x + y, 2, y=3) == 5
     assert breaker.get_stats()["successes"] == 1
 
@@ -120,7 +121,8 @@ def test_open_rejects_without_calling(clock: FakeClock) -> None:
     assert calls == []
     assert info.value.name == "svc"
     assert info.value.reset_time == pytest.approx(6.0)
-    assert "svc" in str(info.value) and "6.000s" in str(info.value)
+    assert "svc" in str(info.value)
+    assert "6.000s" in str(info.value)
     assert isinstance(info.value, hardy.HardyError)
     assert breaker.get_stats()["rejections"] == 1
     assert breaker.get_time_until_reset() == pytest.approx(6.0)
@@ -252,9 +254,7 @@ def test_reset_closes_and_keeps_totals(clock: FakeClock) -> None:
     assert breaker.get_time_until_reset() == 0.0
 
 
-def test_listeners_see_every_change_and_cannot_break_calls(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_listeners_see_every_change_and_cannot_break_calls(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
     breaker = make(clock, failure_threshold=1, half_open_max_calls=1)
     seen: list[tuple[Any, CircuitState, CircuitState]] = []
 
@@ -290,11 +290,23 @@ def test_stats_hold_the_documented_keys_and_invariant(clock: FakeClock) -> None:
     with pytest.raises(Excluded):
         breaker.call(fail, Excluded())
     stats = breaker.get_stats()
-    for key in ("name", "state", "failure_count", "success_count", "time_until_reset", "calls",
-                "successes", "failures", "rejections", "ignored", "opened"):
+    for key in (
+        "name",
+        "state",
+        "failure_count",
+        "success_count",
+        "time_until_reset",
+        "calls",
+        "successes",
+        "failures",
+        "rejections",
+        "ignored",
+        "opened",
+    ):
         assert key in stats
     assert stats["calls"] == stats["successes"] + stats["failures"] + stats["ignored"] == 3
-    assert stats["name"] == "svc" and stats["state"] == "closed"
+    assert stats["name"] == "svc"
+    assert stats["state"] == "closed"
 
 
 def test_real_clock_is_the_default() -> None:
@@ -369,9 +381,11 @@ def test_methods_static_and_class_methods(clock: FakeClock) -> None:
             return x * cls.factor
 
     service = Service()
-    assert service.method(2) == 20 and service.calls == 1
+    assert service.method(2) == 20
+    assert service.calls == 1
     assert Service.method(service, 3) == 30
-    assert Service.static(1) == 2 and service.static(1) == 2
+    assert Service.static(1) == 2
+    assert service.static(1) == 2
     assert Service.klass(2) == 20
     assert breaker.get_stats()["successes"] == 5
 
@@ -437,7 +451,8 @@ def test_async_function_stays_a_coroutine_function(clock: FakeClock) -> None:
 
     protected = breaker(fetch)
     assert inspect.iscoroutinefunction(protected)
-    assert protected.__name__ == "fetch" and protected.__doc__ == "Fetch."
+    assert protected.__name__ == "fetch"
+    assert protected.__doc__ == "Fetch."
     assert inspect.signature(protected) == inspect.signature(fetch)
     assert asyncio.run(protected(4)) == 8
 

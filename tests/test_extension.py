@@ -29,7 +29,9 @@ def test_compiled_core_is_active_when_built() -> None:
         return
     result = subprocess.run(
         [sys.executable, "-c", "import hardy; print(hardy.IMPLEMENTATION)"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
         env={k: v for k, v in os.environ.items() if k != "HARDY_NO_EXTENSIONS"},
     )
     assert result.stdout.strip() == "c"
@@ -38,7 +40,9 @@ def test_compiled_core_is_active_when_built() -> None:
 def test_no_extensions_switch_selects_the_twin() -> None:
     result = subprocess.run(
         [sys.executable, "-c", "import hardy; print(hardy.IMPLEMENTATION)"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, "HARDY_NO_EXTENSIONS": "1"},
     )
     assert result.stdout.strip() == "py"

@@ -133,7 +133,8 @@ class Parity(RuleBasedStateMachine):
             return
         c, py = self.pairs
         assert c.state == py.state
-        assert c.is_open == py.is_open and c.is_closed == py.is_closed
+        assert c.is_open == py.is_open
+        assert c.is_closed == py.is_closed
         assert c.get_stats() == py.get_stats()
         assert c.get_time_until_reset() == py.get_time_until_reset()
         assert self.events["c"] == self.events["py"]

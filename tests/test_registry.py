@@ -25,7 +25,8 @@ def test_bare_and_called_forms() -> None:
     def called(x: int) -> int:
         return x + 2
 
-    assert bare(1) == 2 and called(1) == 3
+    assert bare(1) == 2
+    assert called(1) == 3
     assert bare.breaker.name == f"{__name__}.test_bare_and_called_forms.<locals>.bare"
     assert hardy.get_circuit_breaker(bare.breaker.name) is bare.breaker
     assert bare.breaker is not called.breaker
@@ -96,7 +97,8 @@ def test_registry_operations() -> None:
     registry = hardy.BreakerRegistry()
     breaker = registry.get_or_create("a", failure_threshold=2)
     assert registry.get_or_create("a", failure_threshold=2) is breaker
-    assert registry.get("a") is breaker and registry.get("missing") is None
+    assert registry.get("a") is breaker
+    assert registry.get("missing") is None
     assert registry.all() == {"a": breaker}
     other = hardy.CircuitBreaker("b")
     assert registry.register(other) is other

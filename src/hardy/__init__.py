@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ._core import IMPLEMENTATION, CircuitBreaker
 from .breaker import BreakerRegistry, circuit_breaker, get_circuit_breaker, registry
-from .errors import AllFallbacksFailedError, CircuitOpenError, HardyError, TimeoutError
+from .errors import AllFallbacksFailedError, CircuitOpenError, HardyError, TimeoutError  # noqa: A004
 from .state import CircuitState
 
 __version__ = "0.1.0"

@@ -27,7 +27,7 @@ def is_async_callable(func: object) -> bool:
         func = func.func
     if inspect.isroutine(func) or isinstance(func, type):
         return False
-    return inspect.iscoroutinefunction(getattr(type(func), "__call__", None))
+    return inspect.iscoroutinefunction(getattr(type(func), "__call__", None))  # noqa: B004
 
 
 async def _coroutine_code_template(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never run
