@@ -265,197 +265,6 @@ cdef class CircuitBreaker:
     # Every method here returns an error code instead of raising, so the
     # dispatch can pass exceptions through without Cython adding frames.
 
-    cdef inline int _now(self, double* now) noexcept:
-        cdef PyObject* result
-        if self._clock is None:
-            now[0] = c_monotonic()
-            return 0
-        result = PyObject_CallNoArgs(<PyObject*>self._clock)
-        if result == NULL:
-            return -1
-        now[0] = PyFloat_AsDouble(result)
-        xdecref(result)
-        if now[0] == -1.0 and PyErr_Occurred() != NULL:
-            return -1
-        return 0
-
-    cdef long long _admit(self) noexcept:
-        """The epoch of an admitted call, -1 after a rejection, -2 on error."""
-        cdef double now
-        cdef long long epoch
-        cdef bint changed = False
-        if self._state == CLOSED:
-            return self._epoch
-        if self._now(&now) < 0:
-            return -2
-        hardy_lock(&self._mutex)
-        if self._state == CLOSED:
-            epoch = self._epoch
-            hardy_unlock(&self._mutex)
-            return epoch
-        if self._state == OPEN:
-            if now - self._opened_at < self._reset_timeout:
-                self._rejections += 1
-                hardy_unlock(&self._mutex)
-                return -1
-            self._state = HALF_OPEN
-            self._trials = 0
-            self._trial_successes = 0
-            changed = True
-        if self._trials < self._half_open_max:
-            self._trials += 1
-            epoch = self._epoch
-        else:
-            self._rejections += 1
-            epoch = -1
-        hardy_unlock(&self._mutex)
-        if changed and self._notify(OPEN, HALF_OPEN) < 0:
-            return -2
-        return epoch
-
-    cdef inline void _open(self, double now) noexcept:
-        # Caller holds the lock.
-        self._state = OPEN
-        self._epoch += 1
-        self._opened_at = now
-        self._trials = 0
-        self._trial_successes = 0
-        self._opened += 1
-
-    cdef int _on_success(self, long long epoch) noexcept:
-        cdef bint closed = False
-        hardy_lock(&self._mutex)
-        self._successes += 1
-        if epoch == self._epoch:
-            if self._state == CLOSED:
-                self._failure_count = 0
-            elif self._state == HALF_OPEN:
-                self._trial_successes += 1
-                if self._trial_successes >= self._half_open_max:
-                    self._state = CLOSED
-                    self._failure_count = 0
-                    self._trials = 0
-                    self._trial_successes = 0
-                    closed = True
-        hardy_unlock(&self._mutex)
-        if closed:
-            return self._notify(HALF_OPEN, CLOSED)
-        return 0
-
-    cdef int _on_failure(self, long long epoch) noexcept:
-        cdef double now
-        cdef int old = -1
-        if self._now(&now) < 0:
-            return -1
-        hardy_lock(&self._mutex)
-        self._failures += 1
-        if epoch == self._epoch:
-            if self._state == CLOSED:
-                self._failure_count += 1
-                if self._failure_count >= self._threshold:
-                    self._open(now)
-                    old = CLOSED
-            elif self._state == HALF_OPEN:
-                self._open(now)
-                old = HALF_OPEN
-        hardy_unlock(&self._mutex)
-        if old >= 0:
-            return self._notify(old, OPEN)
-        return 0
-
-    cdef inline void _release(self, long long epoch, bint ignored) noexcept:
-        hardy_lock(&self._mutex)
-        if ignored:
-            self._ignored += 1
-        if epoch == self._epoch and self._state == HALF_OPEN:
-            self._trials -= 1
-        hardy_unlock(&self._mutex)
-
-    cdef int _settle_error(self, long long epoch) noexcept:
-        """Settle the exception that is currently set, and leave it set."""
-        cdef PyObject* etype
-        cdef PyObject* evalue
-        cdef PyObject* etb
-        cdef PyObject* ntype
-        cdef PyObject* nvalue
-        cdef PyObject* ntb
-        cdef int rc = 0
-        PyErr_Fetch(&etype, &evalue, &etb)
-        PyErr_NormalizeException(&etype, &evalue, &etb)
-        if not PyErr_GivenExceptionMatches(etype, PyExc_Exception):
-            # Interrupted or cancelled: not an outcome, but a trial slot it
-            # held must come back or the breaker would stay half-open forever.
-            self._release(epoch, False)
-        elif PyErr_GivenExceptionMatches(etype, <PyObject*>self._excluded):
-            self._release(epoch, True)
-        else:
-            rc = self._on_failure(epoch)
-        if rc < 0:
-            # The settling itself raised (a clock or a listener): that error
-            # propagates, with the call's own error as its context.
-            PyErr_Fetch(&ntype, &nvalue, &ntb)
-            PyErr_NormalizeException(&ntype, &nvalue, &ntb)
-            if etb != NULL:
-                PyException_SetTraceback(evalue, etb)
-            PyException_SetContext(nvalue, evalue)  # steals evalue
-            xdecref(etype)
-            xdecref(etb)
-            PyErr_Restore(ntype, nvalue, ntb)
-            return -1
-        PyErr_Restore(etype, evalue, etb)
-        return 0
-
-    cdef int _raise_rejection(self) noexcept:
-        cdef PyObject* args
-        cdef PyObject* exc
-        cdef double wait = 0.0
-        cdef double now
-        if self._state == OPEN:
-            if self._now(&now) < 0:
-                return -1
-            wait = self._reset_timeout - (now - self._opened_at)
-            if wait < 0.0:
-                wait = 0.0
-        args = PyTuple_New(2)
-        if args == NULL:
-            return -1
-        Py_INCREF(self._name)
-        PyTuple_SET_ITEM(args, 0, <PyObject*>self._name)
-        PyTuple_SET_ITEM(args, 1, PyFloat_FromDouble(wait))
-        exc = hardy_new_exception(_open_error_type, args)
-        xdecref(args)
-        if exc == NULL:
-            return -1
-        PyErr_SetObject(_open_error_type, exc)
-        xdecref(exc)
-        return -1
-
-    cdef int _notify(self, int old, int new) noexcept:
-        cdef PyObject* result
-        if self._listeners is None or len(self._listeners) == 0:
-            return 0
-        result = PyObject_CallFunctionObjArgs(
-            <PyObject*>_notify_listeners,
-            <PyObject*>self,
-            <PyObject*>self._listeners,
-            PyTuple_GET_ITEM(<PyObject*>_CODES, old),
-            PyTuple_GET_ITEM(<PyObject*>_CODES, new),
-            NULL,
-        )
-        if result == NULL:
-            return -1
-        xdecref(result)
-        return 0
-
-    cdef int _state_code(self) except -1:
-        cdef double now
-        if self._state == OPEN:
-            if self._now(&now) < 0:
-                return -1
-            if now - self._opened_at >= self._reset_timeout:
-                return HALF_OPEN
-        return self._state
-
     # -- reading the breaker ----------------------------------------------
 
     @property
@@ -486,12 +295,12 @@ cdef class CircuitBreaker:
     @property
     def state(self):
         """The current state, taking the time spent open into account."""
-        return STATE_BY_CODE[self._state_code()]
+        return STATE_BY_CODE[_state_code(self)]
 
     @property
     def is_open(self):
         """True while calls are rejected for the reset timeout."""
-        return self._state_code() == OPEN
+        return _state_code(self) == OPEN
 
     @property
     def is_closed(self):
@@ -503,7 +312,7 @@ cdef class CircuitBreaker:
         cdef double now
         if self._state != OPEN:
             return 0.0
-        if self._now(&now) < 0:
+        if _now(self, &now) < 0:
             _propagate()
         return max(0.0, self._reset_timeout - (now - self._opened_at))
 
@@ -516,7 +325,7 @@ cdef class CircuitBreaker:
             'closed'
         """
         time_until_reset = self.get_time_until_reset()
-        cdef int state = self._state_code()
+        cdef int state = _state_code(self)
         hardy_lock(&self._mutex)
         cdef long long successes = self._successes
         cdef long long failures = self._failures
@@ -562,12 +371,12 @@ cdef class CircuitBreaker:
         self._trials = 0
         self._trial_successes = 0
         hardy_unlock(&self._mutex)
-        if old != CLOSED and self._notify(old, CLOSED) < 0:
+        if old != CLOSED and _notify(self, old, CLOSED) < 0:
             _propagate()
 
     def record_success(self):
         """Record a success of a call made without the breaker's help."""
-        if self._on_success(self._epoch) < 0:
+        if _on_success(self, self._epoch) < 0:
             _propagate()
 
     def record_failure(self, exception):
@@ -579,7 +388,7 @@ cdef class CircuitBreaker:
             self._ignored += 1
             hardy_unlock(&self._mutex)
         elif isinstance(exception, Exception):
-            if self._on_failure(self._epoch) < 0:
+            if _on_failure(self, self._epoch) < 0:
                 _propagate()
 
     def add_listener(self, callback):
@@ -603,16 +412,16 @@ cdef class CircuitBreaker:
         For an ``async def`` function the admission happens now and the
         returned awaitable settles the outcome when it completes.
         """
-        cdef long long epoch = self._admit()
+        cdef long long epoch = _admit(self)
         cdef _Awaiter awaiter
         if epoch < 0:
             if epoch == -1:
-                self._raise_rejection()
+                _raise_rejection(self)
             _propagate()
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            self._record_outcome(exc, epoch)
+            _record_outcome(self, exc, epoch)
             raise
         if PyCoro_CheckExact(<PyObject*>result):
             awaiter = _Awaiter.__new__(_Awaiter)
@@ -621,7 +430,7 @@ cdef class CircuitBreaker:
             awaiter._epoch = epoch
             awaiter._stage = STAGE_RUNNING
             return awaiter
-        if self._on_success(epoch) < 0:
+        if _on_success(self, epoch) < 0:
             _propagate()
         return result
 
@@ -630,10 +439,10 @@ cdef class CircuitBreaker:
         return protect(self, func)
 
     def __enter__(self):
-        cdef long long epoch = self._admit()
+        cdef long long epoch = _admit(self)
         if epoch < 0:
             if epoch == -1:
-                self._raise_rejection()
+                _raise_rejection(self)
             _propagate()
         _blocks.push(self, epoch)
         return self
@@ -641,18 +450,10 @@ cdef class CircuitBreaker:
     def __exit__(self, exc_type, exc, tb):
         cdef long long epoch = _blocks.pop(self)
         if exc is None:
-            if self._on_success(epoch) < 0:
+            if _on_success(self, epoch) < 0:
                 _propagate()
         else:
-            self._record_outcome(exc, epoch)
-
-    cdef _record_outcome(self, exc, long long epoch):
-        if not isinstance(exc, Exception):
-            self._release(epoch, False)
-        elif isinstance(exc, self._excluded):
-            self._release(epoch, True)
-        elif self._on_failure(epoch) < 0:
-            _propagate()
+            _record_outcome(self, exc, epoch)
 
     async def __aenter__(self):
         return self.__enter__()
@@ -661,7 +462,223 @@ cdef class CircuitBreaker:
         self.__exit__(exc_type, exc, tb)
 
     def __repr__(self):
-        return f"<CircuitBreaker {self._name!r} {STATE_BY_CODE[self._state_code()].value}>"
+        return f"<CircuitBreaker {self._name!r} {STATE_BY_CODE[_state_code(self)].value}>"
+
+
+
+cdef int _record_outcome(CircuitBreaker self, BaseException exc, long long epoch) except -1:
+    """Settle an outcome given as an exception object (``call``, ``__exit__``)."""
+    if not isinstance(exc, Exception):
+        _release(self, epoch, False)
+    elif isinstance(exc, self._excluded):
+        _release(self, epoch, True)
+    elif _on_failure(self, epoch) < 0:
+        return -1
+    return 0
+
+
+# The breaker's C-level operations are module functions rather than cdef
+# methods: a cdef method would add a vtable pointer to every breaker.
+
+cdef inline int _now(CircuitBreaker self, double* now) noexcept:
+    cdef PyObject* result
+    if self._clock is None:
+        now[0] = c_monotonic()
+        return 0
+    result = PyObject_CallNoArgs(<PyObject*>self._clock)
+    if result == NULL:
+        return -1
+    now[0] = PyFloat_AsDouble(result)
+    xdecref(result)
+    if now[0] == -1.0 and PyErr_Occurred() != NULL:
+        return -1
+    return 0
+
+
+cdef long long _admit(CircuitBreaker self) noexcept:
+    """The epoch of an admitted call, -1 after a rejection, -2 on error."""
+    cdef double now
+    cdef long long epoch
+    cdef bint changed = False
+    if self._state == CLOSED:
+        return self._epoch
+    if _now(self, &now) < 0:
+        return -2
+    hardy_lock(&self._mutex)
+    if self._state == CLOSED:
+        epoch = self._epoch
+        hardy_unlock(&self._mutex)
+        return epoch
+    if self._state == OPEN:
+        if now - self._opened_at < self._reset_timeout:
+            self._rejections += 1
+            hardy_unlock(&self._mutex)
+            return -1
+        self._state = HALF_OPEN
+        self._trials = 0
+        self._trial_successes = 0
+        changed = True
+    if self._trials < self._half_open_max:
+        self._trials += 1
+        epoch = self._epoch
+    else:
+        self._rejections += 1
+        epoch = -1
+    hardy_unlock(&self._mutex)
+    if changed and _notify(self, OPEN, HALF_OPEN) < 0:
+        return -2
+    return epoch
+
+
+cdef inline void _open(CircuitBreaker self, double now) noexcept:
+    # Caller holds the lock.
+    self._state = OPEN
+    self._epoch += 1
+    self._opened_at = now
+    self._trials = 0
+    self._trial_successes = 0
+    self._opened += 1
+
+
+cdef int _on_success(CircuitBreaker self, long long epoch) noexcept:
+    cdef bint closed = False
+    hardy_lock(&self._mutex)
+    self._successes += 1
+    if epoch == self._epoch:
+        if self._state == CLOSED:
+            self._failure_count = 0
+        elif self._state == HALF_OPEN:
+            self._trial_successes += 1
+            if self._trial_successes >= self._half_open_max:
+                self._state = CLOSED
+                self._failure_count = 0
+                self._trials = 0
+                self._trial_successes = 0
+                closed = True
+    hardy_unlock(&self._mutex)
+    if closed:
+        return _notify(self, HALF_OPEN, CLOSED)
+    return 0
+
+
+cdef int _on_failure(CircuitBreaker self, long long epoch) noexcept:
+    cdef double now
+    cdef int old = -1
+    if _now(self, &now) < 0:
+        return -1
+    hardy_lock(&self._mutex)
+    self._failures += 1
+    if epoch == self._epoch:
+        if self._state == CLOSED:
+            self._failure_count += 1
+            if self._failure_count >= self._threshold:
+                _open(self, now)
+                old = CLOSED
+        elif self._state == HALF_OPEN:
+            _open(self, now)
+            old = HALF_OPEN
+    hardy_unlock(&self._mutex)
+    if old >= 0:
+        return _notify(self, old, OPEN)
+    return 0
+
+
+cdef inline void _release(CircuitBreaker self, long long epoch, bint ignored) noexcept:
+    hardy_lock(&self._mutex)
+    if ignored:
+        self._ignored += 1
+    if epoch == self._epoch and self._state == HALF_OPEN:
+        self._trials -= 1
+    hardy_unlock(&self._mutex)
+
+
+cdef int _settle_error(CircuitBreaker self, long long epoch) noexcept:
+    """Settle the exception that is currently set, and leave it set."""
+    cdef PyObject* etype
+    cdef PyObject* evalue
+    cdef PyObject* etb
+    cdef PyObject* ntype
+    cdef PyObject* nvalue
+    cdef PyObject* ntb
+    cdef int rc = 0
+    PyErr_Fetch(&etype, &evalue, &etb)
+    PyErr_NormalizeException(&etype, &evalue, &etb)
+    if not PyErr_GivenExceptionMatches(etype, PyExc_Exception):
+        # Interrupted or cancelled: not an outcome, but a trial slot it
+        # held must come back or the breaker would stay half-open forever.
+        _release(self, epoch, False)
+    elif PyErr_GivenExceptionMatches(etype, <PyObject*>self._excluded):
+        _release(self, epoch, True)
+    else:
+        rc = _on_failure(self, epoch)
+    if rc < 0:
+        # The settling itself raised (a clock or a listener): that error
+        # propagates, with the call's own error as its context.
+        PyErr_Fetch(&ntype, &nvalue, &ntb)
+        PyErr_NormalizeException(&ntype, &nvalue, &ntb)
+        if etb != NULL:
+            PyException_SetTraceback(evalue, etb)
+        PyException_SetContext(nvalue, evalue)  # steals evalue
+        xdecref(etype)
+        xdecref(etb)
+        PyErr_Restore(ntype, nvalue, ntb)
+        return -1
+    PyErr_Restore(etype, evalue, etb)
+    return 0
+
+
+cdef int _raise_rejection(CircuitBreaker self) noexcept:
+    cdef PyObject* args
+    cdef PyObject* exc
+    cdef double wait = 0.0
+    cdef double now
+    if self._state == OPEN:
+        if _now(self, &now) < 0:
+            return -1
+        wait = self._reset_timeout - (now - self._opened_at)
+        if wait < 0.0:
+            wait = 0.0
+    args = PyTuple_New(2)
+    if args == NULL:
+        return -1
+    Py_INCREF(self._name)
+    PyTuple_SET_ITEM(args, 0, <PyObject*>self._name)
+    PyTuple_SET_ITEM(args, 1, PyFloat_FromDouble(wait))
+    exc = hardy_new_exception(_open_error_type, args)
+    xdecref(args)
+    if exc == NULL:
+        return -1
+    PyErr_SetObject(_open_error_type, exc)
+    xdecref(exc)
+    return -1
+
+
+cdef int _notify(CircuitBreaker self, int old, int new) noexcept:
+    cdef PyObject* result
+    if self._listeners is None or len(self._listeners) == 0:
+        return 0
+    result = PyObject_CallFunctionObjArgs(
+        <PyObject*>_notify_listeners,
+        <PyObject*>self,
+        <PyObject*>self._listeners,
+        PyTuple_GET_ITEM(<PyObject*>_CODES, old),
+        PyTuple_GET_ITEM(<PyObject*>_CODES, new),
+        NULL,
+    )
+    if result == NULL:
+        return -1
+    xdecref(result)
+    return 0
+
+
+cdef int _state_code(CircuitBreaker self) except -1:
+    cdef double now
+    if self._state == OPEN:
+        if _now(self, &now) < 0:
+            return -1
+        if now - self._opened_at >= self._reset_timeout:
+            return HALF_OPEN
+    return self._state
 
 
 cdef int _propagate() except -1:
@@ -745,21 +762,21 @@ cdef PyObject* _protected_vectorcall(
     if b._state == CLOSED:
         epoch = b._epoch
     else:
-        epoch = b._admit()
+        epoch = _admit(b)
         if epoch < 0:
             if epoch == -2:
                 return NULL
             if p._fallback is None:
-                b._raise_rejection()
+                _raise_rejection(b)
                 return NULL
             return PyObject_Vectorcall(<PyObject*>p._fallback, args, nargsf, kwnames)
     result = PyObject_Vectorcall(<PyObject*>p._func, args, nargsf, kwnames)
     if result == NULL:
-        b._settle_error(epoch)
+        _settle_error(b, epoch)
         return NULL
     if b._state == CLOSED and b._failure_count == 0:
         hardy_add_one(&b._successes)
-    elif b._on_success(epoch) < 0:
+    elif _on_success(b, epoch) < 0:
         xdecref(result)
         return NULL
     return result
@@ -853,7 +870,7 @@ cdef class _Awaiter:
             if PyErr_ExceptionMatches(PyExc_StopIteration):
                 _settle_return(self._breaker, self._epoch)
             else:
-                self._breaker._settle_error(self._epoch)
+                _settle_error(self._breaker, self._epoch)
         else:
             self._stage = STAGE_DONE
         _propagate()
@@ -869,7 +886,7 @@ cdef class _Awaiter:
                 self._coro.close()
             finally:
                 if stage == STAGE_RUNNING:
-                    self._breaker._release(self._epoch, False)
+                    _release(self._breaker, self._epoch, False)
 
     cdef void _discard_inner(self) noexcept:
         # A coroutine that never ran is closed so it does not warn that it
@@ -908,7 +925,7 @@ cdef class _TrialSlot:
 
     def __dealloc__(self):
         if self._breaker is not None:
-            self._breaker._release(self._epoch, False)
+            _release(self._breaker, self._epoch, False)
 
 
 cdef object _steal(PyObject* obj):
@@ -931,7 +948,7 @@ cdef void _settle_return(CircuitBreaker b, long long epoch) noexcept:
     cdef PyObject* evalue
     cdef PyObject* etb
     PyErr_Fetch(&etype, &evalue, &etb)
-    if b._on_success(epoch) < 0:
+    if _on_success(b, epoch) < 0:
         PyErr_WriteUnraisable(<PyObject*>b)
     PyErr_Restore(etype, evalue, etb)
 
@@ -939,7 +956,7 @@ cdef void _settle_return(CircuitBreaker b, long long epoch) noexcept:
 cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
     """Admit the call on the first send: GO_ON, or a PySendResult to return."""
     cdef CircuitBreaker b = aw._breaker
-    cdef long long epoch = b._admit()
+    cdef long long epoch = _admit(b)
     cdef PyObject* result
     cdef _Protected owner = aw._owner
     cdef _TrialSlot slot
@@ -950,7 +967,7 @@ cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
             aw._stage = STAGE_DONE
             _set_error(aw._pending)
             aw._pending = None
-            b._settle_error(epoch)
+            _settle_error(b, epoch)
             return PYGEN_ERROR
         if b._state == HALF_OPEN:
             slot = _TrialSlot.__new__(_TrialSlot)
@@ -962,7 +979,7 @@ cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
     if epoch == -2:
         return PYGEN_ERROR
     if owner is None or owner._fallback is None:
-        b._raise_rejection()
+        _raise_rejection(b)
         return PYGEN_ERROR
     packed = <tuple>aw._fallback_args
     result = PyObject_Call(
@@ -1002,11 +1019,11 @@ cdef int _awaiter_send(PyObject* self, PyObject* arg, PyObject** presult) noexce
         if status == PYGEN_RETURN:
             if aw._breaker._state == CLOSED and aw._breaker._failure_count == 0:
                 hardy_add_one(&aw._breaker._successes)
-            elif aw._breaker._on_success(aw._epoch) < 0:
+            elif _on_success(aw._breaker, aw._epoch) < 0:
                 xdecref(presult[0])
                 return PYGEN_ERROR
         else:
-            aw._breaker._settle_error(aw._epoch)
+            _settle_error(aw._breaker, aw._epoch)
     else:
         aw._stage = STAGE_DONE
     return status
