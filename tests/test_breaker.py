@@ -657,3 +657,53 @@ def test_bad_arguments_are_rejected_with_their_name(kwargs: dict[str, Any], erro
 def test_decorating_a_non_callable_is_rejected(clock: FakeClock) -> None:
     with pytest.raises(TypeError, match="func must be callable, got 3"):
         make(clock)(3)
+
+
+def test_many_concurrent_and_interleaved_async_calls(clock: FakeClock) -> None:
+    breaker = make(clock, failure_threshold=1000)
+
+    async def echo(x: int) -> int:
+        for _ in range(x % 3):
+            await asyncio.sleep(0)
+        if x % 7 == 0:
+            raise Boom(x)
+        return x
+
+    protected = breaker(echo)
+
+    async def scenario() -> None:
+        results = await asyncio.gather(*(protected(x) for x in range(1, 101)), return_exceptions=True)
+        for x, result in zip(range(1, 101), results):
+            if x % 7 == 0:
+                assert isinstance(result, Boom) and result.args == (x,)
+            else:
+                assert result == x
+        # Awaitables held by the caller and awaited out of order.
+        first, second = protected(1), protected(2)
+        assert await second == 2
+        assert await first == 1
+        for x in range(1, 50):  # one after another
+            if x % 7:
+                assert await protected(x) == x
+
+    asyncio.run(scenario())
+    stats = breaker.get_stats()
+    assert stats["failures"] == 14
+    assert stats["successes"] == 86 + 2 + 42
+
+
+def test_an_awaitable_cannot_be_awaited_twice(clock: FakeClock) -> None:
+    breaker = make(clock)
+
+    async def one() -> int:
+        return 1
+
+    protected = breaker(one)
+
+    async def scenario() -> None:
+        awaitable = protected()
+        assert await awaitable == 1
+        with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+            await awaitable
+
+    asyncio.run(scenario())

@@ -32,11 +32,13 @@ from hardy.state import STATE_BY_CODE
 cdef extern from *:
     """
     #ifdef Py_GIL_DISABLED
+    #define HARDY_REUSE_AWAITERS 0
     typedef PyMutex hardy_mutex;
     #define hardy_lock(m) PyMutex_Lock(m)
     #define hardy_unlock(m) PyMutex_Unlock(m)
     #define hardy_add_one(p) _Py_atomic_add_int64((p), 1)
     #else
+    #define HARDY_REUSE_AWAITERS 1
     typedef char hardy_mutex;
     #define hardy_lock(m) ((void)(m))
     #define hardy_unlock(m) ((void)(m))
@@ -116,6 +118,7 @@ cdef extern from *:
     }
     """
     ctypedef char hardy_mutex
+    bint HARDY_REUSE_AWAITERS
     void hardy_lock(hardy_mutex* m) noexcept nogil
     void hardy_unlock(hardy_mutex* m) noexcept nogil
     void hardy_add_one(long long* p) noexcept nogil
@@ -165,6 +168,7 @@ cdef extern from "Python.h":
     PyObject* PyLong_FromLong(long v)
     PyObject* PyObject_CallFunctionObjArgs(PyObject* callable, ...)
     PyObject* PyObject_CallOneArg(PyObject* callable, PyObject* arg)
+    Py_ssize_t Py_REFCNT(PyObject* o)
     PyObject* PyExc_Exception
     PyTypeObject* Py_TYPE(PyObject* o)
     PyObject* PyExc_RuntimeError
@@ -731,6 +735,7 @@ cdef class _Protected:
     cdef object _fallback
     cdef bint _is_async
     cdef bint _fallback_is_async
+    cdef object _spare              # a finished _Awaiter to reuse (async only)
     cdef dict __dict__
     cdef object __weakref__
 
@@ -795,11 +800,27 @@ cdef object _pack_args(PyObject* const* args, size_t nargsf, PyObject* kwnames):
 
 
 cdef PyObject* _start_async(_Protected p, PyObject* const* args, size_t nargsf, PyObject* kwnames) except NULL:
-    cdef _Awaiter awaiter = _Awaiter.__new__(_Awaiter)
+    cdef _Awaiter awaiter = <_Awaiter>p._spare if p._spare is not None else None
     cdef PyObject* coro
-    awaiter._breaker = p._breaker
-    if p._fallback is not None:
+    # Allocating, tracking and freeing an awaiter is most of the cost of an
+    # async call, so each protected function keeps its last one and reuses
+    # it once finished, when nobody else holds it: the references are then
+    # this function's local and ``_spare``. Free-threaded builds cannot rely
+    # on reference counts this way and always allocate.
+    if (
+        HARDY_REUSE_AWAITERS
+        and awaiter is not None
+        and awaiter._stage == STAGE_DONE
+        and Py_REFCNT(<PyObject*>awaiter) == 2
+    ):
+        awaiter._stage = STAGE_NEW
+    else:
+        awaiter = _Awaiter.__new__(_Awaiter)
+        awaiter._breaker = p._breaker
         awaiter._owner = p
+        if HARDY_REUSE_AWAITERS:
+            p._spare = awaiter
+    if p._fallback is not None:
         awaiter._fallback_args = _pack_args(args, nargsf, kwnames)
     # Calling an async function only creates its coroutine; the body runs
     # after the admission, on the first send. An error raised by the call
@@ -866,50 +887,54 @@ cdef class _Awaiter:
         if result != NULL:
             return _steal(result)
         if self._stage == STAGE_RUNNING:
-            self._settled()
             if PyErr_ExceptionMatches(PyExc_StopIteration):
                 _settle_return(self._breaker, self._epoch)
             else:
                 _settle_error(self._breaker, self._epoch)
-        else:
-            self._stage = STAGE_DONE
+        self._settled()
         _propagate()
 
     def close(self):
         """Close the inner coroutine; an admitted call gives back its trial slot."""
         cdef int stage = self._stage
+        coro = self._coro
         self._settled()
         if stage == STAGE_NEW:
-            self._discard_inner()
+            _close_unstarted(coro)
         elif stage in (STAGE_RUNNING, STAGE_FALLBACK):
             try:
-                self._coro.close()
+                coro.close()
             finally:
                 if stage == STAGE_RUNNING:
                     _release(self._breaker, self._epoch, False)
 
-    cdef void _discard_inner(self) noexcept:
-        # A coroutine that never ran is closed so it does not warn that it
-        # was never awaited: it was not meant to run.
-        cdef PyObject* result
-        if self._coro is not None:
-            result = PyObject_CallMethodNoArgs(<PyObject*>self._coro, <PyObject*>_s_close)
-            if result == NULL:
-                PyErr_WriteUnraisable(<PyObject*>self._coro)
-            else:
-                xdecref(result)
-        self._coro = None
-        self._pending = None
-
     cdef void _abandon(self) noexcept:
-        self._stage = STAGE_DONE
-        self._discard_inner()
+        coro = self._coro
+        self._settled()
+        _close_unstarted(coro)
 
     cdef inline void _settled(self) noexcept:
+        # Finished: drop everything the call held, so a reused awaiter keeps
+        # nothing of its previous call alive.
         self._stage = STAGE_DONE
+        self._coro = None
+        self._pending = None
+        self._fallback_args = None
         if self._slot is not None:
             self._slot._breaker = None
             self._slot = None
+
+
+cdef void _close_unstarted(object coro) noexcept:
+    # A coroutine that never ran is closed so it does not warn that it was
+    # never awaited: it was not meant to run.
+    cdef PyObject* result
+    if coro is not None:
+        result = PyObject_CallMethodNoArgs(<PyObject*>coro, <PyObject*>_s_close)
+        if result == NULL:
+            PyErr_WriteUnraisable(<PyObject*>coro)
+        else:
+            xdecref(result)
 
 
 @cython.final
@@ -964,10 +989,9 @@ cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
         aw._epoch = epoch
         aw._stage = STAGE_RUNNING
         if aw._pending is not None:
-            aw._stage = STAGE_DONE
             _set_error(aw._pending)
-            aw._pending = None
             _settle_error(b, epoch)
+            aw._settled()
             return PYGEN_ERROR
         if b._state == HALF_OPEN:
             slot = _TrialSlot.__new__(_TrialSlot)
@@ -975,17 +999,18 @@ cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
             slot._epoch = epoch
             aw._slot = slot
         return GO_ON
+    packed = aw._fallback_args
     aw._abandon()
     if epoch == -2:
         return PYGEN_ERROR
     if owner is None or owner._fallback is None:
         _raise_rejection(b)
         return PYGEN_ERROR
-    packed = <tuple>aw._fallback_args
     result = PyObject_Call(
-        <PyObject*>owner._fallback, PyTuple_GET_ITEM(<PyObject*>packed, 0), PyTuple_GET_ITEM(<PyObject*>packed, 1)
+        <PyObject*>owner._fallback,
+        PyTuple_GET_ITEM(<PyObject*>packed, 0),
+        PyTuple_GET_ITEM(<PyObject*>packed, 1),
     )
-    aw._fallback_args = None
     if result == NULL:
         return PYGEN_ERROR
     if not owner._fallback_is_async:
@@ -1015,17 +1040,15 @@ cdef int _awaiter_send(PyObject* self, PyObject* arg, PyObject** presult) noexce
     if status == PYGEN_NEXT:
         return status
     if aw._stage == STAGE_RUNNING:
-        aw._settled()
         if status == PYGEN_RETURN:
             if aw._breaker._state == CLOSED and aw._breaker._failure_count == 0:
                 hardy_add_one(&aw._breaker._successes)
             elif _on_success(aw._breaker, aw._epoch) < 0:
                 xdecref(presult[0])
-                return PYGEN_ERROR
+                status = PYGEN_ERROR
         else:
             _settle_error(aw._breaker, aw._epoch)
-    else:
-        aw._stage = STAGE_DONE
+    aw._settled()
     return status
 
 
