@@ -673,9 +673,10 @@ def test_many_concurrent_and_interleaved_async_calls(clock: FakeClock) -> None:
 
     async def scenario() -> None:
         results = await asyncio.gather(*(protected(x) for x in range(1, 101)), return_exceptions=True)
-        for x, result in zip(range(1, 101), results):
+        for x, result in zip(range(1, 101), results, strict=False):
             if x % 7 == 0:
-                assert isinstance(result, Boom) and result.args == (x,)
+                assert isinstance(result, Boom)
+                assert result.args == (x,)
             else:
                 assert result == x
         # Awaitables held by the caller and awaited out of order.
