@@ -1,5 +1,5 @@
 # cython: language_level=3, freethreading_compatible=True, embedsignature=True
-# cython: boundscheck=False, wraparound=False, cdivision=True
+# cython: boundscheck=False, wraparound=False, cdivision=True, auto_pickle=False
 """The compiled core of hardy: the circuit breaker and the call dispatch.
 
 ``_core_py.py`` is its pure-Python twin and the reference for its behaviour;
@@ -918,8 +918,11 @@ cdef class _Awaiter:
         # nothing of its previous call alive.
         self._stage = STAGE_DONE
         self._coro = None
-        self._pending = None
-        self._fallback_args = None
+        # Usually None already: test first, it saves the reference churn.
+        if self._pending is not None:
+            self._pending = None
+        if self._fallback_args is not None:
+            self._fallback_args = None
         if self._slot is not None:
             self._slot._breaker = None
             self._slot = None

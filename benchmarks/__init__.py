@@ -1,0 +1,1 @@
+"""hardy's benchmarks: pytest-benchmark files and the target checker."""

@@ -1,0 +1,1 @@
+"""Benchmarks are collected from this folder only; see benchmarks/targets.py."""

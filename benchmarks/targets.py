@@ -1,0 +1,147 @@
+"""Check the performance targets of the issues against one benchmark run.
+
+Usage::
+
+    python -m benchmarks.targets            # runs the benchmarks, then checks
+    python -m benchmarks.targets --json F   # checks an existing --benchmark-json file
+
+Every ratio compares two cases of the same group measured in the same run.
+The ratio uses each case's fastest round (the quiet-machine figure on a
+shared, noisy host); the median ratio is printed beside it. Exit status 1 when
+a target fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Target:
+    description: str
+    group: str
+    case: str
+    baseline: str | None  # None: an absolute bound on extra_info
+    limit: float
+    extra: str | None = None
+
+
+TARGETS = [
+    Target(
+        "compiled breaker, closed, success vs functools.partial", "breaker-closed-success", "hardy-c", "partial", 1.15
+    ),
+    Target(
+        "compiled breaker, open, rejection vs raise+catch ValueError (same frame)",
+        "breaker-open-rejection",
+        "hardy-c",
+        "raise-ValueError-same-frame",
+        2.0,
+    ),
+    Target(
+        "pure twin, closed, success vs minimal class wrapper",
+        "breaker-closed-success",
+        "hardy-py",
+        "minimal-wrapper",
+        1.3,
+    ),
+    Target(
+        "compiled breaker, async closed success vs bare await",
+        "breaker-async-closed-success",
+        "hardy-c",
+        "bare-await",
+        1.5,
+    ),
+    Target(
+        "8 threads x 2 ms through one compiled breaker vs bare (5% noise allowance)",
+        "breaker-8-threads-2ms",
+        "hardy-c",
+        "bare",
+        1.05,
+    ),
+    Target(
+        "bytes per compiled breaker (tracemalloc, 100,000 breakers)",
+        "breaker-memory",
+        "c",
+        None,
+        160.0,
+        extra="bytes_per_breaker",
+    ),
+]
+
+
+def _case(name: str) -> str:
+    return name.split("[", 1)[1].rstrip("]") if "[" in name else name
+
+
+def load(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    data = json.loads(path.read_text())
+    return {(bench["group"], _case(bench["name"])): bench for bench in data["benchmarks"]}
+
+
+def check(results: dict[tuple[str, str], dict[str, Any]]) -> bool:
+    ok = True
+    print(f"{'target':<78} {'ratio(min)':>10} {'ratio(median)':>13} {'limit':>7}  verdict")
+    for target in TARGETS:
+        bench = results.get((target.group, target.case))
+        if target.baseline is None:
+            value = None if bench is None else bench["extra_info"].get(target.extra or "")
+            passed = value is not None and value <= target.limit
+            shown = "missing" if value is None else f"{value:.1f}"
+            print(f"{target.description:<78} {shown:>10} {'':>13} {target.limit:>7.1f}  {'PASS' if passed else 'FAIL'}")
+        else:
+            base = results.get((target.group, target.baseline))
+            if bench is None or base is None:
+                passed = False
+                print(f"{target.description:<78} {'missing':>10} {'':>13} {target.limit:>7.2f}  FAIL")
+            else:
+                ratio = bench["stats"]["min"] / base["stats"]["min"]
+                median = bench["stats"]["median"] / base["stats"]["median"]
+                passed = ratio <= target.limit
+                verdict = "PASS" if passed else "FAIL"
+                print(f"{target.description:<78} {ratio:>10.2f} {median:>13.2f} {target.limit:>7.2f}  {verdict}")
+        ok = ok and passed
+    return ok
+
+
+def run_benchmarks(json_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(HERE),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--benchmark-only",
+        f"--benchmark-json={json_path}",
+        "--benchmark-min-rounds=15",
+        "--benchmark-warmup=on",
+        "--benchmark-sort=name",
+    ]
+    subprocess.run(command, check=True, cwd=HERE.parent, env={**os.environ, "PYTHONHASHSEED": "0"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, help="check this pytest-benchmark JSON instead of running")
+    args = parser.parse_args(argv)
+    if args.json is not None:
+        return 0 if check(load(args.json)) else 1
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "benchmarks.json"
+        run_benchmarks(path)
+        return 0 if check(load(path)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
