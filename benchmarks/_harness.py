@@ -42,7 +42,7 @@ def unrolled(fn: Callable[[int], Any]) -> Callable[[], None]:
 
 def unrolled_catching(fn: Callable[[int], Any], exc: type[BaseException]) -> Callable[[], None]:
     """``CALLS`` calls of ``fn(1)``, each expected to raise ``exc``."""
-    body = "\n".join([f"        try:\n            fn(1)\n        except exc:\n            pass"] * UNROLL)
+    body = "\n".join(["        try:\n            fn(1)\n        except exc:\n            pass"] * UNROLL)
     source = f"def run():\n    for _ in range({CALLS // UNROLL}):\n{body}\n"
     namespace: dict[str, Any] = {"fn": fn, "exc": exc}
     exec(source, namespace)

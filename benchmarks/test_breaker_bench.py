@@ -7,6 +7,7 @@ for the target ratios of one run).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import tracemalloc
@@ -76,19 +77,15 @@ def _open_hardy(name: str) -> Any:
 def _open_pybreaker() -> Any:
     breaker = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=3600)
     protected = breaker(_fail)
-    try:
+    with contextlib.suppress(Exception):
         protected(1)
-    except Exception:
-        pass
     return protected
 
 
 def _open_circuitbreaker() -> Any:
     protected = circuitbreaker.CircuitBreaker(failure_threshold=1, recovery_timeout=3600, name="bench-open")(_fail)
-    try:
+    with contextlib.suppress(Exception):
         protected(1)
-    except Exception:
-        pass
     return protected
 
 
