@@ -151,7 +151,7 @@ class Parity(RuleBasedStateMachine):
 Parity.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 
 
-@pytest.mark.parametrize("core", ["c"], indirect=True)
+@pytest.mark.parametrize("core", [pytest.param("c", marks=pytest.mark.c_extension)], indirect=True)
 def test_compiled_and_pure_cores_behave_identically(core: Any) -> None:
     # The machine holds one breaker of each core itself; the fixture's
     # parametrisation is pinned so it runs once, and errors if the compiled
