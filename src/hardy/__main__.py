@@ -11,9 +11,7 @@ from . import IMPLEMENTATION, __version__
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m hardy", description="hardy: resilience for Python calls")
-    parser.add_argument(
-        "--version", action="version", version=f"hardy {__version__} (core: {IMPLEMENTATION})"
-    )
+    parser.add_argument("--version", action="version", version=f"hardy {__version__} (core: {IMPLEMENTATION})")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="call a simulated flaky dependency through a circuit breaker")
     demo.add_argument("--seconds", type=float, default=3.0, help="how long to run (default: 3)")

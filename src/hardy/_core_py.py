@@ -23,10 +23,11 @@ from __future__ import annotations
 import threading
 import time
 import types
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from . import _blocks, _events, _validate, _wrapping
+from ._types import P, ProtectedCallable, R
 from .errors import CircuitOpenError
 from .state import CLOSED, HALF_OPEN, OPEN, STATE_BY_CODE, CircuitState
 
@@ -360,7 +361,7 @@ class CircuitBreaker:
         self._on_success(epoch)
         return result
 
-    def __call__(self, func: Callable[..., Any]) -> Any:
+    def __call__(self, func: Callable[P, R]) -> ProtectedCallable[P, R]:
         """Decorate ``func`` so that every call goes through the breaker."""
         return protect(self, func)
 
@@ -400,9 +401,9 @@ async def _settle_later(breaker: CircuitBreaker, coro: Any, epoch: int) -> Any:
 
 def protect(
     breaker: CircuitBreaker,
-    func: Callable[..., Any],
+    func: Callable[P, R],
     fallback: Callable[..., Any] | None = None,
-) -> Any:
+) -> ProtectedCallable[P, R]:
     """Wrap ``func`` so that every call goes through ``breaker``.
 
     A rejected call returns ``fallback(*args, **kwargs)`` (awaited when the
@@ -412,6 +413,7 @@ def protect(
     b = breaker
     if _wrapping.is_async_callable(func):
         fallback_is_async = fallback is not None and _wrapping.is_async_callable(fallback)
+        async_func = cast("Callable[..., Awaitable[Any]]", func)
 
         async def protected_async(*args: Any, **kwargs: Any) -> Any:
             if b._state:
@@ -425,7 +427,7 @@ def protect(
             else:
                 epoch = b._epoch
             try:
-                result = await func(*args, **kwargs)
+                result = await async_func(*args, **kwargs)
             except BaseException as exc:
                 b._on_exception(exc, epoch)
                 raise
@@ -437,7 +439,7 @@ def protect(
 
         wrapper = _wrapping.copy_metadata(protected_async, func, is_async=True)
         wrapper.breaker = breaker
-        return wrapper
+        return wrapper  # type: ignore[no-any-return]
 
     def protected(*args: Any, **kwargs: Any) -> Any:
         if b._state:
@@ -463,4 +465,4 @@ def protect(
 
     wrapper = _wrapping.copy_metadata(protected, func, is_async=False)
     wrapper.breaker = breaker
-    return wrapper
+    return wrapper  # type: ignore[no-any-return]

@@ -9,27 +9,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from . import _core, _validate
+from ._types import P, ProtectedCallable, R
 
 if TYPE_CHECKING:
     from ._core import CircuitBreaker
 
 __all__ = ["BreakerRegistry", "ProtectedCallable", "circuit_breaker", "get_circuit_breaker", "registry"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
-
-
-class ProtectedCallable(Protocol, Generic[P, R_co]):
-    """A function wrapped by a circuit breaker: same signature, plus ``.breaker``."""
-
-    @property
-    def breaker(self) -> CircuitBreaker: ...
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
 
 
 def _settings(breaker: CircuitBreaker) -> tuple[int, float, int, frozenset[type[BaseException]]]:
@@ -199,6 +187,6 @@ def circuit_breaker(
             half_open_max_calls,
             excluded_exceptions,
         )
-        return _core.protect(breaker, func, fallback)  # type: ignore[no-any-return]
+        return _core.protect(breaker, func, fallback)
 
     return decorate

@@ -1,0 +1,55 @@
+"""Type-checked by mypy (``mypy --strict tests/typecheck``), never run.
+
+Each ``assert_type`` states what a type checker must infer for a decorated
+function: the wrapped signature and return type survive, async included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import Any
+
+from typing_extensions import assert_type
+
+import hardy
+
+
+@hardy.circuit_breaker
+def bare(x: int, *, name: str = "") -> bytes:
+    return b""
+
+
+@hardy.circuit_breaker(name="called", failure_threshold=3)
+def called(x: int) -> str:
+    return ""
+
+
+@hardy.circuit_breaker
+async def fetch(url: str) -> dict[str, int]:
+    return {}
+
+
+breaker = hardy.CircuitBreaker("typed")
+
+
+@breaker
+def direct(a: float, b: float) -> float:
+    return a + b
+
+
+assert_type(bare(1, name="x"), bytes)
+assert_type(called(2), str)
+pending = assert_type(fetch("u"), Coroutine[Any, Any, dict[str, int]])
+pending.close()
+assert_type(direct(1.0, 2.0), float)
+assert_type(bare.breaker, hardy.CircuitBreaker)
+assert_type(breaker.state, hardy.CircuitState)
+assert_type(breaker.get_stats(), dict[str, Any])
+
+
+async def use() -> None:
+    assert_type(await fetch("u"), dict[str, int])
+
+
+bare("not an int")  # type: ignore[arg-type]
+called(1, 2)  # type: ignore[call-arg]
