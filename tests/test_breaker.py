@@ -708,3 +708,24 @@ def test_an_awaitable_cannot_be_awaited_twice(clock: FakeClock) -> None:
             await awaitable
 
     asyncio.run(scenario())
+
+
+def test_unawaited_call_of_an_async_trial_gives_its_slot_back(clock: FakeClock) -> None:
+    import gc
+    import warnings
+
+    breaker = make(clock, half_open_max_calls=1)
+    trip(breaker)
+    clock.advance(10.0)
+
+    async def work() -> int:
+        return 1
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "never awaited": the point of the test
+        pending = breaker.call(work)
+        assert breaker.get_stats()["half_open_calls"] == 1
+        del pending
+        gc.collect()
+    assert breaker.get_stats()["half_open_calls"] == 0
+    assert breaker.call(lambda: "trial") == "trial"

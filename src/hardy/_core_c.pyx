@@ -138,13 +138,10 @@ cdef extern from "Python.h":
     PyObject* PyObject_CallMethodNoArgs(PyObject* obj, PyObject* name)
     PyObject* PyObject_CallMethodObjArgs(PyObject* obj, PyObject* name, ...)
     Py_ssize_t PyVectorcall_NARGS(size_t nargsf)
-    PyObject* PyTuple_Pack(Py_ssize_t n, ...)
     PyObject* PyTuple_New(Py_ssize_t n)
     void PyTuple_SET_ITEM(PyObject* t, Py_ssize_t i, PyObject* o)
     Py_ssize_t PyTuple_GET_SIZE(PyObject* t)
     PyObject* PyTuple_GET_ITEM(PyObject* t, Py_ssize_t i)
-    PyObject* PyDict_New()
-    int PyDict_SetItem(PyObject* d, PyObject* k, PyObject* v)
     PyObject* PyFloat_FromDouble(double v)
     double PyFloat_AsDouble(PyObject* o)
     PyObject* PyErr_Occurred()
@@ -155,17 +152,13 @@ cdef extern from "Python.h":
     void PyErr_SetString(PyObject* t, const char* msg)
     int PyErr_ExceptionMatches(PyObject* exc)
     int PyErr_GivenExceptionMatches(PyObject* given, PyObject* exc)
-    void PyErr_Clear()
     void PyErr_WriteUnraisable(PyObject* obj)
     void PyException_SetContext(PyObject* exc, PyObject* ctx)
-    int _PyGen_SetStopIterationValue(PyObject* value)
     int PyCoro_CheckExact(PyObject* o)
-    PyObject* PyMethod_New(PyObject* func, PyObject* self)
     void xincref "Py_XINCREF" (PyObject* o)
     void xdecref "Py_XDECREF" (PyObject* o)
     PyObject* PyException_GetTraceback(PyObject* exc)
     int PyException_SetTraceback(PyObject* exc, PyObject* tb)
-    PyObject* PyLong_FromLong(long v)
     PyObject* PyObject_CallFunctionObjArgs(PyObject* callable, ...)
     PyObject* PyObject_CallOneArg(PyObject* callable, PyObject* arg)
     Py_ssize_t Py_REFCNT(PyObject* o)
@@ -173,7 +166,6 @@ cdef extern from "Python.h":
     PyTypeObject* Py_TYPE(PyObject* o)
     PyObject* PyExc_RuntimeError
     PyObject* PyExc_StopIteration
-    PyObject* PyExc_GeneratorExit
     PyObject* Py_None
     ctypedef enum PySendResult:
         PYGEN_RETURN
@@ -264,10 +256,6 @@ cdef class CircuitBreaker:
         )
         self._clock = None if clock is _monotonic else clock
         self._state = CLOSED
-
-    # -- the state machine ------------------------------------------------
-    # Every method here returns an error code instead of raising, so the
-    # dispatch can pass exceptions through without Cython adding frames.
 
     # -- reading the breaker ----------------------------------------------
 
@@ -433,6 +421,8 @@ cdef class CircuitBreaker:
             awaiter._coro = result
             awaiter._epoch = epoch
             awaiter._stage = STAGE_RUNNING
+            if self._state == HALF_OPEN:
+                awaiter._slot = _new_trial_slot(self, epoch)
             return awaiter
         if _on_success(self, epoch) < 0:
             _propagate()
@@ -481,8 +471,11 @@ cdef int _record_outcome(CircuitBreaker self, BaseException exc, long long epoch
     return 0
 
 
+# -- the state machine ---------------------------------------------------------
 # The breaker's C-level operations are module functions rather than cdef
-# methods: a cdef method would add a vtable pointer to every breaker.
+# methods: a cdef method would add a vtable pointer to every breaker. They
+# return error codes instead of raising, so the dispatch can pass exceptions
+# through without Cython adding frames to the caller's traceback.
 
 cdef inline int _now(CircuitBreaker self, double* now) noexcept:
     cdef PyObject* result
@@ -956,6 +949,13 @@ cdef class _TrialSlot:
             _release(self._breaker, self._epoch, False)
 
 
+cdef _TrialSlot _new_trial_slot(CircuitBreaker breaker, long long epoch):
+    cdef _TrialSlot slot = _TrialSlot.__new__(_TrialSlot)
+    slot._breaker = breaker
+    slot._epoch = epoch
+    return slot
+
+
 cdef object _steal(PyObject* obj):
     result = <object>obj
     xdecref(obj)
@@ -987,7 +987,6 @@ cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
     cdef long long epoch = _admit(b)
     cdef PyObject* result
     cdef _Protected owner = aw._owner
-    cdef _TrialSlot slot
     if epoch >= 0:
         aw._epoch = epoch
         aw._stage = STAGE_RUNNING
@@ -997,10 +996,7 @@ cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
             aw._settled()
             return PYGEN_ERROR
         if b._state == HALF_OPEN:
-            slot = _TrialSlot.__new__(_TrialSlot)
-            slot._breaker = b
-            slot._epoch = epoch
-            aw._slot = slot
+            aw._slot = _new_trial_slot(b, epoch)
         return GO_ON
     packed = aw._fallback_args
     aw._abandon()

@@ -357,7 +357,8 @@ class CircuitBreaker:
             self._on_exception(exc, epoch)
             raise
         if type(result) is types.CoroutineType:
-            return _settle_later(self, result, epoch)
+            guard = _TrialSlot(self, epoch) if self._state == HALF_OPEN else None
+            return _settle_later(self, result, epoch, guard)
         self._on_success(epoch)
         return result
 
@@ -389,12 +390,38 @@ class CircuitBreaker:
         return f"<CircuitBreaker {self._name!r} {STATE_BY_CODE[self._state_code()].value}>"
 
 
-async def _settle_later(breaker: CircuitBreaker, coro: Any, epoch: int) -> Any:
+class _TrialSlot:
+    """Gives a half-open trial slot back if its call is dropped before it starts.
+
+    ``call()`` admits an async call at once; if the awaitable it returns is
+    never awaited, the coroutine is discarded without running, and this guard
+    (one of its arguments) goes with it.
+    """
+
+    __slots__ = ("breaker", "epoch")
+
+    def __init__(self, breaker: CircuitBreaker, epoch: int) -> None:
+        self.breaker: CircuitBreaker | None = breaker
+        self.epoch = epoch
+
+    def disarm(self) -> None:
+        self.breaker = None
+
+    def __del__(self) -> None:
+        if self.breaker is not None:
+            self.breaker._on_exception(GeneratorExit(), self.epoch)
+
+
+async def _settle_later(breaker: CircuitBreaker, coro: Any, epoch: int, guard: _TrialSlot | None) -> Any:
     try:
         result = await coro
     except BaseException as exc:
+        if guard is not None:
+            guard.disarm()
         breaker._on_exception(exc, epoch)
         raise
+    if guard is not None:
+        guard.disarm()
     breaker._on_success(epoch)
     return result
 
