@@ -36,7 +36,7 @@ cdef extern from *:
     typedef PyMutex hardy_mutex;
     #define hardy_lock(m) PyMutex_Lock(m)
     #define hardy_unlock(m) PyMutex_Unlock(m)
-    #define hardy_add_one(p) _Py_atomic_add_int64((p), 1)
+    #define hardy_add_one(p) ((void)_Py_atomic_add_int64((int64_t *)(p), 1))
     #else
     #define HARDY_REUSE_AWAITERS 1
     typedef char hardy_mutex;
