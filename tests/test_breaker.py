@@ -729,3 +729,30 @@ def test_unawaited_call_of_an_async_trial_gives_its_slot_back(clock: FakeClock) 
         gc.collect()
     assert breaker.get_stats()["half_open_calls"] == 0
     assert breaker.call(lambda: "trial") == "trial"
+
+
+def test_half_open_trial_limit_holds_across_tasks(clock: FakeClock) -> None:
+    breaker = make(clock, half_open_max_calls=3)
+    trip(breaker)
+    clock.advance(10.0)
+    inside = 0
+    most_inside = 0
+
+    async def trial() -> str:
+        nonlocal inside, most_inside
+        inside += 1
+        most_inside = max(most_inside, inside)
+        await asyncio.sleep(0.01)
+        inside -= 1
+        return "ok"
+
+    protected = breaker(trial)
+
+    async def scenario() -> list[Any]:
+        return await asyncio.gather(*(protected() for _ in range(20)), return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert results.count("ok") == 3
+    assert all(isinstance(r, CircuitOpenError) for r in results if r != "ok")
+    assert most_inside == 3
+    assert breaker.state is CircuitState.CLOSED

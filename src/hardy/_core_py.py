@@ -20,6 +20,7 @@ The breaker's state machine, in both cores:
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import types
@@ -34,6 +35,10 @@ from .state import CLOSED, HALF_OPEN, OPEN, STATE_BY_CODE, CircuitState
 __all__ = ["IMPLEMENTATION", "CircuitBreaker", "protect"]
 
 IMPLEMENTATION = "py"
+
+# The closed-state success count is bumped without a lock where the GIL makes
+# that atomic; a free-threaded interpreter takes the lock instead.
+_GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
 class CircuitBreaker:
@@ -438,6 +443,7 @@ def protect(
     """
     _validate.callable_arg("func", func)
     b = breaker
+    unlocked_count = _GIL_ENABLED
     if _wrapping.is_async_callable(func):
         fallback_is_async = fallback is not None and _wrapping.is_async_callable(fallback)
         async_func = cast("Callable[..., Awaitable[Any]]", func)
@@ -458,7 +464,7 @@ def protect(
             except BaseException as exc:
                 b._on_exception(exc, epoch)
                 raise
-            if b._state or b._failure_count:
+            if b._state or b._failure_count or not unlocked_count:
                 b._on_success(epoch)
             else:
                 b._successes += 1
@@ -482,9 +488,9 @@ def protect(
         except BaseException as exc:
             b._on_exception(exc, epoch)
             raise
-        # The closed-state success needs no lock: adding one to an int
-        # attribute runs no Python code, so the GIL makes it atomic.
-        if b._state or b._failure_count:
+        # The closed-state success needs no lock under the GIL: adding one to
+        # an int attribute runs no Python code, so it cannot be interleaved.
+        if b._state or b._failure_count or not unlocked_count:
             b._on_success(epoch)
         else:
             b._successes += 1
