@@ -19,7 +19,7 @@ import pytest
 import hardy
 from hardy import _core
 
-CORE_NAMES = ("IMPLEMENTATION", "CircuitBreaker", "protect")
+CORE_NAMES = ("IMPLEMENTATION", "CircuitBreaker", "RetryConfig", "protect", "retrying")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -17,9 +17,12 @@ Example::
 
 from __future__ import annotations
 
-from ._core import IMPLEMENTATION, CircuitBreaker
+from . import testing
+from ._core import IMPLEMENTATION, CircuitBreaker, RetryConfig
 from .breaker import BreakerRegistry, circuit_breaker, get_circuit_breaker, registry
 from .errors import AllFallbacksFailedError, CircuitOpenError, HardyError, TimeoutError  # noqa: A004
+from .jitter import Jitter
+from .retry import retry, retry_with_backoff
 from .state import CircuitState
 
 __version__ = "0.1.0"
@@ -32,9 +35,14 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "HardyError",
+    "Jitter",
+    "RetryConfig",
     "TimeoutError",
     "__version__",
     "circuit_breaker",
     "get_circuit_breaker",
     "registry",
+    "retry",
+    "retry_with_backoff",
+    "testing",
 ]

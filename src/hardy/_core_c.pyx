@@ -22,11 +22,13 @@ from cpython.ref cimport Py_INCREF
 from cpython.time cimport monotonic as c_monotonic
 
 import collections.abc
+import random
 import time
 import types
 
-from hardy import _blocks, _events, _validate, _wrapping
+from hardy import _blocks, _events, _sleep, _validate, _wrapping
 from hardy.errors import CircuitOpenError
+from hardy.jitter import JITTER_CODES
 from hardy.state import STATE_BY_CODE
 
 cdef extern from *:
@@ -153,6 +155,7 @@ cdef extern from "Python.h":
     int PyErr_ExceptionMatches(PyObject* exc)
     int PyErr_GivenExceptionMatches(PyObject* given, PyObject* exc)
     void PyErr_WriteUnraisable(PyObject* obj)
+    void PyErr_Clear()
     void PyException_SetContext(PyObject* exc, PyObject* ctx)
     int PyCoro_CheckExact(PyObject* o)
     void xincref "Py_XINCREF" (PyObject* o)
@@ -161,6 +164,10 @@ cdef extern from "Python.h":
     int PyException_SetTraceback(PyObject* exc, PyObject* tb)
     PyObject* PyObject_CallFunctionObjArgs(PyObject* callable, ...)
     PyObject* PyObject_CallOneArg(PyObject* callable, PyObject* arg)
+    int PyObject_IsTrue(PyObject* o)
+    int PyLong_CheckExact(PyObject* o)
+    long PyLong_AsLong(PyObject* o)
+    PyObject* PyLong_FromLong(long v)
     Py_ssize_t Py_REFCNT(PyObject* o)
     PyObject* PyExc_Exception
     PyTypeObject* Py_TYPE(PyObject* o)
@@ -478,16 +485,27 @@ cdef int _record_outcome(CircuitBreaker self, BaseException exc, long long epoch
 # through without Cython adding frames to the caller's traceback.
 
 cdef inline int _now(CircuitBreaker self, double* now) noexcept:
-    cdef PyObject* result
-    if self._clock is None:
-        now[0] = c_monotonic()
-        return 0
-    result = PyObject_CallNoArgs(<PyObject*>self._clock)
+    return _clock_now(self._clock, now)
+
+
+cdef int _clock_now(object clock, double* now) noexcept:
+    """Read ``clock`` (None: the monotonic clock, read in C) into ``now``; -1 on error."""
+    return _call_float(clock, now) if clock is not None else _c_monotonic(now)
+
+
+cdef inline int _c_monotonic(double* now) noexcept:
+    now[0] = c_monotonic()
+    return 0
+
+
+cdef int _call_float(object func, double* out) noexcept:
+    """Call ``func()`` and convert its result to a double; -1 on error."""
+    cdef PyObject* result = PyObject_CallNoArgs(<PyObject*>func)
     if result == NULL:
         return -1
-    now[0] = PyFloat_AsDouble(result)
+    out[0] = PyFloat_AsDouble(result)
     xdecref(result)
-    if now[0] == -1.0 and PyErr_Occurred() != NULL:
+    if out[0] == -1.0 and PyErr_Occurred() != NULL:
         return -1
     return 0
 
@@ -1071,6 +1089,11 @@ cdef Py_ssize_t _vectorcall_offset():
     return <Py_ssize_t>(<char*>&probe._vectorcall - <char*><PyObject*>probe)
 
 
+cdef Py_ssize_t _retrying_vectorcall_offset():
+    cdef _Retrying probe = _Retrying.__new__(_Retrying)
+    return <Py_ssize_t>(<char*>&probe._vectorcall - <char*><PyObject*>probe)
+
+
 hardy_enable_vectorcall(_Protected, _vectorcall_offset())
 hardy_set_am_send(_Awaiter, _awaiter_send)
 hardy_set_iternext(_Awaiter, _awaiter_iternext)
@@ -1098,3 +1121,473 @@ def protect(breaker, func, fallback=None):
     return _wrapping.copy_metadata(p, func, is_async=p._is_async)
 
 
+
+
+# -- retry ------------------------------------------------------------------------
+
+from libc.math cimport pow as c_pow, isinf
+
+cdef enum:
+    JITTER_NONE = 0
+    JITTER_FULL = 1
+    JITTER_EQUAL = 2
+    JITTER_DECORRELATED = 3
+    MAX_ATTEMPT = 2147483647
+
+cdef object _default_random = random.random
+cdef object _sync_sleep = _sleep.sync_sleep
+cdef object _async_sleep = _sleep.async_sleep
+
+
+@cython.final
+cdef class RetryConfig:
+    """How to retry: how many attempts, which errors, and how long to wait between them.
+
+    The wait after failed attempt ``n`` (1-based) starts from
+    ``base = min(max_delay, initial_delay * backoff_factor ** (n - 1))`` and
+    is then jittered (see :class:`~hardy.Jitter`; ``jitter=True`` is full
+    jitter, uniform in ``[0, base]``). It always lies in ``[0, max_delay]``.
+    Keyword-only: ``retry_on_result`` (a predicate that makes a returned value
+    count as a failure), ``deadline`` (a budget in seconds for all attempts
+    and sleeps), ``random`` (returns floats in ``[0, 1)``) and ``clock``
+    (monotonic seconds), injectable for reproducible tests.
+
+    Example::
+
+        config = hardy.RetryConfig(max_attempts=5, initial_delay=0.1, max_delay=2.0,
+                                   retryable_exceptions=(ConnectionError,))
+        config.get_delay(3)   # somewhere in [0, 0.4]
+    """
+
+    cdef int _max_attempts
+    cdef int _jitter
+    cdef bint _retry_circuit_open
+    cdef bint _has_deadline
+    cdef double _factor
+    cdef double _initial
+    cdef double _max_delay
+    cdef double _deadline
+    cdef tuple _retryable
+    cdef object _retry_on_result
+    cdef object _random
+    cdef object _clock          # None: read the monotonic clock in C
+
+    def __init__(
+        self,
+        max_attempts=3,
+        backoff_factor=2.0,
+        initial_delay=1.0,
+        max_delay=60.0,
+        jitter=True,
+        retryable_exceptions=(Exception,),
+        *,
+        retry_on_result=None,
+        deadline=None,
+        random=_default_random,
+        clock=_monotonic,
+    ):
+        (
+            self._max_attempts,
+            self._factor,
+            self._initial,
+            self._max_delay,
+            self._jitter,
+            self._retryable,
+            self._retry_circuit_open,
+            self._retry_on_result,
+            deadline,
+            self._random,
+            clock,
+        ) = _validate.retry_settings(
+            max_attempts,
+            backoff_factor,
+            initial_delay,
+            max_delay,
+            jitter,
+            retryable_exceptions,
+            retry_on_result,
+            deadline,
+            random,
+            clock,
+        )
+        self._has_deadline = deadline is not None
+        self._deadline = 0.0 if deadline is None else deadline
+        self._clock = None if clock is _monotonic else clock
+
+    @property
+    def max_attempts(self):
+        """Calls in all, the first one included."""
+        return self._max_attempts
+
+    @property
+    def backoff_factor(self):
+        """How much the base delay grows after each failure."""
+        return self._factor
+
+    @property
+    def initial_delay(self):
+        """The base delay after the first failure, in seconds."""
+        return self._initial
+
+    @property
+    def max_delay(self):
+        """The longest delay, in seconds."""
+        return self._max_delay
+
+    @property
+    def jitter(self):
+        """How delays are randomised."""
+        return JITTER_CODES[self._jitter]
+
+    @property
+    def retryable_exceptions(self):
+        """The exception types that are retried."""
+        return self._retryable
+
+    @property
+    def retry_on_result(self):
+        """The predicate that makes a returned value count as a failure, if any."""
+        return self._retry_on_result
+
+    @property
+    def deadline(self):
+        """The time budget for all attempts and sleeps, in seconds, if any."""
+        return self._deadline if self._has_deadline else None
+
+    def get_delay(self, attempt, previous_delay=None):
+        """Seconds to wait after failed attempt ``attempt`` (1-based).
+
+        ``previous_delay`` matters only for decorrelated jitter.
+
+        Example::
+
+            >>> hardy.RetryConfig(jitter=False).get_delay(3)
+            4.0
+        """
+        cdef long n = 0
+        cdef double previous = -1.0
+        cdef double delay
+        if PyLong_CheckExact(<PyObject*>attempt):
+            n = PyLong_AsLong(<PyObject*>attempt)
+            if n == -1 and PyErr_Occurred() != NULL:
+                PyErr_Clear()
+                n = 0
+        if not 1 <= n <= MAX_ATTEMPT:
+            n = _validate.positive_int("attempt", attempt)
+        if previous_delay is not None:
+            previous = _validate.seconds("previous_delay", previous_delay)
+        if _retry_delay(self, n, previous, &delay) < 0:
+            _propagate()
+        return delay
+
+    def __repr__(self):
+        return (
+            f"RetryConfig(max_attempts={self._max_attempts}, backoff_factor={self._factor}, "
+            f"initial_delay={self._initial}, max_delay={self._max_delay}, jitter={self.jitter})"
+        )
+
+
+cdef int _retry_delay(RetryConfig c, long attempt, double previous, double* out) noexcept:
+    """The delay after failed attempt ``attempt``; -1 if the random source raised.
+
+    Kept operation for operation identical to ``RetryConfig._delay`` in the
+    twin, so both give bit-identical delays for the same random numbers.
+    """
+    cdef double maximum = c._max_delay
+    cdef double base, delay, r, half, low, high
+    if c._initial == 0.0:
+        base = 0.0
+    else:
+        base = c._initial * c_pow(c._factor, <double>(attempt - 1))
+    if not base < maximum:
+        base = maximum
+    if c._jitter == JITTER_NONE:
+        delay = base
+    elif c._jitter == JITTER_FULL:
+        if _call_float(c._random, &r) < 0:
+            return -1
+        delay = r * base
+    elif c._jitter == JITTER_EQUAL:
+        if _call_float(c._random, &r) < 0:
+            return -1
+        half = base * 0.5
+        delay = half + r * half
+    else:
+        if _call_float(c._random, &r) < 0:
+            return -1
+        low = c._initial
+        high = 3.0 * (previous if previous >= 0.0 else low)
+        if high < low:
+            high = low
+        delay = low + r * (high - low)
+    if not delay >= 0.0:
+        delay = 0.0
+    if delay > maximum:
+        delay = maximum
+    out[0] = delay
+    return 0
+
+
+cdef bint _retries_current(RetryConfig c) noexcept:
+    """Whether the exception currently set is one ``c`` retries."""
+    if not PyErr_ExceptionMatches(PyExc_Exception):
+        return False
+    if not PyErr_ExceptionMatches(<PyObject*>c._retryable):
+        return False
+    return c._retry_circuit_open or not PyErr_ExceptionMatches(_open_error_type)
+
+
+cdef bint _retries_exc(RetryConfig c, BaseException exc):
+    return isinstance(exc, c._retryable) and (c._retry_circuit_open or not isinstance(exc, CircuitOpenError))
+
+
+@cython.final
+cdef class _Retrying:
+    """A function retried as its ``RetryConfig`` says (see ``retrying``)."""
+
+    cdef vectorcallfunc _vectorcall
+    cdef object _func
+    cdef RetryConfig _config
+    cdef object _on_retry
+    cdef bint _is_async
+    cdef bint _on_retry_is_async
+    cdef dict __dict__
+    cdef object __weakref__
+
+    @property
+    def retry_config(self):
+        """The ``RetryConfig`` this function is retried with."""
+        return self._config
+
+    def __get__(self, obj, objtype):
+        if obj is None:
+            return self
+        return types.MethodType(self, obj)
+
+    def __repr__(self):
+        return f"<retrying {self._func!r} with {self._config!r}>"
+
+
+cdef PyObject* _retrying_vectorcall(
+    PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames
+) except NULL:
+    cdef _Retrying r = <_Retrying>self
+    cdef RetryConfig c = r._config
+    cdef PyObject* result
+    cdef double started = 0.0
+    if r._is_async:
+        coro = _retry_async(r, *_pack_args(args, nargsf, kwnames))
+        xincref(<PyObject*>coro)
+        return <PyObject*>coro
+    if c._has_deadline and _clock_now(c._clock, &started) < 0:
+        return NULL
+    result = PyObject_Vectorcall(<PyObject*>r._func, args, nargsf, kwnames)
+    if result != NULL and c._retry_on_result is None:
+        return result
+    return _retry_sync(r, args, nargsf, kwnames, result, started)
+
+
+cdef PyObject* _retry_sync(
+    _Retrying r, PyObject* const* args, size_t nargsf, PyObject* kwnames, PyObject* result, double started
+) noexcept:
+    """The retry loop after a first attempt that failed (or returned a result to check).
+
+    ``result`` is the first attempt's result, or NULL with its exception set.
+    The twin's ``retried`` is the same loop in Python; keep them in step.
+    """
+    cdef RetryConfig c = r._config
+    cdef long attempt = 1
+    cdef double previous = -1.0
+    cdef double delay = 0.0
+    cdef double now
+    cdef int verdict
+    cdef PyObject* error = NULL
+    cdef PyObject* value
+    cdef PyObject* number
+    while True:
+        if result == NULL:
+            if attempt >= c._max_attempts or not _retries_current(c):
+                return NULL
+            error = _take_error()
+        else:
+            verdict = _result_fails(c, result)
+            if verdict < 0:
+                xdecref(result)
+                return NULL
+            if verdict == 0 or attempt >= c._max_attempts:
+                return result
+        if _retry_delay(c, attempt, previous, &delay) < 0:
+            return _fail_during_retry(error, result)
+        if c._has_deadline:
+            if _clock_now(c._clock, &now) < 0:
+                return _fail_during_retry(error, result)
+            if now - started + delay > c._deadline:
+                return _give_up(error, result)
+        if r._on_retry is not None:
+            number = PyLong_FromLong(attempt)
+            if number == NULL:
+                return _fail_during_retry(error, result)
+            value = PyObject_CallFunctionObjArgs(
+                <PyObject*>r._on_retry, error if error != NULL else Py_None, number, NULL
+            )
+            xdecref(number)
+            if value == NULL:
+                return _fail_during_retry(error, result)
+            xdecref(value)
+        if delay > 0.0:
+            number = PyFloat_FromDouble(delay)
+            if number == NULL:
+                return _fail_during_retry(error, result)
+            value = PyObject_CallOneArg(<PyObject*>_sync_sleep, number)
+            xdecref(number)
+            if value == NULL:
+                return _fail_during_retry(error, result)
+            xdecref(value)
+        xdecref(error)
+        error = NULL
+        xdecref(result)
+        previous = delay
+        attempt += 1
+        result = PyObject_Vectorcall(<PyObject*>r._func, args, nargsf, kwnames)
+
+
+cdef int _result_fails(RetryConfig c, PyObject* result) noexcept:
+    """1 when ``retry_on_result`` says ``result`` is a failure, 0 if not, -1 on error."""
+    cdef PyObject* verdict
+    cdef int truth
+    if c._retry_on_result is None:
+        return 0
+    verdict = PyObject_CallOneArg(<PyObject*>c._retry_on_result, result)
+    if verdict == NULL:
+        return -1
+    truth = PyObject_IsTrue(verdict)
+    xdecref(verdict)
+    return truth
+
+
+cdef PyObject* _take_error() noexcept:
+    """Take the current exception out of the error indicator: one owned object."""
+    cdef PyObject* etype
+    cdef PyObject* evalue
+    cdef PyObject* etb
+    PyErr_Fetch(&etype, &evalue, &etb)
+    PyErr_NormalizeException(&etype, &evalue, &etb)
+    if etb != NULL:
+        PyException_SetTraceback(evalue, etb)
+    xdecref(etype)
+    xdecref(etb)
+    return evalue
+
+
+cdef PyObject* _give_up(PyObject* error, PyObject* result) noexcept:
+    """Stop retrying: raise the last error, or return the last result."""
+    cdef PyObject* tb
+    if error == NULL:
+        return result
+    tb = PyException_GetTraceback(error)
+    xincref(<PyObject*>Py_TYPE(error))
+    PyErr_Restore(<PyObject*>Py_TYPE(error), error, tb)
+    return NULL
+
+
+cdef PyObject* _fail_during_retry(PyObject* error, PyObject* result) noexcept:
+    """A hook, the clock, the random source or the sleep raised: that error wins.
+
+    As in the twin, where it is raised while handling the attempt's error,
+    the attempt's error becomes its ``__context__``.
+    """
+    cdef PyObject* ntype
+    cdef PyObject* nvalue
+    cdef PyObject* ntb
+    xdecref(result)
+    if error != NULL:
+        PyErr_Fetch(&ntype, &nvalue, &ntb)
+        PyErr_NormalizeException(&ntype, &nvalue, &ntb)
+        if ntb != NULL:
+            PyException_SetTraceback(nvalue, ntb)
+        PyException_SetContext(nvalue, error)  # steals error
+        PyErr_Restore(ntype, nvalue, ntb)
+    return NULL
+
+
+cdef double _delay_or_raise(RetryConfig c, long attempt, double previous) except? -1.0:
+    cdef double delay
+    if _retry_delay(c, attempt, previous, &delay) < 0:
+        _propagate()
+    return delay
+
+
+cdef double _clock_or_raise(object clock) except? -1.0:
+    cdef double now
+    if _clock_now(clock, &now) < 0:
+        _propagate()
+    return now
+
+
+async def _retry_async(_Retrying r, tuple args, dict kwargs):
+    # The twin's ``retried_async``, compiled; keep them in step.
+    cdef RetryConfig c = r._config
+    cdef double started = _clock_or_raise(c._clock) if c._has_deadline else 0.0
+    cdef long attempt = 1
+    cdef double previous = -1.0
+    cdef double delay
+    func = r._func
+    on_retry = r._on_retry
+    while True:
+        try:
+            result = await func(*args, **kwargs)
+        except Exception as exc:
+            if attempt >= c._max_attempts or not _retries_exc(c, exc):
+                raise
+            delay = _delay_or_raise(c, attempt, previous)
+            if c._has_deadline and _clock_or_raise(c._clock) - started + delay > c._deadline:
+                raise
+            if on_retry is not None:
+                if r._on_retry_is_async:
+                    await on_retry(exc, attempt)
+                else:
+                    on_retry(exc, attempt)
+            if delay > 0.0:
+                await _async_sleep(delay)
+        else:
+            if c._retry_on_result is None or not c._retry_on_result(result) or attempt >= c._max_attempts:
+                return result
+            delay = _delay_or_raise(c, attempt, previous)
+            if c._has_deadline and _clock_or_raise(c._clock) - started + delay > c._deadline:
+                return result
+            if on_retry is not None:
+                if r._on_retry_is_async:
+                    await on_retry(None, attempt)
+                else:
+                    on_retry(None, attempt)
+            if delay > 0.0:
+                await _async_sleep(delay)
+        previous = delay
+        attempt += 1
+
+
+hardy_enable_vectorcall(_Retrying, _retrying_vectorcall_offset())
+
+
+def retrying(config, func, on_retry=None):
+    """Wrap ``func`` so that failed calls are retried as ``config`` says.
+
+    ``on_retry(exception, attempt)`` runs before each sleep (``exception`` is
+    ``None`` when ``retry_on_result`` asked for the retry); it is awaited when
+    both it and ``func`` are async.
+    """
+    if not isinstance(config, RetryConfig):
+        raise TypeError(f"config must be a RetryConfig, got {config!r}")
+    _validate.callable_arg("func", func)
+    if on_retry is not None:
+        _validate.callable_arg("on_retry", on_retry)
+    cdef _Retrying r = _Retrying.__new__(_Retrying)
+    r._vectorcall = _retrying_vectorcall
+    r._func = func
+    r._config = config
+    r._on_retry = on_retry
+    r._is_async = _wrapping.is_async_callable(func)
+    r._on_retry_is_async = on_retry is not None and _wrapping.is_async_callable(on_retry)
+    if r._on_retry_is_async and not r._is_async:
+        raise TypeError(f"on_retry {on_retry!r} is async but {func!r} is not: it could not be awaited")
+    return _wrapping.copy_metadata(r, func, is_async=r._is_async)

@@ -20,6 +20,8 @@ The breaker's state machine, in both cores:
 
 from __future__ import annotations
 
+import math
+import random as _random
 import sys
 import threading
 import time
@@ -27,12 +29,13 @@ import types
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from . import _blocks, _events, _validate, _wrapping
+from . import _blocks, _events, _sleep, _validate, _wrapping
 from ._types import P, ProtectedCallable, R
 from .errors import CircuitOpenError
+from .jitter import JITTER_CODES, Jitter
 from .state import CLOSED, HALF_OPEN, OPEN, STATE_BY_CODE, CircuitState
 
-__all__ = ["IMPLEMENTATION", "CircuitBreaker", "protect"]
+__all__ = ["IMPLEMENTATION", "CircuitBreaker", "RetryConfig", "protect", "retrying"]
 
 IMPLEMENTATION = "py"
 
@@ -498,4 +501,281 @@ def protect(
 
     wrapper = _wrapping.copy_metadata(protected, func, is_async=False)
     wrapper.breaker = breaker
+    return wrapper  # type: ignore[no-any-return]
+
+
+# -- retry ------------------------------------------------------------------------
+
+_JITTER_NONE, _JITTER_FULL, _JITTER_EQUAL, _JITTER_DECORRELATED = range(4)
+
+
+class RetryConfig:
+    """How to retry: how many attempts, which errors, and how long to wait between them.
+
+    The wait after failed attempt ``n`` (1-based) starts from
+    ``base = min(max_delay, initial_delay * backoff_factor ** (n - 1))`` and
+    is then jittered (see :class:`~hardy.Jitter`; ``jitter=True`` is full
+    jitter, uniform in ``[0, base]``). It always lies in ``[0, max_delay]``.
+    Keyword-only: ``retry_on_result`` (a predicate that makes a returned value
+    count as a failure), ``deadline`` (a budget in seconds for all attempts
+    and sleeps), ``random`` (returns floats in ``[0, 1)``) and ``clock``
+    (monotonic seconds), injectable for reproducible tests.
+
+    Example::
+
+        config = hardy.RetryConfig(max_attempts=5, initial_delay=0.1, max_delay=2.0,
+                                   retryable_exceptions=(ConnectionError,))
+        config.get_delay(3)   # somewhere in [0, 0.4]
+    """
+
+    __slots__ = (
+        "_clock",
+        "_deadline",
+        "_factor",
+        "_initial",
+        "_jitter",
+        "_max_attempts",
+        "_max_delay",
+        "_random",
+        "_retry_circuit_open",
+        "_retry_on_result",
+        "_retryable",
+    )
+
+    def __init__(
+        self,
+        max_attempts: int = 3,
+        backoff_factor: float = 2.0,
+        initial_delay: float = 1.0,
+        max_delay: float = 60.0,
+        jitter: bool | Jitter = True,
+        retryable_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+        *,
+        retry_on_result: Callable[[Any], object] | None = None,
+        deadline: float | None = None,
+        random: Callable[[], float] = _random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        (
+            self._max_attempts,
+            self._factor,
+            self._initial,
+            self._max_delay,
+            self._jitter,
+            self._retryable,
+            self._retry_circuit_open,
+            self._retry_on_result,
+            self._deadline,
+            self._random,
+            self._clock,
+        ) = _validate.retry_settings(
+            max_attempts,
+            backoff_factor,
+            initial_delay,
+            max_delay,
+            jitter,
+            retryable_exceptions,
+            retry_on_result,
+            deadline,
+            random,
+            clock,
+        )
+
+    @property
+    def max_attempts(self) -> int:
+        """Calls in all, the first one included."""
+        return self._max_attempts
+
+    @property
+    def backoff_factor(self) -> float:
+        """How much the base delay grows after each failure."""
+        return self._factor
+
+    @property
+    def initial_delay(self) -> float:
+        """The base delay after the first failure, in seconds."""
+        return self._initial
+
+    @property
+    def max_delay(self) -> float:
+        """The longest delay, in seconds."""
+        return self._max_delay
+
+    @property
+    def jitter(self) -> Jitter:
+        """How delays are randomised."""
+        return JITTER_CODES[self._jitter]
+
+    @property
+    def retryable_exceptions(self) -> tuple[type[BaseException], ...]:
+        """The exception types that are retried."""
+        return self._retryable
+
+    @property
+    def retry_on_result(self) -> Callable[[Any], object] | None:
+        """The predicate that makes a returned value count as a failure, if any."""
+        return self._retry_on_result
+
+    @property
+    def deadline(self) -> float | None:
+        """The time budget for all attempts and sleeps, in seconds, if any."""
+        return self._deadline
+
+    def get_delay(self, attempt: int, previous_delay: float | None = None) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based).
+
+        ``previous_delay`` matters only for decorrelated jitter.
+
+        Example::
+
+            >>> hardy.RetryConfig(jitter=False).get_delay(3)
+            4.0
+        """
+        attempt = _validate.positive_int("attempt", attempt)
+        previous = -1.0 if previous_delay is None else _validate.seconds("previous_delay", previous_delay)
+        return self._delay(attempt, previous)
+
+    def _delay(self, attempt: int, previous: float) -> float:
+        # Kept operation for operation identical to the compiled core, so
+        # both give bit-identical delays for the same random numbers.
+        maximum = self._max_delay
+        if self._initial == 0.0:
+            base = 0.0
+        else:
+            try:
+                base = self._initial * self._factor ** (attempt - 1)
+            except OverflowError:
+                base = math.inf
+        if not base < maximum:
+            base = maximum
+        jitter = self._jitter
+        if jitter == _JITTER_NONE:
+            delay = base
+        elif jitter == _JITTER_FULL:
+            delay = float(self._random()) * base
+        elif jitter == _JITTER_EQUAL:
+            half = base * 0.5
+            delay = half + float(self._random()) * half
+        else:
+            low = self._initial
+            high = 3.0 * (previous if previous >= 0.0 else low)
+            if high < low:
+                high = low
+            delay = low + float(self._random()) * (high - low)
+        if not delay >= 0.0:
+            delay = 0.0
+        if delay > maximum:
+            delay = maximum
+        return delay
+
+    def _retries(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._retryable) and (self._retry_circuit_open or not isinstance(exc, CircuitOpenError))
+
+    def __repr__(self) -> str:
+        return (
+            f"RetryConfig(max_attempts={self._max_attempts}, backoff_factor={self._factor}, "
+            f"initial_delay={self._initial}, max_delay={self._max_delay}, jitter={self.jitter})"
+        )
+
+
+def retrying(
+    config: RetryConfig,
+    func: Callable[P, R],
+    on_retry: Callable[[BaseException | None, int], object] | None = None,
+) -> Callable[P, R]:
+    """Wrap ``func`` so that failed calls are retried as ``config`` says.
+
+    ``on_retry(exception, attempt)`` runs before each sleep (``exception`` is
+    ``None`` when ``retry_on_result`` asked for the retry); it is awaited when
+    both it and ``func`` are async.
+    """
+    if not isinstance(config, RetryConfig):
+        raise TypeError(f"config must be a RetryConfig, got {config!r}")
+    _validate.callable_arg("func", func)
+    if on_retry is not None:
+        _validate.callable_arg("on_retry", on_retry)
+    c = config
+    retry_on_result = c._retry_on_result
+    deadline = c._deadline
+    clock = c._clock
+    max_attempts = c._max_attempts
+    if _wrapping.is_async_callable(func):
+        async_func = cast("Callable[..., Awaitable[Any]]", func)
+        on_retry_is_async = on_retry is not None and _wrapping.is_async_callable(on_retry)
+
+        async def retried_async(*args: Any, **kwargs: Any) -> Any:
+            started = clock() if deadline is not None else 0.0
+            attempt = 1
+            previous = -1.0
+            while True:
+                try:
+                    result = await async_func(*args, **kwargs)
+                except Exception as exc:
+                    if attempt >= max_attempts or not c._retries(exc):
+                        raise
+                    delay = c._delay(attempt, previous)
+                    if deadline is not None and clock() - started + delay > deadline:
+                        raise
+                    if on_retry is not None:
+                        if on_retry_is_async:
+                            await on_retry(exc, attempt)  # type: ignore[misc]
+                        else:
+                            on_retry(exc, attempt)
+                    if delay > 0.0:
+                        await _sleep.async_sleep(delay)
+                else:
+                    if retry_on_result is None or not retry_on_result(result) or attempt >= max_attempts:
+                        return result
+                    delay = c._delay(attempt, previous)
+                    if deadline is not None and clock() - started + delay > deadline:
+                        return result
+                    if on_retry is not None:
+                        if on_retry_is_async:
+                            await on_retry(None, attempt)  # type: ignore[misc]
+                        else:
+                            on_retry(None, attempt)
+                    if delay > 0.0:
+                        await _sleep.async_sleep(delay)
+                previous = delay
+                attempt += 1
+
+        wrapper = _wrapping.copy_metadata(retried_async, func, is_async=True)
+        wrapper.retry_config = config
+        return wrapper  # type: ignore[no-any-return]
+
+    if on_retry is not None and _wrapping.is_async_callable(on_retry):
+        raise TypeError(f"on_retry {on_retry!r} is async but {func!r} is not: it could not be awaited")
+
+    def retried(*args: Any, **kwargs: Any) -> Any:
+        started = clock() if deadline is not None else 0.0
+        attempt = 1
+        previous = -1.0
+        while True:
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                if attempt >= max_attempts or not c._retries(exc):
+                    raise
+                delay = c._delay(attempt, previous)
+                if deadline is not None and clock() - started + delay > deadline:
+                    raise
+                if on_retry is not None:
+                    on_retry(exc, attempt)
+                if delay > 0.0:
+                    _sleep.sync_sleep(delay)
+            else:
+                if retry_on_result is None or not retry_on_result(result) or attempt >= max_attempts:
+                    return result
+                delay = c._delay(attempt, previous)
+                if deadline is not None and clock() - started + delay > deadline:
+                    return result
+                if on_retry is not None:
+                    on_retry(None, attempt)
+                if delay > 0.0:
+                    _sleep.sync_sleep(delay)
+            previous = delay
+            attempt += 1
+
+    wrapper = _wrapping.copy_metadata(retried, func, is_async=False)
+    wrapper.retry_config = config
     return wrapper  # type: ignore[no-any-return]

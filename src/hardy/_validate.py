@@ -94,3 +94,80 @@ def breaker_settings(
         exception_types("excluded_exceptions", excluded_exceptions),
         callable_arg("clock", clock),
     )
+
+
+def retry_settings(
+    max_attempts: object,
+    backoff_factor: object,
+    initial_delay: object,
+    max_delay: object,
+    jitter: object,
+    retryable_exceptions: object,
+    retry_on_result: object,
+    deadline: object,
+    random: object,
+    clock: object,
+) -> tuple[
+    int,
+    float,
+    float,
+    float,
+    int,
+    tuple[type[BaseException], ...],
+    bool,
+    Callable[[Any], object] | None,
+    float | None,
+    Callable[[], float],
+    Callable[[], float],
+]:
+    """Check a retry configuration and return it normalised.
+
+    The jitter comes back as its index in ``JITTER_CODES``, followed by
+    whether ``CircuitOpenError`` is named among the retryable exceptions (it
+    is never retried otherwise: retrying into an open breaker defeats it).
+    """
+    from .errors import CircuitOpenError
+    from .jitter import JITTER_CODES, Jitter
+
+    attempts = positive_int("max_attempts", max_attempts)
+    factor = _finite("backoff_factor", backoff_factor)
+    if factor < 1.0:
+        raise ValueError(f"backoff_factor must be >= 1, got {backoff_factor!r}")
+    initial = seconds("initial_delay", initial_delay)
+    maximum = seconds("max_delay", max_delay)
+    if maximum < initial:
+        raise ValueError(f"max_delay must be >= initial_delay ({initial_delay!r}), got {max_delay!r}")
+    if jitter is True:
+        code = JITTER_CODES.index(Jitter.FULL)
+    elif jitter is False:
+        code = JITTER_CODES.index(Jitter.NONE)
+    elif isinstance(jitter, Jitter):
+        code = JITTER_CODES.index(jitter)
+    else:
+        raise TypeError(f"jitter must be a bool or a hardy.Jitter, got {jitter!r} ({type(jitter).__name__})")
+    retryable = exception_types("retryable_exceptions", retryable_exceptions)
+    if retry_on_result is not None:
+        callable_arg("retry_on_result", retry_on_result)
+    budget = None if deadline is None else seconds("deadline", deadline, allow_zero=False)
+    return (
+        attempts,
+        factor,
+        initial,
+        maximum,
+        code,
+        retryable,
+        any(issubclass(kind, CircuitOpenError) for kind in retryable),
+        retry_on_result,  # type: ignore[return-value]
+        budget,
+        callable_arg("random", random),
+        callable_arg("clock", clock),
+    )
+
+
+def _finite(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return result

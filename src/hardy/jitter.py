@@ -1,0 +1,32 @@
+"""How retry delays are randomised."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["JITTER_CODES", "Jitter"]
+
+
+class Jitter(enum.Enum):
+    """The jitter applied to the exponential backoff ``base`` of a retry delay.
+
+    * ``NONE``: exactly ``base``.
+    * ``FULL``: uniform in ``[0, base]`` ("full jitter"; ``jitter=True``).
+    * ``EQUAL``: uniform in ``[base / 2, base]``.
+    * ``DECORRELATED``: uniform in ``[initial_delay, 3 * previous_delay]``,
+      capped at ``max_delay`` (the first retry uses ``initial_delay`` as the
+      previous delay).
+
+    Example::
+
+        hardy.RetryConfig(initial_delay=0.1, jitter=hardy.Jitter.DECORRELATED)
+    """
+
+    NONE = "none"
+    FULL = "full"
+    EQUAL = "equal"
+    DECORRELATED = "decorrelated"
+
+
+# The cores keep the jitter as a small integer; this is the one mapping.
+JITTER_CODES = (Jitter.NONE, Jitter.FULL, Jitter.EQUAL, Jitter.DECORRELATED)
