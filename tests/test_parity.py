@@ -8,14 +8,15 @@ compares their state, statistics and outcomes after every step.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from hardy import CircuitOpenError, _core
+from hardy import CircuitOpenError, Jitter, _core
 
 from .conftest import FakeClock
 
@@ -157,3 +158,109 @@ def test_compiled_and_pure_cores_behave_identically(core: Any) -> None:
     # parametrisation is pinned so it runs once, and errors if the compiled
     # core is missing.
     Parity.TestCase().runTest()
+
+
+# -- retry ------------------------------------------------------------------------
+
+retry_configs = st.fixed_dictionaries(
+    {
+        "max_attempts": st.integers(1, 6),
+        "backoff_factor": st.floats(1.0, 5.0),
+        "initial_delay": st.floats(0.0, 2.0),
+        "extra_delay": st.floats(0.0, 50.0),
+        "jitter": st.sampled_from([True, False, *Jitter]),
+    }
+)
+
+
+def _both_configs(settings: dict[str, Any], seed: int, **extra: Any) -> list[Any]:
+    configs = []
+    for name in ("c", "py"):
+        module = _core.load(name)
+        configs.append(
+            module.RetryConfig(
+                settings["max_attempts"],
+                settings["backoff_factor"],
+                settings["initial_delay"],
+                settings["initial_delay"] + settings["extra_delay"],
+                settings["jitter"],
+                random=random.Random(seed).random,
+                **extra,
+            )
+        )
+    return configs
+
+
+@pytest.mark.parametrize("core", [pytest.param("c", marks=pytest.mark.c_extension)], indirect=True)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    settings_=retry_configs,
+    seed=st.integers(0, 2**32),
+    calls=st.lists(
+        st.tuples(st.integers(1, 2**31 - 1) | st.integers(1, 80), st.none() | st.floats(0.0, 100.0)),
+        min_size=1,
+        max_size=30,
+    ),
+)
+def test_both_cores_give_the_same_delays_for_the_same_seed(
+    core: Any, settings_: dict[str, Any], seed: int, calls: list[tuple[int, float | None]]
+) -> None:
+    c_config, py_config = _both_configs(settings_, seed)
+    for attempt, previous in calls:
+        c_delay = c_config.get_delay(attempt, previous)
+        py_delay = py_config.get_delay(attempt, previous)
+        assert c_delay == py_delay, (attempt, previous)
+        assert 0.0 <= c_delay <= c_config.max_delay
+
+
+@pytest.mark.parametrize("core", [pytest.param("c", marks=pytest.mark.c_extension)], indirect=True)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    settings_=retry_configs,
+    seed=st.integers(0, 2**32),
+    outcomes=st.lists(st.sampled_from(["ok", "none", "flaky", "fatal", "open"]), min_size=1, max_size=8),
+    use_result_predicate=st.booleans(),
+    deadline=st.none() | st.floats(0.5, 30.0),
+)
+def test_both_cores_run_the_same_retry_loop(
+    core: Any,
+    settings_: dict[str, Any],
+    seed: int,
+    outcomes: list[str],
+    use_result_predicate: bool,
+    deadline: float | None,
+) -> None:
+    import hardy
+
+    traces = []
+    for config in _both_configs(
+        settings_,
+        seed,
+        retry_on_result=(lambda r: r is None) if use_result_predicate else None,
+        deadline=deadline,
+        clock=FakeClock(),
+    ):
+        events: list[Any] = []
+        remaining = iter(outcomes)
+
+        def func(remaining: Any = remaining, events: Any = events) -> Any:
+            kind = next(remaining, "ok")
+            events.append(("call", kind))
+            if kind == "flaky":
+                raise Failure()
+            if kind == "fatal":
+                raise KeyError("fatal")
+            if kind == "open":
+                raise CircuitOpenError("dep", 1.0)
+            return None if kind == "none" else "value"
+
+        module = _core.load("c" if len(traces) == 0 else "py")
+        wrapped = module.retrying(
+            config,
+            func,
+            lambda exc, attempt, events=events: events.append(("on_retry", type(exc).__name__, attempt)),
+        )
+        with hardy.testing.instant_retries() as sleeps:
+            events.append(("outcome", outcome_of(wrapped)))
+        traces.append((events, sleeps.delays))
+    assert traces[0] == traces[1]

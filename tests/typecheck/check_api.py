@@ -53,3 +53,28 @@ async def use() -> None:
 
 bare("not an int")  # type: ignore[arg-type]
 called(1, 2)  # type: ignore[call-arg]
+
+
+@hardy.retry
+def retried_bare(x: int) -> bytes:
+    return b""
+
+
+@hardy.retry(max_attempts=5, retryable_exceptions=(ConnectionError,))
+async def retried_async(url: str, *, timeout: float = 1.0) -> list[str]:
+    return []
+
+
+assert_type(retried_bare(1), bytes)
+retried_pending = assert_type(retried_async("u", timeout=2.0), Coroutine[Any, Any, list[str]])
+retried_pending.close()
+assert_type(hardy.RetryConfig().get_delay(2), float)
+assert_type(hardy.retry_with_backoff(retried_bare, 3), bytes)
+
+
+async def use_retry() -> None:
+    assert_type(await retried_async("u"), list[str])
+
+
+retried_bare("x")  # type: ignore[arg-type]
+retried_async("u", timeout="slow")  # type: ignore[arg-type, unused-coroutine]
