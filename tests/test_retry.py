@@ -409,7 +409,7 @@ def test_async_on_retry_needs_an_async_function() -> None:
     async def hook(exc: BaseException | None, attempt: int) -> None:
         pass
 
-    with pytest.raises(TypeError, match="on_retry .* is async but"):
+    with pytest.raises(TypeError, match=r"on_retry .* is async but"):
         hardy.retry(on_retry=hook)(lambda: None)
 
 
