@@ -31,9 +31,9 @@ def peer(module: str) -> Any:
         return None
 
 
-def unrolled(fn: Callable[[int], Any]) -> Callable[[], None]:
-    """``CALLS`` calls of ``fn(1)``, ten to a loop iteration."""
-    body = "\n".join(["        fn(1)"] * UNROLL)
+def unrolled(fn: Callable[[int], Any], argument: int = 1) -> Callable[[], None]:
+    """``CALLS`` calls of ``fn(argument)``, ten to a loop iteration."""
+    body = "\n".join([f"        fn({argument!r})"] * UNROLL)
     source = f"def run():\n    for _ in range({CALLS // UNROLL}):\n{body}\n"
     namespace: dict[str, Any] = {"fn": fn}
     exec(source, namespace)

@@ -78,6 +78,28 @@ TARGETS = [
         160.0,
         extra="bytes_per_breaker",
     ),
+    Target(
+        "compiled retry, first-attempt success vs functools.partial",
+        "retry-first-attempt-success",
+        "hardy-c",
+        "partial",
+        1.15,
+    ),
+    Target(
+        "compiled retry, 3 failures + success at zero delay vs 3 raise+catch",
+        "retry-three-failures-zero-delay",
+        "hardy-c",
+        "floor-3-raises",
+        4.0,
+    ),
+    Target("compiled get_delay, ns per call", "retry-get-delay", "c", None, 60.0, per_call=True),
+    Target(
+        "pure twin retry, first-attempt success vs minimal retry loop",
+        "retry-first-attempt-success",
+        "hardy-py",
+        "mini-retry",
+        1.3,
+    ),
 ]
 
 

@@ -164,7 +164,7 @@ if pybreaker is not None:
 @pytest.mark.parametrize("case", list(THREADED))
 def test_eight_threads(benchmark: Any, case: str) -> None:
     fn = THREADED[case]()
-    benchmark.pedantic(_eight_threads, args=(fn,), rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(_eight_threads, args=(fn,), rounds=15, iterations=1, warmup_rounds=1)
 
 
 # -- memory ------------------------------------------------------------------------------

@@ -113,6 +113,18 @@ cdef extern from *:
     #endif
     }
 
+    /* splitmix64: the default jitter source of the compiled core. A Python
+       call to random.random costs more than the rest of get_delay; an
+       injected `random=` callable is still called, so seeded runs give the
+       same delays as the twin. */
+    static inline double hardy_next_double(unsigned long long *state) {
+        unsigned long long z = (*state += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+        return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+    }
+
     /* BaseException.__new__ stores the arguments and runs no Python code,
        which is all a rejection needs. */
     static PyObject *hardy_new_exception(PyObject *type, PyObject *args) {
@@ -132,6 +144,7 @@ cdef extern from *:
     void hardy_set_iternext(object type, hardy_iternextfunc next)
     PyObject* hardy_new_exception(PyObject* type, PyObject* args)
     void hardy_set_stop_iteration(PyObject* value) noexcept
+    double hardy_next_double(unsigned long long* state) noexcept nogil
 
 cdef extern from "Python.h":
     PyObject* PyObject_Vectorcall(PyObject* callable, PyObject* const* args, size_t nargsf, PyObject* kwnames)
@@ -1133,8 +1146,10 @@ cdef enum:
     JITTER_EQUAL = 2
     JITTER_DECORRELATED = 3
     MAX_ATTEMPT = 2147483647
+    BASE_TABLE = 16
 
 cdef object _default_random = random.random
+cdef object _getrandbits = random.getrandbits
 cdef object _sync_sleep = _sleep.sync_sleep
 cdef object _async_sleep = _sleep.async_sleep
 
@@ -1167,9 +1182,11 @@ cdef class RetryConfig:
     cdef double _initial
     cdef double _max_delay
     cdef double _deadline
+    cdef unsigned long long _rng_state
+    cdef double _bases[BASE_TABLE]  # base delays of attempts 1..BASE_TABLE
     cdef tuple _retryable
     cdef object _retry_on_result
-    cdef object _random
+    cdef object _random         # None: the module's default; draw from _rng_state in C
     cdef object _clock          # None: read the monotonic clock in C
 
     def __init__(
@@ -1213,6 +1230,14 @@ cdef class RetryConfig:
         self._has_deadline = deadline is not None
         self._deadline = 0.0 if deadline is None else deadline
         self._clock = None if clock is _monotonic else clock
+        if self._random is _default_random:
+            self._random = None
+            self._rng_state = _getrandbits(64)
+        # pow() costs more than everything else in get_delay; attempts are
+        # small, so their base delays are computed once, by the same formula.
+        cdef int i
+        for i in range(BASE_TABLE):
+            self._bases[i] = _base_delay(self, i + 1)
 
     @property
     def max_attempts(self):
@@ -1294,26 +1319,21 @@ cdef int _retry_delay(RetryConfig c, long attempt, double previous, double* out)
     twin, so both give bit-identical delays for the same random numbers.
     """
     cdef double maximum = c._max_delay
-    cdef double base, delay, r, half, low, high
-    if c._initial == 0.0:
-        base = 0.0
-    else:
-        base = c._initial * c_pow(c._factor, <double>(attempt - 1))
-    if not base < maximum:
-        base = maximum
+    cdef double base = c._bases[attempt - 1] if attempt <= BASE_TABLE else _base_delay(c, attempt)
+    cdef double delay, r, half, low, high
     if c._jitter == JITTER_NONE:
         delay = base
     elif c._jitter == JITTER_FULL:
-        if _call_float(c._random, &r) < 0:
+        if _draw(c, &r) < 0:
             return -1
         delay = r * base
     elif c._jitter == JITTER_EQUAL:
-        if _call_float(c._random, &r) < 0:
+        if _draw(c, &r) < 0:
             return -1
         half = base * 0.5
         delay = half + r * half
     else:
-        if _call_float(c._random, &r) < 0:
+        if _draw(c, &r) < 0:
             return -1
         low = c._initial
         high = 3.0 * (previous if previous >= 0.0 else low)
@@ -1326,6 +1346,24 @@ cdef int _retry_delay(RetryConfig c, long attempt, double previous, double* out)
         delay = maximum
     out[0] = delay
     return 0
+
+
+cdef double _base_delay(RetryConfig c, long attempt) noexcept:
+    """``min(max_delay, initial_delay * backoff_factor ** (attempt - 1))``."""
+    cdef double base
+    if c._initial == 0.0:
+        return 0.0
+    base = c._initial * c_pow(c._factor, <double>(attempt - 1))
+    if not base < c._max_delay:
+        base = c._max_delay
+    return base
+
+
+cdef inline int _draw(RetryConfig c, double* r) noexcept:
+    if c._random is None:
+        r[0] = hardy_next_double(&c._rng_state)
+        return 0
+    return _call_float(c._random, r)
 
 
 cdef bint _retries_current(RetryConfig c) noexcept:
