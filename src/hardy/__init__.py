@@ -21,9 +21,11 @@ from . import testing
 from ._core import IMPLEMENTATION, CircuitBreaker, RetryConfig
 from .breaker import BreakerRegistry, circuit_breaker, get_circuit_breaker, registry
 from .errors import AllFallbacksFailedError, CircuitOpenError, HardyError, TimeoutError  # noqa: A004
+from .fallback import Fallback, fallback, with_fallback
 from .jitter import Jitter
 from .retry import retry, retry_with_backoff
 from .state import CircuitState
+from .timeout import timeout, with_timeout
 
 __version__ = "0.1.0"
 
@@ -34,15 +36,20 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",
+    "Fallback",
     "HardyError",
     "Jitter",
     "RetryConfig",
     "TimeoutError",
     "__version__",
     "circuit_breaker",
+    "fallback",
     "get_circuit_breaker",
     "registry",
     "retry",
     "retry_with_backoff",
     "testing",
+    "timeout",
+    "with_fallback",
+    "with_timeout",
 ]

@@ -26,7 +26,7 @@ import random
 import time
 import types
 
-from hardy import _blocks, _events, _sleep, _validate, _wrapping
+from hardy import _blocks, _chain, _events, _sleep, _validate, _wrapping
 from hardy.errors import CircuitOpenError
 from hardy.jitter import JITTER_CODES
 from hardy.state import STATE_BY_CODE
@@ -125,6 +125,27 @@ cdef extern from *:
         return (double)(z >> 11) * (1.0 / 9007199254740992.0);
     }
 
+    /* An exact int that fits in one digit, or -1: the usual `attempt`,
+       read without PyLong_AsLong's general machinery. */
+    #if PY_VERSION_HEX < 0x030B0000
+    #include "longintrepr.h"
+    #endif
+    static inline long hardy_small_int(PyObject *o) {
+        if (!PyLong_CheckExact(o)) {
+            return -1;
+        }
+    #if PY_VERSION_HEX >= 0x030C0000
+        if (PyUnstable_Long_IsCompact((PyLongObject *)o)) {
+            return (long)PyUnstable_Long_CompactValue((PyLongObject *)o);
+        }
+    #else
+        if (Py_SIZE(o) == 1) {
+            return (long)((PyLongObject *)o)->ob_digit[0];
+        }
+    #endif
+        return -1;
+    }
+
     /* BaseException.__new__ stores the arguments and runs no Python code,
        which is all a rejection needs. */
     static PyObject *hardy_new_exception(PyObject *type, PyObject *args) {
@@ -145,6 +166,7 @@ cdef extern from *:
     PyObject* hardy_new_exception(PyObject* type, PyObject* args)
     void hardy_set_stop_iteration(PyObject* value) noexcept
     double hardy_next_double(unsigned long long* state) noexcept nogil
+    long hardy_small_int(PyObject* o) noexcept
 
 cdef extern from "Python.h":
     PyObject* PyObject_Vectorcall(PyObject* callable, PyObject* const* args, size_t nargsf, PyObject* kwnames)
@@ -1102,6 +1124,11 @@ cdef Py_ssize_t _vectorcall_offset():
     return <Py_ssize_t>(<char*>&probe._vectorcall - <char*><PyObject*>probe)
 
 
+cdef Py_ssize_t _chain_vectorcall_offset():
+    cdef _Chain probe = _Chain.__new__(_Chain)
+    return <Py_ssize_t>(<char*>&probe._vectorcall - <char*><PyObject*>probe)
+
+
 cdef Py_ssize_t _retrying_vectorcall_offset():
     cdef _Retrying probe = _Retrying.__new__(_Retrying)
     return <Py_ssize_t>(<char*>&probe._vectorcall - <char*><PyObject*>probe)
@@ -1289,14 +1316,9 @@ cdef class RetryConfig:
             >>> hardy.RetryConfig(jitter=False).get_delay(3)
             4.0
         """
-        cdef long n = 0
+        cdef long n = hardy_small_int(<PyObject*>attempt)
         cdef double previous = -1.0
         cdef double delay
-        if PyLong_CheckExact(<PyObject*>attempt):
-            n = PyLong_AsLong(<PyObject*>attempt)
-            if n == -1 and PyErr_Occurred() != NULL:
-                PyErr_Clear()
-                n = 0
         if not 1 <= n <= MAX_ATTEMPT:
             n = _validate.positive_int("attempt", attempt)
         if previous_delay is not None:
@@ -1629,3 +1651,87 @@ def retrying(config, func, on_retry=None):
     if r._on_retry_is_async and not r._is_async:
         raise TypeError(f"on_retry {on_retry!r} is async but {func!r} is not: it could not be awaited")
     return _wrapping.copy_metadata(r, func, is_async=r._is_async)
+
+
+# -- fallback chains ---------------------------------------------------------------------
+
+cdef object _continue_chain = _chain.continue_chain
+cdef object _run_chain_async = _chain.run_chain_async
+cdef object _one = 1
+
+
+@cython.final
+cdef class _Chain:
+    """A fallback chain (see ``chain``): the first call is dispatched in C."""
+
+    cdef vectorcallfunc _vectorcall
+    cdef object _first
+    cdef tuple _funcs
+    cdef tuple _awaited
+    cdef str _name
+    cdef object _default
+    cdef tuple _exceptions
+    cdef bint _log
+    cdef bint _is_async
+    cdef dict __dict__
+    cdef object __weakref__
+
+    def __get__(self, obj, objtype):
+        if obj is None:
+            return self
+        return types.MethodType(self, obj)
+
+    def __repr__(self):
+        return f"<fallback chain {self._name}>"
+
+
+cdef PyObject* _chain_vectorcall(PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames) except NULL:
+    cdef _Chain ch = <_Chain>self
+    cdef PyObject* result
+    cdef PyObject* error
+    if ch._is_async:
+        positional, keywords = _pack_args(args, nargsf, kwnames)
+        coro = _run_chain_async(
+            ch._name, ch._funcs, ch._awaited, positional, keywords, ch._default, ch._exceptions, ch._log
+        )
+        xincref(<PyObject*>coro)
+        return <PyObject*>coro
+    result = PyObject_Vectorcall(<PyObject*>ch._first, args, nargsf, kwnames)
+    if result != NULL:
+        return result
+    if not PyErr_ExceptionMatches(<PyObject*>ch._exceptions):
+        return NULL
+    error = _take_error()
+    positional, keywords = _pack_args(args, nargsf, kwnames)
+    errors = [<object>error]
+    xdecref(error)
+    value = _continue_chain(
+        ch._name, ch._funcs, _one, positional, keywords, errors, ch._default, ch._exceptions, ch._log
+    )
+    xincref(<PyObject*>value)
+    return <PyObject*>value
+
+
+hardy_enable_vectorcall(_Chain, _chain_vectorcall_offset())
+
+
+def chain(name, funcs, default, exceptions, log):
+    """Call ``funcs[0]``; when it raises one of ``exceptions``, the next, and so on.
+
+    When all fail: ``default`` unless it is ``NO_DEFAULT``, else
+    ``AllFallbacksFailedError``. The result looks like ``funcs[0]`` (sync or
+    async); an async chain may mix sync and async functions.
+    """
+    cdef _Chain ch = _Chain.__new__(_Chain)
+    ch._vectorcall = _chain_vectorcall
+    ch._funcs = tuple(funcs)
+    ch._first = ch._funcs[0]
+    ch._awaited = tuple([_wrapping.is_async_callable(func) for func in ch._funcs])
+    ch._name = name
+    ch._default = default
+    ch._exceptions = exceptions
+    ch._log = log
+    ch._is_async = ch._awaited[0]
+    if not ch._is_async and any(ch._awaited):
+        raise TypeError(f"{_chain.describe(ch._first)} is sync but its fallbacks include async functions")
+    return _wrapping.copy_metadata(ch, ch._first, is_async=ch._is_async)

@@ -29,13 +29,13 @@ import types
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from . import _blocks, _events, _sleep, _validate, _wrapping
+from . import _blocks, _chain, _events, _sleep, _validate, _wrapping
 from ._types import P, ProtectedCallable, R
 from .errors import CircuitOpenError
 from .jitter import JITTER_CODES, Jitter
 from .state import CLOSED, HALF_OPEN, OPEN, STATE_BY_CODE, CircuitState
 
-__all__ = ["IMPLEMENTATION", "CircuitBreaker", "RetryConfig", "protect", "retrying"]
+__all__ = ["IMPLEMENTATION", "CircuitBreaker", "RetryConfig", "chain", "protect", "retrying"]
 
 IMPLEMENTATION = "py"
 
@@ -779,3 +779,40 @@ def retrying(
     wrapper = _wrapping.copy_metadata(retried, func, is_async=False)
     wrapper.retry_config = config
     return wrapper  # type: ignore[no-any-return]
+
+
+# -- fallback chains -------------------------------------------------------------------
+
+
+def chain(
+    name: str,
+    funcs: tuple[Callable[..., Any], ...],
+    default: object,
+    exceptions: tuple[type[Exception], ...],
+    log: bool,
+) -> Callable[..., Any]:
+    """Call ``funcs[0]``; when it raises one of ``exceptions``, the next, and so on.
+
+    When all fail: ``default`` unless it is ``NO_DEFAULT``, else
+    ``AllFallbacksFailedError``. The result looks like ``funcs[0]`` (sync or
+    async); an async chain may mix sync and async functions.
+    """
+    first = funcs[0]
+    awaited = tuple(_wrapping.is_async_callable(func) for func in funcs)
+    if awaited[0]:
+
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            return await _chain.run_chain_async(name, funcs, awaited, args, kwargs, default, exceptions, log)
+
+        return _wrapping.copy_metadata(run_async, first, is_async=True)  # type: ignore[no-any-return]
+    if any(awaited):
+        raise TypeError(f"{_chain.describe(first)} is sync but its fallbacks include async functions")
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return first(*args, **kwargs)
+        except exceptions as exc:
+            errors: list[BaseException] = [exc]
+        return _chain.continue_chain(name, funcs, 1, args, kwargs, errors, default, exceptions, log)
+
+    return _wrapping.copy_metadata(run, first, is_async=False)  # type: ignore[no-any-return]

@@ -171,3 +171,21 @@ def _finite(name: str, value: object) -> float:
     if not math.isfinite(result):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return result
+
+
+def fallback_exceptions(value: object) -> tuple[type[Exception], ...]:
+    """The error types that fall through to the next function of a chain.
+
+    Only ``Exception`` subclasses: an interruption or a cancellation must
+    never be answered by a fallback.
+    """
+    result = exception_types("exceptions", value)
+    for kind in result:
+        if not issubclass(kind, Exception):
+            raise ValueError(
+                f"exceptions must be Exception subclasses, got {kind.__name__} "
+                "(interruptions and cancellations always propagate)"
+            )
+    if not result:
+        raise ValueError("exceptions must name at least one exception class")
+    return result  # type: ignore[return-value]

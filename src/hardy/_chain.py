@@ -1,0 +1,89 @@
+"""Running a fallback chain past its first function; shared by both cores.
+
+The cores call the first function themselves (the fast path, in C for the
+compiled core); once it has failed, everything else happens here, written
+once: the remaining functions in order, one WARNING per failed step, then
+the default or :class:`~hardy.AllFallbacksFailedError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._sentinel import NO_DEFAULT
+from .errors import AllFallbacksFailedError
+
+__all__ = ["continue_chain", "describe", "run_chain_async"]
+
+logger = logging.getLogger("hardy")
+
+
+def describe(func: object) -> str:
+    """A readable name for any callable, even one without ``__name__``."""
+    target = getattr(func, "func", None) if not hasattr(func, "__qualname__") else None
+    named = target if target is not None else func
+    qualname = getattr(named, "__qualname__", None) or getattr(named, "__name__", None)
+    if not isinstance(qualname, str):
+        return repr(func)
+    module = getattr(named, "__module__", None)
+    return f"{module}.{qualname}" if isinstance(module, str) else qualname
+
+
+def _log(name: str, func: object, error: BaseException) -> None:
+    if logger.isEnabledFor(logging.WARNING):
+        logger.warning("fallback chain %s: %s failed: %r", name, describe(func), error)
+
+
+def _finish(name: str, errors: list[BaseException], default: object) -> Any:
+    if default is not NO_DEFAULT:
+        return default
+    raise AllFallbacksFailedError(name, errors) from (errors[-1] if errors else None)
+
+
+def continue_chain(
+    name: str,
+    funcs: Sequence[Callable[..., Any]],
+    start: int,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    errors: list[BaseException],
+    default: object,
+    exceptions: tuple[type[Exception], ...],
+    log: bool,
+) -> Any:
+    """Run ``funcs[start:]`` after ``errors`` (the failures so far, already raised)."""
+    if log and errors:
+        _log(name, funcs[start - 1], errors[-1])
+    for func in funcs[start:]:
+        try:
+            return func(*args, **kwargs)
+        except exceptions as exc:
+            errors.append(exc)
+            if log:
+                _log(name, func, exc)
+    return _finish(name, errors, default)
+
+
+async def run_chain_async(
+    name: str,
+    funcs: Sequence[Callable[..., Any]],
+    awaited: Sequence[bool],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    default: object,
+    exceptions: tuple[type[Exception], ...],
+    log: bool,
+) -> Any:
+    """Run a chain that holds async functions; ``awaited[i]`` says whether to await ``funcs[i]``."""
+    errors: list[BaseException] = []
+    for func, is_async in zip(funcs, awaited, strict=True):
+        try:
+            result = func(*args, **kwargs)
+            return (await result) if is_async else result
+        except exceptions as exc:
+            errors.append(exc)
+            if log:
+                _log(name, func, exc)
+    return _finish(name, errors, default)

@@ -1,0 +1,133 @@
+"""Deadlines for sync calls, enforced from one shared timer thread.
+
+Each thread that runs a call under ``hardy.timeout`` has a stack of active
+deadlines (calls nest; the tightest deadline wins). One timer thread sleeps
+until the earliest deadline of all threads; when a deadline passes, it raises
+the private :class:`Expired` in the calling thread with
+``PyThreadState_SetAsyncExc``. ``Expired`` is a ``BaseException``, so
+``except Exception`` cannot catch it, and the timer raises it again every
+``REDELIVER`` seconds until the call ends, so even a bare ``except:`` loop
+is interrupted. When a call leaves, a delivery still pending for it is
+cancelled, so a call that finishes just before its deadline is never hit
+later. The timer thread exits after ``IDLE_EXIT`` seconds without deadlines.
+
+What it can interrupt: Python code, including ``time.sleep`` on Python 3.x
+(the exception is raised when the sleep returns, after at most the sleep's
+length). It cannot interrupt a single blocking C call (``socket.recv``
+without a timeout, a long C extension routine): the exception is raised
+when that call returns to Python. Use ``mode="thread"`` for those.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["IDLE_EXIT", "REDELIVER", "Expired", "enter", "leave", "timer_thread"]
+
+REDELIVER = 0.02
+IDLE_EXIT = 0.5
+
+_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+_set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
+_set_async_exc.restype = ctypes.c_int
+_clear_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+_clear_async_exc.argtypes = (ctypes.c_ulong, ctypes.c_void_p)
+
+
+class Expired(BaseException):
+    """Raised into a thread whose deadline passed; the decorator turns it into TimeoutError."""
+
+
+@dataclass(eq=False, slots=True)
+class Entry:
+    deadline: float
+    thread: int
+    active: bool = True
+    fired: bool = False
+    next_delivery: float = field(default=0.0)
+
+
+_lock = threading.Lock()
+_wake = threading.Condition(_lock)
+_stacks: dict[int, list[Entry]] = {}
+_timer: threading.Thread | None = None
+_next_wake = float("inf")
+
+
+def enter(seconds: float) -> Entry:
+    """Start a deadline ``seconds`` from now for the calling thread."""
+    global _next_wake, _timer
+    entry = Entry(time.monotonic() + seconds, threading.get_ident())
+    with _lock:
+        stack = _stacks.get(entry.thread)
+        if stack is None:
+            stack = _stacks[entry.thread] = []
+        stack.append(entry)
+        if entry.deadline < _next_wake:
+            _next_wake = entry.deadline
+            if _timer is None:
+                _timer = threading.Thread(target=_run, name="hardy-deadlines", daemon=True)
+                _timer.start()
+            else:
+                _wake.notify()
+    return entry
+
+
+def leave(entry: Entry) -> None:
+    """End ``entry``; cancel a delivery that is still pending for it. Idempotent."""
+    with _lock:
+        if not entry.active:
+            return
+        entry.active = False
+        stack = _stacks.get(entry.thread)
+        if stack is not None:
+            if stack and stack[-1] is entry:
+                stack.pop()
+            elif entry in stack:
+                stack.remove(entry)
+            if not stack:
+                del _stacks[entry.thread]
+        if entry.fired:
+            # Nothing else can fire while we hold the lock: clear what the
+            # timer set but the interpreter has not raised yet.
+            _clear_async_exc(entry.thread, None)
+
+
+def timer_thread() -> threading.Thread | None:
+    """The timer thread while it runs (for tests)."""
+    return _timer
+
+
+def _run() -> None:
+    global _next_wake, _timer
+    idle_since: float | None = None
+    with _lock:
+        while True:
+            now = time.monotonic()
+            soonest = float("inf")
+            for thread, stack in _stacks.items():
+                delivered = False
+                for entry in stack:
+                    due = entry.next_delivery if entry.fired else entry.deadline
+                    if due <= now and not delivered:
+                        entry.fired = True
+                        entry.next_delivery = now + REDELIVER
+                        _set_async_exc(thread, Expired)
+                        delivered = True  # one exception at a time per thread
+                        due = entry.next_delivery
+                    soonest = min(soonest, due if due > now else now + REDELIVER)
+            _next_wake = soonest
+            if not _stacks:
+                if idle_since is None:
+                    idle_since = now
+                elif now - idle_since >= IDLE_EXIT:
+                    _timer = None
+                    _next_wake = float("inf")
+                    return
+                _wake.wait(IDLE_EXIT)
+                continue
+            idle_since = None
+            _wake.wait(max(0.0, soonest - now))

@@ -1,0 +1,210 @@
+"""Timeouts that really interrupt: ``timeout`` and ``with_timeout``.
+
+Async functions are cancelled at the deadline. Sync functions are
+interrupted from a shared timer thread (see :mod:`hardy._deadlines`): in any
+thread, on every platform, with nested deadlines where the tightest wins, and
+``except Exception`` in the wrapped code cannot swallow the deadline. A sync
+call blocked inside one C function (a socket read without its own timeout)
+is interrupted only when that function returns; ``mode="thread"`` runs the
+call in a worker thread instead and abandons it at the deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from . import _chain, _deadlines, _validate, _wrapping
+from ._sentinel import NO_DEFAULT
+from ._types import P, R
+from .errors import TimeoutError  # noqa: A004 - hardy.TimeoutError subclasses the builtin
+
+__all__ = ["timeout", "with_timeout"]
+
+T = TypeVar("T")
+MODES = ("interrupt", "thread")
+
+
+class _Elapsed(Exception):
+    """Internal: the deadline of ``_await_with_deadline`` passed."""
+
+
+async def _await_with_deadline(awaitable: Awaitable[T], seconds: float) -> T:
+    if sys.version_info >= (3, 11):
+        context = asyncio.timeout(seconds)
+        try:
+            async with context:
+                return await awaitable
+        except builtins.TimeoutError:
+            # Our own deadline, or a TimeoutError the awaited code raised itself?
+            if context.expired():
+                raise _Elapsed from None
+            raise
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        if task is not None:
+            task.cancel()
+
+    handle = loop.call_later(seconds, expire)
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if expired:
+            raise _Elapsed from None
+        raise
+    finally:
+        handle.cancel()
+
+
+def _run_in_thread(func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], seconds: float) -> T:
+    """Run ``func`` in a daemon thread; give up waiting (and abandon it) after ``seconds``."""
+    done = threading.Event()
+    outcome: list[Any] = []
+
+    def work() -> None:
+        try:
+            outcome.append((True, func(*args, **kwargs)))
+        except BaseException as exc:  # handed back to the caller below
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="hardy-timeout-worker", daemon=True).start()
+    if not done.wait(seconds):
+        raise _Elapsed
+    ok, value = outcome[0]
+    if ok:
+        return value  # type: ignore[no-any-return]
+    raise value
+
+
+def timeout(
+    seconds: float,
+    error_message: str | None = None,
+    fallback: Callable[..., Any] | None = None,
+    *,
+    mode: str = "interrupt",
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Give a function ``seconds`` to finish, then raise :class:`hardy.TimeoutError`.
+
+    ``error_message`` names the operation in the error (default: the
+    function's qualified name). With ``fallback``, its result for the same
+    arguments is returned instead (awaited if async). ``mode`` applies to
+    sync functions: ``"interrupt"`` (default) raises inside the running call;
+    ``"thread"`` runs the call in a worker thread and abandons it at the
+    deadline, for calls blocked in C.
+
+    Example::
+
+        @hardy.timeout(2.0, fallback=lambda user_id: None)
+        async def load_user(user_id: int) -> dict[str, str] | None: ...
+
+        @hardy.timeout(0.5)
+        def render(report: Report) -> bytes: ...
+    """
+    limit = _validate.seconds("seconds", seconds, allow_zero=False)
+    if error_message is not None and not isinstance(error_message, str):
+        raise TypeError(f"error_message must be a str or None, got {error_message!r}")
+    if fallback is not None:
+        _validate.callable_arg("fallback", fallback)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    fallback_is_async = fallback is not None and _wrapping.is_async_callable(fallback)
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        _validate.callable_arg("func", func)
+        operation = error_message or _chain.describe(func)
+        if _wrapping.is_async_callable(func):
+            if mode != "interrupt":
+                raise ValueError(f"mode={mode!r} is for sync functions; {operation} is async")
+
+            async def timed_async(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await _await_with_deadline(func(*args, **kwargs), limit)  # type: ignore[arg-type]
+                except _Elapsed:
+                    pass
+                if fallback is None:
+                    raise TimeoutError(operation, limit)
+                result = fallback(*args, **kwargs)
+                return (await result) if fallback_is_async else result
+
+            return _wrapping.copy_metadata(timed_async, func, is_async=True)  # type: ignore[no-any-return]
+        if fallback_is_async:
+            raise TypeError(f"fallback {fallback!r} is async but {operation} is not: it could not be awaited")
+
+        if mode == "thread":
+
+            def timed_in_thread(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return _run_in_thread(func, args, kwargs, limit)
+                except _Elapsed:
+                    pass
+                if fallback is None:
+                    raise TimeoutError(operation, limit)
+                return fallback(*args, **kwargs)
+
+            return _wrapping.copy_metadata(timed_in_thread, func, is_async=False)  # type: ignore[no-any-return]
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            entry = _deadlines.enter(limit)
+            try:
+                try:
+                    result = func(*args, **kwargs)
+                finally:
+                    _deadlines.leave(entry)
+            except _deadlines.Expired:
+                # Raised for this deadline, or for an outer one (re-raised
+                # for its own decorator to handle). Make sure ours is gone
+                # even if the delivery interrupted leave() itself.
+                _leave_surely(entry)
+                if not entry.fired:
+                    raise
+            else:
+                return result
+            if fallback is None:
+                raise TimeoutError(operation, limit) from None
+            return fallback(*args, **kwargs)
+
+        return _wrapping.copy_metadata(timed, func, is_async=False)  # type: ignore[no-any-return]
+
+    return decorate
+
+
+def _leave_surely(entry: _deadlines.Entry) -> None:
+    for _ in range(3):
+        try:
+            _deadlines.leave(entry)
+            return
+        except _deadlines.Expired:
+            continue
+
+
+async def with_timeout(awaitable: Awaitable[T], seconds: float, fallback_value: Any = NO_DEFAULT) -> T:
+    """Await ``awaitable`` for at most ``seconds``; it is cancelled at the deadline.
+
+    Then return ``fallback_value`` if one was given (``None`` included), else
+    raise ``hardy.TimeoutError("coroutine", seconds)``.
+
+    Example::
+
+        page = await hardy.with_timeout(fetch(url), 5.0, fallback_value=None)
+    """
+    limit = _validate.seconds("seconds", seconds, allow_zero=False)
+    if not hasattr(awaitable, "__await__"):
+        raise TypeError(f"awaitable must be awaitable, got {awaitable!r}")
+    try:
+        return await _await_with_deadline(awaitable, limit)
+    except _Elapsed:
+        pass
+    if fallback_value is NO_DEFAULT:
+        raise TimeoutError("coroutine", limit)
+    return fallback_value  # type: ignore[no-any-return]
