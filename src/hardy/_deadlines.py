@@ -25,16 +25,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["IDLE_EXIT", "REDELIVER", "Expired", "enter", "leave", "timer_thread"]
+__all__ = ["IDLE_EXIT", "REDELIVER", "Expired", "enter", "leave", "prepare", "timer_thread"]
 
 REDELIVER = 0.02
 IDLE_EXIT = 0.5
 
-_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
-_set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
-_set_async_exc.restype = ctypes.c_int
-_clear_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
-_clear_async_exc.argtypes = (ctypes.c_ulong, ctypes.c_void_p)
+# Two prototypes of one C function: raise an exception class in a thread,
+# or (NULL) cancel one set there but not yet raised. PYFUNCTYPE keeps the GIL.
+_set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+)
+_clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+)
 
 
 class Expired(BaseException):
@@ -57,11 +60,22 @@ _timer: threading.Thread | None = None
 _next_wake = float("inf")
 
 
-def enter(seconds: float) -> Entry:
-    """Start a deadline ``seconds`` from now for the calling thread."""
+def prepare(seconds: float) -> Entry:
+    """A deadline ``seconds`` from now for the calling thread, not yet active.
+
+    Registration is a separate step (:func:`enter`) so that the caller holds
+    the entry *before* it can fire: a delivery that interrupts ``enter``
+    itself is then still cleaned up by the caller's ``leave``.
+    """
+    return Entry(time.monotonic() + seconds, threading.get_ident())
+
+
+def enter(entry: Entry) -> None:
+    """Make ``entry`` active: the timer thread will raise at its deadline."""
     global _next_wake, _timer
-    entry = Entry(time.monotonic() + seconds, threading.get_ident())
     with _lock:
+        if not entry.active:
+            return
         stack = _stacks.get(entry.thread)
         if stack is None:
             stack = _stacks[entry.thread] = []
@@ -73,26 +87,28 @@ def enter(seconds: float) -> Entry:
                 _timer.start()
             else:
                 _wake.notify()
-    return entry
 
 
 def leave(entry: Entry) -> None:
-    """End ``entry``; cancel a delivery that is still pending for it. Idempotent."""
+    """End ``entry``; cancel a delivery that is still pending for it.
+
+    Safe to run again after a delivery interrupted it halfway: every step
+    can be repeated, and the entry stops firing at the first one.
+    """
     with _lock:
-        if not entry.active:
-            return
         entry.active = False
         stack = _stacks.get(entry.thread)
         if stack is not None:
-            if stack and stack[-1] is entry:
-                stack.pop()
-            elif entry in stack:
-                stack.remove(entry)
+            for index in range(len(stack) - 1, -1, -1):
+                if stack[index] is entry:
+                    del stack[index]
+                    break
             if not stack:
                 del _stacks[entry.thread]
         if entry.fired:
             # Nothing else can fire while we hold the lock: clear what the
-            # timer set but the interpreter has not raised yet.
+            # timer set but the interpreter has not raised yet. (If that was
+            # an outer deadline's, the timer delivers it again shortly.)
             _clear_async_exc(entry.thread, None)
 
 
@@ -111,6 +127,8 @@ def _run() -> None:
             for thread, stack in _stacks.items():
                 delivered = False
                 for entry in stack:
+                    if not entry.active:
+                        continue
                     due = entry.next_delivery if entry.fired else entry.deadline
                     if due <= now and not delivered:
                         entry.fired = True

@@ -155,9 +155,10 @@ def timeout(
             return _wrapping.copy_metadata(timed_in_thread, func, is_async=False)  # type: ignore[no-any-return]
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            entry = _deadlines.enter(limit)
+            entry = _deadlines.prepare(limit)
             try:
                 try:
+                    _deadlines.enter(entry)
                     result = func(*args, **kwargs)
                 finally:
                     _deadlines.leave(entry)
@@ -198,9 +199,15 @@ async def with_timeout(awaitable: Awaitable[T], seconds: float, fallback_value: 
 
         page = await hardy.with_timeout(fetch(url), 5.0, fallback_value=None)
     """
-    limit = _validate.seconds("seconds", seconds, allow_zero=False)
     if not hasattr(awaitable, "__await__"):
         raise TypeError(f"awaitable must be awaitable, got {awaitable!r}")
+    try:
+        limit = _validate.seconds("seconds", seconds, allow_zero=False)
+    except (TypeError, ValueError):
+        close = getattr(awaitable, "close", None)
+        if close is not None:
+            close()  # it will never run: do not let it warn that it was never awaited
+        raise
     try:
         return await _await_with_deadline(awaitable, limit)
     except _Elapsed:
