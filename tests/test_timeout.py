@@ -32,7 +32,8 @@ def test_sync_call_within_its_deadline_returns_normally() -> None:
         return x * 2
 
     assert quick(21) == 42
-    assert quick.__name__ == "quick" and quick.__doc__ == "Doc."
+    assert quick.__name__ == "quick"
+    assert quick.__doc__ == "Doc."
     assert inspect.signature(quick) == inspect.signature(quick.__wrapped__)
 
 
@@ -187,7 +188,7 @@ def test_thread_mode_abandons_a_blocking_call() -> None:
     release.set()
     assert hardy.timeout(1.0, mode="thread")(lambda: "quick")() == "quick"
     with pytest.raises(KeyError):
-        hardy.timeout(1.0, mode="thread")(dict().__getitem__)("missing")
+        hardy.timeout(1.0, mode="thread")({}.__getitem__)("missing")
 
 
 # -- async --------------------------------------------------------------------------------
