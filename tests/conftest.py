@@ -19,7 +19,7 @@ import pytest
 import hardy
 from hardy import _core
 
-CORE_NAMES = ("IMPLEMENTATION", "CircuitBreaker", "RetryConfig", "chain", "protect", "retrying")
+CORE_NAMES = ("IMPLEMENTATION", "CircuitBreaker", "RetryConfig", "chain", "protect", "retrying", "timed")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

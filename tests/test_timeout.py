@@ -158,7 +158,7 @@ def test_exceptions_of_the_call_pass_through_unchanged() -> None:
     def raises() -> None:
         raise error
 
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="own") as info:
         raises()
     assert info.value is error
 
@@ -303,7 +303,7 @@ def test_bad_combinations() -> None:
 
     with pytest.raises(ValueError, match="mode='thread' is for sync functions"):
         hardy.timeout(1, mode="thread")(coro)
-    with pytest.raises(TypeError, match="fallback .* is async but"):
+    with pytest.raises(TypeError, match=r"fallback .* is async but"):
         hardy.timeout(1, fallback=async_fallback)(lambda: None)
     with pytest.raises(TypeError, match="awaitable must be awaitable"):
         asyncio.run(hardy.with_timeout(5, 1.0))  # type: ignore[arg-type]

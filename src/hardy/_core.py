@@ -15,7 +15,17 @@ import sys
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-__all__ = ["IMPLEMENTATION", "NO_EXTENSIONS", "CircuitBreaker", "RetryConfig", "chain", "load", "protect", "retrying"]
+__all__ = [
+    "IMPLEMENTATION",
+    "NO_EXTENSIONS",
+    "CircuitBreaker",
+    "RetryConfig",
+    "chain",
+    "load",
+    "protect",
+    "retrying",
+    "timed",
+]
 
 NO_EXTENSIONS = os.environ.get("HARDY_NO_EXTENSIONS", "").strip().lower() not in ("", "0", "false", "no")
 if sys.implementation.name != "cpython":  # pragma: no cover - CPython is what we test
@@ -36,11 +46,11 @@ def load(implementation: str) -> ModuleType:
 
 
 if TYPE_CHECKING or NO_EXTENSIONS:
-    from ._core_py import IMPLEMENTATION, CircuitBreaker, RetryConfig, chain, protect, retrying
+    from ._core_py import IMPLEMENTATION, CircuitBreaker, RetryConfig, chain, protect, retrying, timed
 else:
     try:
-        from ._core_c import IMPLEMENTATION, CircuitBreaker, RetryConfig, chain, protect, retrying
+        from ._core_c import IMPLEMENTATION, CircuitBreaker, RetryConfig, chain, protect, retrying, timed
     except ImportError:  # pragma: no cover - depends on the build
         # Not built (no compiler at install time): the twin behaves the same,
         # only slower; ``hardy.IMPLEMENTATION`` tells which one is active.
-        from ._core_py import IMPLEMENTATION, CircuitBreaker, RetryConfig, chain, protect, retrying
+        from ._core_py import IMPLEMENTATION, CircuitBreaker, RetryConfig, chain, protect, retrying, timed

@@ -26,8 +26,8 @@ import random
 import time
 import types
 
-from hardy import _blocks, _chain, _events, _sleep, _validate, _wrapping
-from hardy.errors import CircuitOpenError
+from hardy import _blocks, _chain, _deadlines, _events, _sleep, _validate, _wrapping
+from hardy.errors import CircuitOpenError, TimeoutError as HardyTimeoutError
 from hardy.jitter import JITTER_CODES
 from hardy.state import STATE_BY_CODE
 
@@ -199,6 +199,9 @@ cdef extern from "Python.h":
     int PyException_SetTraceback(PyObject* exc, PyObject* tb)
     PyObject* PyObject_CallFunctionObjArgs(PyObject* callable, ...)
     PyObject* PyObject_CallOneArg(PyObject* callable, PyObject* arg)
+    int PyThreadState_SetAsyncExc(unsigned long id, PyObject* exc)
+    unsigned long PyThread_get_thread_ident()
+    PyObject* PyLong_FromUnsignedLong(unsigned long v)
     int PyObject_IsTrue(PyObject* o)
     int PyLong_CheckExact(PyObject* o)
     long PyLong_AsLong(PyObject* o)
@@ -1735,3 +1738,191 @@ def chain(name, funcs, default, exceptions, log):
     if not ch._is_async and any(ch._awaited):
         raise TypeError(f"{_chain.describe(ch._first)} is sync but its fallbacks include async functions")
     return _wrapping.copy_metadata(ch, ch._first, is_async=ch._is_async)
+
+
+# -- sync deadlines ---------------------------------------------------------------------
+# The compiled core's own deadline registry, served by the timer thread of
+# hardy._deadlines (see there for the protocol). Every operation below runs
+# no Python code, so under the GIL each is atomic with respect to the timer
+# thread and to deliveries: no lock, and no window between the wrapped call's
+# return and the removal of its deadline. Free-threaded builds lock a PyMutex.
+
+cdef object _Expired = _deadlines.Expired
+cdef object _wake_timer = _deadlines.wake
+cdef double _REDELIVER = _deadlines.REDELIVER
+cdef dict _dl_stacks = {}          # thread ident -> list of _Deadline (kept when empty)
+cdef double _dl_next_wake = float("inf")
+cdef hardy_mutex _dl_mutex
+
+
+@cython.final
+cdef class _Deadline:
+    cdef double deadline
+    cdef double next_delivery
+    cdef unsigned long thread
+    cdef list stack
+    cdef bint active
+    cdef bint fired
+
+
+cdef _Deadline _dl_enter(double seconds, bint* early):
+    global _dl_next_wake
+    cdef _Deadline entry = _Deadline.__new__(_Deadline)
+    cdef list stack
+    entry.deadline = c_monotonic() + seconds
+    entry.thread = PyThread_get_thread_ident()
+    entry.active = True
+    key = PyLong_FromUnsignedLong(entry.thread)
+    hardy_lock(&_dl_mutex)
+    stack = _dl_stacks.get(<object>key)
+    if stack is None:
+        stack = []
+        _dl_stacks[<object>key] = stack
+    xdecref(key)
+    stack.append(entry)
+    entry.stack = stack
+    early[0] = entry.deadline < _dl_next_wake
+    if early[0]:
+        _dl_next_wake = entry.deadline
+    hardy_unlock(&_dl_mutex)
+    return entry
+
+
+cdef void _dl_leave(_Deadline entry) noexcept:
+    cdef list stack = entry.stack
+    cdef Py_ssize_t index
+    hardy_lock(&_dl_mutex)
+    entry.active = False
+    index = len(stack) - 1
+    while index >= 0:
+        if <PyObject*>stack[index] is <PyObject*>entry:
+            del stack[index]
+            break
+        index -= 1
+    if entry.fired:
+        PyThreadState_SetAsyncExc(entry.thread, NULL)
+    hardy_unlock(&_dl_mutex)
+
+
+cdef double _dl_fire_due(double now) noexcept:
+    global _dl_next_wake
+    cdef double soonest = float("inf")
+    cdef double due
+    cdef bint delivered
+    cdef _Deadline entry
+    cdef list stack
+    hardy_lock(&_dl_mutex)
+    for stack in _dl_stacks.values():
+        delivered = False
+        for entry in stack:
+            if not entry.active:
+                continue
+            due = entry.next_delivery if entry.fired else entry.deadline
+            if due <= now and not delivered:
+                entry.fired = True
+                entry.next_delivery = now + _REDELIVER
+                PyThreadState_SetAsyncExc(entry.thread, <PyObject*>_Expired)
+                delivered = True
+                due = entry.next_delivery
+            if due <= now:
+                due = now + _REDELIVER
+            if due < soonest:
+                soonest = due
+    _dl_next_wake = soonest
+    hardy_unlock(&_dl_mutex)
+    return soonest
+
+
+@cython.final
+cdef class _CompiledDeadlines:
+    """The compiled registry as the timer thread sees it."""
+
+    def fire_due(self, double now):
+        return _dl_fire_due(now)
+
+    def is_empty(self):
+        cdef list stack
+        for stack in _dl_stacks.values():
+            if stack:
+                return False
+        return True
+
+
+_deadlines.add_registry(_CompiledDeadlines())
+
+
+@cython.final
+cdef class _Timed:
+    """A sync function under a deadline (see ``timed``)."""
+
+    cdef vectorcallfunc _vectorcall
+    cdef object _func
+    cdef double _limit
+    cdef str _operation
+    cdef object _fallback
+    cdef dict __dict__
+    cdef object __weakref__
+
+    def __get__(self, obj, objtype):
+        if obj is None:
+            return self
+        return types.MethodType(self, obj)
+
+    def __repr__(self):
+        return f"<{self._operation} with a {self._limit}s timeout>"
+
+
+cdef PyObject* _timed_vectorcall(PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames) except NULL:
+    cdef _Timed t = <_Timed>self
+    cdef bint early = False
+    cdef _Deadline entry = _dl_enter(t._limit, &early)
+    cdef PyObject* result
+    cdef PyObject* when
+    if early:
+        when = PyFloat_FromDouble(entry.deadline)
+        result = PyObject_CallOneArg(<PyObject*>_wake_timer, when) if when != NULL else NULL
+        xdecref(when)
+        if result == NULL:
+            _dl_leave(entry)
+            return NULL
+        xdecref(result)
+    result = PyObject_Vectorcall(<PyObject*>t._func, args, nargsf, kwnames)
+    _dl_leave(entry)
+    if not entry.fired:
+        return result
+    if result != NULL:
+        # The deadline passed while a C function ran (no bytecode ran to
+        # raise it): the call took too long, so it timed out all the same.
+        xdecref(result)
+    elif PyErr_ExceptionMatches(<PyObject*>_Expired):
+        PyErr_Clear()  # ours: an outer deadline's delivery finds ours not fired
+    else:
+        return NULL  # the call's own error, raised as the deadline passed
+    if t._fallback is None:
+        error = HardyTimeoutError(t._operation, t._limit)
+        PyErr_SetObject(<PyObject*>HardyTimeoutError, <PyObject*>error)
+        return NULL
+    return PyObject_Vectorcall(<PyObject*>t._fallback, args, nargsf, kwnames)
+
+
+cdef Py_ssize_t _timed_vectorcall_offset():
+    cdef _Timed probe = _Timed.__new__(_Timed)
+    return <Py_ssize_t>(<char*>&probe._vectorcall - <char*><PyObject*>probe)
+
+
+hardy_enable_vectorcall(_Timed, _timed_vectorcall_offset())
+
+
+def timed(func, seconds, operation, fallback=None):
+    """Run each call of the sync ``func`` under a deadline of ``seconds``.
+
+    At the deadline the call is interrupted and ``hardy.TimeoutError(operation,
+    seconds)`` raised, or ``fallback(*args, **kwargs)`` returned.
+    """
+    cdef _Timed t = _Timed.__new__(_Timed)
+    t._vectorcall = _timed_vectorcall
+    t._func = func
+    t._limit = seconds
+    t._operation = operation
+    t._fallback = fallback
+    return _wrapping.copy_metadata(t, func, is_async=False)

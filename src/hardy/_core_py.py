@@ -29,13 +29,14 @@ import types
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from . import _blocks, _chain, _events, _sleep, _validate, _wrapping
+from . import _blocks, _chain, _deadlines, _events, _sleep, _validate, _wrapping
 from ._types import P, ProtectedCallable, R
 from .errors import CircuitOpenError
+from .errors import TimeoutError as HardyTimeoutError
 from .jitter import JITTER_CODES, Jitter
 from .state import CLOSED, HALF_OPEN, OPEN, STATE_BY_CODE, CircuitState
 
-__all__ = ["IMPLEMENTATION", "CircuitBreaker", "RetryConfig", "chain", "protect", "retrying"]
+__all__ = ["IMPLEMENTATION", "CircuitBreaker", "RetryConfig", "chain", "protect", "retrying", "timed"]
 
 IMPLEMENTATION = "py"
 
@@ -816,3 +817,51 @@ def chain(
         return _chain.continue_chain(name, funcs, 1, args, kwargs, errors, default, exceptions, log)
 
     return _wrapping.copy_metadata(run, first, is_async=False)  # type: ignore[no-any-return]
+
+
+# -- sync deadlines ----------------------------------------------------------------------
+
+
+def timed(
+    func: Callable[P, R],
+    seconds: float,
+    operation: str,
+    fallback: Callable[..., Any] | None = None,
+) -> Callable[P, R]:
+    """Run each call of the sync ``func`` under a deadline of ``seconds``.
+
+    At the deadline the call is interrupted and ``hardy.TimeoutError(operation,
+    seconds)`` raised, or ``fallback(*args, **kwargs)`` returned.
+    """
+
+    def timed_call(*args: Any, **kwargs: Any) -> Any:
+        entry = _deadlines.prepare(seconds)
+        try:
+            try:
+                _deadlines.enter(entry)
+                result = func(*args, **kwargs)
+            finally:
+                _deadlines.leave(entry)
+        except _deadlines.Expired:
+            # Raised for this deadline, or for an outer one (re-raised for
+            # its own decorator). Make sure ours is gone even if the
+            # delivery interrupted leave() itself.
+            _leave_surely(entry)
+            if not entry.fired:
+                raise
+        else:
+            return result
+        if fallback is None:
+            raise HardyTimeoutError(operation, seconds) from None
+        return fallback(*args, **kwargs)
+
+    return _wrapping.copy_metadata(timed_call, func, is_async=False)  # type: ignore[no-any-return]
+
+
+def _leave_surely(entry: _deadlines.Entry) -> None:
+    for _ in range(3):
+        try:
+            _deadlines.leave(entry)
+            return
+        except _deadlines.Expired:
+            continue

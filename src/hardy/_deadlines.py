@@ -24,8 +24,20 @@ import ctypes
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
-__all__ = ["IDLE_EXIT", "REDELIVER", "Expired", "enter", "leave", "prepare", "timer_thread"]
+__all__ = [
+    "IDLE_EXIT",
+    "REDELIVER",
+    "Expired",
+    "Registry",
+    "add_registry",
+    "enter",
+    "leave",
+    "prepare",
+    "timer_thread",
+    "wake",
+]
 
 REDELIVER = 0.02
 IDLE_EXIT = 0.5
@@ -60,6 +72,63 @@ _timer: threading.Thread | None = None
 _next_wake = float("inf")
 
 
+class Registry(Protocol):
+    """What the timer thread needs from a set of deadlines (the compiled core has one)."""
+
+    def fire_due(self, now: float) -> float:
+        """Raise in the threads whose deadline passed; return the next time to look."""
+
+    def is_empty(self) -> bool:
+        """True when no deadline is active."""
+
+
+class _PythonRegistry:
+    """The twin's deadlines: per-thread stacks, guarded by ``_lock``."""
+
+    def fire_due(self, now: float) -> float:
+        # Called by the timer thread with _lock held.
+        soonest = float("inf")
+        for thread, stack in _stacks.items():
+            delivered = False
+            for entry in stack:
+                if not entry.active:
+                    continue
+                due = entry.next_delivery if entry.fired else entry.deadline
+                if due <= now and not delivered:
+                    entry.fired = True
+                    entry.next_delivery = now + REDELIVER
+                    _set_async_exc(thread, Expired)
+                    delivered = True  # one exception at a time per thread
+                    due = entry.next_delivery
+                soonest = min(soonest, due if due > now else now + REDELIVER)
+        return soonest
+
+    def is_empty(self) -> bool:
+        return not _stacks
+
+
+_registries: list[Registry] = [_PythonRegistry()]
+
+
+def add_registry(registry: Registry) -> None:
+    """Let the timer thread serve another registry (the compiled core's)."""
+    with _lock:
+        _registries.append(registry)
+
+
+def wake(deadline: float) -> None:
+    """A deadline at ``deadline`` was added: make sure the timer looks by then."""
+    global _next_wake, _timer
+    with _lock:
+        if deadline < _next_wake:
+            _next_wake = deadline
+            if _timer is None:
+                _timer = threading.Thread(target=_run, name="hardy-deadlines", daemon=True)
+                _timer.start()
+            else:
+                _wake.notify()
+
+
 def prepare(seconds: float) -> Entry:
     """A deadline ``seconds`` from now for the calling thread, not yet active.
 
@@ -72,7 +141,6 @@ def prepare(seconds: float) -> Entry:
 
 def enter(entry: Entry) -> None:
     """Make ``entry`` active: the timer thread will raise at its deadline."""
-    global _next_wake, _timer
     with _lock:
         if not entry.active:
             return
@@ -80,13 +148,9 @@ def enter(entry: Entry) -> None:
         if stack is None:
             stack = _stacks[entry.thread] = []
         stack.append(entry)
-        if entry.deadline < _next_wake:
-            _next_wake = entry.deadline
-            if _timer is None:
-                _timer = threading.Thread(target=_run, name="hardy-deadlines", daemon=True)
-                _timer.start()
-            else:
-                _wake.notify()
+        early = entry.deadline < _next_wake
+    if early:
+        wake(entry.deadline)
 
 
 def leave(entry: Entry) -> None:
@@ -123,22 +187,9 @@ def _run() -> None:
     with _lock:
         while True:
             now = time.monotonic()
-            soonest = float("inf")
-            for thread, stack in _stacks.items():
-                delivered = False
-                for entry in stack:
-                    if not entry.active:
-                        continue
-                    due = entry.next_delivery if entry.fired else entry.deadline
-                    if due <= now and not delivered:
-                        entry.fired = True
-                        entry.next_delivery = now + REDELIVER
-                        _set_async_exc(thread, Expired)
-                        delivered = True  # one exception at a time per thread
-                        due = entry.next_delivery
-                    soonest = min(soonest, due if due > now else now + REDELIVER)
+            soonest = min(registry.fire_due(now) for registry in _registries)
             _next_wake = soonest
-            if not _stacks:
+            if all(registry.is_empty() for registry in _registries):
                 if idle_since is None:
                     idle_since = now
                 elif now - idle_since >= IDLE_EXIT:

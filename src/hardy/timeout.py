@@ -18,7 +18,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from . import _chain, _deadlines, _validate, _wrapping
+from . import _chain, _core, _validate, _wrapping
 from ._sentinel import NO_DEFAULT
 from ._types import P, R
 from .errors import TimeoutError  # noqa: A004 - hardy.TimeoutError subclasses the builtin
@@ -154,39 +154,9 @@ def timeout(
 
             return _wrapping.copy_metadata(timed_in_thread, func, is_async=False)  # type: ignore[no-any-return]
 
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            entry = _deadlines.prepare(limit)
-            try:
-                try:
-                    _deadlines.enter(entry)
-                    result = func(*args, **kwargs)
-                finally:
-                    _deadlines.leave(entry)
-            except _deadlines.Expired:
-                # Raised for this deadline, or for an outer one (re-raised
-                # for its own decorator to handle). Make sure ours is gone
-                # even if the delivery interrupted leave() itself.
-                _leave_surely(entry)
-                if not entry.fired:
-                    raise
-            else:
-                return result
-            if fallback is None:
-                raise TimeoutError(operation, limit) from None
-            return fallback(*args, **kwargs)
-
-        return _wrapping.copy_metadata(timed, func, is_async=False)  # type: ignore[no-any-return]
+        return _core.timed(func, limit, operation, fallback)
 
     return decorate
-
-
-def _leave_surely(entry: _deadlines.Entry) -> None:
-    for _ in range(3):
-        try:
-            _deadlines.leave(entry)
-            return
-        except _deadlines.Expired:
-            continue
 
 
 async def with_timeout(awaitable: Awaitable[T], seconds: float, fallback_value: Any = NO_DEFAULT) -> T:
