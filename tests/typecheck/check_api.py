@@ -78,3 +78,38 @@ async def use_retry() -> None:
 
 retried_bare("x")  # type: ignore[arg-type]
 retried_async("u", timeout="slow")  # type: ignore[arg-type, unused-coroutine]
+
+
+def primary(user_id: int) -> str:
+    return ""
+
+
+@hardy.fallback(primary, default="")
+def chained(user_id: int) -> str:
+    return ""
+
+
+@hardy.timeout(1.0)
+def bounded(path: str) -> bytes:
+    return b""
+
+
+@hardy.timeout(1.0)
+async def bounded_async(path: str) -> bytes:
+    return b""
+
+
+assert_type(chained(1), str)
+assert_type(hardy.with_fallback(primary, [primary])(2), str)
+assert_type(bounded("p"), bytes)
+timed_pending = assert_type(bounded_async("p"), Coroutine[Any, Any, bytes])
+timed_pending.close()
+
+
+async def use_timeouts() -> None:
+    assert_type(await bounded_async("p"), bytes)
+    assert_type(await hardy.with_timeout(bounded_async("p"), 1.0), bytes)
+
+
+chained("x")  # type: ignore[arg-type]
+bounded(3)  # type: ignore[arg-type]
