@@ -774,29 +774,36 @@ cdef enum:
     GO_ON = 2           # not a PySendResult (those are -1, 0 and 1)
 
 
-@cython.final
-cdef class _Protected:
-    """A function protected by a circuit breaker (see ``protect``)."""
+cdef class _Wrapper:
+    """What every compiled wrapper shares: its vectorcall slot, the wrapped
+    callable, a ``__dict__`` for the function attributes that
+    ``functools.update_wrapper`` copies, and method binding."""
 
     cdef vectorcallfunc _vectorcall
     cdef object _func
-    cdef CircuitBreaker _breaker
-    cdef object _fallback
-    cdef bint _is_async
-    cdef bint _fallback_is_async
-    cdef object _spare              # a finished _Awaiter to reuse (async only)
     cdef dict __dict__
     cdef object __weakref__
-
-    @property
-    def breaker(self):
-        """The circuit breaker that guards this function."""
-        return self._breaker
 
     def __get__(self, obj, objtype):
         if obj is None:
             return self
         return types.MethodType(self, obj)
+
+
+@cython.final
+cdef class _Protected(_Wrapper):
+    """A function protected by a circuit breaker (see ``protect``)."""
+
+    cdef CircuitBreaker _breaker
+    cdef object _fallback
+    cdef bint _is_async
+    cdef bint _fallback_is_async
+    cdef object _spare              # a finished _Awaiter to reuse (async only)
+
+    @property
+    def breaker(self):
+        """The circuit breaker that guards this function."""
+        return self._breaker
 
     def __repr__(self):
         return f"<protected {self._func!r} by {self._breaker!r}>"
@@ -1123,17 +1130,8 @@ cdef PyObject* _awaiter_iternext(PyObject* self) noexcept:
 
 
 cdef Py_ssize_t _vectorcall_offset():
-    cdef _Protected probe = _Protected.__new__(_Protected)
-    return <Py_ssize_t>(<char*>&probe._vectorcall - <char*><PyObject*>probe)
-
-
-cdef Py_ssize_t _chain_vectorcall_offset():
-    cdef _Chain probe = _Chain.__new__(_Chain)
-    return <Py_ssize_t>(<char*>&probe._vectorcall - <char*><PyObject*>probe)
-
-
-cdef Py_ssize_t _retrying_vectorcall_offset():
-    cdef _Retrying probe = _Retrying.__new__(_Retrying)
+    # The slot lives in _Wrapper, so it sits at the same offset in every wrapper type.
+    cdef _Wrapper probe = _Wrapper.__new__(_Wrapper)
     return <Py_ssize_t>(<char*>&probe._vectorcall - <char*><PyObject*>probe)
 
 
@@ -1405,27 +1403,18 @@ cdef bint _retries_exc(RetryConfig c, BaseException exc):
 
 
 @cython.final
-cdef class _Retrying:
+cdef class _Retrying(_Wrapper):
     """A function retried as its ``RetryConfig`` says (see ``retrying``)."""
 
-    cdef vectorcallfunc _vectorcall
-    cdef object _func
     cdef RetryConfig _config
     cdef object _on_retry
     cdef bint _is_async
     cdef bint _on_retry_is_async
-    cdef dict __dict__
-    cdef object __weakref__
 
     @property
     def retry_config(self):
         """The ``RetryConfig`` this function is retried with."""
         return self._config
-
-    def __get__(self, obj, objtype):
-        if obj is None:
-            return self
-        return types.MethodType(self, obj)
 
     def __repr__(self):
         return f"<retrying {self._func!r} with {self._config!r}>"
@@ -1629,7 +1618,7 @@ async def _retry_async(_Retrying r, tuple args, dict kwargs):
         attempt += 1
 
 
-hardy_enable_vectorcall(_Retrying, _retrying_vectorcall_offset())
+hardy_enable_vectorcall(_Retrying, _vectorcall_offset())
 
 
 def retrying(config, func, on_retry=None):
@@ -1664,11 +1653,9 @@ cdef object _one = 1
 
 
 @cython.final
-cdef class _Chain:
+cdef class _Chain(_Wrapper):
     """A fallback chain (see ``chain``): the first call is dispatched in C."""
 
-    cdef vectorcallfunc _vectorcall
-    cdef object _first
     cdef tuple _funcs
     cdef tuple _awaited
     cdef str _name
@@ -1676,13 +1663,6 @@ cdef class _Chain:
     cdef tuple _exceptions
     cdef bint _log
     cdef bint _is_async
-    cdef dict __dict__
-    cdef object __weakref__
-
-    def __get__(self, obj, objtype):
-        if obj is None:
-            return self
-        return types.MethodType(self, obj)
 
     def __repr__(self):
         return f"<fallback chain {self._name}>"
@@ -1699,7 +1679,7 @@ cdef PyObject* _chain_vectorcall(PyObject* self, PyObject* const* args, size_t n
         )
         xincref(<PyObject*>coro)
         return <PyObject*>coro
-    result = PyObject_Vectorcall(<PyObject*>ch._first, args, nargsf, kwnames)
+    result = PyObject_Vectorcall(<PyObject*>ch._func, args, nargsf, kwnames)
     if result != NULL:
         return result
     if not PyErr_ExceptionMatches(<PyObject*>ch._exceptions):
@@ -1715,7 +1695,7 @@ cdef PyObject* _chain_vectorcall(PyObject* self, PyObject* const* args, size_t n
     return <PyObject*>value
 
 
-hardy_enable_vectorcall(_Chain, _chain_vectorcall_offset())
+hardy_enable_vectorcall(_Chain, _vectorcall_offset())
 
 
 def chain(name, funcs, default, exceptions, log):
@@ -1728,7 +1708,7 @@ def chain(name, funcs, default, exceptions, log):
     cdef _Chain ch = _Chain.__new__(_Chain)
     ch._vectorcall = _chain_vectorcall
     ch._funcs = tuple(funcs)
-    ch._first = ch._funcs[0]
+    ch._func = ch._funcs[0]
     ch._awaited = tuple([_wrapping.is_async_callable(func) for func in ch._funcs])
     ch._name = name
     ch._default = default
@@ -1736,8 +1716,8 @@ def chain(name, funcs, default, exceptions, log):
     ch._log = log
     ch._is_async = ch._awaited[0]
     if not ch._is_async and any(ch._awaited):
-        raise TypeError(f"{_chain.describe(ch._first)} is sync but its fallbacks include async functions")
-    return _wrapping.copy_metadata(ch, ch._first, is_async=ch._is_async)
+        raise TypeError(f"{_chain.describe(ch._func)} is sync but its fallbacks include async functions")
+    return _wrapping.copy_metadata(ch, ch._func, is_async=ch._is_async)
 
 
 # -- sync deadlines ---------------------------------------------------------------------
@@ -1852,21 +1832,12 @@ _deadlines.add_registry(_CompiledDeadlines())
 
 
 @cython.final
-cdef class _Timed:
+cdef class _Timed(_Wrapper):
     """A sync function under a deadline (see ``timed``)."""
 
-    cdef vectorcallfunc _vectorcall
-    cdef object _func
     cdef double _limit
     cdef str _operation
     cdef object _fallback
-    cdef dict __dict__
-    cdef object __weakref__
-
-    def __get__(self, obj, objtype):
-        if obj is None:
-            return self
-        return types.MethodType(self, obj)
 
     def __repr__(self):
         return f"<{self._operation} with a {self._limit}s timeout>"
@@ -1905,12 +1876,7 @@ cdef PyObject* _timed_vectorcall(PyObject* self, PyObject* const* args, size_t n
     return PyObject_Vectorcall(<PyObject*>t._fallback, args, nargsf, kwnames)
 
 
-cdef Py_ssize_t _timed_vectorcall_offset():
-    cdef _Timed probe = _Timed.__new__(_Timed)
-    return <Py_ssize_t>(<char*>&probe._vectorcall - <char*><PyObject*>probe)
-
-
-hardy_enable_vectorcall(_Timed, _timed_vectorcall_offset())
+hardy_enable_vectorcall(_Timed, _vectorcall_offset())
 
 
 def timed(func, seconds, operation, fallback=None):
