@@ -46,17 +46,17 @@ PEERS: tuple[str, ...] = (
     "pyresilience",
 )
 
-FAILURE_THRESHOLD = 5  # hardy's CircuitBreaker default
-RESET_TIMEOUT = 60.0  # hardy's CircuitBreaker default, for the closed breakers
-OPEN_RESET_TIMEOUT = 3600.0  # the open breakers stay open for the whole run
-FIRST_SUCCESS_ATTEMPTS = 3  # hardy's RetryConfig default
-THREE_FAILURES_ATTEMPTS = 4
-TIMEOUT_SECONDS = 10.0
-BENCH_ARGUMENT = 1  # the argument the benchmarks call with: fn(1)
-OPNIEUW_NAMESPACE = "hardy-benchmarks"
+_FAILURE_THRESHOLD = 5  # hardy's CircuitBreaker default
+_RESET_TIMEOUT = 60.0  # hardy's CircuitBreaker default, for the closed breakers
+_OPEN_RESET_TIMEOUT = 3600.0  # the open breakers stay open for the whole run
+_FIRST_SUCCESS_ATTEMPTS = 3  # hardy's RetryConfig default
+_THREE_FAILURES_ATTEMPTS = 4
+_TIMEOUT_SECONDS = 10.0
+_BENCH_ARGUMENT = 1  # the argument the benchmarks call with: fn(1)
+_OPNIEUW_NAMESPACE = "hardy-benchmarks"
 
-SyncCallable = Callable[[int], Any]
-AsyncCallable = Callable[[int], Awaitable[Any]]
+_SyncCallable = Callable[[int], Any]
+_AsyncCallable = Callable[[int], Awaitable[Any]]
 
 
 class _TripError(Exception):
@@ -107,11 +107,11 @@ def _drive(awaitable: Awaitable[Any]) -> Any:
 
 
 def _fails_first(func: Callable[[int], int], calls: list[int]) -> Callable[[int], int]:
-    """``func``, but the first ``FAILURE_THRESHOLD`` calls raise; ``calls[0]`` counts the calls."""
+    """``func``, but the first ``_FAILURE_THRESHOLD`` calls raise; ``calls[0]`` counts the calls."""
 
     def target(x: int) -> int:
         calls[0] += 1
-        if calls[0] <= FAILURE_THRESHOLD:
+        if calls[0] <= _FAILURE_THRESHOLD:
             raise _TripError("tripping the breaker")
         return func(x)
 
@@ -121,7 +121,7 @@ def _fails_first(func: Callable[[int], int], calls: list[int]) -> Callable[[int]
 def _fails_first_async(func: Callable[[int], Awaitable[int]], calls: list[int]) -> Callable[[int], Awaitable[int]]:
     async def target(x: int) -> int:
         calls[0] += 1
-        if calls[0] <= FAILURE_THRESHOLD:
+        if calls[0] <= _FAILURE_THRESHOLD:
             raise _TripError("tripping the breaker")
         return await func(x)
 
@@ -138,7 +138,7 @@ def _check_open(peer: str, probe: Callable[[], object], calls: list[int], reject
     except Exception as exc:
         raise RuntimeError(f"{peer}: the open breaker raised {exc!r}, not {rejection.__name__}") from exc
     else:
-        raise RuntimeError(f"{peer}: the breaker did not open after {FAILURE_THRESHOLD} failures")
+        raise RuntimeError(f"{peer}: the breaker did not open after {_FAILURE_THRESHOLD} failures")
     if calls[0] != before:
         raise RuntimeError(f"{peer}: the open breaker called its target")
 
@@ -146,31 +146,31 @@ def _check_open(peer: str, probe: Callable[[], object], calls: list[int], reject
 def _open_sync(
     peer: str,
     func: Callable[[int], int],
-    wrap: Callable[[Callable[[int], int]], SyncCallable],
+    wrap: Callable[[Callable[[int], int]], _SyncCallable],
     rejection: type[Exception],
-) -> SyncCallable:
-    """A fresh breaker from ``wrap``, tripped by ``FAILURE_THRESHOLD`` failures of its target."""
+) -> _SyncCallable:
+    """A fresh breaker from ``wrap``, tripped by ``_FAILURE_THRESHOLD`` failures of its target."""
     calls = [0]
     protected = wrap(_fails_first(func, calls))
-    for _ in range(FAILURE_THRESHOLD):
+    for _ in range(_FAILURE_THRESHOLD):
         with contextlib.suppress(Exception):
-            protected(BENCH_ARGUMENT)
-    _check_open(peer, lambda: protected(BENCH_ARGUMENT), calls, rejection)
+            protected(_BENCH_ARGUMENT)
+    _check_open(peer, lambda: protected(_BENCH_ARGUMENT), calls, rejection)
     return protected
 
 
 def _open_async(
     peer: str,
     func: Callable[[int], Awaitable[int]],
-    wrap: Callable[[Callable[[int], Awaitable[int]]], AsyncCallable],
+    wrap: Callable[[Callable[[int], Awaitable[int]]], _AsyncCallable],
     rejection: type[Exception],
-) -> AsyncCallable:
+) -> _AsyncCallable:
     calls = [0]
     protected = wrap(_fails_first_async(func, calls))
-    for _ in range(FAILURE_THRESHOLD):
+    for _ in range(_FAILURE_THRESHOLD):
         with contextlib.suppress(Exception):
-            _drive(protected(BENCH_ARGUMENT))
-    _check_open(peer, lambda: _drive(protected(BENCH_ARGUMENT)), calls, rejection)
+            _drive(protected(_BENCH_ARGUMENT))
+    _check_open(peer, lambda: _drive(protected(_BENCH_ARGUMENT)), calls, rejection)
     return protected
 
 
@@ -188,21 +188,21 @@ def _silent_logger(name: str) -> logging.Logger:
     return logger
 
 
-def _opnieuw_immediately(decorated: Callable[[int], int]) -> SyncCallable:
+def _opnieuw_immediately(decorated: Callable[[int], int]) -> _SyncCallable:
     retry_immediately = importlib.import_module("opnieuw.test_util").retry_immediately
 
     def call(x: int) -> int:
-        with retry_immediately(OPNIEUW_NAMESPACE):
+        with retry_immediately(_OPNIEUW_NAMESPACE):
             return decorated(x)
 
     return call
 
 
-def _opnieuw_immediately_async(decorated: Callable[[int], Awaitable[int]]) -> AsyncCallable:
+def _opnieuw_immediately_async(decorated: Callable[[int], Awaitable[int]]) -> _AsyncCallable:
     retry_immediately = importlib.import_module("opnieuw.test_util").retry_immediately
 
     async def call(x: int) -> int:
-        with retry_immediately(OPNIEUW_NAMESPACE):
+        with retry_immediately(_OPNIEUW_NAMESPACE):
             return await decorated(x)
 
     return call
@@ -216,47 +216,51 @@ def _opnieuw_immediately_async(decorated: Callable[[int], Awaitable[int]]) -> As
 # absent from the async builders.
 
 
-def breaker_closed(func: Callable[[int], int]) -> dict[str, SyncCallable]:
+def breaker_closed(func: Callable[[int], int]) -> dict[str, _SyncCallable]:
     """A closed breaker around ``func``; calling it returns ``func``'s result.
 
     pybreaker runs the whole call, ``func`` included, under the breaker's ``threading.RLock``.
     purgatory looks its breaker up by name in its unit of work and builds a new wrapper object on every call.
     """
-    out: dict[str, SyncCallable] = {}
+    out: dict[str, _SyncCallable] = {}
     if (pybreaker := _load("pybreaker")) is not None:
-        out["pybreaker"] = pybreaker.CircuitBreaker(fail_max=FAILURE_THRESHOLD, reset_timeout=RESET_TIMEOUT)(func)
+        out["pybreaker"] = pybreaker.CircuitBreaker(fail_max=_FAILURE_THRESHOLD, reset_timeout=_RESET_TIMEOUT)(func)
     if (circuitbreaker := _load("circuitbreaker")) is not None:
         out["circuitbreaker"] = circuitbreaker.circuit(
-            failure_threshold=FAILURE_THRESHOLD, recovery_timeout=RESET_TIMEOUT, name="peers-closed"
+            failure_threshold=_FAILURE_THRESHOLD, recovery_timeout=_RESET_TIMEOUT, name="peers-closed"
         )(func)
     if (aiobreaker := _load("aiobreaker")) is not None:
         breaker = aiobreaker.CircuitBreaker(
-            fail_max=FAILURE_THRESHOLD, timeout_duration=datetime.timedelta(seconds=RESET_TIMEOUT), name="peers-closed"
+            fail_max=_FAILURE_THRESHOLD,
+            timeout_duration=datetime.timedelta(seconds=_RESET_TIMEOUT),
+            name="peers-closed",
         )
         # breaker()(func) is the same wrapper as @breaker, and also takes callables that are not functions.
         out["aiobreaker"] = breaker()(func)
     if (purgatory := _load("purgatory")) is not None:
-        factory = purgatory.SyncCircuitBreakerFactory(default_threshold=FAILURE_THRESHOLD, default_ttl=RESET_TIMEOUT)
+        factory = purgatory.SyncCircuitBreakerFactory(default_threshold=_FAILURE_THRESHOLD, default_ttl=_RESET_TIMEOUT)
         out["purgatory"] = factory("peers-closed")(func)
     if (pyresilience := _load("pyresilience")) is not None:
-        config = pyresilience.CircuitBreakerConfig(failure_threshold=FAILURE_THRESHOLD, recovery_timeout=RESET_TIMEOUT)
+        config = pyresilience.CircuitBreakerConfig(
+            failure_threshold=_FAILURE_THRESHOLD, recovery_timeout=_RESET_TIMEOUT
+        )
         out["pyresilience"] = pyresilience.resilient(circuit_breaker=config)(func)
     return out
 
 
-def breaker_open(func: Callable[[int], int]) -> dict[str, SyncCallable]:
+def breaker_open(func: Callable[[int], int]) -> dict[str, _SyncCallable]:
     """Breakers already open (tripped by 5 failures, reset timeout 3600 s) around ``func``.
 
     Calling one raises the peer's rejection exception without calling ``func``. Every call of this
     builder makes fresh breakers: purgatory raises the same OpenedState instance on every rejection, so
     its ``__traceback__`` grows by a frame per rejection (a leak, harmless over one benchmark).
     """
-    out: dict[str, SyncCallable] = {}
+    out: dict[str, _SyncCallable] = {}
     if (pybreaker := _load("pybreaker")) is not None:
         out["pybreaker"] = _open_sync(
             "pybreaker",
             func,
-            lambda target: pybreaker.CircuitBreaker(fail_max=FAILURE_THRESHOLD, reset_timeout=OPEN_RESET_TIMEOUT)(
+            lambda target: pybreaker.CircuitBreaker(fail_max=_FAILURE_THRESHOLD, reset_timeout=_OPEN_RESET_TIMEOUT)(
                 target
             ),
             pybreaker.CircuitBreakerError,
@@ -266,7 +270,7 @@ def breaker_open(func: Callable[[int], int]) -> dict[str, SyncCallable]:
             "circuitbreaker",
             func,
             lambda target: circuitbreaker.circuit(
-                failure_threshold=FAILURE_THRESHOLD, recovery_timeout=OPEN_RESET_TIMEOUT, name="peers-open"
+                failure_threshold=_FAILURE_THRESHOLD, recovery_timeout=_OPEN_RESET_TIMEOUT, name="peers-open"
             )(target),
             circuitbreaker.CircuitBreakerError,
         )
@@ -275,8 +279,8 @@ def breaker_open(func: Callable[[int], int]) -> dict[str, SyncCallable]:
             "aiobreaker",
             func,
             lambda target: aiobreaker.CircuitBreaker(
-                fail_max=FAILURE_THRESHOLD,
-                timeout_duration=datetime.timedelta(seconds=OPEN_RESET_TIMEOUT),
+                fail_max=_FAILURE_THRESHOLD,
+                timeout_duration=datetime.timedelta(seconds=_OPEN_RESET_TIMEOUT),
                 name="peers-open",
             )()(target),
             aiobreaker.CircuitBreakerError,
@@ -286,13 +290,13 @@ def breaker_open(func: Callable[[int], int]) -> dict[str, SyncCallable]:
             "purgatory",
             func,
             lambda target: purgatory.SyncCircuitBreakerFactory(
-                default_threshold=FAILURE_THRESHOLD, default_ttl=OPEN_RESET_TIMEOUT
+                default_threshold=_FAILURE_THRESHOLD, default_ttl=_OPEN_RESET_TIMEOUT
             )("peers-open")(target),
             importlib.import_module("purgatory.domain.model").OpenedState,
         )
     if (pyresilience := _load("pyresilience")) is not None:
         config = pyresilience.CircuitBreakerConfig(
-            failure_threshold=FAILURE_THRESHOLD, recovery_timeout=OPEN_RESET_TIMEOUT
+            failure_threshold=_FAILURE_THRESHOLD, recovery_timeout=_OPEN_RESET_TIMEOUT
         )
         out["pyresilience"] = _open_sync(
             "pyresilience",
@@ -303,40 +307,42 @@ def breaker_open(func: Callable[[int], int]) -> dict[str, SyncCallable]:
     return out
 
 
-def breaker_closed_async(func: Callable[[int], Awaitable[int]]) -> dict[str, AsyncCallable]:
+def breaker_closed_async(func: Callable[[int], Awaitable[int]]) -> dict[str, _AsyncCallable]:
     """A closed breaker around the coroutine function ``func``; awaiting a call returns its result."""
     _require_coroutine_function(func)
-    out: dict[str, AsyncCallable] = {}
+    out: dict[str, _AsyncCallable] = {}
     if (circuitbreaker := _load("circuitbreaker")) is not None:
         out["circuitbreaker"] = circuitbreaker.circuit(
-            failure_threshold=FAILURE_THRESHOLD, recovery_timeout=RESET_TIMEOUT, name="peers-closed-async"
+            failure_threshold=_FAILURE_THRESHOLD, recovery_timeout=_RESET_TIMEOUT, name="peers-closed-async"
         )(func)
     if (aiobreaker := _load("aiobreaker")) is not None:
         breaker = aiobreaker.CircuitBreaker(
-            fail_max=FAILURE_THRESHOLD,
-            timeout_duration=datetime.timedelta(seconds=RESET_TIMEOUT),
+            fail_max=_FAILURE_THRESHOLD,
+            timeout_duration=datetime.timedelta(seconds=_RESET_TIMEOUT),
             name="peers-closed-async",
         )
         out["aiobreaker"] = breaker()(func)
     if (purgatory := _load("purgatory")) is not None:
-        factory = purgatory.AsyncCircuitBreakerFactory(default_threshold=FAILURE_THRESHOLD, default_ttl=RESET_TIMEOUT)
+        factory = purgatory.AsyncCircuitBreakerFactory(default_threshold=_FAILURE_THRESHOLD, default_ttl=_RESET_TIMEOUT)
         out["purgatory"] = factory("peers-closed-async")(func)
     if (pyresilience := _load("pyresilience")) is not None:
-        config = pyresilience.CircuitBreakerConfig(failure_threshold=FAILURE_THRESHOLD, recovery_timeout=RESET_TIMEOUT)
+        config = pyresilience.CircuitBreakerConfig(
+            failure_threshold=_FAILURE_THRESHOLD, recovery_timeout=_RESET_TIMEOUT
+        )
         out["pyresilience"] = pyresilience.resilient(circuit_breaker=config)(func)
     return out
 
 
-def breaker_open_async(func: Callable[[int], Awaitable[int]]) -> dict[str, AsyncCallable]:
+def breaker_open_async(func: Callable[[int], Awaitable[int]]) -> dict[str, _AsyncCallable]:
     """Async breakers already open (5 failures, reset timeout 3600 s); fresh ones on every call of the builder."""
     _require_coroutine_function(func)
-    out: dict[str, AsyncCallable] = {}
+    out: dict[str, _AsyncCallable] = {}
     if (circuitbreaker := _load("circuitbreaker")) is not None:
         out["circuitbreaker"] = _open_async(
             "circuitbreaker",
             func,
             lambda target: circuitbreaker.circuit(
-                failure_threshold=FAILURE_THRESHOLD, recovery_timeout=OPEN_RESET_TIMEOUT, name="peers-open-async"
+                failure_threshold=_FAILURE_THRESHOLD, recovery_timeout=_OPEN_RESET_TIMEOUT, name="peers-open-async"
             )(target),
             circuitbreaker.CircuitBreakerError,
         )
@@ -345,8 +351,8 @@ def breaker_open_async(func: Callable[[int], Awaitable[int]]) -> dict[str, Async
             "aiobreaker",
             func,
             lambda target: aiobreaker.CircuitBreaker(
-                fail_max=FAILURE_THRESHOLD,
-                timeout_duration=datetime.timedelta(seconds=OPEN_RESET_TIMEOUT),
+                fail_max=_FAILURE_THRESHOLD,
+                timeout_duration=datetime.timedelta(seconds=_OPEN_RESET_TIMEOUT),
                 name="peers-open-async",
             )()(target),
             aiobreaker.CircuitBreakerError,
@@ -356,13 +362,13 @@ def breaker_open_async(func: Callable[[int], Awaitable[int]]) -> dict[str, Async
             "purgatory",
             func,
             lambda target: purgatory.AsyncCircuitBreakerFactory(
-                default_threshold=FAILURE_THRESHOLD, default_ttl=OPEN_RESET_TIMEOUT
+                default_threshold=_FAILURE_THRESHOLD, default_ttl=_OPEN_RESET_TIMEOUT
             )("peers-open-async")(target),
             importlib.import_module("purgatory.domain.model").OpenedState,
         )
     if (pyresilience := _load("pyresilience")) is not None:
         config = pyresilience.CircuitBreakerConfig(
-            failure_threshold=FAILURE_THRESHOLD, recovery_timeout=OPEN_RESET_TIMEOUT
+            failure_threshold=_FAILURE_THRESHOLD, recovery_timeout=_OPEN_RESET_TIMEOUT
         )
         out["pyresilience"] = _open_async(
             "pyresilience",
@@ -379,37 +385,37 @@ def breaker_open_async(func: Callable[[int], Awaitable[int]]) -> dict[str, Async
 # async builders.
 
 
-def retry_first_success(func: Callable[[int], int]) -> dict[str, SyncCallable]:
+def retry_first_success(func: Callable[[int], int]) -> dict[str, _SyncCallable]:
     """At most 3 attempts, retrying on ``Exception``; ``func`` succeeds at once.
 
     Backoff settings are each peer's defaults (they are not reached). stamina's default 45 s overall
     timeout is turned off (``timeout=None``), as hardy has no deadline by default.
     """
-    out: dict[str, SyncCallable] = {}
+    out: dict[str, _SyncCallable] = {}
     if (tenacity := _load("tenacity")) is not None:
-        out["tenacity"] = tenacity.retry(stop=tenacity.stop_after_attempt(FIRST_SUCCESS_ATTEMPTS), reraise=True)(func)
+        out["tenacity"] = tenacity.retry(stop=tenacity.stop_after_attempt(_FIRST_SUCCESS_ATTEMPTS), reraise=True)(func)
     if (backoff := _load("backoff")) is not None:
-        out["backoff"] = backoff.on_exception(backoff.expo, Exception, max_tries=FIRST_SUCCESS_ATTEMPTS, logger=None)(
+        out["backoff"] = backoff.on_exception(backoff.expo, Exception, max_tries=_FIRST_SUCCESS_ATTEMPTS, logger=None)(
             func
         )
     if (stamina := _load("stamina")) is not None:
-        out["stamina"] = _silent_stamina(stamina).retry(on=Exception, attempts=FIRST_SUCCESS_ATTEMPTS, timeout=None)(
+        out["stamina"] = _silent_stamina(stamina).retry(on=Exception, attempts=_FIRST_SUCCESS_ATTEMPTS, timeout=None)(
             func
         )
     if (retrying := _load("retrying")) is not None:
         out["retrying"] = retrying.retry(
-            stop_max_attempt_number=FIRST_SUCCESS_ATTEMPTS, logger=_silent_logger("peers.retrying")
+            stop_max_attempt_number=_FIRST_SUCCESS_ATTEMPTS, logger=_silent_logger("peers.retrying")
         )(func)
     if (opnieuw := _load("opnieuw")) is not None:
-        out["opnieuw"] = opnieuw.retry(retry_on_exceptions=Exception, max_calls_total=FIRST_SUCCESS_ATTEMPTS)(func)
+        out["opnieuw"] = opnieuw.retry(retry_on_exceptions=Exception, max_calls_total=_FIRST_SUCCESS_ATTEMPTS)(func)
     if (pyresilience := _load("pyresilience")) is not None:
         out["pyresilience"] = pyresilience.resilient(
-            retry=pyresilience.RetryConfig(max_attempts=FIRST_SUCCESS_ATTEMPTS)
+            retry=pyresilience.RetryConfig(max_attempts=_FIRST_SUCCESS_ATTEMPTS)
         )(func)
     return out
 
 
-def retry_three_failures(make: Callable[[], Callable[[int], int]]) -> dict[str, SyncCallable]:
+def retry_three_failures(make: Callable[[], Callable[[int], int]]) -> dict[str, _SyncCallable]:
     """4 attempts in all, zero wait; each peer gets its own ``make()``, which fails 3 times then succeeds.
 
     What each peer does at zero wait (hardy skips the sleep when the delay is 0):
@@ -426,59 +432,59 @@ def retry_three_failures(make: Callable[[], Callable[[int], int]]) -> dict[str, 
       counts in its time). With it opnieuw still calls ``time.sleep(0)``.
     - pyresilience: ``delay=0, jitter=False``; still calls ``time.sleep(0.0)``.
     """
-    out: dict[str, SyncCallable] = {}
+    out: dict[str, _SyncCallable] = {}
     if (tenacity := _load("tenacity")) is not None:
         out["tenacity"] = tenacity.retry(
-            stop=tenacity.stop_after_attempt(THREE_FAILURES_ATTEMPTS), wait=tenacity.wait_none(), reraise=True
+            stop=tenacity.stop_after_attempt(_THREE_FAILURES_ATTEMPTS), wait=tenacity.wait_none(), reraise=True
         )(make())
     if (backoff := _load("backoff")) is not None:
         out["backoff"] = backoff.on_exception(
-            backoff.constant, Exception, max_tries=THREE_FAILURES_ATTEMPTS, jitter=None, logger=None, interval=0
+            backoff.constant, Exception, max_tries=_THREE_FAILURES_ATTEMPTS, jitter=None, logger=None, interval=0
         )(make())
     if (stamina := _load("stamina")) is not None:
         out["stamina"] = _silent_stamina(stamina).retry(
-            on=Exception, attempts=THREE_FAILURES_ATTEMPTS, timeout=None, wait_initial=0, wait_max=0, wait_jitter=0
+            on=Exception, attempts=_THREE_FAILURES_ATTEMPTS, timeout=None, wait_initial=0, wait_max=0, wait_jitter=0
         )(make())
     if (retrying := _load("retrying")) is not None:
         out["retrying"] = retrying.retry(
-            stop_max_attempt_number=THREE_FAILURES_ATTEMPTS, logger=_silent_logger("peers.retrying")
+            stop_max_attempt_number=_THREE_FAILURES_ATTEMPTS, logger=_silent_logger("peers.retrying")
         )(make())
     if (opnieuw := _load("opnieuw")) is not None:
         decorated = opnieuw.retry(
-            retry_on_exceptions=Exception, max_calls_total=THREE_FAILURES_ATTEMPTS, namespace=OPNIEUW_NAMESPACE
+            retry_on_exceptions=Exception, max_calls_total=_THREE_FAILURES_ATTEMPTS, namespace=_OPNIEUW_NAMESPACE
         )(make())
         out["opnieuw"] = _opnieuw_immediately(decorated)
     if (pyresilience := _load("pyresilience")) is not None:
         out["pyresilience"] = pyresilience.resilient(
-            retry=pyresilience.RetryConfig(max_attempts=THREE_FAILURES_ATTEMPTS, delay=0.0, jitter=False)
+            retry=pyresilience.RetryConfig(max_attempts=_THREE_FAILURES_ATTEMPTS, delay=0.0, jitter=False)
         )(make())
     return out
 
 
-def retry_first_success_async(func: Callable[[int], Awaitable[int]]) -> dict[str, AsyncCallable]:
+def retry_first_success_async(func: Callable[[int], Awaitable[int]]) -> dict[str, _AsyncCallable]:
     """Async :func:`retry_first_success`: at most 3 attempts; ``func`` succeeds at once."""
     _require_coroutine_function(func)
-    out: dict[str, AsyncCallable] = {}
+    out: dict[str, _AsyncCallable] = {}
     if (tenacity := _load("tenacity")) is not None:
-        out["tenacity"] = tenacity.retry(stop=tenacity.stop_after_attempt(FIRST_SUCCESS_ATTEMPTS), reraise=True)(func)
+        out["tenacity"] = tenacity.retry(stop=tenacity.stop_after_attempt(_FIRST_SUCCESS_ATTEMPTS), reraise=True)(func)
     if (backoff := _load("backoff")) is not None:
-        out["backoff"] = backoff.on_exception(backoff.expo, Exception, max_tries=FIRST_SUCCESS_ATTEMPTS, logger=None)(
+        out["backoff"] = backoff.on_exception(backoff.expo, Exception, max_tries=_FIRST_SUCCESS_ATTEMPTS, logger=None)(
             func
         )
     if (stamina := _load("stamina")) is not None:
-        out["stamina"] = _silent_stamina(stamina).retry(on=Exception, attempts=FIRST_SUCCESS_ATTEMPTS, timeout=None)(
+        out["stamina"] = _silent_stamina(stamina).retry(on=Exception, attempts=_FIRST_SUCCESS_ATTEMPTS, timeout=None)(
             func
         )
     if (opnieuw := _load("opnieuw")) is not None:
-        out["opnieuw"] = opnieuw.retry(retry_on_exceptions=Exception, max_calls_total=FIRST_SUCCESS_ATTEMPTS)(func)
+        out["opnieuw"] = opnieuw.retry(retry_on_exceptions=Exception, max_calls_total=_FIRST_SUCCESS_ATTEMPTS)(func)
     if (pyresilience := _load("pyresilience")) is not None:
         out["pyresilience"] = pyresilience.resilient(
-            retry=pyresilience.RetryConfig(max_attempts=FIRST_SUCCESS_ATTEMPTS)
+            retry=pyresilience.RetryConfig(max_attempts=_FIRST_SUCCESS_ATTEMPTS)
         )(func)
     return out
 
 
-def retry_three_failures_async(make: Callable[[], Callable[[int], Awaitable[int]]]) -> dict[str, AsyncCallable]:
+def retry_three_failures_async(make: Callable[[], Callable[[int], Awaitable[int]]]) -> dict[str, _AsyncCallable]:
     """Async :func:`retry_three_failures`: 4 attempts, zero wait, one ``make()`` per peer.
 
     At zero wait every peer still awaits ``asyncio.sleep(0)`` between attempts, which yields to the event
@@ -486,27 +492,27 @@ def retry_three_failures_async(make: Callable[[], Callable[[int], Awaitable[int]
     is consulted first when installed), opnieuw (again under ``retry_immediately``, entered per call) and
     pyresilience.
     """
-    out: dict[str, AsyncCallable] = {}
+    out: dict[str, _AsyncCallable] = {}
     if (tenacity := _load("tenacity")) is not None:
         out["tenacity"] = tenacity.retry(
-            stop=tenacity.stop_after_attempt(THREE_FAILURES_ATTEMPTS), wait=tenacity.wait_none(), reraise=True
+            stop=tenacity.stop_after_attempt(_THREE_FAILURES_ATTEMPTS), wait=tenacity.wait_none(), reraise=True
         )(_made_async(make))
     if (backoff := _load("backoff")) is not None:
         out["backoff"] = backoff.on_exception(
-            backoff.constant, Exception, max_tries=THREE_FAILURES_ATTEMPTS, jitter=None, logger=None, interval=0
+            backoff.constant, Exception, max_tries=_THREE_FAILURES_ATTEMPTS, jitter=None, logger=None, interval=0
         )(_made_async(make))
     if (stamina := _load("stamina")) is not None:
         out["stamina"] = _silent_stamina(stamina).retry(
-            on=Exception, attempts=THREE_FAILURES_ATTEMPTS, timeout=None, wait_initial=0, wait_max=0, wait_jitter=0
+            on=Exception, attempts=_THREE_FAILURES_ATTEMPTS, timeout=None, wait_initial=0, wait_max=0, wait_jitter=0
         )(_made_async(make))
     if (opnieuw := _load("opnieuw")) is not None:
         decorated = opnieuw.retry(
-            retry_on_exceptions=Exception, max_calls_total=THREE_FAILURES_ATTEMPTS, namespace=OPNIEUW_NAMESPACE
+            retry_on_exceptions=Exception, max_calls_total=_THREE_FAILURES_ATTEMPTS, namespace=_OPNIEUW_NAMESPACE
         )(_made_async(make))
         out["opnieuw"] = _opnieuw_immediately_async(decorated)
     if (pyresilience := _load("pyresilience")) is not None:
         out["pyresilience"] = pyresilience.resilient(
-            retry=pyresilience.RetryConfig(max_attempts=THREE_FAILURES_ATTEMPTS, delay=0.0, jitter=False)
+            retry=pyresilience.RetryConfig(max_attempts=_THREE_FAILURES_ATTEMPTS, delay=0.0, jitter=False)
         )(_made_async(make))
     return out
 
@@ -520,29 +526,29 @@ def _made_async(make: Callable[[], Callable[[int], Awaitable[int]]]) -> Callable
 # -- fallbacks ----------------------------------------------------------------------------
 #
 # Only pyresilience has a fallback feature that fits: FallbackConfig(handler=...). Its handler receives
-# the exception only, not the call's arguments, so the handler calls ``second(BENCH_ARGUMENT)``: these
+# the exception only, not the call's arguments, so the handler calls ``second(_BENCH_ARGUMENT)``: these
 # callables are right for the benchmark's argument 1 only.
 # Not included: circuitbreaker's fallback_function runs only while the breaker is OPEN, never when the
 # protected call fails, so it is no fallback chain. tenacity's retry_error_callback is a hook for when
 # retries run out, not a fallback feature. The other peers have none.
 
 
-def fallback_primary_success(func: Callable[[int], int], second: Callable[[int], int]) -> dict[str, SyncCallable]:
+def fallback_primary_success(func: Callable[[int], int], second: Callable[[int], int]) -> dict[str, _SyncCallable]:
     """``func`` with a fallback to ``second``; ``func`` succeeds."""
     return _fallback(func, second)
 
 
-def fallback_to_second(failing: Callable[[int], int], second: Callable[[int], int]) -> dict[str, SyncCallable]:
+def fallback_to_second(failing: Callable[[int], int], second: Callable[[int], int]) -> dict[str, _SyncCallable]:
     """``failing`` with a fallback to ``second``; every call falls back."""
     return _fallback(failing, second)
 
 
-def _fallback(primary: Callable[[int], int], second: Callable[[int], int]) -> dict[str, SyncCallable]:
-    out: dict[str, SyncCallable] = {}
+def _fallback(primary: Callable[[int], int], second: Callable[[int], int]) -> dict[str, _SyncCallable]:
+    out: dict[str, _SyncCallable] = {}
     if (pyresilience := _load("pyresilience")) is not None:
 
         def handler(exc: BaseException) -> int:
-            return second(BENCH_ARGUMENT)
+            return second(_BENCH_ARGUMENT)
 
         out["pyresilience"] = pyresilience.resilient(fallback=pyresilience.FallbackConfig(handler=handler))(primary)
     return out
@@ -550,27 +556,27 @@ def _fallback(primary: Callable[[int], int], second: Callable[[int], int]) -> di
 
 def fallback_primary_success_async(
     func: Callable[[int], Awaitable[int]], second: Callable[[int], Awaitable[int]]
-) -> dict[str, AsyncCallable]:
+) -> dict[str, _AsyncCallable]:
     """Async :func:`fallback_primary_success`."""
     return _fallback_async(func, second)
 
 
 def fallback_to_second_async(
     failing: Callable[[int], Awaitable[int]], second: Callable[[int], Awaitable[int]]
-) -> dict[str, AsyncCallable]:
+) -> dict[str, _AsyncCallable]:
     """Async :func:`fallback_to_second`."""
     return _fallback_async(failing, second)
 
 
 def _fallback_async(
     primary: Callable[[int], Awaitable[int]], second: Callable[[int], Awaitable[int]]
-) -> dict[str, AsyncCallable]:
+) -> dict[str, _AsyncCallable]:
     _require_coroutine_function(primary)
-    out: dict[str, AsyncCallable] = {}
+    out: dict[str, _AsyncCallable] = {}
     if (pyresilience := _load("pyresilience")) is not None:
         # pyresilience awaits the handler only when it is a coroutine function.
         async def handler(exc: BaseException) -> int:
-            return await second(BENCH_ARGUMENT)
+            return await second(_BENCH_ARGUMENT)
 
         out["pyresilience"] = pyresilience.resilient(fallback=pyresilience.FallbackConfig(handler=handler))(primary)
     return out
@@ -585,18 +591,18 @@ def _fallback_async(
 # asyncio.wait_for, which on Python < 3.12 wraps every call in a new Task.
 
 
-def timeout_not_firing(func: Callable[[int], int]) -> dict[str, SyncCallable]:
+def timeout_not_firing(func: Callable[[int], int]) -> dict[str, _SyncCallable]:
     """``func`` under a 10 s timeout that never fires."""
-    out: dict[str, SyncCallable] = {}
+    out: dict[str, _SyncCallable] = {}
     if (pyresilience := _load("pyresilience")) is not None:
-        out["pyresilience"] = pyresilience.resilient(timeout=pyresilience.TimeoutConfig(seconds=TIMEOUT_SECONDS))(func)
+        out["pyresilience"] = pyresilience.resilient(timeout=pyresilience.TimeoutConfig(seconds=_TIMEOUT_SECONDS))(func)
     return out
 
 
-def timeout_not_firing_async(func: Callable[[int], Awaitable[int]]) -> dict[str, AsyncCallable]:
+def timeout_not_firing_async(func: Callable[[int], Awaitable[int]]) -> dict[str, _AsyncCallable]:
     """The coroutine function ``func`` under a 10 s timeout that never fires."""
     _require_coroutine_function(func)
-    out: dict[str, AsyncCallable] = {}
+    out: dict[str, _AsyncCallable] = {}
     if (pyresilience := _load("pyresilience")) is not None:
-        out["pyresilience"] = pyresilience.resilient(timeout=pyresilience.TimeoutConfig(seconds=TIMEOUT_SECONDS))(func)
+        out["pyresilience"] = pyresilience.resilient(timeout=pyresilience.TimeoutConfig(seconds=_TIMEOUT_SECONDS))(func)
     return out
