@@ -22,6 +22,14 @@ from ._core import IMPLEMENTATION, CircuitBreaker, RetryConfig
 from .breaker import BreakerRegistry, circuit_breaker, get_circuit_breaker, registry
 from .errors import AllFallbacksFailedError, CircuitOpenError, HardyError, TimeoutError  # noqa: A004
 from .fallback import Fallback, fallback, with_fallback
+from .health import (
+    HealthCheck,
+    HealthCheckResult,
+    HealthStatus,
+    SystemHealth,
+    get_health_check,
+    register_default_checks,
+)
 from .jitter import Jitter
 from .retry import retry, retry_with_backoff
 from .state import CircuitState
@@ -38,13 +46,19 @@ __all__ = [
     "CircuitState",
     "Fallback",
     "HardyError",
+    "HealthCheck",
+    "HealthCheckResult",
+    "HealthStatus",
     "Jitter",
     "RetryConfig",
+    "SystemHealth",
     "TimeoutError",
     "__version__",
     "circuit_breaker",
     "fallback",
     "get_circuit_breaker",
+    "get_health_check",
+    "register_default_checks",
     "registry",
     "retry",
     "retry_with_backoff",
