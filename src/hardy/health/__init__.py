@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 from .defaults import register_default_checks
+from .http import asgi_app, wsgi_app
 from .manager import HealthCheck, get_health_check
 from .results import HealthCheckResult, HealthStatus, SystemHealth
 
@@ -24,6 +25,8 @@ __all__ = [
     "HealthCheckResult",
     "HealthStatus",
     "SystemHealth",
+    "asgi_app",
     "get_health_check",
     "register_default_checks",
+    "wsgi_app",
 ]

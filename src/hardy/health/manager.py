@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -197,28 +197,37 @@ class HealthCheck:
 
     def run_all_sync(self) -> SystemHealth:
         """:meth:`run_all` from sync code; inside a running event loop it runs in a helper thread."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.run_all())
-        outcome: list[Any] = []
+        return _run_sync(self.run_all)
 
-        def run() -> None:
-            try:
-                outcome.append((True, asyncio.run(self.run_all())))
-            except BaseException as exc:  # handed back below
-                outcome.append((False, exc))
-
-        thread = threading.Thread(target=run, name="hardy-health-sync")
-        thread.start()
-        thread.join()
-        ok, value = outcome[0]
-        if ok:
-            return value  # type: ignore[no-any-return]
-        raise value
+    def run_critical_sync(self) -> SystemHealth:
+        """:meth:`run_critical` from sync code, like :meth:`run_all_sync`."""
+        return _run_sync(self.run_critical)
 
     def __repr__(self) -> str:
         return f"<HealthCheck version={self.version!r} checks={list(self._checks)}>"
+
+
+def _run_sync(make: Callable[[], Coroutine[Any, Any, SystemHealth]]) -> SystemHealth:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    # A loop runs in this thread already: run ours in a helper thread.
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, asyncio.run(make())))
+        except BaseException as exc:  # handed back below
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, name="hardy-health-sync")
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if ok:
+        return value  # type: ignore[no-any-return]
+    raise value
 
 
 _default: HealthCheck | None = None

@@ -1,0 +1,143 @@
+"""The health endpoints over real HTTP: ASGI under uvicorn, WSGI under wsgiref, mounted in FastAPI and Flask."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import fastapi
+import flask
+import pytest
+import uvicorn
+
+import hardy
+from hardy.health import asgi_app, wsgi_app
+
+
+def make_health(critical_ok: bool) -> hardy.HealthCheck:
+    health = hardy.HealthCheck(version="3.0")
+    health.register("database", critical=True)(lambda: critical_ok)
+    health.register("cache")(lambda: {"healthy": False, "message": "cache down"})
+    return health
+
+
+def get(url: str, accept: str = "application/json") -> tuple[int, str, Any]:
+    request = urllib.request.Request(url, headers={"Accept": accept})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers["Content-Type"], json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], json.loads(error.read())
+
+
+@contextmanager
+def uvicorn_server(app: Any) -> Iterator[str]:
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def wsgiref_server(app: Callable[..., Any]) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def check_endpoints(base: str, prefix: str) -> None:
+    code, kind, body = get(f"{base}{prefix}")
+    assert code == 200 and kind == "application/json"
+    assert body["status"] == "degraded" and body["version"] == "3.0"
+    assert {check["name"] for check in body["checks"]} == {"database", "cache"}
+    code, kind, body = get(f"{base}{prefix}", accept="application/health+json")
+    assert code == 200 and kind == "application/health+json"
+    assert body["status"] == "warn" and body["checks"]["cache"][0]["output"] == "cache down"
+    assert get(f"{base}{prefix}/live")[0] == 200
+    code, _, body = get(f"{base}{prefix}/ready")
+    assert code == 200 and [check["name"] for check in body["checks"]] == ["database"]
+    assert get(f"{base}{prefix}/nothing")[0] == 404
+
+
+def check_unhealthy(base: str, prefix: str) -> None:
+    code, _, body = get(f"{base}{prefix}")
+    assert code == 503 and body["status"] == "unhealthy"
+    assert get(f"{base}{prefix}/ready")[0] == 503
+    assert get(f"{base}{prefix}/live")[0] == 200
+
+
+def test_asgi_app_under_uvicorn() -> None:
+    with uvicorn_server(asgi_app(make_health(True))) as base:
+        check_endpoints(base, "/health")
+    with uvicorn_server(asgi_app(make_health(False))) as base:
+        check_unhealthy(base, "/health")
+
+
+def test_asgi_app_mounted_in_fastapi() -> None:
+    app = fastapi.FastAPI()
+
+    @app.get("/hello")
+    def hello() -> dict[str, str]:
+        return {"hello": "world"}
+
+    app.mount("/status", asgi_app(make_health(True)))
+    with uvicorn_server(app) as base:
+        assert get(f"{base}/hello")[2] == {"hello": "world"}
+        check_endpoints(base, "/status")
+
+
+def test_wsgi_app_under_wsgiref() -> None:
+    with wsgiref_server(wsgi_app(make_health(True))) as base:
+        check_endpoints(base, "/health")
+    with wsgiref_server(wsgi_app(make_health(False))) as base:
+        check_unhealthy(base, "/health")
+
+
+def test_wsgi_app_mounted_in_flask() -> None:
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    app = flask.Flask("mounted")
+
+    @app.get("/hello")
+    def hello() -> dict[str, str]:
+        return {"hello": "world"}
+
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/status": wsgi_app(make_health(True))})  # type: ignore[method-assign]
+    with wsgiref_server(app) as base:
+        assert get(f"{base}/hello")[2] == {"hello": "world"}
+        check_endpoints(base, "/status")
+
+
+def test_apps_want_a_health_check() -> None:
+    with pytest.raises(TypeError, match="health must be a HealthCheck"):
+        asgi_app(object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="health must be a HealthCheck"):
+        wsgi_app(None)  # type: ignore[arg-type]
