@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 import hardy
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(core: ModuleType, *args: str) -> subprocess.CompletedProcess[str]:
@@ -15,7 +20,10 @@ def run(core: ModuleType, *args: str) -> subprocess.CompletedProcess[str]:
     env.pop("HARDY_NO_EXTENSIONS", None)
     if core.IMPLEMENTATION == "py":
         env["HARDY_NO_EXTENSIONS"] = "1"
-    return subprocess.run([sys.executable, "-m", "hardy", *args], capture_output=True, text=True, env=env, timeout=60)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    return subprocess.run(
+        [sys.executable, "-m", "hardy", *args], capture_output=True, text=True, env=env, timeout=60, cwd=ROOT
+    )
 
 
 def test_version_names_the_active_core(core: ModuleType) -> None:
@@ -30,7 +38,7 @@ def test_demo_prints_state_changes_and_a_summary(core: ModuleType) -> None:
     assert f"core: {core.IMPLEMENTATION}" in result.stdout
     assert "closed -> open" in result.stdout
     assert "open -> half_open" in result.stdout
-    for key in ("calls", "successes", "fallbacks", "rejections", "p99 latency"):
+    for key in ("calls", "successes", "fallbacks", "rejections", "retries", "p50 latency", "p99 latency"):
         assert key in result.stdout
 
 
@@ -38,3 +46,56 @@ def test_demo_rejects_a_bad_duration(core: ModuleType) -> None:
     result = run(core, "demo", "--seconds", "0")
     assert result.returncode == 2
     assert "--seconds must be > 0, got 0.0" in result.stderr
+
+
+# -- python -m hardy health --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "flags", "code", "expected"),
+    [
+        ("tests.health_targets:healthy", [], 0, "overall: healthy"),
+        ("tests.health_targets:factory", [], 0, "overall: healthy"),
+        ("tests.health_targets:degraded", [], 0, "optional down"),
+        ("tests.health_targets:degraded", ["--strict"], 1, "overall: degraded"),
+        ("tests.health_targets:unhealthy", [], 2, "database down"),
+    ],
+)
+def test_health_command_exit_codes(core: ModuleType, target: str, flags: list[str], code: int, expected: str) -> None:
+    result = run(core, "health", target, *flags)
+    assert result.returncode == code, result.stderr
+    assert expected in result.stdout
+    assert "CHECK" in result.stdout
+    assert "STATUS" in result.stdout
+    assert "LATENCY" in result.stdout
+
+
+def test_health_command_json(core: ModuleType) -> None:
+    import json
+
+    result = run(core, "health", "tests.health_targets:unhealthy", "--json")
+    assert result.returncode == 2
+    data = json.loads(result.stdout)
+    assert data["status"] == "unhealthy"
+    assert data["checks"][0]["message"] == "database down"
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_colon", "expected module:object, got 'no_colon'"),
+        ("tests.missing_module:x", "cannot import 'tests.missing_module'"),
+        ("tests.health_targets:missing", "has no attribute 'missing'"),
+        ("tests.health_targets:not_a_check", "is not a HealthCheck"),
+        ("tests.health_targets:broken_factory", "raised RuntimeError: factory failed"),
+    ],
+)
+def test_health_command_target_errors(core: ModuleType, target: str, message: str) -> None:
+    result = run(core, "health", target)
+    assert result.returncode == 3
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    debug = run(core, "health", target, "--debug")
+    assert debug.returncode == 3
+    assert "Traceback" in debug.stderr

@@ -1730,6 +1730,7 @@ def chain(name, funcs, default, exceptions, log):
 cdef object _Expired = _deadlines.Expired
 cdef object _wake_timer = _deadlines.wake
 cdef double _REDELIVER = _deadlines.REDELIVER
+cdef double _TICK = _deadlines.TICK
 cdef dict _dl_stacks = {}          # thread ident -> list of _Deadline (kept when empty)
 cdef double _dl_next_wake = float("inf")
 cdef hardy_mutex _dl_mutex
@@ -1808,6 +1809,8 @@ cdef double _dl_fire_due(double now) noexcept:
                 due = now + _REDELIVER
             if due < soonest:
                 soonest = due
+    if soonest > now + _TICK:
+        soonest = now + _TICK
     _dl_next_wake = soonest
     hardy_unlock(&_dl_mutex)
     return soonest

@@ -29,6 +29,7 @@ from typing import Protocol
 __all__ = [
     "IDLE_EXIT",
     "REDELIVER",
+    "TICK",
     "Expired",
     "Registry",
     "add_registry",
@@ -41,6 +42,10 @@ __all__ = [
 
 REDELIVER = 0.02
 IDLE_EXIT = 0.5
+# The timer never sleeps longer than this while it runs, and says so in
+# ``_next_wake``: a new deadline at least this far away then needs no wake-up
+# call, so a busy caller never hands the GIL to the timer thread per call.
+TICK = 0.01
 
 # Two prototypes of one C function: raise an exception class in a thread,
 # or (NULL) cancel one set there but not yet raised. PYFUNCTYPE keeps the GIL.
@@ -101,7 +106,7 @@ class _PythonRegistry:
                     delivered = True  # one exception at a time per thread
                     due = entry.next_delivery
                 soonest = min(soonest, due if due > now else now + REDELIVER)
-        return soonest
+        return min(soonest, now + TICK)
 
     def is_empty(self) -> bool:
         return not _stacks
@@ -187,7 +192,7 @@ def _run() -> None:
     with _lock:
         while True:
             now = time.monotonic()
-            soonest = min(registry.fire_due(now) for registry in _registries)
+            soonest = min(now + TICK, *(registry.fire_due(now) for registry in _registries))
             _next_wake = soonest
             if all(registry.is_empty() for registry in _registries):
                 if idle_since is None:
@@ -196,7 +201,6 @@ def _run() -> None:
                     _timer = None
                     _next_wake = float("inf")
                     return
-                _wake.wait(IDLE_EXIT)
-                continue
-            idle_since = None
+            else:
+                idle_since = None
             _wake.wait(max(0.0, soonest - now))
