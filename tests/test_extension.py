@@ -21,6 +21,7 @@ def test_fixture_selects_the_requested_core(core: ModuleType) -> None:
     assert expected_file in (core.__file__ or "")
 
 
+@pytest.mark.c_extension  # deselected with --no-c-extensions, like every compiled-core test
 def test_compiled_core_is_active_when_built() -> None:
     # CI builds with HARDY_REQUIRE_EXTENSIONS=1: the default import must be
     # the compiled core unless the twin was asked for.
