@@ -756,3 +756,10 @@ def test_half_open_trial_limit_holds_across_tasks(clock: FakeClock) -> None:
     assert all(isinstance(r, CircuitOpenError) for r in results if r != "ok")
     assert most_inside == 3
     assert breaker.state is CircuitState.CLOSED
+
+
+def test_protect_checks_its_arguments_in_both_cores(clock: FakeClock, core: Any) -> None:
+    with pytest.raises(TypeError, match="breaker must be a CircuitBreaker, got 'nope'"):
+        core.protect("nope", lambda: None)
+    with pytest.raises(TypeError, match="fallback must be callable, got 3"):
+        core.protect(make(clock), lambda: None, 3)

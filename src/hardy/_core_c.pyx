@@ -203,8 +203,6 @@ cdef extern from "Python.h":
     unsigned long PyThread_get_thread_ident()
     PyObject* PyLong_FromUnsignedLong(unsigned long v)
     int PyObject_IsTrue(PyObject* o)
-    int PyLong_CheckExact(PyObject* o)
-    long PyLong_AsLong(PyObject* o)
     PyObject* PyLong_FromLong(long v)
     Py_ssize_t Py_REFCNT(PyObject* o)
     PyObject* PyExc_Exception

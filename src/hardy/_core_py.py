@@ -445,7 +445,11 @@ def protect(
     A rejected call returns ``fallback(*args, **kwargs)`` (awaited when the
     fallback is async) when one is given, else raises ``CircuitOpenError``.
     """
+    if not isinstance(breaker, CircuitBreaker):
+        raise TypeError(f"breaker must be a CircuitBreaker, got {breaker!r}")
     _validate.callable_arg("func", func)
+    if fallback is not None:
+        _validate.callable_arg("fallback", fallback)
     b = breaker
     unlocked_count = _GIL_ENABLED
     if _wrapping.is_async_callable(func):

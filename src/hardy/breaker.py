@@ -8,6 +8,7 @@ name, and the decorator that uses it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
@@ -175,7 +176,7 @@ def circuit_breaker(
         _validate.callable_arg("fallback", fallback)
     # Check the settings now, at the point of the mistake, not at decoration.
     _validate.breaker_settings(
-        name or "unnamed", failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, int
+        name or "unnamed", failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, time.monotonic
     )
 
     def decorate(func: Callable[P, R]) -> ProtectedCallable[P, R]:
