@@ -31,8 +31,10 @@ from .health import (
     register_default_checks,
 )
 from .jitter import Jitter
+from .redis_store import RedisStore
 from .retry import retry, retry_with_backoff
 from .state import CircuitState
+from .store import BreakerStore
 from .timeout import timeout, with_timeout
 
 __version__ = "0.1.0"
@@ -41,6 +43,7 @@ __all__ = [
     "IMPLEMENTATION",
     "AllFallbacksFailedError",
     "BreakerRegistry",
+    "BreakerStore",
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",
@@ -50,6 +53,7 @@ __all__ = [
     "HealthCheckResult",
     "HealthStatus",
     "Jitter",
+    "RedisStore",
     "RetryConfig",
     "SystemHealth",
     "TimeoutError",

@@ -276,6 +276,7 @@ cdef class CircuitBreaker:
     cdef tuple _excluded
     cdef object _clock          # None: read the monotonic clock in C
     cdef list _listeners        # None until the first listener
+    cdef object _store          # the store's binding (hardy.store), or None
 
     def __init__(
         self,
@@ -286,6 +287,7 @@ cdef class CircuitBreaker:
         excluded_exceptions=(),
         *,
         clock=_monotonic,
+        store=None,
     ):
         (
             self._name,
@@ -299,6 +301,8 @@ cdef class CircuitBreaker:
         )
         self._clock = None if clock is _monotonic else clock
         self._state = CLOSED
+        if store is not None:
+            self._store = _validate.breaker_store(store).bind(self)
 
     # -- reading the breaker ----------------------------------------------
 
@@ -326,6 +330,11 @@ cdef class CircuitBreaker:
     def excluded_exceptions(self):
         """Exception types that count as neither success nor failure."""
         return self._excluded
+
+    @property
+    def store(self):
+        """The store that shares this breaker's state between processes, or ``None``."""
+        return None if self._store is None else self._store.store
 
     @property
     def state(self):
@@ -396,8 +405,15 @@ cdef class CircuitBreaker:
 
         Lifetime totals (``calls``, ``failures``, ...) are kept, so metrics
         exported from them never go backwards. Calls still running from before
-        the reset cannot move the new state.
+        the reset cannot move the new state. A shared breaker resets the
+        shared state too.
         """
+        if self._store is not None:
+            self._store.reset()
+        else:
+            self._local_reset()
+
+    def _local_reset(self):
         hardy_lock(&self._mutex)
         cdef int old = self._state
         self._state = CLOSED
@@ -501,6 +517,55 @@ cdef class CircuitBreaker:
     def __repr__(self):
         return f"<CircuitBreaker {self._name!r} {STATE_BY_CODE[_state_code(self)].value}>"
 
+    # -- for the store's binding (hardy.store) ------------------------------
+
+    def _current_epoch(self):
+        return self._epoch
+
+    def _local_admit(self):
+        cdef long long epoch = _admit_impl(self, False)
+        if epoch == -2:
+            _propagate()
+        return epoch
+
+    def _local_success(self, long long epoch):
+        """The local transition for a success the breaker has already counted."""
+        if _on_success_impl(self, epoch, False, False) < 0:
+            _propagate()
+
+    def _local_failure(self, long long epoch):
+        """The local transition for a failure the breaker has already counted."""
+        if _on_failure_impl(self, epoch, False, False) < 0:
+            _propagate()
+
+    def _count_rejection(self):
+        hardy_lock(&self._mutex)
+        self._rejections += 1
+        hardy_unlock(&self._mutex)
+
+    def _adopt(self, int state, int failure_count, int trials, int trial_successes, double open_elapsed, bint new_period):
+        """Take a state read from the store; the new epoch. ``new_period``: calls running now are stale."""
+        cdef double now
+        if _now(self, &now) < 0:
+            _propagate()
+        hardy_lock(&self._mutex)
+        cdef int old = self._state
+        if new_period:
+            self._epoch += 1
+            if state == OPEN and old != OPEN:
+                self._opened += 1
+        self._state = state
+        self._failure_count = failure_count
+        self._trials = trials
+        self._trial_successes = trial_successes
+        if state != CLOSED:
+            self._opened_at = now - open_elapsed
+        cdef long long epoch = self._epoch
+        hardy_unlock(&self._mutex)
+        if old != state and _notify(self, old, state) < 0:
+            _propagate()
+        return epoch
+
 
 
 cdef int _record_outcome(CircuitBreaker self, BaseException exc, long long epoch) except -1:
@@ -546,7 +611,22 @@ cdef int _call_float(object func, double* out) noexcept:
     return 0
 
 
-cdef long long _admit(CircuitBreaker self) noexcept:
+cdef inline long long _admit(CircuitBreaker self) noexcept:
+    return _admit_impl(self, True)
+
+
+cdef long long _store_call(CircuitBreaker self, str method, long long epoch) noexcept:
+    """Hand a decision to the store's binding: its result, or -2 on error."""
+    cdef object result
+    try:
+        result = getattr(self._store, method)(epoch)
+        return <long long>result if result is not None else 0
+    except BaseException as exc:
+        _set_error(exc)
+        return -2
+
+
+cdef long long _admit_impl(CircuitBreaker self, bint shared) noexcept:
     """The epoch of an admitted call, -1 after a rejection, -2 on error."""
     cdef double now
     cdef long long epoch
@@ -565,10 +645,17 @@ cdef long long _admit(CircuitBreaker self) noexcept:
             self._rejections += 1
             hardy_unlock(&self._mutex)
             return -1
+        if shared and self._store is not None:
+            # Trial permits are cluster-wide: the store grants them.
+            hardy_unlock(&self._mutex)
+            return _store_call(self, "admit", 0)
         self._state = HALF_OPEN
         self._trials = 0
         self._trial_successes = 0
         changed = True
+    if shared and self._store is not None and self._trials < self._half_open_max:
+        hardy_unlock(&self._mutex)
+        return _store_call(self, "admit", 0)
     if self._trials < self._half_open_max:
         self._trials += 1
         epoch = self._epoch
@@ -591,13 +678,23 @@ cdef inline void _open(CircuitBreaker self, double now) noexcept:
     self._opened += 1
 
 
-cdef int _on_success(CircuitBreaker self, long long epoch) noexcept:
+cdef inline int _on_success(CircuitBreaker self, long long epoch) noexcept:
+    return _on_success_impl(self, epoch, True, True)
+
+
+cdef int _on_success_impl(CircuitBreaker self, long long epoch, bint shared, bint count) noexcept:
     cdef bint closed = False
+    cdef bint clear = False
     hardy_lock(&self._mutex)
-    self._successes += 1
+    if count:
+        self._successes += 1
     if epoch == self._epoch:
         if self._state == CLOSED:
+            clear = shared and self._failure_count != 0 and self._store is not None
             self._failure_count = 0
+        elif shared and self._state == HALF_OPEN and self._store is not None:
+            hardy_unlock(&self._mutex)
+            return <int>_store_call(self, "trial_success", epoch)
         elif self._state == HALF_OPEN:
             self._trial_successes += 1
             if self._trial_successes >= self._half_open_max:
@@ -609,17 +706,27 @@ cdef int _on_success(CircuitBreaker self, long long epoch) noexcept:
     hardy_unlock(&self._mutex)
     if closed:
         return _notify(self, HALF_OPEN, CLOSED)
+    if clear:
+        return <int>_store_call(self, "clear", epoch)
     return 0
 
 
-cdef int _on_failure(CircuitBreaker self, long long epoch) noexcept:
+cdef inline int _on_failure(CircuitBreaker self, long long epoch) noexcept:
+    return _on_failure_impl(self, epoch, True, True)
+
+
+cdef int _on_failure_impl(CircuitBreaker self, long long epoch, bint shared, bint count) noexcept:
     cdef double now
     cdef int old = -1
     if _now(self, &now) < 0:
         return -1
     hardy_lock(&self._mutex)
-    self._failures += 1
+    if count:
+        self._failures += 1
     if epoch == self._epoch:
+        if shared and self._store is not None:
+            hardy_unlock(&self._mutex)
+            return <int>_store_call(self, "failure", epoch)
         if self._state == CLOSED:
             self._failure_count += 1
             if self._failure_count >= self._threshold:
@@ -634,13 +741,29 @@ cdef int _on_failure(CircuitBreaker self, long long epoch) noexcept:
     return 0
 
 
-cdef inline void _release(CircuitBreaker self, long long epoch, bint ignored) noexcept:
+cdef void _release(CircuitBreaker self, long long epoch, bint ignored) noexcept:
+    cdef bint shared = False
     hardy_lock(&self._mutex)
     if ignored:
         self._ignored += 1
     if epoch == self._epoch and self._state == HALF_OPEN:
         self._trials -= 1
+        shared = self._store is not None
     hardy_unlock(&self._mutex)
+    if shared:
+        # Giving a shared permit back never blocks (the store queues it), so
+        # this may run from a deallocator; an error there has nowhere to go.
+        _release_shared(self, epoch)
+
+
+cdef void _release_shared(CircuitBreaker self, long long epoch) noexcept:
+    cdef PyObject* etype
+    cdef PyObject* evalue
+    cdef PyObject* etb
+    PyErr_Fetch(&etype, &evalue, &etb)
+    if _store_call(self, "release", epoch) == -2:
+        PyErr_WriteUnraisable(<PyObject*>self)
+    PyErr_Restore(etype, evalue, etb)
 
 
 cdef int _settle_error(CircuitBreaker self, long long epoch) noexcept:

@@ -84,6 +84,7 @@ class CircuitBreaker:
         "_rejections",
         "_reset_timeout",
         "_state",
+        "_store",
         "_successes",
         "_threshold",
         "_trial_successes",
@@ -99,6 +100,7 @@ class CircuitBreaker:
         excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = (),
         *,
         clock: Callable[[], float] = time.monotonic,
+        store: Any = None,
     ) -> None:
         (
             self._name,
@@ -123,32 +125,39 @@ class CircuitBreaker:
         self._ignored = 0
         self._rejections = 0
         self._opened = 0
+        self._store: Any = None if store is None else _validate.breaker_store(store).bind(self)
 
     # -- the state machine ------------------------------------------------
 
-    def _admit(self) -> int:
+    def _admit(self, shared: bool = True) -> int:
         if self._state == CLOSED:
             return self._epoch
         now = self._clock()  # user code: read before the critical section
         changed = False
+        store = self._store if shared else None
         with self._lock:
             state = self._state
             if state == CLOSED:
                 return self._epoch
-            if state == OPEN:
-                if now - self._opened_at < self._reset_timeout:
-                    self._rejections += 1
-                    return -1
-                self._state = HALF_OPEN
-                self._trials = 0
-                self._trial_successes = 0
-                changed = True
-            if self._trials < self._half_open_max:
-                self._trials += 1
-                epoch = self._epoch
-            else:
+            if state == OPEN and now - self._opened_at < self._reset_timeout:
                 self._rejections += 1
-                epoch = -1
+                return -1
+            if store is not None and (state == OPEN or self._trials < self._half_open_max):
+                epoch = -3  # trial permits are cluster-wide: the store grants them
+            else:
+                if state == OPEN:
+                    self._state = HALF_OPEN
+                    self._trials = 0
+                    self._trial_successes = 0
+                    changed = True
+                if self._trials < self._half_open_max:
+                    self._trials += 1
+                    epoch = self._epoch
+                else:
+                    self._rejections += 1
+                    epoch = -1
+        if epoch == -3:
+            return cast(int, store.admit(0))
         if changed:
             self._notify(OPEN, HALF_OPEN)
         return epoch
@@ -162,13 +171,20 @@ class CircuitBreaker:
         self._trial_successes = 0
         self._opened += 1
 
-    def _on_success(self, epoch: int) -> None:
+    def _on_success(self, epoch: int, shared: bool = True, count: bool = True) -> None:
         closed = False
+        store = self._store if shared else None
+        call = None
         with self._lock:
-            self._successes += 1
+            if count:
+                self._successes += 1
             if epoch == self._epoch:
                 if self._state == CLOSED:
+                    if store is not None and self._failure_count:
+                        call = store.clear
                     self._failure_count = 0
+                elif store is not None and self._state == HALF_OPEN:
+                    call = store.trial_success
                 elif self._state == HALF_OPEN:
                     self._trial_successes += 1
                     if self._trial_successes >= self._half_open_max:
@@ -179,13 +195,20 @@ class CircuitBreaker:
                         closed = True
         if closed:
             self._notify(HALF_OPEN, CLOSED)
+        elif call is not None:
+            call(epoch)
 
-    def _on_failure(self, epoch: int) -> None:
+    def _on_failure(self, epoch: int, shared: bool = True, count: bool = True) -> None:
         now = self._clock()
         old = -1
+        store = self._store if shared else None
+        report = False
         with self._lock:
-            self._failures += 1
-            if epoch == self._epoch:
+            if count:
+                self._failures += 1
+            if epoch == self._epoch and store is not None:
+                report = True
+            elif epoch == self._epoch:
                 state = self._state
                 if state == CLOSED:
                     self._failure_count += 1
@@ -197,21 +220,28 @@ class CircuitBreaker:
                     old = HALF_OPEN
         if old >= 0:
             self._notify(old, OPEN)
+        elif report:
+            store.failure(epoch)
 
     def _on_exception(self, exc: BaseException, epoch: int) -> None:
-        if not isinstance(exc, Exception):
+        if isinstance(exc, Exception) and not isinstance(exc, self._excluded):
+            self._on_failure(epoch)
+        else:
             # Interrupted or cancelled: not an outcome, but a trial slot it
             # held must come back or the breaker would stay half-open forever.
-            with self._lock:
-                if epoch == self._epoch and self._state == HALF_OPEN:
-                    self._trials -= 1
-        elif isinstance(exc, self._excluded):
-            with self._lock:
+            self._release(epoch, ignored=isinstance(exc, Exception))
+
+    def _release(self, epoch: int, ignored: bool) -> None:
+        shared = False
+        with self._lock:
+            if ignored:
                 self._ignored += 1
-                if epoch == self._epoch and self._state == HALF_OPEN:
-                    self._trials -= 1
-        else:
-            self._on_failure(epoch)
+            if epoch == self._epoch and self._state == HALF_OPEN:
+                self._trials -= 1
+                shared = self._store is not None
+        if shared:
+            # Never blocks (the store queues it), so a deallocator may call it.
+            self._store.release(epoch)
 
     def _rejection(self) -> CircuitOpenError:
         return CircuitOpenError(self._name, self.get_time_until_reset())
@@ -252,6 +282,11 @@ class CircuitBreaker:
     def excluded_exceptions(self) -> tuple[type[BaseException], ...]:
         """Exception types that count as neither success nor failure."""
         return self._excluded
+
+    @property
+    def store(self) -> Any:
+        """The store that shares this breaker's state between processes, or ``None``."""
+        return None if self._store is None else self._store.store
 
     @property
     def state(self) -> CircuitState:
@@ -314,8 +349,15 @@ class CircuitBreaker:
 
         Lifetime totals (``calls``, ``failures``, ...) are kept, so metrics
         exported from them never go backwards. Calls still running from before
-        the reset cannot move the new state.
+        the reset cannot move the new state. A shared breaker resets the
+        shared state too.
         """
+        if self._store is not None:
+            self._store.reset()
+        else:
+            self._local_reset()
+
+    def _local_reset(self) -> None:
         with self._lock:
             old = self._state
             self._state = CLOSED
@@ -397,6 +439,48 @@ class CircuitBreaker:
 
     def __repr__(self) -> str:
         return f"<CircuitBreaker {self._name!r} {STATE_BY_CODE[self._state_code()].value}>"
+
+    # -- for the store's binding (hardy.store) ------------------------------
+
+    def _current_epoch(self) -> int:
+        return self._epoch
+
+    def _local_admit(self) -> int:
+        return self._admit(shared=False)
+
+    def _local_success(self, epoch: int) -> None:
+        """The local transition for a success the breaker has already counted."""
+        self._on_success(epoch, shared=False, count=False)
+
+    def _local_failure(self, epoch: int) -> None:
+        """The local transition for a failure the breaker has already counted."""
+        self._on_failure(epoch, shared=False, count=False)
+
+    def _count_rejection(self) -> None:
+        with self._lock:
+            self._rejections += 1
+
+    def _adopt(
+        self, state: int, failure_count: int, trials: int, trial_successes: int, open_elapsed: float, new_period: bool
+    ) -> int:
+        """Take a state read from the store; the new epoch. ``new_period``: calls running now are stale."""
+        now = self._clock()
+        with self._lock:
+            old = self._state
+            if new_period:
+                self._epoch += 1
+                if state == OPEN and old != OPEN:
+                    self._opened += 1
+            self._state = state
+            self._failure_count = failure_count
+            self._trials = trials
+            self._trial_successes = trial_successes
+            if state != CLOSED:
+                self._opened_at = now - open_elapsed
+            epoch = self._epoch
+        if old != state:
+            self._notify(old, state)
+        return epoch
 
 
 class _TrialSlot:

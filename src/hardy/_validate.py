@@ -189,3 +189,12 @@ def fallback_exceptions(value: object) -> tuple[type[Exception], ...]:
     if not result:
         raise ValueError("exceptions must name at least one exception class")
     return result  # type: ignore[return-value]
+
+
+def breaker_store(store: object) -> Any:
+    """``store`` if it is a :class:`hardy.store.BreakerStore`, else a ``TypeError``."""
+    from .store import BreakerStore  # imported late: store.py imports the core
+
+    if not isinstance(store, BreakerStore):
+        raise TypeError(f"store must be a hardy.store.BreakerStore such as hardy.RedisStore, got {store!r}")
+    return store

@@ -17,16 +17,18 @@ from ._types import P, ProtectedCallable, R
 
 if TYPE_CHECKING:
     from ._core import CircuitBreaker
+    from .store import BreakerStore
 
 __all__ = ["BreakerRegistry", "ProtectedCallable", "circuit_breaker", "get_circuit_breaker", "registry"]
 
 
-def _settings(breaker: CircuitBreaker) -> tuple[int, float, int, frozenset[type[BaseException]]]:
+def _settings(breaker: CircuitBreaker) -> tuple[int, float, int, frozenset[type[BaseException]], object]:
     return (
         breaker.failure_threshold,
         breaker.reset_timeout,
         breaker.half_open_max_calls,
         frozenset(breaker.excluded_exceptions),
+        breaker.store,
     )
 
 
@@ -54,6 +56,7 @@ class BreakerRegistry:
         reset_timeout: float = 60.0,
         half_open_max_calls: int = 3,
         excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        store: BreakerStore | None = None,
     ) -> CircuitBreaker:
         """Return the breaker named ``name``, creating it with these settings.
 
@@ -61,19 +64,27 @@ class BreakerRegistry:
         :class:`ValueError`: two call sites that disagree on a breaker's
         configuration are a bug, not something to settle silently.
         """
-        candidate = _core.CircuitBreaker(
-            name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions
+        _, threshold, timeout_s, max_calls, excluded, _ = _validate.breaker_settings(
+            name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, time.monotonic
         )
+        if store is not None:
+            _validate.breaker_store(store)
+        wanted = (threshold, timeout_s, max_calls, frozenset(excluded), store)
         with self._lock:
             existing = self._breakers.get(name)
             if existing is None:
-                self._breakers[name] = candidate
-                return candidate
-        if _settings(existing) != _settings(candidate):
+                # Made under the lock: a breaker with a store binds to it, and
+                # a discarded duplicate would stay bound.
+                created = _core.CircuitBreaker(
+                    name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, store=store
+                )
+                self._breakers[name] = created
+                return created
+        if _settings(existing) != wanted:
             raise ValueError(
                 f"circuit breaker {name!r} already exists with other settings: "
-                f"(failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions) "
-                f"= {_settings(existing)}, asked for {_settings(candidate)}"
+                f"(failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, store) "
+                f"= {_settings(existing)}, asked for {wanted}"
             )
         return existing
 
@@ -140,6 +151,7 @@ def circuit_breaker(
     half_open_max_calls: int = 3,
     excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
     fallback: Callable[..., Any] | None = None,
+    store: BreakerStore | None = None,
 ) -> Callable[[Callable[P, R]], ProtectedCallable[P, R]]: ...
 
 
@@ -150,6 +162,7 @@ def circuit_breaker(
     half_open_max_calls: int = 3,
     excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
     fallback: Callable[..., Any] | None = None,
+    store: BreakerStore | None = None,
 ) -> Any:
     """Protect a function with a named circuit breaker from the registry.
 
@@ -159,7 +172,8 @@ def circuit_breaker(
     when the breaker rejects a call (and awaited if it is async). The wrapper
     exposes its breaker as ``.breaker``. Works bare (``@circuit_breaker``) and
     called (``@circuit_breaker(...)``), on functions, ``async def`` functions,
-    methods and other callables.
+    methods and other callables. With ``store=`` (a :class:`~hardy.RedisStore`)
+    the breaker's circuit is shared by every process that uses the store.
 
     Example::
 
@@ -174,6 +188,8 @@ def circuit_breaker(
         raise TypeError(f"name must be a str or None, got {name!r} ({type(name).__name__})")
     if fallback is not None:
         _validate.callable_arg("fallback", fallback)
+    if store is not None:
+        _validate.breaker_store(store)
     # Check the settings now, at the point of the mistake, not at decoration.
     _validate.breaker_settings(
         name or "unnamed", failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, time.monotonic
@@ -187,6 +203,7 @@ def circuit_breaker(
             reset_timeout,
             half_open_max_calls,
             excluded_exceptions,
+            store,
         )
         return _core.protect(breaker, func, fallback)
 

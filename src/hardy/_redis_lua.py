@@ -1,0 +1,132 @@
+"""The one Lua script behind :class:`hardy.RedisStore`.
+
+Every change to a shared breaker runs inside this script, so it is atomic in
+Redis, and every time in it comes from the server's ``TIME``: no host's clock
+decides when a circuit may close. The script is loaded once and run by SHA.
+
+Keys (both carry the hash tag ``{name}``, so they share a Cluster slot):
+
+* ``KEYS[1]``: a hash with ``inc`` (the incarnation: set when the hash is
+  created, so a client notices keys that expired or a Redis that lost its
+  data), ``ver`` (grows with every write), ``state`` (0 closed, 1 open; half-open
+  is open with the reset timeout passed), ``gen`` (grows when the circuit
+  opens or is reset: outcomes of older generations move nothing), ``fseq``
+  and ``fbase`` (failures ever, and the failures a success has cleared: the
+  consecutive count is their difference), ``opened`` (server ms) and
+  ``tsucc`` (trial successes).
+* ``KEYS[2]``: a sorted set of the outstanding trial permits, scored by the
+  server time at which their lease ends, so a process that dies holding one
+  cannot keep the circuit half-open.
+
+``ARGV``: op, channel, name, failure_threshold, reset_timeout (ms),
+half_open_max_calls, key expiry (ms), the caller's generation, the op's
+argument (a permit id, or the failure sequence a success has seen) and the
+lease (ms). The reply, and the message published when the state changes, is
+the snapshot ``inc, ver, state, gen, fseq - fbase, open elapsed (µs), permits
+issued, trial successes, granted, fseq``.
+"""
+
+from __future__ import annotations
+
+SCRIPT = """
+local h, p = KEYS[1], KEYS[2]
+local op, channel, name = ARGV[1], ARGV[2], ARGV[3]
+local threshold, reset_ms, max_calls, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local caller_gen, arg, lease = tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local f = redis.call('HMGET', h, 'inc', 'ver', 'state', 'gen', 'fseq', 'fbase', 'opened', 'tsucc')
+local inc = f[1] or ''
+local ver = tonumber(f[2]) or 0
+local state = tonumber(f[3]) or 0
+local gen = tonumber(f[4]) or 0
+local fseq = tonumber(f[5]) or 0
+local fbase = tonumber(f[6]) or 0
+local opened = tonumber(f[7]) or 0
+local tsucc = tonumber(f[8]) or 0
+local half = state == 1 and now - opened >= reset_ms
+local dirty, changed, granted = false, false, 0
+
+local function open_circuit()
+  state, gen, opened, tsucc = 1, gen + 1, now, 0
+  half = false
+  redis.call('DEL', p)
+  changed = true
+end
+
+if half then
+  redis.call('ZREMRANGEBYSCORE', p, '-inf', now)
+end
+local current = caller_gen == gen
+
+if op == 'acquire' then
+  if half and redis.call('ZCARD', p) + tsucc < max_calls then
+    redis.call('ZADD', p, now + lease, arg)
+    redis.call('PEXPIRE', p, ttl)
+    granted = 1
+    dirty = true
+  end
+elseif op == 'fail' then
+  if current and state == 0 then
+    fseq = fseq + 1
+    dirty = true
+    if fseq - fbase >= threshold then
+      open_circuit()
+    end
+  elseif current and half then
+    open_circuit()
+  end
+elseif op == 'ok' then
+  if current and half then
+    redis.call('ZREM', p, arg)
+    tsucc = tsucc + 1
+    dirty = true
+    if tsucc >= max_calls then
+      state, fbase, tsucc = 0, fseq, 0
+      half = false
+      redis.call('DEL', p)
+      changed = true
+    end
+  end
+elseif op == 'release' then
+  if current and half then
+    redis.call('ZREM', p, arg)
+  end
+elseif op == 'clear' then
+  local seen = tonumber(arg)
+  if current and state == 0 and seen > fbase then
+    fbase = math.min(seen, fseq)
+    dirty = true
+  end
+elseif op == 'reset' then
+  state, gen, fbase, tsucc = 0, gen + 1, fseq, 0
+  half = false
+  redis.call('DEL', p)
+  changed = true
+end
+
+if dirty or changed then
+  if inc == '' then
+    inc = t[1] .. '.' .. t[2]
+  end
+  ver = ver + 1
+  redis.call('HSET', h, 'inc', inc, 'ver', ver, 'state', state, 'gen', gen, 'fseq', fseq,
+             'fbase', fbase, 'opened', tostring(opened), 'tsucc', tsucc)
+  redis.call('PEXPIRE', h, ttl)
+end
+
+local issued = 0
+if half then
+  issued = redis.call('ZCARD', p) + tsucc
+end
+local elapsed = 0
+if state == 1 then
+  elapsed = math.floor((now - opened) * 1000)
+end
+local snapshot = {inc, ver, state, gen, fseq - fbase, elapsed, issued, tsucc, granted, fseq}
+if changed then
+  redis.call('PUBLISH', channel, cjson.encode({name, inc, ver, state, gen, fseq - fbase, elapsed, issued, tsucc, 0, fseq}))
+end
+return snapshot
+"""

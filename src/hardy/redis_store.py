@@ -1,0 +1,459 @@
+"""Circuit breakers shared across processes and hosts, on Redis.
+
+Install with ``pip install "hardy[redis]"``. See ``docs/shared-breakers.md``
+for deployment, guarantees and what happens when Redis is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+from . import _redis_lua
+from .store import BreakerStore, SharedBreaker, Snapshot
+
+__all__ = ["RedisStore"]
+
+logger = logging.getLogger("hardy.redis")
+
+_MAX_BACKOFF = 5.0  # seconds between reconnection attempts, at most
+
+
+def _redis() -> Any:
+    try:
+        import redis
+        import redis.asyncio
+        import redis.asyncio.cluster
+        import redis.asyncio.retry
+        import redis.backoff
+        import redis.cluster
+        import redis.retry
+    except ImportError as exc:  # pragma: no cover - exercised without the extra only
+        raise ImportError('RedisStore needs redis-py: pip install "hardy[redis]"') from exc
+    return redis
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    return float(value)
+
+
+def _with_timeout(client: Any, timeout: float, redis: Any) -> Any:
+    """A client on the same server whose every command gives up after ``timeout``.
+
+    Only plain connection pools can be copied; a Sentinel or Cluster client is
+    used as it is, with the timeouts it was given (see the docs).
+    """
+    pool = client.connection_pool
+    if type(pool) not in (redis.ConnectionPool, redis.asyncio.ConnectionPool):
+        return client
+    kwargs = {k: v for k, v in pool.connection_kwargs.items() if not k.startswith(("orig_", "maint_"))}
+    is_async = isinstance(pool, redis.asyncio.ConnectionPool)
+    retry_mod = redis.asyncio.retry if is_async else redis.retry
+    # No retries: the store has its own reconnection with backoff, and a
+    # retried command would hold the caller for several timeouts.
+    kwargs.update(
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=retry_mod.Retry(redis.backoff.NoBackoff(), 0),
+    )
+    new_pool = type(pool)(connection_class=pool.connection_class, **kwargs)
+    return type(client)(connection_pool=new_pool)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _snapshot(reply: Any) -> Snapshot:
+    inc, ver, state, gen, failures, elapsed_us, issued, tsucc, granted, fseq = reply
+    return Snapshot(
+        _text(inc),
+        int(ver),
+        int(state),
+        int(gen),
+        int(failures),
+        int(elapsed_us) / 1e6,
+        int(issued),
+        int(tsucc),
+        bool(int(granted)),
+        int(fseq),
+    )
+
+
+class RedisStore(BreakerStore):
+    """Share circuit breakers between every process that uses the same Redis.
+
+    Breakers with the same name and store share one circuit: the failure
+    count, the state, the open time and the half-open trial permits. A success
+    while closed and a rejection while open make no network round trip; a
+    failure, a trial admission and a trial outcome make one. Each process
+    learns of a state change by pub/sub within milliseconds, and by a re-read
+    every ``sync_interval`` seconds if a message is lost.
+
+    ``client`` is a ``redis.Redis`` or ``redis.asyncio.Redis`` (or a Cluster
+    client). Commands give up after ``timeout`` seconds: a plain client is
+    copied with that socket timeout and no retries. While Redis cannot be
+    reached the breakers decide on their local state, one warning is logged
+    per outage, and the store reconnects with backoff.
+
+    Keys are ``{prefix}{{name}}`` and ``{prefix}{{name}}:permits``: the hash
+    tag keeps a breaker in one Cluster slot. They expire after
+    ``idle_expiry`` seconds without a write (plus the reset timeout), which
+    loses nothing: an absent key is a closed circuit. A trial permit whose
+    process dies is given back after ``trial_lease`` seconds.
+
+    Example::
+
+        import redis
+        store = hardy.RedisStore(redis.Redis(host="redis"), prefix="shop:")
+
+        @hardy.circuit_breaker(name="payments", store=store)
+        def charge(order_id: int) -> str: ...
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        prefix: str = "hardy:",
+        *,
+        timeout: float = 0.05,
+        sync_interval: float = 0.1,
+        trial_lease: float = 30.0,
+        idle_expiry: float = 86400.0,
+    ) -> None:
+        redis = _redis()
+        sync_types: tuple[type, ...] = (redis.Redis, redis.cluster.RedisCluster)
+        async_types: tuple[type, ...] = (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)
+        if not isinstance(client, sync_types + async_types):
+            raise TypeError(f"client must be a redis.Redis or redis.asyncio.Redis client, got {client!r}")
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, got {prefix!r}")
+        if "{" in prefix or "}" in prefix:
+            raise ValueError(f"prefix must not contain braces (the key's hash tag is the name), got {prefix!r}")
+        self._timeout = _positive("timeout", timeout)
+        self._interval = _positive("sync_interval", sync_interval)
+        self._lease = _positive("trial_lease", trial_lease)
+        self._expiry = _positive("idle_expiry", idle_expiry)
+        self._redis = redis
+        self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
+        self.blocking = not isinstance(client, async_types)
+        self.client = client
+        self.prefix = prefix
+        self._client = _with_timeout(client, self._timeout, redis)
+        self._channel = f"{prefix}events"
+        self._sha = hashlib.sha1(_redis_lua.SCRIPT.encode(), usedforsecurity=False).hexdigest()
+        self._bindings: dict[str, list[SharedBreaker]] = {}
+        self._lock = threading.Lock()
+        self._available = True
+        self._closed = False
+        self._token = uuid.uuid4().hex[:12]
+        self._permit_ids = itertools.count()
+        self._queue: collections.deque[tuple[SharedBreaker, str, str]] = collections.deque()
+        self._pid = os.getpid()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"<RedisStore prefix={self.prefix!r} {'available' if self._available else 'unavailable'}>"
+
+    @property
+    def available(self) -> bool:
+        """False from a failed command until the store has reconnected."""
+        return self._available
+
+    def close(self) -> None:
+        """Stop syncing in the background; the breakers keep their last state."""
+        self._closed = True
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+
+    # -- keys and the script ----------------------------------------------
+
+    def _keys_and_args(self, binding: SharedBreaker, op: str, arg: str) -> list[Any]:
+        breaker = binding.breaker
+        name = breaker.name
+        key = f"{self.prefix}{{{name}}}"
+        if op == "clear":
+            arg = str(binding.failure_seq)
+        ttl_ms = int((self._expiry + breaker.reset_timeout + self._lease) * 1000)
+        return [
+            key,
+            f"{key}:permits",
+            op,
+            self._channel,
+            name,
+            breaker.failure_threshold,
+            repr(breaker.reset_timeout * 1000),
+            breaker.half_open_max_calls,
+            ttl_ms,
+            binding.generation,
+            arg,
+            int(self._lease * 1000),
+        ]
+
+    def _new_permit(self) -> str:
+        return f"{self._token}:{os.getpid()}:{next(self._permit_ids)}"
+
+    # -- outages --------------------------------------------------------------
+
+    def _down(self, exc: BaseException) -> None:
+        with self._lock:
+            was, self._available = self._available, False
+            self._queue.clear()
+        if was:
+            logger.warning(
+                "hardy: Redis is unreachable (%s: %s); shared circuit breakers %s decide on local state until it returns",
+                type(exc).__name__,
+                exc,
+                sorted(self._bindings),
+            )
+
+    def _up(self) -> None:
+        with self._lock:
+            was, self._available = self._available, True
+        for binding in self._all():
+            binding.forget_version()
+        if not was:
+            logger.warning("hardy: Redis is reachable again; shared circuit breakers resume their shared state")
+
+    def _all(self) -> list[SharedBreaker]:
+        with self._lock:
+            return [b for group in self._bindings.values() for b in group]
+
+    def _apply_message(self, data: Any) -> None:
+        try:
+            name, *fields = json.loads(_text(data))
+            snap = _snapshot(fields)
+        except (ValueError, TypeError):
+            logger.warning("hardy: ignored a malformed message on %s: %r", self._channel, data)
+            return
+        with self._lock:
+            group = list(self._bindings.get(name, ()))
+        for binding in group:
+            binding.apply(snap)
+
+    def _attach(self, binding: SharedBreaker) -> None:
+        with self._lock:
+            self._bindings.setdefault(binding.breaker.name, []).append(binding)
+        if self.blocking:
+            self._ensure_thread()
+        else:
+            self._ensure_task()
+
+    def _forked(self) -> None:
+        # After fork (gunicorn --preload) the worker thread did not come along.
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._thread = None
+            self._loop = self._task = self._wake = None
+            self._queue.clear()
+            self._token = uuid.uuid4().hex[:12]
+
+    # -- blocking clients -----------------------------------------------------
+
+    def _run(self, binding: SharedBreaker, op: str, arg: str = "") -> Snapshot | None:
+        self._forked()
+        self._ensure_thread()
+        if not self._available:
+            return None
+        try:
+            return _snapshot(self._eval(self._client, self._keys_and_args(binding, op, arg)))
+        except self._errors as exc:
+            self._down(exc)
+            return None
+
+    def _eval(self, client: Any, keys_and_args: list[Any]) -> Any:
+        try:
+            return client.evalsha(self._sha, 2, *keys_and_args)
+        except self._redis.exceptions.NoScriptError:
+            client.script_load(_redis_lua.SCRIPT)  # Redis restarted or flushed its script cache
+            return client.evalsha(self._sha, 2, *keys_and_args)
+
+    def _submit(self, binding: SharedBreaker, op: str, arg: str = "") -> None:
+        self._forked()
+        if not self._available or self._closed:
+            self._dropped(binding, op)
+            return
+        self._queue.append((binding, op, arg))
+        if self.blocking:
+            self._ensure_thread()
+        else:
+            self._ensure_task()
+            loop, wake = self._loop, self._wake
+            if loop is not None and wake is not None:
+                try:
+                    loop.call_soon_threadsafe(wake.set)
+                except RuntimeError:  # the loop is closed
+                    self._dropped(binding, op)
+
+    def _dropped(self, binding: SharedBreaker, op: str) -> None:
+        if op == "clear":
+            binding.cleared()
+        elif op == "acquire":
+            binding.acquired("", -1)
+
+    def _done(self, binding: SharedBreaker, op: str, arg: str, snap: Snapshot) -> None:
+        binding.apply(snap)
+        if op == "clear":
+            binding.cleared()
+        elif op == "acquire":
+            binding.acquired(arg if snap.granted else "", snap.generation)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None and not self._closed:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._work, name="hardy-redis-sync", daemon=True)
+                    self._thread.start()
+
+    def _work(self) -> None:
+        backoff = self._interval
+        pubsub: Any = None
+        next_sync = 0.0
+        me = threading.current_thread()
+        while not self._closed and self._thread is me:
+            try:
+                if pubsub is not None and not self._available:
+                    pubsub.close()  # a call saw Redis fail: reconnect from scratch
+                    pubsub = None
+                if pubsub is None:
+                    self._client.script_load(_redis_lua.SCRIPT)
+                    pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(self._channel)
+                    self._up()
+                    backoff = self._interval
+                    next_sync = 0.0
+                if time.monotonic() >= next_sync:
+                    self._sync_all()
+                    next_sync = time.monotonic() + self._interval
+                self._drain()
+                message = pubsub.get_message(timeout=max(0.0, min(self._interval, next_sync - time.monotonic())))
+                while message is not None:
+                    if message.get("type") == "message":
+                        self._apply_message(message["data"])
+                    message = pubsub.get_message(timeout=0.0)
+            except self._errors as exc:
+                self._down(exc)
+                if pubsub is not None:
+                    try:
+                        pubsub.close()
+                    except self._errors:
+                        pass
+                pubsub = None
+                time.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+        if pubsub is not None:
+            pubsub.close()
+
+    def _sync_all(self) -> None:
+        bindings = self._all()
+        if not bindings:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for binding in bindings:
+            pipe.evalsha(self._sha, 2, *self._keys_and_args(binding, "read", ""))
+        for binding, reply in zip(bindings, pipe.execute(), strict=True):
+            binding.apply(_snapshot(reply))
+
+    def _drain(self) -> None:
+        while self._queue:
+            binding, op, arg = self._queue.popleft()
+            snap = _snapshot(self._eval(self._client, self._keys_and_args(binding, op, arg)))
+            self._done(binding, op, arg, snap)
+
+    # -- asyncio clients ------------------------------------------------------
+
+    def _ensure_task(self) -> None:
+        if self._task is not None or self._closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # started by the first use inside the event loop
+        self._loop = loop
+        self._wake = asyncio.Event()
+        self._task = loop.create_task(self._work_async(), name="hardy-redis-sync")
+
+    async def _work_async(self) -> None:
+        backoff = self._interval
+        pubsub: Any = None
+        next_sync = 0.0
+        wake = self._wake
+        assert wake is not None
+        try:
+            while not self._closed:
+                try:
+                    if pubsub is None:
+                        await self._client.script_load(_redis_lua.SCRIPT)
+                        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                        await pubsub.subscribe(self._channel)
+                        self._up()
+                        backoff = self._interval
+                        next_sync = 0.0
+                    if time.monotonic() >= next_sync:
+                        await self._sync_all_async()
+                        next_sync = time.monotonic() + self._interval
+                    await self._drain_async()
+                    wake.clear()
+                    message = await pubsub.get_message(timeout=max(0.0, min(0.01, next_sync - time.monotonic())))
+                    while message is not None:
+                        if message.get("type") == "message":
+                            self._apply_message(message["data"])
+                        message = await pubsub.get_message(timeout=0.0)
+                    if not self._queue:
+                        try:
+                            await asyncio.wait_for(wake.wait(), max(0.0, next_sync - time.monotonic()))
+                        except asyncio.TimeoutError:
+                            pass
+                except self._errors as exc:
+                    self._down(exc)
+                    if pubsub is not None:
+                        try:
+                            await pubsub.aclose()
+                        except self._errors:
+                            pass
+                    pubsub = None
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, _MAX_BACKOFF)
+        finally:
+            if pubsub is not None:
+                await pubsub.aclose()
+
+    async def _sync_all_async(self) -> None:
+        bindings = self._all()
+        if not bindings:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for binding in bindings:
+            pipe.evalsha(self._sha, 2, *self._keys_and_args(binding, "read", ""))
+        for binding, reply in zip(bindings, await pipe.execute(), strict=True):
+            binding.apply(_snapshot(reply))
+
+    async def _drain_async(self) -> None:
+        while self._queue:
+            binding, op, arg = self._queue.popleft()
+            keys_and_args = self._keys_and_args(binding, op, arg)
+            try:
+                reply = await self._client.evalsha(self._sha, 2, *keys_and_args)
+            except self._redis.exceptions.NoScriptError:
+                await self._client.script_load(_redis_lua.SCRIPT)
+                reply = await self._client.evalsha(self._sha, 2, *keys_and_args)
+            self._done(binding, op, arg, _snapshot(reply))
+

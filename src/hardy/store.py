@@ -1,0 +1,274 @@
+"""Sharing a circuit breaker's state between processes.
+
+A breaker made with ``store=`` keeps deciding every call from its local
+state, and its :class:`SharedBreaker` binding keeps that local state a mirror
+of the shared one:
+
+* the core hands the binding only what the shared circuit must decide:
+  failures, trial admissions and trial outcomes, permits given back, and
+  :meth:`~hardy.CircuitBreaker.reset`; a success while closed, and a
+  rejection while open, never reach it (a success after failures only queues
+  a "clear the failures I have seen", sent in the background);
+* every reply, push and periodic re-read of the shared state is adopted
+  locally through :meth:`SharedBreaker.apply`;
+* when the store is unavailable, the binding lets the local state machine
+  decide, exactly as for a breaker without a store.
+
+:class:`~hardy.RedisStore` is the store that ships with hardy.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .state import CLOSED, HALF_OPEN, OPEN
+
+if TYPE_CHECKING:
+    from ._core import CircuitBreaker
+
+__all__ = ["BreakerStore", "SharedBreaker", "Snapshot"]
+
+
+class Snapshot(NamedTuple):
+    """One breaker's shared state as the store read or wrote it."""
+
+    incarnation: str  # changes when the shared state is created anew (expiry, data loss)
+    version: int  # grows with every write
+    state: int  # CLOSED or OPEN; HALF_OPEN is OPEN past the reset timeout
+    generation: int  # grows when the circuit opens or is reset
+    failure_count: int
+    open_elapsed: float  # seconds since the circuit opened, by the store's clock
+    issued: int  # trial permits given out in this half-open period
+    trial_successes: int
+    granted: bool  # the permit this operation asked for was given
+    failure_seq: int  # failures ever recorded: what a success has seen
+
+
+class BreakerStore(abc.ABC):
+    """Where breakers that share a circuit keep its state.
+
+    A store is passed as ``store=`` to :class:`~hardy.CircuitBreaker` or
+    :func:`~hardy.circuit_breaker`; it makes one :class:`SharedBreaker` per
+    breaker. ``blocking`` stores answer on the calling thread; the others
+    (asyncio clients) answer later, and the breaker acts on its local view
+    meanwhile.
+
+    Example::
+
+        store = hardy.RedisStore(redis.Redis(host="redis"))
+        breaker = hardy.CircuitBreaker("payments", store=store)
+    """
+
+    blocking: bool = True
+
+    def bind(self, breaker: CircuitBreaker) -> SharedBreaker:
+        """Attach ``breaker`` to this store; called once, by the breaker."""
+        binding = SharedBreaker(self, breaker)
+        self._attach(binding)
+        return binding
+
+    @property
+    @abc.abstractmethod
+    def available(self) -> bool:
+        """False while the store cannot be reached (the breakers run locally)."""
+
+    @abc.abstractmethod
+    def _attach(self, binding: SharedBreaker) -> None:
+        """Start keeping ``binding`` in sync."""
+
+    @abc.abstractmethod
+    def _run(self, binding: SharedBreaker, op: str, arg: str = "") -> Snapshot | None:
+        """Run ``op`` now and return the new state, or ``None`` if the store is unavailable.
+
+        Only blocking stores are asked this.
+        """
+
+    @abc.abstractmethod
+    def _submit(self, binding: SharedBreaker, op: str, arg: str = "") -> None:
+        """Run ``op`` in the background; its result is applied to ``binding`` when it arrives."""
+
+    @abc.abstractmethod
+    def _new_permit(self) -> str:
+        """A permit id no other process will use."""
+
+
+class SharedBreaker:
+    """The link between one breaker and its store; the core calls it.
+
+    Calls that happen while the store is unavailable are decided by the local
+    state machine; the shared state takes over again at the next snapshot.
+    """
+
+    __slots__ = (
+        "_acquiring",
+        "_clearing",
+        "_failure_seq",
+        "_generation",
+        "_incarnation",
+        "_lock",
+        "_permits",
+        "_prefetched",
+        "_version",
+        "breaker",
+        "store",
+    )
+
+    def __init__(self, store: BreakerStore, breaker: CircuitBreaker) -> None:
+        self.store = store
+        self.breaker = breaker
+        # Re-entrant: applying a state notifies listeners, which may reset.
+        self._lock = threading.RLock()
+        self._incarnation: str | None = None
+        self._version = -1
+        self._generation = 0
+        self._failure_seq = 0
+        self._permits: list[str] = []  # trial permits held by calls of this process
+        self._prefetched: list[str] = []  # permits granted to a non-blocking store, not yet used
+        self._acquiring = False
+        self._clearing = False
+
+    # -- what the store needs to know --------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """The shared generation the local state mirrors."""
+        return self._generation
+
+    @property
+    def failure_seq(self) -> int:
+        """The shared failure sequence last seen."""
+        return self._failure_seq
+
+    def forget_version(self) -> None:
+        """Take the next snapshot whatever its version (after an outage)."""
+        with self._lock:
+            self._version = -1
+
+    def apply(self, snap: Snapshot) -> int:
+        """Adopt ``snap`` as the local state unless a newer one was adopted; the breaker's epoch."""
+        breaker = self.breaker
+        with self._lock:
+            if snap.incarnation == self._incarnation and snap.version < self._version:
+                return int(breaker._current_epoch())
+            new_period = snap.generation != self._generation or snap.incarnation != self._incarnation
+            self._incarnation = snap.incarnation
+            self._version = snap.version
+            self._generation = snap.generation
+            self._failure_seq = snap.failure_seq
+            if new_period:
+                self._permits.clear()
+                self._prefetched.clear()
+            if snap.state == CLOSED:
+                local = (CLOSED, snap.failure_count, 0, 0)
+            elif snap.open_elapsed < breaker.reset_timeout:
+                local = (OPEN, 0, 0, 0)
+            elif snap.issued > 0:
+                local = (HALF_OPEN, 0, snap.issued, snap.trial_successes)
+            else:
+                local = (OPEN, 0, 0, 0)
+            return int(breaker._adopt(*local, snap.open_elapsed, new_period))
+
+    # -- called by the core -------------------------------------------------
+
+    def admit(self, _: int) -> int:
+        """Decide a trial admission: the call's epoch, or -1 after counting a rejection."""
+        breaker = self.breaker
+        if not self.store.available:
+            return int(breaker._local_admit())
+        if not self.store.blocking:
+            return self._admit_prefetched()
+        permit = self.store._new_permit()
+        snap = self.store._run(self, "acquire", permit)
+        if snap is None:
+            return int(breaker._local_admit())
+        epoch = self.apply(snap)
+        if snap.state == CLOSED:
+            return epoch  # closed meanwhile: an ordinary call
+        if snap.granted:
+            with self._lock:
+                if snap.generation == self._generation:
+                    self._permits.append(permit)
+                    return epoch
+        breaker._count_rejection()
+        return -1
+
+    def _admit_prefetched(self) -> int:
+        # A non-blocking store cannot answer now: use a permit granted
+        # earlier, or ask for one and reject this call.
+        breaker = self.breaker
+        with self._lock:
+            if self._prefetched:
+                self._permits.append(self._prefetched.pop())
+                return int(breaker._current_epoch())
+            ask = not self._acquiring
+            self._acquiring = True
+        if ask:
+            self.store._submit(self, "acquire", self.store._new_permit())
+        breaker._count_rejection()
+        return -1
+
+    def acquired(self, permit: str, generation: int) -> None:
+        """A non-blocking store's answer to ``acquire``: the permit, or ``""`` if none was granted."""
+        with self._lock:
+            self._acquiring = False
+            if permit and generation == self._generation:
+                self._prefetched.append(permit)
+
+    def failure(self, epoch: int) -> None:
+        """A failure of a current call (already counted by the breaker)."""
+        if self.store.blocking and self.store.available:
+            snap = self.store._run(self, "fail")
+            if snap is not None:
+                self.apply(snap)
+                return
+        self.breaker._local_failure(epoch)
+        if self.store.available and not self.store.blocking:
+            self.store._submit(self, "fail")
+
+    def trial_success(self, epoch: int) -> None:
+        """A success of a half-open trial (already counted by the breaker)."""
+        permit = self._take_permit()
+        if self.store.blocking and self.store.available:
+            snap = self.store._run(self, "ok", permit)
+            if snap is not None:
+                self.apply(snap)
+                return
+        self.breaker._local_success(epoch)
+        if self.store.available and not self.store.blocking:
+            self.store._submit(self, "ok", permit)
+
+    def clear(self, epoch: int) -> None:
+        """A success after failures: clear, in the background, the failures seen so far."""
+        with self._lock:
+            if self._clearing:
+                return
+            self._clearing = True
+        self.store._submit(self, "clear")
+
+    def cleared(self) -> None:
+        """The background clear was sent (or dropped)."""
+        with self._lock:
+            self._clearing = False
+
+    def release(self, epoch: int) -> None:
+        """A trial that ended without an outcome gives its permit back (never blocks)."""
+        permit = self._take_permit()
+        if permit:
+            self.store._submit(self, "release", permit)
+
+    def reset(self) -> None:
+        """Close the circuit for every process."""
+        if self.store.blocking and self.store.available:
+            snap = self.store._run(self, "reset")
+            if snap is not None:
+                self.apply(snap)
+                return
+        self.breaker._local_reset()
+        if not self.store.blocking:
+            self.store._submit(self, "reset")
+
+    def _take_permit(self) -> str:
+        with self._lock:
+            return self._permits.pop() if self._permits else ""
