@@ -134,7 +134,7 @@ class CircuitBreaker:
             return self._epoch
         now = self._clock()  # user code: read before the critical section
         changed = False
-        store = self._store if shared else None
+        store: Any = self._store if shared else None
         with self._lock:
             state = self._state
             if state == CLOSED:
@@ -201,7 +201,7 @@ class CircuitBreaker:
     def _on_failure(self, epoch: int, shared: bool = True, count: bool = True) -> None:
         now = self._clock()
         old = -1
-        store = self._store if shared else None
+        store: Any = self._store if shared else None
         report = False
         with self._lock:
             if count:

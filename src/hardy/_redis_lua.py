@@ -126,7 +126,8 @@ if state == 1 then
 end
 local snapshot = {inc, ver, state, gen, fseq - fbase, elapsed, issued, tsucc, granted, fseq}
 if changed then
-  redis.call('PUBLISH', channel, cjson.encode({name, inc, ver, state, gen, fseq - fbase, elapsed, issued, tsucc, 0, fseq}))
+  local message = {name, inc, ver, state, gen, fseq - fbase, elapsed, issued, tsucc, 0, fseq}
+  redis.call('PUBLISH', channel, cjson.encode(message))
 end
 return snapshot
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 import itertools
 import json
@@ -165,6 +166,8 @@ class RedisStore(BreakerStore):
         self._queue: collections.deque[tuple[SharedBreaker, str, str]] = collections.deque()
         self._pid = os.getpid()
         self._thread: threading.Thread | None = None
+        self._sender: threading.Thread | None = None
+        self._send = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -178,11 +181,23 @@ class RedisStore(BreakerStore):
         return self._available
 
     def close(self) -> None:
-        """Stop syncing in the background; the breakers keep their last state."""
+        """Stop syncing in the background; the breakers keep their last state.
+
+        With an asyncio client, await :meth:`aclose` instead.
+        """
         self._closed = True
-        loop, task = self._loop, self._task
-        if loop is not None and task is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(task.cancel)
+        self._send.set()  # the threads close the connections as they leave
+
+    async def aclose(self) -> None:
+        """Stop the background task of an asyncio store and close its connections."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._client is not self.client:
+            await self._client.aclose(close_connection_pool=True)
 
     # -- keys and the script ----------------------------------------------
 
@@ -219,7 +234,8 @@ class RedisStore(BreakerStore):
             self._queue.clear()
         if was:
             logger.warning(
-                "hardy: Redis is unreachable (%s: %s); shared circuit breakers %s decide on local state until it returns",
+                "hardy: Redis is unreachable (%s: %s); shared circuit breakers %s decide on local state "
+                "until it returns",
                 type(exc).__name__,
                 exc,
                 sorted(self._bindings),
@@ -261,7 +277,8 @@ class RedisStore(BreakerStore):
         # After fork (gunicorn --preload) the worker thread did not come along.
         if self._pid != os.getpid():
             self._pid = os.getpid()
-            self._thread = None
+            self._thread = self._sender = None
+            self._send = threading.Event()
             self._loop = self._task = self._wake = None
             self._queue.clear()
             self._token = uuid.uuid4().hex[:12]
@@ -294,6 +311,7 @@ class RedisStore(BreakerStore):
         self._queue.append((binding, op, arg))
         if self.blocking:
             self._ensure_thread()
+            self._send.set()
         else:
             self._ensure_task()
             loop, wake = self._loop, self._wake
@@ -310,18 +328,34 @@ class RedisStore(BreakerStore):
             binding.acquired("", -1)
 
     def _done(self, binding: SharedBreaker, op: str, arg: str, snap: Snapshot) -> None:
+        if op == "acquire":
+            binding.acquired(arg if snap.granted else "", snap.generation)
         binding.apply(snap)
         if op == "clear":
             binding.cleared()
-        elif op == "acquire":
-            binding.acquired(arg if snap.granted else "", snap.generation)
 
     def _ensure_thread(self) -> None:
         if self._thread is None and not self._closed:
             with self._lock:
                 if self._thread is None:
+                    # Two threads: one listens and re-reads, one sends what
+                    # calls queued (clears, permits given back) at once.
                     self._thread = threading.Thread(target=self._work, name="hardy-redis-sync", daemon=True)
+                    self._sender = threading.Thread(target=self._send_queued, name="hardy-redis-send", daemon=True)
                     self._thread.start()
+                    self._sender.start()
+
+    def _send_queued(self) -> None:
+        me = threading.current_thread()
+        while not self._closed and self._sender is me:
+            self._send.wait()
+            self._send.clear()
+            if not self._available:
+                continue
+            try:
+                self._drain()
+            except self._errors as exc:
+                self._down(exc)
 
     def _work(self) -> None:
         backoff = self._interval
@@ -343,7 +377,6 @@ class RedisStore(BreakerStore):
                 if time.monotonic() >= next_sync:
                     self._sync_all()
                     next_sync = time.monotonic() + self._interval
-                self._drain()
                 message = pubsub.get_message(timeout=max(0.0, min(self._interval, next_sync - time.monotonic())))
                 while message is not None:
                     if message.get("type") == "message":
@@ -352,15 +385,15 @@ class RedisStore(BreakerStore):
             except self._errors as exc:
                 self._down(exc)
                 if pubsub is not None:
-                    try:
+                    with contextlib.suppress(*self._errors):
                         pubsub.close()
-                    except self._errors:
-                        pass
                 pubsub = None
                 time.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)
         if pubsub is not None:
             pubsub.close()
+        if self._closed and self._client is not self.client:
+            self._client.connection_pool.disconnect()
 
     def _sync_all(self) -> None:
         bindings = self._all()
@@ -373,8 +406,11 @@ class RedisStore(BreakerStore):
             binding.apply(_snapshot(reply))
 
     def _drain(self) -> None:
-        while self._queue:
-            binding, op, arg = self._queue.popleft()
+        while True:
+            try:
+                binding, op, arg = self._queue.popleft()
+            except IndexError:
+                return
             snap = _snapshot(self._eval(self._client, self._keys_and_args(binding, op, arg)))
             self._done(binding, op, arg, snap)
 
@@ -418,17 +454,13 @@ class RedisStore(BreakerStore):
                             self._apply_message(message["data"])
                         message = await pubsub.get_message(timeout=0.0)
                     if not self._queue:
-                        try:
+                        with contextlib.suppress(asyncio.TimeoutError):
                             await asyncio.wait_for(wake.wait(), max(0.0, next_sync - time.monotonic()))
-                        except asyncio.TimeoutError:
-                            pass
                 except self._errors as exc:
                     self._down(exc)
                     if pubsub is not None:
-                        try:
+                        with contextlib.suppress(*self._errors):
                             await pubsub.aclose()
-                        except self._errors:
-                            pass
                     pubsub = None
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, _MAX_BACKOFF)
@@ -447,8 +479,11 @@ class RedisStore(BreakerStore):
             binding.apply(_snapshot(reply))
 
     async def _drain_async(self) -> None:
-        while self._queue:
-            binding, op, arg = self._queue.popleft()
+        while True:
+            try:
+                binding, op, arg = self._queue.popleft()
+            except IndexError:
+                return
             keys_and_args = self._keys_and_args(binding, op, arg)
             try:
                 reply = await self._client.evalsha(self._sha, 2, *keys_and_args)
@@ -456,4 +491,3 @@ class RedisStore(BreakerStore):
                 await self._client.script_load(_redis_lua.SCRIPT)
                 reply = await self._client.evalsha(self._sha, 2, *keys_and_args)
             self._done(binding, op, arg, _snapshot(reply))
-

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .state import CLOSED, HALF_OPEN, OPEN
 
@@ -165,7 +165,9 @@ class SharedBreaker:
             elif snap.open_elapsed < breaker.reset_timeout:
                 local = (OPEN, 0, 0, 0)
             elif snap.issued > 0:
-                local = (HALF_OPEN, 0, snap.issued, snap.trial_successes)
+                # Permits held for later calls are this process's to use: the
+                # core must still ask for them.
+                local = (HALF_OPEN, 0, snap.issued - len(self._prefetched), snap.trial_successes)
             else:
                 local = (OPEN, 0, 0, 0)
             return int(breaker._adopt(*local, snap.open_elapsed, new_period))

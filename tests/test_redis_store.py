@@ -1,0 +1,518 @@
+"""Breakers shared through a real Redis: several stores in one process stand
+for several processes, and the multi-process tests use real OS processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+
+import hardy
+from tests.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    """The Redis that ``.ci/run`` started, or one of our own."""
+    port = os.environ.get("HARDY_TEST_REDIS_PORT")
+    if port:
+        yield RedisServer(int(port))
+        return
+    own = RedisServer().start()
+    yield own
+    own.stop()
+
+
+@pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    """A Redis this test may stop and restart."""
+    own = RedisServer().start()
+    yield own
+    own.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture
+def stores() -> Iterator[list[hardy.RedisStore]]:
+    made: list[hardy.RedisStore] = []
+    yield made
+    for store in made:
+        store.close()
+
+
+def make_store(
+    made: list[hardy.RedisStore], srv: RedisServer, prefix: str, client: Any = None, **options: Any
+) -> hardy.RedisStore:
+    store = hardy.RedisStore(client or srv.client(), prefix=prefix, **options)
+    made.append(store)
+    return store
+
+
+def boom() -> None:
+    raise ValueError("dependency down")
+
+
+def fail(breaker: hardy.CircuitBreaker) -> None:
+    with pytest.raises(ValueError, match="dependency down"):
+        breaker.call(boom)
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float = 3.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def evalsha_calls(client: redis.Redis) -> int:
+    stats = client.info("commandstats").get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0))
+
+
+# -- one circuit for everyone -------------------------------------------------------
+
+
+def test_failures_spread_over_processes_open_the_circuit_for_all(server, prefix, stores):
+    a = hardy.CircuitBreaker("db", failure_threshold=3, store=make_store(stores, server, prefix))
+    b = hardy.CircuitBreaker("db", failure_threshold=3, store=make_store(stores, server, prefix))
+    fail(a)
+    fail(b)
+    assert a.is_closed
+    assert b.is_closed
+    fail(a)
+    assert a.is_open  # the failing process knows at once, from the script's reply
+    wait_for(lambda: b.is_open)  # the other by pub/sub
+    with pytest.raises(hardy.CircuitOpenError):
+        b.call(lambda: None)
+
+
+def test_a_success_clears_the_failures_it_has_seen(server, prefix, stores):
+    a = hardy.CircuitBreaker("db", failure_threshold=3, store=make_store(stores, server, prefix, sync_interval=0.05))
+    b = hardy.CircuitBreaker("db", failure_threshold=3, store=make_store(stores, server, prefix, sync_interval=0.05))
+    fail(a)
+    fail(a)
+    wait_for(lambda: b.get_stats()["failure_count"] == 2)  # the periodic re-read
+    b.call(lambda: None)
+    wait_for(lambda: a.get_stats()["failure_count"] == 0)
+    fail(a)
+    fail(a)
+    assert a.is_closed  # two after the clear, not four
+
+
+def test_closed_success_and_open_rejection_make_no_round_trip(own_server, prefix, stores):
+    client = own_server.client()
+    store = make_store(stores, own_server, prefix, sync_interval=3600)  # no re-read during the test
+    breaker = hardy.CircuitBreaker("db", failure_threshold=2, reset_timeout=60, store=store)
+    protected = breaker(lambda: 1)
+    wait_for(lambda: evalsha_calls(client) == 1)  # the first re-read, at start-up
+    before = evalsha_calls(client)
+    for _ in range(1000):
+        assert protected() == 1
+    assert evalsha_calls(client) == before
+    fail(breaker)
+    assert evalsha_calls(client) == before + 1  # a failure: one round trip
+    fail(breaker)
+    assert breaker.is_open
+    after_open = evalsha_calls(client)
+    for _ in range(1000):
+        with pytest.raises(hardy.CircuitOpenError):
+            protected()
+    assert evalsha_calls(client) == after_open
+
+
+def test_half_open_trial_limit_holds_across_stores(server, prefix, stores):
+    breakers = [
+        hardy.CircuitBreaker(
+            "db",
+            failure_threshold=1,
+            reset_timeout=0.2,
+            half_open_max_calls=2,
+            store=make_store(stores, server, prefix),
+        )
+        for _ in range(4)
+    ]
+    fail(breakers[0])
+    wait_for(lambda: all(b.is_open for b in breakers))
+    time.sleep(0.25)
+    gate = threading.Event()
+    outcomes: list[str] = []
+
+    def trial(breaker: hardy.CircuitBreaker) -> None:
+        try:
+            breaker.call(gate.wait, 5)
+            outcomes.append("ok")
+        except hardy.CircuitOpenError:
+            outcomes.append("rejected")
+
+    threads = [threading.Thread(target=trial, args=(b,)) for b in breakers for _ in range(2)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(outcomes) == 6)  # six rejected while two trials wait
+    gate.set()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["ok"] * 2 + ["rejected"] * 6
+    wait_for(lambda: all(b.is_closed for b in breakers))
+
+
+def test_a_trial_failure_reopens_for_everyone(server, prefix, stores):
+    a, b = (
+        hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=0.2, store=make_store(stores, server, prefix))
+        for _ in range(2)
+    )
+    fail(a)
+    time.sleep(0.25)
+    fail(b)  # b's trial fails
+    assert b.is_open
+    wait_for(lambda: a.is_open)
+    assert a.get_time_until_reset() > 0.1
+
+
+def test_a_dead_processes_permit_returns_after_its_lease(server, prefix, stores):
+    dying = make_store(stores, server, prefix, trial_lease=0.3)
+    a = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=0.1, half_open_max_calls=1, store=dying)
+    b = hardy.CircuitBreaker(
+        "db", failure_threshold=1, reset_timeout=0.1, half_open_max_calls=1, store=make_store(stores, server, prefix)
+    )
+    fail(a)
+    time.sleep(0.15)
+    assert dying._all()[0].admit(0) >= 0  # a trial admitted, whose process dies before it ends
+    assert a.get_stats()["half_open_calls"] == 1
+    wait_for(lambda: b.get_stats()["half_open_calls"] == 1)
+    with pytest.raises(hardy.CircuitOpenError):
+        b.call(lambda: None)
+    time.sleep(0.35)
+    assert b.call(lambda: "trial") == "trial"
+
+
+def test_reset_closes_the_shared_circuit(server, prefix, stores):
+    a, b = (hardy.CircuitBreaker("db", failure_threshold=1, store=make_store(stores, server, prefix)) for _ in range(2))
+    fail(a)
+    wait_for(lambda: b.is_open)
+    b.reset()
+    assert b.is_closed
+    wait_for(lambda: a.is_closed)
+
+
+def test_open_time_comes_from_the_server_clock(server, prefix, stores, clock):
+    a = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=30, store=make_store(stores, server, prefix))
+    clock.advance(7200)  # this host's clock is two hours off
+    b = hardy.CircuitBreaker(
+        "db", failure_threshold=1, reset_timeout=30, clock=clock, store=make_store(stores, server, prefix)
+    )
+    fail(a)
+    wait_for(lambda: b.get_stats()["state"] == "open")
+    assert 29 < b.get_time_until_reset() <= 30
+    clock.advance(-7200 * 2)
+    time.sleep(0.2)  # a re-read in between re-anchors the open time to b's clock
+    assert 29 < b.get_time_until_reset() <= 30
+
+
+def test_periodic_reread_catches_a_lost_message(server, prefix, stores):
+    store = make_store(stores, server, prefix, sync_interval=0.05)
+    breaker = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=30, store=store)
+    other = make_store(stores, server, prefix)
+    other._channel = f"{prefix}nobody-listens"
+    hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=30, store=other).call(lambda: None)
+    shadow = next(iter(other._all()))
+    other._run(shadow, "fail")  # opens it, publishing where nobody listens
+    wait_for(lambda: breaker.is_open, seconds=1.0)
+
+
+def test_keys_share_a_hash_tag_and_expire(server, prefix, stores):
+    client = server.client()
+    breaker = hardy.CircuitBreaker(
+        "db",
+        failure_threshold=1,
+        reset_timeout=0.05,
+        store=make_store(stores, server, prefix, idle_expiry=1, trial_lease=0.5),
+    )
+    fail(breaker)
+    time.sleep(0.1)
+    breaker.call(lambda: None)  # a trial: the permit key exists for a moment
+    keys = sorted(k.decode() for k in client.keys(f"{prefix}*"))
+    assert keys == [f"{prefix}{{db}}"]
+    assert 0 < client.pttl(f"{prefix}{{db}}") <= 1550  # idle_expiry + reset_timeout + trial_lease
+    wait_for(lambda: not client.exists(f"{prefix}{{db}}"), seconds=3)
+    wait_for(lambda: breaker.is_closed)  # half-open (one trial of three) until the key expired
+    fail(breaker)  # an absent key is a closed circuit: it starts afresh
+    assert breaker.is_open
+
+
+def test_the_registry_shares_breakers_with_a_store(server, prefix, stores):
+    store = make_store(stores, server, prefix)
+
+    @hardy.circuit_breaker(name="db", failure_threshold=1, store=store)
+    def call() -> None:
+        raise ValueError("dependency down")
+
+    assert call.breaker.store is store
+    with pytest.raises(ValueError, match="dependency down"):
+        call()
+    assert hardy.get_circuit_breaker("db").is_open
+    with pytest.raises(ValueError, match="other settings"):
+        hardy.circuit_breaker(name="db", failure_threshold=1)(lambda: None)
+    with pytest.raises(ValueError, match="other settings"):
+        hardy.circuit_breaker(name="db", failure_threshold=1, store=make_store(stores, server, prefix))(lambda: None)
+
+
+def test_listeners_hear_shared_state_changes(server, prefix, stores):
+    a, b = (hardy.CircuitBreaker("db", failure_threshold=1, store=make_store(stores, server, prefix)) for _ in range(2))
+    heard: list[tuple[str, str]] = []
+    b.add_listener(lambda breaker, old, new: heard.append((old.value, new.value)))
+    fail(a)
+    wait_for(lambda: heard == [("closed", "open")])
+
+
+# -- Redis away ------------------------------------------------------------------------
+
+
+def test_stopped_redis_leaves_calls_working_on_local_state(own_server, prefix, stores, caplog):
+    store = make_store(stores, own_server, prefix)
+    breaker = hardy.CircuitBreaker("db", failure_threshold=3, store=store)
+    protected = breaker(lambda: "fine")
+    assert protected() == "fine"
+    own_server.stop()
+    caplog.set_level(logging.WARNING, logger="hardy.redis")
+    for _ in range(50):
+        assert protected() == "fine"
+    fail(breaker)
+    for _ in range(2):
+        fail(breaker)  # no Redis error reaches the call; the local state decides
+    assert breaker.is_open
+    with pytest.raises(hardy.CircuitOpenError):
+        protected()
+    assert not store.available
+    warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1  # one per outage, not per call
+
+    own_server.start()
+    wait_for(lambda: store.available, seconds=10)
+    # Redis lost its data: the shared state, a closed circuit, takes over.
+    wait_for(lambda: breaker.is_closed, seconds=3)
+    assert [r for r in caplog.records if "reachable again" in r.getMessage()]
+
+
+def test_slow_redis_never_holds_a_call_longer_than_the_timeout(own_server, prefix, stores):
+    store = make_store(stores, own_server, prefix, timeout=0.05)
+    breaker = hardy.CircuitBreaker("db", failure_threshold=5, store=store)
+    fail(breaker)
+    assert own_server.process is not None
+    os.kill(own_server.process.pid, 19)  # SIGSTOP: connections open, no answers
+    try:
+        fail(breaker)  # the round trip times out; the failure is still counted locally
+        assert breaker.get_stats()["failure_count"] == 2
+        assert not store.available
+    finally:
+        os.kill(own_server.process.pid, 18)  # SIGCONT
+    wait_for(lambda: store.available, seconds=10)
+
+
+# -- asyncio clients -----------------------------------------------------------------
+
+
+def test_async_client_shares_the_circuit(server, prefix, stores):
+    async def scenario() -> None:
+        sync_side = hardy.CircuitBreaker("db", failure_threshold=2, store=make_store(stores, server, prefix))
+        client = redis.asyncio.Redis(host="127.0.0.1", port=server.port)
+        store = make_store(stores, server, prefix, client=client)
+        breaker = hardy.CircuitBreaker("db", failure_threshold=2, reset_timeout=0.2, store=store)
+
+        @breaker
+        async def call(ok: bool) -> str:
+            if not ok:
+                raise ValueError("dependency down")
+            return "fine"
+
+        assert await call(True) == "fine"
+        with pytest.raises(ValueError, match="dependency down"):
+            await call(False)
+        await wait_async(lambda: sync_side.get_stats()["failure_count"] == 1)
+        fail(sync_side)  # the second failure, in the other "process"
+        await wait_async(lambda: breaker.is_open)
+        with pytest.raises(hardy.CircuitOpenError):
+            await call(True)
+        await asyncio.sleep(0.25)
+        # No round trip can be awaited inside the breaker: the first trial
+        # asks for a permit in the background and is rejected meanwhile.
+        with pytest.raises(hardy.CircuitOpenError):
+            await call(True)
+        # Each trial of this process is preceded by one rejected call.
+        trials = 0
+        deadline = time.monotonic() + 5
+        while not breaker.is_closed:
+            assert time.monotonic() < deadline, "the circuit did not close"
+            try:
+                assert await call(True) == "fine"
+                trials += 1
+            except hardy.CircuitOpenError:
+                pass
+            await asyncio.sleep(0.005)  # the store's task runs on this loop
+        assert trials == 3  # half_open_max_calls successes closed it for every process
+        await wait_async(lambda: sync_side.is_closed)
+        await store.aclose()
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+async def wait_async(predicate: Callable[[], bool], seconds: float = 3.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+def test_bad_store_arguments_are_refused(server):
+    client = server.client()
+    with pytest.raises(TypeError, match=r"client must be a redis\.Redis"):
+        hardy.RedisStore("redis://localhost")
+    with pytest.raises(ValueError, match="prefix must not contain braces"):
+        hardy.RedisStore(client, prefix="{x}:")
+    with pytest.raises(TypeError, match="prefix must be a str"):
+        hardy.RedisStore(client, prefix=3)  # type: ignore[arg-type]
+    for option in ("timeout", "sync_interval", "trial_lease", "idle_expiry"):
+        with pytest.raises(ValueError, match=option):
+            hardy.RedisStore(client, **{option: 0})
+        with pytest.raises(TypeError, match=option):
+            hardy.RedisStore(client, **{option: "1"})
+    with pytest.raises(TypeError, match=r"store must be a hardy\.store\.BreakerStore"):
+        hardy.CircuitBreaker("db", store=client)
+    with pytest.raises(TypeError, match=r"store must be a hardy\.store\.BreakerStore"):
+        hardy.circuit_breaker(name="db", store=client)
+
+
+# -- several OS processes ------------------------------------------------------------------
+
+
+class Worker:
+    def __init__(self, core: ModuleType, port: int, prefix: str, threshold: int, reset: float, max_calls: int) -> None:
+        env = dict(os.environ)
+        env.pop("HARDY_NO_EXTENSIONS", None)
+        if core.IMPLEMENTATION == "py":
+            env["HARDY_NO_EXTENSIONS"] = "1"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.shared_worker",
+                str(port),
+                prefix,
+                "db",
+                str(threshold),
+                str(reset),
+                str(max_calls),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            env=env,
+            text=True,
+        )
+        assert self.read() == {"ready": core.IMPLEMENTATION}
+
+    def send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def read(self) -> Any:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line, "the worker died"
+        return json.loads(line)
+
+    def ask(self, line: str) -> Any:
+        self.send(line)
+        return self.read()
+
+    def close(self) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self.send("quit")
+        self.process.wait(10)
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture
+def workers(core: ModuleType) -> Iterator[Callable[..., list[Worker]]]:
+    started: list[Worker] = []
+
+    def start(
+        count: int, port: int, prefix: str, threshold: int = 3, reset: float = 0.5, max_calls: int = 1
+    ) -> list[Worker]:
+        new = [Worker(core, port, prefix, threshold, reset, max_calls) for _ in range(count)]
+        started.extend(new)
+        return new
+
+    yield start
+    for worker in started:
+        worker.close()
+
+
+def test_processes_share_one_circuit(server, prefix, workers):
+    procs = workers(3, server.port, prefix, threshold=3, reset=0.5, max_calls=2)
+    assert [w.ask("fail") for w in procs] == ["failed"] * 3
+    assert [w.ask("wait_state open 2") for w in procs] == ["open"] * 3
+    assert [w.ask("ok") for w in procs] == ["rejected"] * 3
+    time.sleep(0.55)
+    for w in procs:
+        w.send("slow 0.5")  # three concurrent trials for two permits
+    assert sorted(w.read() for w in procs) == ["ok", "ok", "rejected"]
+    assert [w.ask("wait_state closed 2") for w in procs] == ["closed"] * 3
+
+
+def test_redis_restart_mid_test_loses_no_call_and_recovers(own_server, prefix, workers):
+    procs = workers(3, own_server.port, prefix, threshold=10, reset=30)
+    for w in procs:
+        w.send("loop 2 50")  # every 50th call fails: failures make round trips during the restart
+    time.sleep(0.5)
+    own_server.restart()
+    results = [w.read() for w in procs]
+    for outcomes in results:
+        assert set(outcomes) <= {"ok", "failed"}, outcomes  # no Redis error reached a call
+        assert outcomes["ok"] > 0
+    assert [w.ask("wait_state closed 3") for w in procs] == ["closed"] * 3
+    time.sleep(0.5)  # reconnected (the backoff starts at the sync interval)
+    for _ in range(10):  # the threshold, counted in Redis again: one process opens it for all
+        if procs[0].ask("fail") == "rejected":
+            break
+    assert [w.ask("wait_state open 3") for w in procs] == ["open"] * 3
+
+
+def test_stopped_redis_leaves_every_process_working(own_server, prefix, workers):
+    procs = workers(2, own_server.port, prefix, threshold=2, reset=30)
+    assert [w.ask("ok") for w in procs] == ["ok", "ok"]
+    own_server.stop()
+    for w in procs:
+        assert w.ask("ok") == "ok"
+        assert w.ask("fail") == "failed"
+        assert w.ask("state") == "closed"  # one failure each: no shared count to add them up
+        assert w.ask("fail") == "failed"
+        assert w.ask("state") == "open"  # local state, local threshold
+        assert w.ask("ok") == "rejected"
