@@ -24,6 +24,8 @@ from .peers import _load
 CALLS = 100  # pybreaker's storage makes round trips on every call
 NEVER = 10**9  # a failure threshold that is never reached: every failure costs the same
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:

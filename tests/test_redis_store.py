@@ -27,6 +27,8 @@ from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[RedisServer]:
