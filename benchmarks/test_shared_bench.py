@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import redis
+from tests.redis_server import RedisServer
 
 import hardy
-from tests.redis_server import RedisServer
 
 from ._harness import load_core, unrolled, unrolled_catching
 from .peers import _load

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -518,3 +519,30 @@ def test_stopped_redis_leaves_every_process_working(own_server, prefix, workers)
         assert w.ask("fail") == "failed"
         assert w.ask("state") == "open"  # local state, local threshold
         assert w.ask("ok") == "rejected"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_listens_on_its_own(server, prefix, stores):
+    store = make_store(stores, server, prefix)
+    breaker = hardy.CircuitBreaker("db", failure_threshold=1, store=store)
+    opener = hardy.CircuitBreaker("db", failure_threshold=1, store=make_store(stores, server, prefix))
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() of a threaded process
+        pid = os.fork()
+    if pid == 0:  # the child: no call of its own, yet it must hear the change
+        code = 1
+        try:
+            deadline = time.monotonic() + 5
+            while not breaker.is_open and time.monotonic() < deadline:
+                time.sleep(0.01)
+            code = 0 if breaker.is_open else 1
+        finally:
+            os.write(write, bytes([code]))
+            os._exit(0)
+    time.sleep(0.3)  # the child's listener has started
+    fail(opener)
+    assert os.read(read, 1) == b"\x00"
+    os.waitpid(pid, 0)
+    os.close(read)
+    os.close(write)

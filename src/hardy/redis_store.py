@@ -18,6 +18,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from typing import Any
 
 from . import _redis_lua
@@ -171,6 +172,9 @@ class RedisStore(BreakerStore):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _after_fork(ref))
 
     def __repr__(self) -> str:
         return f"<RedisStore prefix={self.prefix!r} {'available' if self._available else 'unavailable'}>"
@@ -274,7 +278,7 @@ class RedisStore(BreakerStore):
             self._ensure_task()
 
     def _forked(self) -> None:
-        # After fork (gunicorn --preload) the worker thread did not come along.
+        # After fork (gunicorn --preload) the threads did not come along.
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self._thread = self._sender = None
@@ -491,3 +495,12 @@ class RedisStore(BreakerStore):
                 await self._client.script_load(_redis_lua.SCRIPT)
                 reply = await self._client.evalsha(self._sha, 2, *keys_and_args)
             self._done(binding, op, arg, _snapshot(reply))
+
+
+def _after_fork(ref: weakref.ReferenceType[RedisStore]) -> None:
+    store = ref()
+    if store is not None:
+        store._lock = threading.Lock()  # a thread of the parent may have held it
+        store._forked()
+        if store.blocking and store._bindings:
+            store._ensure_thread()
