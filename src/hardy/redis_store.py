@@ -13,7 +13,6 @@ import hashlib
 import itertools
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -21,7 +20,7 @@ import uuid
 import weakref
 from typing import Any
 
-from . import _redis_lua
+from . import _redis_lua, _validate
 from .store import BreakerStore, SharedBreaker, Snapshot
 
 __all__ = ["RedisStore"]
@@ -43,14 +42,6 @@ def _redis() -> Any:
     except ImportError as exc:  # pragma: no cover - exercised without the extra only
         raise ImportError('RedisStore needs redis-py: pip install "hardy[redis]"') from exc
     return redis
-
-
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
-    return float(value)
 
 
 def _with_timeout(client: Any, timeout: float, redis: Any) -> Any:
@@ -146,10 +137,10 @@ class RedisStore(BreakerStore):
             raise TypeError(f"prefix must be a str, got {prefix!r}")
         if "{" in prefix or "}" in prefix:
             raise ValueError(f"prefix must not contain braces (the key's hash tag is the name), got {prefix!r}")
-        self._timeout = _positive("timeout", timeout)
-        self._interval = _positive("sync_interval", sync_interval)
-        self._lease = _positive("trial_lease", trial_lease)
-        self._expiry = _positive("idle_expiry", idle_expiry)
+        self._timeout = _validate.seconds("timeout", timeout, allow_zero=False)
+        self._interval = _validate.seconds("sync_interval", sync_interval, allow_zero=False)
+        self._lease = _validate.seconds("trial_lease", trial_lease, allow_zero=False)
+        self._expiry = _validate.seconds("idle_expiry", idle_expiry, allow_zero=False)
         self._redis = redis
         self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
         self.blocking = not isinstance(client, async_types)

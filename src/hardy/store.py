@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from .state import CLOSED, HALF_OPEN, OPEN
@@ -220,26 +221,24 @@ class SharedBreaker:
 
     def failure(self, epoch: int) -> None:
         """A failure of a current call (already counted by the breaker)."""
-        if self.store.blocking and self.store.available:
-            snap = self.store._run(self, "fail")
-            if snap is not None:
-                self.apply(snap)
-                return
-        self.breaker._local_failure(epoch)
-        if self.store.available and not self.store.blocking:
-            self.store._submit(self, "fail")
+        self._shared("fail", "", lambda: self.breaker._local_failure(epoch))
 
     def trial_success(self, epoch: int) -> None:
         """A success of a half-open trial (already counted by the breaker)."""
-        permit = self._take_permit()
-        if self.store.blocking and self.store.available:
-            snap = self.store._run(self, "ok", permit)
+        self._shared("ok", self._take_permit(), lambda: self.breaker._local_success(epoch))
+
+    def _shared(self, op: str, arg: str, local: Callable[[], object]) -> None:
+        # A blocking store decides now; otherwise the local state decides and
+        # a non-blocking store hears of it in the background.
+        store = self.store
+        if store.blocking and store.available:
+            snap = store._run(self, op, arg)
             if snap is not None:
                 self.apply(snap)
                 return
-        self.breaker._local_success(epoch)
-        if self.store.available and not self.store.blocking:
-            self.store._submit(self, "ok", permit)
+        local()
+        if store.available and not store.blocking:
+            store._submit(self, op, arg)
 
     def clear(self, epoch: int) -> None:
         """A success after failures: clear, in the background, the failures seen so far."""
@@ -262,14 +261,7 @@ class SharedBreaker:
 
     def reset(self) -> None:
         """Close the circuit for every process."""
-        if self.store.blocking and self.store.available:
-            snap = self.store._run(self, "reset")
-            if snap is not None:
-                self.apply(snap)
-                return
-        self.breaker._local_reset()
-        if not self.store.blocking:
-            self.store._submit(self, "reset")
+        self._shared("reset", "", self.breaker._local_reset)
 
     def _take_permit(self) -> str:
         with self._lock:
