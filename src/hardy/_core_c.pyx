@@ -26,7 +26,7 @@ import random
 import time
 import types
 
-from hardy import _blocks, _chain, _deadlines, _events, _sleep, _validate, _wrapping
+from hardy import _blocks, _chain, _deadlines, _events, _safe_points, _sleep, _timeout_log, _validate, _wrapping
 from hardy.errors import CircuitOpenError, TimeoutError as HardyTimeoutError
 from hardy.jitter import JITTER_CODES
 from hardy.state import STATE_BY_CODE
@@ -146,6 +146,136 @@ cdef extern from *:
         return -1;
     }
 
+    /* A mutex left held by a thread that did not survive fork(). */
+    static inline void hardy_reset_mutex(hardy_mutex *m) {
+        memset(m, 0, sizeof(*m));
+    }
+
+    /* Looking at another thread for the deadline timer (hardy._safe_points
+       says why). Under the GIL this runs no Python code: the list of thread
+       states cannot change, nothing can move the target thread, and so the
+       look and the delivery that follows are one step. Free-threaded builds
+       ask hardy._safe_points in Python instead. */
+    #ifdef Py_GIL_DISABLED
+    #define HARDY_INSPECT_IN_C 0
+    static int hardy_verdict(unsigned long id, PyObject *rules, PyObject *exempt,
+                             PyObject *verdicts, PyObject *kind) {
+        return 0;
+    }
+    #else
+    #define HARDY_INSPECT_IN_C 1
+    #define HARDY_CONTEXT_DEPTH 64
+
+    static PyThreadState *hardy_thread_state(unsigned long id) {
+        PyThreadState *ts = PyInterpreterState_ThreadHead(PyInterpreterState_Get());
+        for (; ts != NULL; ts = PyThreadState_Next(ts)) {
+            if (ts->thread_id == id) {
+                return ts;
+            }
+        }
+        return NULL;
+    }
+
+    /* The file of the thread's innermost frame (a new reference), or NULL if
+       it runs no Python code. Making the frame object may allocate; the
+       collector is held off meanwhile, so no finalizer can run. */
+    static PyObject *hardy_innermost_file(PyThreadState *ts) {
+        PyFrameObject *frame;
+        PyCodeObject *code;
+        PyObject *name;
+        int collecting = PyGC_Disable();
+        frame = PyThreadState_GetFrame(ts);
+        if (collecting) {
+            PyGC_Enable();
+        }
+        if (frame == NULL) {
+            PyErr_Clear();
+            return NULL;
+        }
+        code = PyFrame_GetCode(frame);
+        Py_DECREF(frame);
+        name = Py_NewRef(code->co_filename);
+        Py_DECREF(code);
+        return name;
+    }
+
+    /* The same rule as _safe_points.deferred(), with the same cache. */
+    static int hardy_file_deferred(PyObject *name, PyObject *rules, PyObject *exempt, PyObject *verdicts) {
+        PyObject *cached = PyDict_GetItemWithError(verdicts, name);
+        Py_ssize_t i;
+        int found = 0;
+        if (cached != NULL) {
+            return cached == Py_True;
+        }
+        if (PyErr_Occurred() || !PyUnicode_Check(name)) {
+            PyErr_Clear();
+            return 0;
+        }
+        i = PySet_Contains(exempt, name);
+        if (i < 0) {
+            PyErr_Clear();
+        }
+        if (i == 0) {
+            for (i = 0; i < PyList_GET_SIZE(rules); i++) {
+                PyObject *rule = PyList_GET_ITEM(rules, i);
+                if (PyUnicode_Check(rule) && PyUnicode_Tailmatch(name, rule, 0, PY_SSIZE_T_MAX, -1) == 1) {
+                    found = 1;
+                    break;
+                }
+            }
+        }
+        if (PyDict_SetItem(verdicts, name, found ? Py_True : Py_False) < 0) {
+            PyErr_Clear();
+        }
+        return found;
+    }
+
+    /* The same rule as _safe_points.handling() on the exception that
+       sys._current_exceptions() reports: the topmost one being handled. */
+    static int hardy_handles(PyThreadState *ts, PyObject *kind) {
+        _PyErr_StackItem *item = ts->exc_info;
+        PyObject *exc = NULL;
+        int depth;
+        while (item != NULL) {
+            exc = item->exc_value;
+            if (exc != NULL && exc != Py_None) {
+                break;
+            }
+            item = item->previous_item;
+        }
+        if (item == NULL) {
+            return 0;
+        }
+        for (depth = 0; depth < HARDY_CONTEXT_DEPTH && exc != NULL && PyExceptionInstance_Check(exc); depth++) {
+            if (PyObject_TypeCheck(exc, (PyTypeObject *)kind)) {
+                return 1;
+            }
+            exc = ((PyBaseExceptionObject *)exc)->context;
+        }
+        return 0;
+    }
+
+    /* 0 FREE, 1 UNSAFE, 2 HANDLING, as in hardy._safe_points.verdict(). */
+    static int hardy_verdict(unsigned long id, PyObject *rules, PyObject *exempt,
+                             PyObject *verdicts, PyObject *kind) {
+        PyThreadState *ts = hardy_thread_state(id);
+        PyObject *name;
+        int unsafe = 0;
+        if (ts == NULL) {
+            return 0;
+        }
+        name = hardy_innermost_file(ts);
+        if (name != NULL) {
+            unsafe = hardy_file_deferred(name, rules, exempt, verdicts);
+            Py_DECREF(name);
+        }
+        if (unsafe) {
+            return 1;
+        }
+        return hardy_handles(ts, kind) ? 2 : 0;
+    }
+    #endif
+
     /* BaseException.__new__ stores the arguments and runs no Python code,
        which is all a rejection needs. */
     static PyObject *hardy_new_exception(PyObject *type, PyObject *args) {
@@ -164,6 +294,9 @@ cdef extern from *:
     ctypedef PyObject* (*hardy_iternextfunc)(PyObject*) noexcept
     void hardy_set_iternext(object type, hardy_iternextfunc next)
     PyObject* hardy_new_exception(PyObject* type, PyObject* args)
+    void hardy_reset_mutex(hardy_mutex* m) noexcept nogil
+    bint HARDY_INSPECT_IN_C
+    int hardy_verdict(unsigned long id, PyObject* rules, PyObject* exempt, PyObject* verdicts, PyObject* kind) noexcept
     void hardy_set_stop_iteration(PyObject* value) noexcept
     double hardy_next_double(unsigned long long* state) noexcept nogil
     long hardy_small_int(PyObject* o) noexcept
@@ -1843,15 +1976,28 @@ def chain(name, funcs, default, exceptions, log):
 
 # -- sync deadlines ---------------------------------------------------------------------
 # The compiled core's own deadline registry, served by the timer thread of
-# hardy._deadlines (see there for the protocol). Every operation below runs
+# hardy._deadlines (see there for the protocol, and _deadlines._PythonRegistry
+# for the twin's, which takes the same decisions). Every operation below runs
 # no Python code, so under the GIL each is atomic with respect to the timer
-# thread and to deliveries: no lock, and no window between the wrapped call's
-# return and the removal of its deadline. Free-threaded builds lock a PyMutex.
+# thread and to deliveries: no lock, no window between the wrapped call's
+# return and the removal of its deadline, and no window between looking at a
+# thread (hardy._safe_points) and raising in it. Free-threaded builds lock a
+# PyMutex and ask hardy._safe_points in Python.
 
 cdef object _Expired = _deadlines.Expired
 cdef object _wake_timer = _deadlines.wake
 cdef double _REDELIVER = _deadlines.REDELIVER
 cdef double _TICK = _deadlines.TICK
+cdef double _DEFER = _deadlines.DEFER
+cdef list _sp_rules = _safe_points.rules
+cdef set _sp_exempt = _safe_points.exempt
+cdef dict _sp_verdicts = _safe_points.verdicts
+cdef object _sp_snapshot = _safe_points.snapshot
+cdef object _sp_verdict = _safe_points.verdict
+cdef int _SP_UNSAFE = _safe_points.UNSAFE
+cdef int _SP_HANDLING = _safe_points.HANDLING
+cdef object _report_timeout = _timeout_log.timed_out
+cdef object _report_fallback = _timeout_log.fallback_answered
 cdef dict _dl_stacks = {}          # thread ident -> list of _Deadline (kept when empty)
 cdef double _dl_next_wake = float("inf")
 cdef hardy_mutex _dl_mutex
@@ -1906,26 +2052,59 @@ cdef void _dl_leave(_Deadline entry) noexcept:
     hardy_unlock(&_dl_mutex)
 
 
+cdef bint _dl_claimed_elsewhere(_Deadline entry, double now) noexcept:
+    """Whether an active deadline of ``entry``'s thread (an outer one) has fired or passed."""
+    cdef _Deadline other
+    cdef bint claimed = False
+    hardy_lock(&_dl_mutex)
+    for other in entry.stack:
+        if other.active and (other.fired or other.deadline <= now):
+            claimed = True
+            break
+    hardy_unlock(&_dl_mutex)
+    return claimed
+
+
+cdef int _dl_verdict(unsigned long thread) noexcept:
+    """FREE, UNSAFE or HANDLING (hardy._safe_points) for a thread whose deadline is due."""
+    if HARDY_INSPECT_IN_C:
+        return hardy_verdict(thread, <PyObject*>_sp_rules, <PyObject*>_sp_exempt, <PyObject*>_sp_verdicts, <PyObject*>_Expired)
+    try:
+        return _sp_verdict(thread, _sp_snapshot(), _Expired)
+    except BaseException:
+        return 0  # the deadline is the promise: deliver
+
+
 cdef double _dl_fire_due(double now) noexcept:
     global _dl_next_wake
     cdef double soonest = float("inf")
     cdef double due
     cdef bint delivered
+    cdef int verdict
     cdef _Deadline entry
     cdef list stack
     hardy_lock(&_dl_mutex)
     for stack in _dl_stacks.values():
         delivered = False
+        verdict = -1
         for entry in stack:
             if not entry.active:
                 continue
             due = entry.next_delivery if entry.fired else entry.deadline
             if due <= now and not delivered:
-                entry.fired = True
-                entry.next_delivery = now + _REDELIVER
-                PyThreadState_SetAsyncExc(entry.thread, <PyObject*>_Expired)
-                delivered = True
-                due = entry.next_delivery
+                if verdict < 0:
+                    verdict = _dl_verdict(entry.thread)
+                if verdict == _SP_UNSAFE:
+                    due = now + _DEFER
+                elif entry.fired and verdict == _SP_HANDLING:
+                    entry.next_delivery = now + _REDELIVER
+                    due = entry.next_delivery
+                else:
+                    entry.fired = True
+                    entry.next_delivery = now + _REDELIVER
+                    PyThreadState_SetAsyncExc(entry.thread, <PyObject*>_Expired)
+                    delivered = True
+                    due = entry.next_delivery
             if due <= now:
                 due = now + _REDELIVER
             if due < soonest:
@@ -1951,6 +2130,33 @@ cdef class _CompiledDeadlines:
                 return False
         return True
 
+    def retire(self):
+        global _dl_next_wake
+        cdef list stack
+        hardy_lock(&_dl_mutex)
+        for stack in _dl_stacks.values():
+            if stack:
+                hardy_unlock(&_dl_mutex)
+                return False
+        # From now on a new deadline is "early" and wakes a new timer.
+        _dl_stacks.clear()
+        _dl_next_wake = float("inf")
+        hardy_unlock(&_dl_mutex)
+        return True
+
+    def after_fork(self, thread):
+        global _dl_next_wake
+        hardy_reset_mutex(&_dl_mutex)  # a thread that is gone may have held it
+        survivor = _dl_stacks.get(thread)
+        _dl_stacks.clear()
+        if survivor:
+            _dl_stacks[thread] = survivor
+        _dl_next_wake = float("inf")
+
+    def verdict(self, thread):
+        """What the timer would do to ``thread`` now (for tests and benchmarks)."""
+        return _dl_verdict(thread)
+
 
 _deadlines.add_registry(_CompiledDeadlines())
 
@@ -1971,33 +2177,51 @@ cdef PyObject* _timed_vectorcall(PyObject* self, PyObject* const* args, size_t n
     cdef _Timed t = <_Timed>self
     cdef bint early = False
     cdef _Deadline entry = _dl_enter(t._limit, &early)
-    cdef PyObject* result
+    cdef PyObject* result = NULL
     cdef PyObject* when
+    cdef bint late
     if early:
         when = PyFloat_FromDouble(entry.deadline)
-        result = PyObject_CallOneArg(<PyObject*>_wake_timer, when) if when != NULL else NULL
-        xdecref(when)
-        if result == NULL:
-            _dl_leave(entry)
-            return NULL
-        xdecref(result)
-    result = PyObject_Vectorcall(<PyObject*>t._func, args, nargsf, kwnames)
-    _dl_leave(entry)
-    if not entry.fired:
-        return result
-    if result != NULL:
-        # The deadline passed while a C function ran (no bytecode ran to
-        # raise it): the call took too long, so it timed out all the same.
-        xdecref(result)
-    elif PyErr_ExceptionMatches(<PyObject*>_Expired):
-        PyErr_Clear()  # ours: an outer deadline's delivery finds ours not fired
+        if when != NULL:
+            result = PyObject_CallOneArg(<PyObject*>_wake_timer, when)
+            xdecref(when)
+        if result != NULL:
+            xdecref(result)
+            result = PyObject_Vectorcall(<PyObject*>t._func, args, nargsf, kwnames)
     else:
-        return NULL  # the call's own error, raised as the deadline passed
+        result = PyObject_Vectorcall(<PyObject*>t._func, args, nargsf, kwnames)
+    # A call that ends after its deadline never returns as if in time, even
+    # when no bytecode ran to raise the deadline (a long C call, or a timer
+    # starved of the GIL): the clock decides, not whether the timer fired.
+    late = c_monotonic() >= entry.deadline
+    _dl_leave(entry)
+    if result != NULL:
+        if not late:
+            return result
+        xdecref(result)
+    elif not PyErr_ExceptionMatches(<PyObject*>_Expired):
+        return NULL  # the call's own error, even one raised as the deadline passed
+    elif not (entry.fired or late) and _dl_claimed_elsewhere(entry, c_monotonic()):
+        return NULL  # an outer deadline's: its own wrapper converts it
+    else:
+        PyErr_Clear()  # ours, wherever it landed: it never reaches the caller
+    return _timed_out(t, args, nargsf, kwnames)
+
+
+cdef PyObject* _timed_out(_Timed t, PyObject* const* args, size_t nargsf, PyObject* kwnames) except NULL:
+    cdef PyObject* result
+    error = _report_timeout(t._operation, t._limit)
     if t._fallback is None:
-        error = HardyTimeoutError(t._operation, t._limit)
         PyErr_SetObject(<PyObject*>HardyTimeoutError, <PyObject*>error)
         return NULL
-    return PyObject_Vectorcall(<PyObject*>t._fallback, args, nargsf, kwnames)
+    result = PyObject_Vectorcall(<PyObject*>t._fallback, args, nargsf, kwnames)
+    if result != NULL:
+        try:
+            _report_fallback(t._operation)
+        except BaseException:
+            xdecref(result)
+            raise
+    return result
 
 
 hardy_enable_vectorcall(_Timed, _vectorcall_offset())
@@ -2007,7 +2231,9 @@ def timed(func, seconds, operation, fallback=None):
     """Run each call of the sync ``func`` under a deadline of ``seconds``.
 
     At the deadline the call is interrupted and ``hardy.TimeoutError(operation,
-    seconds)`` raised, or ``fallback(*args, **kwargs)`` returned.
+    seconds)`` raised, or ``fallback(*args, **kwargs)`` returned. A call that
+    returns after its deadline (the timer could not interrupt it) times out
+    all the same: its result is dropped.
     """
     cdef _Timed t = _Timed.__new__(_Timed)
     t._vectorcall = _timed_vectorcall

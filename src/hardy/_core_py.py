@@ -29,10 +29,9 @@ import types
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from . import _blocks, _chain, _deadlines, _events, _sleep, _validate, _wrapping
+from . import _blocks, _chain, _deadlines, _events, _sleep, _timeout_log, _validate, _wrapping
 from ._types import P, ProtectedCallable, R
 from .errors import CircuitOpenError
-from .errors import TimeoutError as HardyTimeoutError
 from .jitter import JITTER_CODES, Jitter
 from .state import CLOSED, HALF_OPEN, OPEN, STATE_BY_CODE, CircuitState
 
@@ -43,6 +42,7 @@ IMPLEMENTATION = "py"
 # The closed-state success count is bumped without a lock where the GIL makes
 # that atomic; a free-threaded interpreter takes the lock instead.
 _GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
+_monotonic = time.monotonic
 
 
 class CircuitBreaker:
@@ -919,7 +919,9 @@ def timed(
     """Run each call of the sync ``func`` under a deadline of ``seconds``.
 
     At the deadline the call is interrupted and ``hardy.TimeoutError(operation,
-    seconds)`` raised, or ``fallback(*args, **kwargs)`` returned.
+    seconds)`` raised, or ``fallback(*args, **kwargs)`` returned. A call that
+    returns after its deadline (the timer could not interrupt it) times out
+    all the same: its result is dropped.
     """
 
     def timed_call(*args: Any, **kwargs: Any) -> Any:
@@ -928,20 +930,25 @@ def timed(
             try:
                 _deadlines.enter(entry)
                 result = func(*args, **kwargs)
+                late = _monotonic() >= entry.deadline
             finally:
                 _deadlines.leave(entry)
         except _deadlines.Expired:
-            # Raised for this deadline, or for an outer one (re-raised for
-            # its own decorator). Make sure ours is gone even if the
-            # delivery interrupted leave() itself.
+            # Make sure ours is gone even if the delivery interrupted leave()
+            # itself; then it is ours, unless it came for an outer deadline
+            # (re-raised for that one's own wrapper).
             _leave_surely(entry)
-            if not entry.fired:
+            if not (entry.fired or _monotonic() >= entry.deadline) and _deadlines.claimed_elsewhere(entry):
                 raise
         else:
-            return result
+            if not late:
+                return result
+        error = _timeout_log.timed_out(operation, seconds)
         if fallback is None:
-            raise HardyTimeoutError(operation, seconds) from None
-        return fallback(*args, **kwargs)
+            raise error
+        value = fallback(*args, **kwargs)
+        _timeout_log.fallback_answered(operation)
+        return value
 
     return _wrapping.copy_metadata(timed_call, func, is_async=False)  # type: ignore[no-any-return]
 

@@ -5,34 +5,59 @@ deadlines (calls nest; the tightest deadline wins). One timer thread sleeps
 until the earliest deadline of all threads; when a deadline passes, it raises
 the private :class:`Expired` in the calling thread with
 ``PyThreadState_SetAsyncExc``. ``Expired`` is a ``BaseException``, so
-``except Exception`` cannot catch it, and the timer raises it again every
-``REDELIVER`` seconds until the call ends, so even a bare ``except:`` loop
-is interrupted. When a call leaves, a delivery still pending for it is
-cancelled, so a call that finishes just before its deadline is never hit
-later. The timer thread exits after ``IDLE_EXIT`` seconds without deadlines.
+``except Exception`` cannot catch it. The wrapper turns it into
+``hardy.TimeoutError`` on every way out, so it never reaches the caller.
 
-What it can interrupt: Python code, including ``time.sleep`` on Python 3.x
-(the exception is raised when the sleep returns, after at most the sleep's
-length). It cannot interrupt a single blocking C call (``socket.recv``
-without a timeout, a long C extension routine): the exception is raised
-when that call returns to Python. Use ``mode="thread"`` for those.
+* **Safe points.** The exception is delivered only while the thread runs
+  code outside the standard library's lock-handling modules and hardy's own
+  (:mod:`hardy._safe_points`); otherwise the timer looks again after
+  ``DEFER`` seconds.
+* **Re-delivery.** A call that swallowed the exception (a bare ``except:``)
+  and keeps running gets it again every ``REDELIVER`` seconds; a call that is
+  still handling it (its ``except``, ``finally`` or ``__exit__``) does not,
+  so cleanup runs to its end.
+* **No late results.** On the way out the wrapper reads the clock: a call
+  that ends after its deadline raises ``hardy.TimeoutError`` even if the
+  timer could not interrupt it (a long C call; a timer starved of the GIL),
+  and its result is dropped.
+* **Cancellation.** When a call leaves, a delivery still pending for it is
+  cancelled, so a call that finishes before its deadline is never hit later.
+* **Lifetime.** The timer thread exits after ``IDLE_EXIT`` seconds without
+  deadlines and starts again with the next one; a forked child starts its
+  own.
+
+What it can interrupt: Python code, including ``time.sleep`` (the exception
+is raised when the sleep returns, after at most the sleep's length). It
+cannot interrupt a single blocking C call (``socket.recv`` without a
+timeout, a long C extension routine): the exception is raised when that call
+returns to Python. Use ``mode="thread"`` for those.
+
+The compiled core keeps its own registry of deadlines (in C, so that every
+operation on it is atomic under the GIL) and registers it here: the timer
+thread serves every registry in ``_registries``.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+from . import _safe_points
 
 __all__ = [
+    "DEFER",
     "IDLE_EXIT",
     "REDELIVER",
     "TICK",
+    "Entry",
     "Expired",
     "Registry",
     "add_registry",
+    "claimed_elsewhere",
     "enter",
     "leave",
     "prepare",
@@ -46,6 +71,8 @@ IDLE_EXIT = 0.5
 # ``_next_wake``: a new deadline at least this far away then needs no wake-up
 # call, so a busy caller never hands the GIL to the timer thread per call.
 TICK = 0.01
+# How soon the timer looks again at a thread that was at an unsafe point.
+DEFER = 0.001
 
 # Two prototypes of one C function: raise an exception class in a thread,
 # or (NULL) cancel one set there but not yet raised. PYFUNCTYPE keeps the GIL.
@@ -86,30 +113,56 @@ class Registry(Protocol):
     def is_empty(self) -> bool:
         """True when no deadline is active."""
 
+    def retire(self) -> bool:
+        """If no deadline is active, forget the timer (the next deadline wakes a new one): True then."""
+
+    def after_fork(self, thread: int) -> None:
+        """In a forked child: keep only the deadlines of ``thread``, the one that survived."""
+
 
 class _PythonRegistry:
     """The twin's deadlines: per-thread stacks, guarded by ``_lock``."""
 
     def fire_due(self, now: float) -> float:
-        # Called by the timer thread with _lock held.
+        # Called by the timer thread with _lock held; the compiled core's
+        # _dl_fire_due takes the same decisions in the same order.
         soonest = float("inf")
+        seen: Any = None
         for thread, stack in _stacks.items():
+            verdict = -1
             delivered = False
             for entry in stack:
                 if not entry.active:
                     continue
                 due = entry.next_delivery if entry.fired else entry.deadline
                 if due <= now and not delivered:
-                    entry.fired = True
-                    entry.next_delivery = now + REDELIVER
-                    _set_async_exc(thread, Expired)
-                    delivered = True  # one exception at a time per thread
-                    due = entry.next_delivery
+                    if verdict < 0:
+                        if seen is None:
+                            seen = _safe_points.snapshot()
+                        verdict = _safe_points.verdict(thread, seen, Expired)
+                    if verdict == _safe_points.UNSAFE:
+                        due = now + DEFER
+                    elif entry.fired and verdict == _safe_points.HANDLING:
+                        entry.next_delivery = due = now + REDELIVER
+                    else:
+                        entry.fired = True
+                        entry.next_delivery = due = now + REDELIVER
+                        _set_async_exc(thread, Expired)
+                        delivered = True  # one exception at a time per thread
                 soonest = min(soonest, due if due > now else now + REDELIVER)
         return min(soonest, now + TICK)
 
     def is_empty(self) -> bool:
         return not _stacks
+
+    def retire(self) -> bool:
+        return not _stacks
+
+    def after_fork(self, thread: int) -> None:
+        survivor = _stacks.get(thread)
+        _stacks.clear()
+        if survivor:
+            _stacks[thread] = survivor
 
 
 _registries: list[Registry] = [_PythonRegistry()]
@@ -181,6 +234,17 @@ def leave(entry: Entry) -> None:
             _clear_async_exc(entry.thread, None)
 
 
+def claimed_elsewhere(entry: Entry) -> bool:
+    """Whether an ``Expired`` that ``entry``'s call raised belongs to an outer deadline.
+
+    True when an active deadline of the same thread has fired or passed;
+    that deadline's own wrapper converts it. Otherwise it is ``entry``'s.
+    """
+    now = time.monotonic()
+    with _lock:
+        return any(other.fired or other.deadline <= now for other in _stacks.get(entry.thread, ()) if other.active)
+
+
 def timer_thread() -> threading.Thread | None:
     """The timer thread while it runs (for tests)."""
     return _timer
@@ -197,10 +261,32 @@ def _run() -> None:
             if all(registry.is_empty() for registry in _registries):
                 if idle_since is None:
                     idle_since = now
-                elif now - idle_since >= IDLE_EXIT:
+                elif now - idle_since >= IDLE_EXIT and all(registry.retire() for registry in _registries):
+                    # The twin's registry comes first and cannot change while
+                    # we hold the lock; the compiled one retires atomically, so
+                    # a deadline it takes from now on wakes a new timer.
                     _timer = None
                     _next_wake = float("inf")
                     return
             else:
                 idle_since = None
             _wake.wait(max(0.0, soonest - now))
+
+
+def _after_fork_in_child() -> None:
+    # Only the forking thread lives on in the child: the timer thread is
+    # gone (and may have held the lock), the other threads' deadlines too.
+    global _lock, _wake, _timer, _next_wake
+    _lock = threading.Lock()
+    _wake = threading.Condition(_lock)
+    _timer = None
+    _next_wake = float("inf")
+    survivor = threading.get_ident()
+    for registry in _registries:
+        registry.after_fork(survivor)
+    if not all(registry.is_empty() for registry in _registries):
+        wake(time.monotonic())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["copy_metadata", "is_async_callable"]
+__all__ = ["copy_metadata", "is_async_callable", "qualname"]
 
 
 def is_async_callable(func: object) -> bool:
@@ -28,6 +28,19 @@ def is_async_callable(func: object) -> bool:
     if inspect.isroutine(func) or isinstance(func, type):
         return False
     return inspect.iscoroutinefunction(getattr(type(func), "__call__", None))  # noqa: B004
+
+
+def qualname(func: object) -> str:
+    """The qualified name of a callable (``Class.method``), seen through ``functools.partial``.
+
+    Objects without one (a callable instance) are named by their class.
+    """
+    while isinstance(func, functools.partial):
+        func = func.func
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    if isinstance(name, str):
+        return name
+    return type(func).__qualname__
 
 
 async def _coroutine_code_template(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never run

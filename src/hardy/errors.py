@@ -87,7 +87,7 @@ class TimeoutError(HardyError, builtins.TimeoutError):  # noqa: A001 - the name 
     """
 
     def __init__(self, operation: str, timeout: float) -> None:
-        super().__init__(f"{operation} timed out after {timeout}s")
+        super().__init__(f"Operation '{operation}' timed out after {timeout}s")
         self.operation = operation
         self.timeout = timeout
 

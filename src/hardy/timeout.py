@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import inspect
 import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from . import _chain, _core, _validate, _wrapping
+from . import _core, _timeout_log, _validate, _wrapping
 from ._sentinel import NO_DEFAULT
 from ._types import P, R
-from .errors import TimeoutError  # noqa: A004 - hardy.TimeoutError subclasses the builtin
 
 __all__ = ["timeout", "with_timeout"]
 
@@ -87,6 +87,18 @@ def _run_in_thread(func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[s
     raise value
 
 
+def _refuse_generators(func: Callable[..., Any], operation: str) -> None:
+    # A generator function returns at once; its body runs later, one step
+    # per next(), outside any deadline the wrapper could set. Bounding each
+    # step would be a different promise from bounding the call, so refuse.
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        kind = "an async generator" if inspect.isasyncgenfunction(func) else "a generator"
+        raise TypeError(
+            f"timeout cannot bound {operation}: it is {kind} function, whose body runs after the call "
+            "returns, one item at a time; put the timeout around the code that consumes it instead"
+        )
+
+
 def timeout(
     seconds: float,
     error_message: str | None = None,
@@ -122,7 +134,8 @@ def timeout(
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         _validate.callable_arg("func", func)
-        operation = error_message or _chain.describe(func)
+        operation = error_message or _wrapping.qualname(func)
+        _refuse_generators(func, operation)
         if _wrapping.is_async_callable(func):
             if mode != "interrupt":
                 raise ValueError(f"mode={mode!r} is for sync functions; {operation} is async")
@@ -132,10 +145,14 @@ def timeout(
                     return await _await_with_deadline(func(*args, **kwargs), limit)  # type: ignore[arg-type]
                 except _Elapsed:
                     pass
+                error = _timeout_log.timed_out(operation, limit)
                 if fallback is None:
-                    raise TimeoutError(operation, limit)
+                    raise error
                 result = fallback(*args, **kwargs)
-                return (await result) if fallback_is_async else result
+                if fallback_is_async:
+                    result = await result
+                _timeout_log.fallback_answered(operation)
+                return result
 
             return _wrapping.copy_metadata(timed_async, func, is_async=True)  # type: ignore[no-any-return]
         if fallback_is_async:
@@ -148,9 +165,12 @@ def timeout(
                     return _run_in_thread(func, args, kwargs, limit)
                 except _Elapsed:
                     pass
+                error = _timeout_log.timed_out(operation, limit)
                 if fallback is None:
-                    raise TimeoutError(operation, limit)
-                return fallback(*args, **kwargs)
+                    raise error
+                result = fallback(*args, **kwargs)
+                _timeout_log.fallback_answered(operation)
+                return result
 
             return _wrapping.copy_metadata(timed_in_thread, func, is_async=False)  # type: ignore[no-any-return]
 
@@ -182,6 +202,8 @@ async def with_timeout(awaitable: Awaitable[T], seconds: float, fallback_value: 
         return await _await_with_deadline(awaitable, limit)
     except _Elapsed:
         pass
+    error = _timeout_log.timed_out("coroutine", limit)
     if fallback_value is NO_DEFAULT:
-        raise TimeoutError("coroutine", limit)
+        raise error
+    _timeout_log.fallback_answered("coroutine")
     return fallback_value  # type: ignore[no-any-return]
