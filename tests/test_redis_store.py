@@ -292,12 +292,16 @@ def test_listeners_hear_shared_state_changes(server, prefix, stores):
 # -- a breaker made while the shared circuit is open ---------------------------------------
 
 
-def test_a_breaker_made_while_the_shared_circuit_is_open_rejects_its_first_call(server, prefix, stores, monkeypatch):
-    client = server.client()
-    opener = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=60, store=make_store(stores, server, prefix))
+def test_a_breaker_made_while_the_shared_circuit_is_open_rejects_its_first_call(
+    own_server, prefix, stores, monkeypatch
+):
+    client = own_server.client()  # a Redis of its own: no other test's script runs count
+    opening = make_store(stores, own_server, prefix, sync_interval=3600)
+    opener = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=60, store=opening)
     fail(opener)
     assert opener.is_open
-    late = make_store(stores, server, prefix, sync_interval=3600)
+    wait_for(lambda: evalsha_calls(client) == 3)  # its read at creation, its start-up re-read, the failure
+    late = make_store(stores, own_server, prefix, sync_interval=3600)
     # Only the read at creation may tell it: no background re-read, no message.
     monkeypatch.setattr(late, "_sync_all", lambda: None)
     before = evalsha_calls(client)
@@ -591,14 +595,16 @@ def test_async_client_shares_the_circuit(server, prefix, stores):
     asyncio.run(scenario())
 
 
-def test_async_store_reads_the_state_of_a_breaker_made_in_the_running_loop(server, prefix, stores):
-    opener = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=60, store=make_store(stores, server, prefix))
+def test_async_store_reads_the_state_of_a_breaker_made_in_the_running_loop(own_server, prefix, stores):
+    counter = own_server.client()  # a Redis of its own: no other test's script runs count
+    opening = make_store(stores, own_server, prefix, sync_interval=3600)
+    opener = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=60, store=opening)
     fail(opener)
-    counter = server.client()
+    wait_for(lambda: evalsha_calls(counter) == 3)  # its read at creation, its start-up re-read, the failure
 
     async def scenario() -> None:
-        client = redis.asyncio.Redis(host="127.0.0.1", port=server.port)
-        store = make_store(stores, server, prefix, client=client, sync_interval=3600)  # no periodic re-read
+        client = redis.asyncio.Redis(host="127.0.0.1", port=own_server.port)
+        store = make_store(stores, own_server, prefix, client=client, sync_interval=3600)  # no periodic re-read
         before = evalsha_calls(counter)
         hardy.CircuitBreaker("warm", store=store)  # starts the store's task, which reads every breaker once
         await wait_async(lambda: evalsha_calls(counter) == before + 1)

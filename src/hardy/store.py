@@ -68,8 +68,9 @@ class BreakerStore(abc.ABC):
     def bind(self, breaker: CircuitBreaker) -> SharedBreaker:
         """Attach ``breaker`` to this store; called once, by the breaker.
 
-        A blocking store reads the shared state here, so a breaker made while
-        the shared circuit is open rejects from its first call.
+        The store reads the shared state as it attaches the breaker (a
+        blocking store before this returns), so a breaker made while the
+        shared circuit is open rejects from its first call.
         """
         binding = SharedBreaker(self, breaker)
         self._attach(binding)
