@@ -318,13 +318,25 @@ def test_real_clock_is_the_default() -> None:
 
 
 def test_a_clock_that_raises_propagates(clock: FakeClock) -> None:
-    def broken_clock() -> float:
+    readings = iter([1.0])  # one good reading, taken at construction
+
+    def breaking_clock() -> float:
+        for reading in readings:
+            return reading
         raise OSError("clock")
 
-    breaker = hardy.CircuitBreaker("c", failure_threshold=1, clock=broken_clock)
+    breaker = hardy.CircuitBreaker("c", failure_threshold=1, clock=breaking_clock)
     with pytest.raises(OSError, match="clock") as info:
         breaker.call(fail)
     assert isinstance(info.value.__context__, Boom)
+
+
+def test_a_clock_that_raises_at_construction_propagates() -> None:
+    def broken_clock() -> float:
+        raise OSError("no clock")
+
+    with pytest.raises(OSError, match="no clock"):
+        hardy.CircuitBreaker("c", clock=broken_clock)
 
 
 # -- ways of using it ----------------------------------------------------------

@@ -241,9 +241,72 @@ def test_bad_arguments() -> None:
         hardy.fallback(log_failures="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="func must be callable"):
         hardy.fallback()(None)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="name must be a non-empty str"):
+    with pytest.raises(ValueError, match="name must not be empty"):
         hardy.Fallback("")
     with pytest.raises(TypeError, match="func must be callable"):
         hardy.Fallback("x").add("nope")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="fallbacks must be callable"):
+    with pytest.raises(TypeError, match="fallbacks must hold callables, got 1 "):
         hardy.with_fallback(down, [1])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("make", "parameter"),
+    [
+        (lambda v: hardy.Fallback("n", v), "functions"),
+        (lambda v: hardy.Fallback("n", functions=v), "functions"),
+        (lambda v: hardy.with_fallback(down, v), "fallbacks"),
+    ],
+    ids=["Fallback-positional", "Fallback-keyword", "with_fallback"],
+)
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (42, "got 42 (int)"),
+        ("abc", "got 'abc' (str)"),
+        (b"abc", "got b'abc' (bytes)"),
+        ({down: 1}, "(dict)"),
+        ({down}, "(set)"),
+        (frozenset({down}), "(frozenset)"),
+        (down, "wrap a single function in a list"),
+    ],
+    ids=lambda v: type(v).__name__,
+)
+def test_a_chain_that_is_not_a_list_of_callables_is_refused_at_once(
+    make: Any, parameter: str, value: Any, shown: str
+) -> None:
+    with pytest.raises(TypeError) as info:
+        make(value)
+    message = str(info.value)
+    assert message.startswith(f"{parameter} must be a list or tuple of callables"), message
+    assert shown in message, message
+
+
+def test_with_fallback_refuses_none_for_its_fallbacks() -> None:
+    with pytest.raises(TypeError, match=r"fallbacks must be a list or tuple of callables, got None"):
+        hardy.with_fallback(down, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda v: hardy.Fallback("n", v),
+        lambda v: hardy.with_fallback(down, v),
+    ],
+    ids=["Fallback", "with_fallback"],
+)
+def test_a_chain_element_that_is_not_callable_is_named_with_its_index(make: Any) -> None:
+    with pytest.raises(TypeError, match=r"must hold callables, got 42 \(int\) at index 1"):
+        make([echo("a"), 42])
+    with pytest.raises(TypeError, match=r"must hold callables, got None \(NoneType\) at index 0"):
+        make((None,))
+
+
+def test_functions_may_come_from_any_ordered_iterable() -> None:
+    steps = [down, echo("b"), echo("c")]
+    chain = hardy.Fallback("n", (step for step in steps))
+    assert chain.functions == tuple(steps)
+    assert chain.execute(1)[0] == "b"
+    assert hardy.Fallback("n", None).functions == ()
+    assert hardy.Fallback("n", ()).functions == ()
+    fetch = hardy.with_fallback(down, iter([echo("spare")]))
+    assert fetch(2) == ("spare", (2,), {})

@@ -300,8 +300,10 @@ def test_to_health_json_shape() -> None:
 
 def test_bad_arguments() -> None:
     health = hardy.HealthCheck()
-    with pytest.raises(TypeError, match="name must be a non-empty str"):
+    with pytest.raises(ValueError, match="name must not be empty"):
         health.register("")
+    with pytest.raises(TypeError, match="name must be a str"):
+        health.register(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timeout must be a finite number > 0, got 0"):
         health.register("x", timeout=0)
     with pytest.raises(TypeError, match="critical must be a bool"):

@@ -89,8 +89,9 @@ def wait_for(predicate: Callable[[], bool], seconds: float = 3.0) -> None:
 
 
 def evalsha_calls(client: redis.Redis) -> int:
+    """Scripts run to the end (a NOSCRIPT answer, before the script is loaded, is not one)."""
     stats = client.info("commandstats").get("cmdstat_evalsha", {})
-    return int(stats.get("calls", 0))
+    return int(stats.get("calls", 0)) - int(stats.get("failed_calls", 0))
 
 
 # -- one circuit for everyone -------------------------------------------------------
@@ -128,7 +129,7 @@ def test_closed_success_and_open_rejection_make_no_round_trip(own_server, prefix
     store = make_store(stores, own_server, prefix, sync_interval=3600)  # no re-read during the test
     breaker = hardy.CircuitBreaker("db", failure_threshold=2, reset_timeout=60, store=store)
     protected = breaker(lambda: 1)
-    wait_for(lambda: evalsha_calls(client) == 1)  # the first re-read, at start-up
+    wait_for(lambda: evalsha_calls(client) == 2)  # the read at creation, and the re-read at start-up
     before = evalsha_calls(client)
     for _ in range(1000):
         assert protected() == 1
@@ -288,6 +289,77 @@ def test_listeners_hear_shared_state_changes(server, prefix, stores):
     wait_for(lambda: heard == [("closed", "open")])
 
 
+# -- a breaker made while the shared circuit is open ---------------------------------------
+
+
+def test_a_breaker_made_while_the_shared_circuit_is_open_rejects_its_first_call(
+    own_server, prefix, stores, monkeypatch
+):
+    client = own_server.client()  # a Redis of its own: no other test's script runs count
+    opening = make_store(stores, own_server, prefix, sync_interval=3600)
+    opener = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=60, store=opening)
+    fail(opener)
+    assert opener.is_open
+    wait_for(lambda: evalsha_calls(client) == 3)  # its read at creation, its start-up re-read, the failure
+    late = make_store(stores, own_server, prefix, sync_interval=3600)
+    # Only the read at creation may tell it: no background re-read, no message.
+    monkeypatch.setattr(late, "_sync_all", lambda: None)
+    before = evalsha_calls(client)
+    breaker = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=60, store=late)
+    assert evalsha_calls(client) == before + 1  # one round trip at creation
+    assert breaker.is_open
+    assert 59 < breaker.get_time_until_reset() <= 60
+    called: list[int] = []
+    with pytest.raises(hardy.CircuitOpenError):
+        breaker.call(lambda: called.append(1))
+    assert called == []
+    assert breaker.get_stats()["rejections"] == 1
+
+
+def test_a_breaker_made_while_the_shared_circuit_is_closed_gets_its_failure_count(server, prefix, stores, monkeypatch):
+    first = hardy.CircuitBreaker("db", failure_threshold=3, store=make_store(stores, server, prefix))
+    fail(first)
+    fail(first)
+    late = make_store(stores, server, prefix, sync_interval=3600)
+    monkeypatch.setattr(late, "_sync_all", lambda: None)
+    breaker = hardy.CircuitBreaker("db", failure_threshold=3, store=late)
+    assert breaker.get_stats()["failure_count"] == 2
+    fail(breaker)
+    assert breaker.is_open
+
+
+def test_a_breaker_made_while_redis_is_unreachable_starts_closed_and_works(prefix, stores, caplog):
+    caplog.set_level(logging.INFO, logger="hardy.redis")
+    nobody = RedisServer()  # a free port, never started
+    store = make_store(stores, nobody, prefix)
+    breaker = hardy.CircuitBreaker("db", failure_threshold=2, store=store)
+    assert breaker.is_closed
+    assert not store.available
+    assert breaker.call(lambda: "fine") == "fine"
+    fail(breaker)
+    fail(breaker)
+    assert breaker.is_open  # the local state machine decides
+    hardy.CircuitBreaker("other", store=store)  # no round trip is tried while the store is down
+    assert [r.getMessage()[:33] for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "hardy: Redis is unavailable (Conn"
+    ]
+
+
+def test_a_breaker_made_while_redis_stalls_is_made_after_the_timeout(own_server, prefix, stores):
+    store = make_store(stores, own_server, prefix, timeout=0.05)
+    hardy.CircuitBreaker("warm", store=store)
+    assert own_server.process is not None
+    os.kill(own_server.process.pid, 19)  # SIGSTOP: connections open, no answers
+    try:
+        breaker = hardy.CircuitBreaker("db", failure_threshold=2, store=store)  # gives up after the timeout
+        assert breaker.is_closed
+        assert not store.available
+        assert breaker.call(lambda: "fine") == "fine"
+    finally:
+        os.kill(own_server.process.pid, 18)  # SIGCONT
+    wait_for(lambda: store.available, seconds=10)
+
+
 # -- Redis away ------------------------------------------------------------------------
 
 
@@ -297,7 +369,7 @@ def test_stopped_redis_leaves_calls_working_on_local_state(own_server, prefix, s
     protected = breaker(lambda: "fine")
     assert protected() == "fine"
     own_server.stop()
-    caplog.set_level(logging.WARNING, logger="hardy.redis")
+    caplog.set_level(logging.INFO, logger="hardy.redis")
     for _ in range(50):
         assert protected() == "fine"
     fail(breaker)
@@ -307,14 +379,18 @@ def test_stopped_redis_leaves_calls_working_on_local_state(own_server, prefix, s
     with pytest.raises(hardy.CircuitOpenError):
         protected()
     assert not store.available
-    warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1  # one per outage, not per call
+    assert "Redis is unavailable (ConnectionError" in warnings[0].getMessage()
 
     own_server.start()
     wait_for(lambda: store.available, seconds=10)
     # Redis lost its data: the shared state, a closed circuit, takes over.
     wait_for(lambda: breaker.is_closed, seconds=3)
-    assert [r for r in caplog.records if "reachable again" in r.getMessage()]
+    wait_for(lambda: any("available again" in r.getMessage() for r in caplog.records), seconds=5)
+    recovered = [r for r in caplog.records if "available again" in r.getMessage()]
+    assert [r.levelno for r in recovered] == [logging.INFO]
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
 
 
 def test_slow_redis_never_holds_a_call_longer_than_the_timeout(own_server, prefix, stores):
@@ -330,6 +406,145 @@ def test_slow_redis_never_holds_a_call_longer_than_the_timeout(own_server, prefi
     finally:
         os.kill(own_server.process.pid, 18)  # SIGCONT
     wait_for(lambda: store.available, seconds=10)
+
+
+# -- a key that is not a hardy circuit, a Redis out of memory --------------------------------
+
+
+def warnings_in(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "hardy.redis" and r.levelno >= logging.WARNING]
+
+
+def infos_in(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "hardy.redis" and r.levelno == logging.INFO]
+
+
+def exercise(breaker: hardy.CircuitBreaker, rounds: int) -> None:
+    """Failures and successes, 10 ms apart, through several re-reads; no Redis error may surface."""
+    for i in range(rounds):
+        with contextlib.suppress(ValueError, hardy.CircuitOpenError):
+            breaker.call(boom if i % 2 else (lambda: None))
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "write"),
+    [
+        ("", lambda c, k: c.set(k, "not a circuit")),
+        ("", lambda c, k: c.rpush(k, "a", "b")),
+        (":permits", lambda c, k: c.set(k, "not permits")),
+    ],
+    ids=["hash-as-string", "hash-as-list", "permits-as-string"],
+)
+def test_a_key_of_another_type_makes_that_breaker_local_with_one_warning(
+    server, prefix, stores, caplog, suffix: str, write: Callable[[redis.Redis, str], object]
+):
+    caplog.set_level(logging.INFO, logger="hardy.redis")
+    client = server.client()
+    key = f"{prefix}{{db}}{suffix}"
+    write(client, key)
+    dumped = client.dump(key)
+    store = make_store(stores, server, prefix, sync_interval=0.05)
+    breaker = hardy.CircuitBreaker("db", failure_threshold=2, reset_timeout=60, store=store)
+    neighbour = hardy.CircuitBreaker("other", failure_threshold=1, store=store)
+    watcher = hardy.CircuitBreaker("other", failure_threshold=1, store=make_store(stores, server, prefix))
+
+    exercise(breaker, 100)  # a second of calls: twenty re-reads
+    breaker.reset()  # a local reset: the key is not touched
+    fail(breaker)
+    fail(breaker)
+    assert breaker.is_open  # its own failures, counted locally
+    assert store.available  # Redis is fine: the other breakers still share
+    fail(neighbour)
+    wait_for(lambda: watcher.is_open)
+    assert client.dump(key) == dumped  # the foreign value is left as it was
+    warnings = warnings_in(caplog)
+    assert len(warnings) == 1, warnings
+    assert "circuit breaker 'db'" in warnings[0]
+    assert f"WRONGTYPE {key} holds a " in warnings[0]
+
+    client.delete(key)  # repaired: the breaker shares again at the next re-read
+    wait_for(lambda: any("'db' shares its state again" in m for m in infos_in(caplog)))
+    wait_for(lambda: breaker.is_closed)  # the shared circuit, absent, is closed
+    fail(breaker)
+    fail(breaker)
+    assert client.hget(f"{prefix}{{db}}", "state") == b"1"  # counted in Redis again
+    assert len(warnings_in(caplog)) == 1
+
+
+def test_a_key_of_another_type_found_at_creation_is_reported_once(server, prefix, stores, caplog):
+    caplog.set_level(logging.INFO, logger="hardy.redis")
+    client = server.client()
+    client.set(f"{prefix}{{db}}", "not a circuit")
+    store = make_store(stores, server, prefix, sync_interval=3600)
+    first = hardy.CircuitBreaker("db", failure_threshold=1, store=store)
+    second = hardy.CircuitBreaker("db", failure_threshold=1, store=store)
+    fail(first)
+    assert first.is_open
+    assert store.available  # a bad key is not an outage
+    assert second.is_closed  # each decides on its own local state
+    assert len(warnings_in(caplog)) == 1
+
+
+def test_a_damaged_state_field_reads_as_closed(server, prefix, stores):
+    client = server.client()
+    client.hset(f"{prefix}{{db}}", mapping={"inc": "x", "ver": "3", "state": "7", "gen": "2", "fseq": "0"})
+    breaker = hardy.CircuitBreaker("db", failure_threshold=1, store=make_store(stores, server, prefix))
+    assert breaker.is_closed
+    assert breaker.call(lambda: "fine") == "fine"
+    fail(breaker)
+    assert breaker.is_open
+    assert client.hget(f"{prefix}{{db}}", "state") == b"1"
+
+
+def test_redis_out_of_memory_is_one_outage_with_one_warning(own_server, prefix, stores, caplog):
+    caplog.set_level(logging.INFO, logger="hardy.redis")
+    client = own_server.client()
+    store = make_store(stores, own_server, prefix, sync_interval=0.05)
+    breaker = hardy.CircuitBreaker("db", failure_threshold=3, store=store)
+    fail(breaker)
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", "1")  # every write is refused; reads still work
+    try:
+        exercise(breaker, 200)  # two seconds of failing writes and reconnections
+    finally:
+        client.config_set("maxmemory", "0")
+    warnings = warnings_in(caplog)
+    assert len(warnings) == 1, warnings
+    assert "OutOfMemoryError" in warnings[0]
+    assert infos_in(caplog) == []  # not over while writes still fail
+    # Back: the store reconnects after its backoff (at most 5 s) and settles.
+    wait_for(lambda: any("available again" in m for m in infos_in(caplog)), seconds=10)
+    assert len(infos_in(caplog)) == 1
+    assert len(warnings_in(caplog)) == 1
+    breaker.reset()
+    for _ in range(3):
+        fail(breaker)
+    assert client.hget(f"{prefix}{{db}}", "state") == b"1"  # shared again
+
+
+def test_malformed_messages_are_logged_once(server, prefix, stores, caplog):
+    caplog.set_level(logging.DEBUG, logger="hardy.redis")
+    store = make_store(stores, server, prefix)
+    breaker = hardy.CircuitBreaker("db", store=store)
+    client = server.client()
+    wait_for(lambda: client.pubsub_numsub(f"{prefix}events")[0][1] >= 1)
+    for _ in range(5):
+        client.publish(f"{prefix}events", "not json")
+    wait_for(lambda: len([r for r in caplog.records if "malformed" in r.getMessage()]) == 5)
+    assert len([m for m in warnings_in(caplog) if "malformed" in m]) == 1
+    assert breaker.is_closed
+
+
+def test_a_huge_reset_timeout_does_not_break_the_store(server, prefix, stores):
+    client = server.client()
+    store = make_store(stores, server, prefix)
+    breaker = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=1e300, store=store)
+    fail(breaker)
+    assert breaker.is_open
+    assert store.available
+    assert client.hget(f"{prefix}{{db}}", "state") == b"1"
+    assert client.pttl(f"{prefix}{{db}}") > 86400 * 1000
 
 
 # -- asyncio clients -----------------------------------------------------------------
@@ -378,6 +593,57 @@ def test_async_client_shares_the_circuit(server, prefix, stores):
         await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_async_store_reads_the_state_of_a_breaker_made_in_the_running_loop(own_server, prefix, stores):
+    counter = own_server.client()  # a Redis of its own: no other test's script runs count
+    opening = make_store(stores, own_server, prefix, sync_interval=3600)
+    opener = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=60, store=opening)
+    fail(opener)
+    wait_for(lambda: evalsha_calls(counter) == 3)  # its read at creation, its start-up re-read, the failure
+
+    async def scenario() -> None:
+        client = redis.asyncio.Redis(host="127.0.0.1", port=own_server.port)
+        store = make_store(stores, own_server, prefix, client=client, sync_interval=3600)  # no periodic re-read
+        before = evalsha_calls(counter)
+        hardy.CircuitBreaker("warm", store=store)  # starts the store's task, which reads every breaker once
+        await wait_async(lambda: evalsha_calls(counter) == before + 1)
+        breaker = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=60, store=store)
+        # Nothing is awaited inside the constructor: the task reads it as soon as the loop runs.
+        await wait_async(lambda: breaker.is_open)
+        with pytest.raises(hardy.CircuitOpenError):
+            breaker.call(lambda: None)
+        await store.aclose()
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_async_store_with_a_key_of_another_type_warns_once(server, prefix, stores, caplog):
+    caplog.set_level(logging.INFO, logger="hardy.redis")
+    server.client().set(f"{prefix}{{db}}", "not a circuit")
+
+    async def scenario() -> None:
+        client = redis.asyncio.Redis(host="127.0.0.1", port=server.port)
+        store = make_store(stores, server, prefix, client=client, sync_interval=0.05)
+        breaker = hardy.CircuitBreaker("db", failure_threshold=2, store=store)
+
+        async def down() -> None:
+            raise ValueError("dependency down")
+
+        for _ in range(60):  # through several re-reads
+            with contextlib.suppress(ValueError, hardy.CircuitOpenError):
+                await breaker.call(down)
+            await asyncio.sleep(0.01)
+        assert breaker.is_open  # local decisions
+        assert store.available
+        await store.aclose()
+        await client.aclose()
+
+    asyncio.run(scenario())
+    warnings = warnings_in(caplog)
+    assert len(warnings) == 1, warnings
+    assert "circuit breaker 'db'" in warnings[0]
 
 
 async def wait_async(predicate: Callable[[], bool], seconds: float = 3.0) -> None:

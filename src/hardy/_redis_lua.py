@@ -18,6 +18,10 @@ Keys (both carry the hash tag ``{name}``, so they share a Cluster slot):
   server time at which their lease ends, so a process that dies holding one
   cannot keep the circuit half-open.
 
+Either key holding another type of value makes the script answer
+``WRONGTYPE ...`` without writing anything: the store then runs that breaker
+locally until the key is deleted.
+
 ``ARGV``: op, channel, name, failure_threshold, reset_timeout (ms),
 half_open_max_calls, key expiry (ms), the caller's generation, the op's
 argument (a permit id, or the failure sequence a success has seen) and the
@@ -34,12 +38,23 @@ local op, channel, name = ARGV[1], ARGV[2], ARGV[3]
 local threshold, reset_ms, max_calls, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local caller_gen, arg, lease = tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
 
+-- A key that holds something else is not ours to overwrite: say so and touch nothing.
+for _, check in ipairs({{h, 'hash'}, {p, 'zset'}}) do
+  local kind = redis.call('TYPE', check[1])['ok']
+  if kind ~= 'none' and kind ~= check[2] then
+    return redis.error_reply('WRONGTYPE ' .. check[1] .. ' holds a ' .. kind .. ', not a hardy circuit ' .. check[2])
+  end
+end
+
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local f = redis.call('HMGET', h, 'inc', 'ver', 'state', 'gen', 'fseq', 'fbase', 'opened', 'tsucc')
 local inc = f[1] or ''
 local ver = tonumber(f[2]) or 0
 local state = tonumber(f[3]) or 0
+if state ~= 1 then
+  state = 0  -- anything but "open" is closed: a damaged field must not hold a circuit open
+end
 local gen = tonumber(f[4]) or 0
 local fseq = tonumber(f[5]) or 0
 local fbase = tonumber(f[6]) or 0

@@ -8,14 +8,20 @@ silent default.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+import numbers
+import time
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 __all__ = [
     "breaker_settings",
     "callable_arg",
+    "clock_arg",
     "exception_types",
+    "non_empty_name",
     "positive_int",
+    "retry_settings",
     "seconds",
 ]
 
@@ -28,15 +34,31 @@ def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
     if not minimum <= value <= _INT32_MAX:
-        raise ValueError(f"{name} must be between {minimum} and {_INT32_MAX}, got {value!r}")
+        raise ValueError(f"{name} must be between {minimum} and {_INT32_MAX}, got {_show(value)}")
     return value
+
+
+def _show(value: object) -> str:
+    """``repr(value)``, but an int too long to print is shown by its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an int of {value.bit_length()} bits"
+    return repr(value)
+
+
+def _as_float(name: str, value: object, what: str) -> float:
+    """``value`` as a float: an ``int`` or ``float``, not a ``bool``, that a float can hold."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
+    try:
+        return float(value)
+    except OverflowError:
+        # An int too large for a float (10**400) is out of range, not an arithmetic error.
+        raise ValueError(f"{name} must be a finite number, got {_show(value)}") from None
 
 
 def seconds(name: str, value: object, *, allow_zero: bool = True) -> float:
     """Return ``value`` as a float of seconds; it must be finite and ``>= 0`` (or ``> 0``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r} ({type(value).__name__})")
-    result = float(value)
+    result = _as_float(name, value, "a number of seconds")
     if not math.isfinite(result) or result < 0.0 or (result == 0.0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
@@ -51,26 +73,77 @@ def callable_arg(name: str, value: object) -> Callable[..., Any]:
 
 
 def exception_types(name: str, value: object) -> tuple[type[BaseException], ...]:
-    """Normalise one exception class, or an iterable of them, to a tuple.
+    """Normalise an exception class, or a tuple or list of them, to a tuple.
 
-    ``None`` means "none". Anything that is not an exception class is
-    refused, because ``isinstance`` would otherwise fail only when the first
-    error arrives, long after the mistake.
+    ``None`` means "none". Anything else is refused here, because
+    ``isinstance`` would otherwise fail only when the first error arrives,
+    long after the mistake; so are other containers: a dict would give its
+    keys, a set or a generator has no order to show in ``repr`` and
+    comparisons, and a one-shot iterator would be consumed by the check.
     """
     if value is None:
         return ()
-    items: Iterable[object]
-    if isinstance(value, type):
-        items = (value,)
-    elif isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise TypeError(f"{name} must be an exception class or an iterable of them, got {value!r}")
-    else:
-        items = value
-    result = tuple(items)
-    for item in result:
-        if not (isinstance(item, type) and issubclass(item, BaseException)):
-            raise TypeError(f"{name} must hold exception classes, got {item!r} in {value!r}")
-    return result  # type: ignore[return-value]
+    if isinstance(value, (tuple, list)):
+        return tuple(_exception_element(name, item, value) for item in value)
+    if isinstance(value, type) and issubclass(value, BaseException):
+        return (value,)
+    raise TypeError(
+        f"{name} must be an exception class, or a tuple or list of exception classes, "
+        f"got {value!r} ({type(value).__name__}){_container_hint(value)}"
+    )
+
+
+def _exception_element(name: str, item: object, container: object) -> type[BaseException]:
+    # One element of an exception tuple. Kept apart so that other kinds of
+    # element (predicates on the exception) can be accepted here later.
+    if isinstance(item, type) and issubclass(item, BaseException):
+        return item
+    raise TypeError(f"{name} must hold exception classes, got {item!r} ({type(item).__name__}) in {container!r}")
+
+
+def _container_hint(value: object) -> str:
+    if isinstance(value, (str, bytes)):
+        return ": a string is not an exception class"
+    if isinstance(value, Mapping):
+        return ": a mapping is not a list of exception classes"
+    if isinstance(value, AbstractSet):
+        return ": a set has no order; pass a tuple"
+    if isinstance(value, Iterable):
+        return ": pass a tuple"
+    return ""
+
+
+def non_empty_name(name: object, parameter: str = "name") -> str:
+    """``name`` if it is a non-empty ``str``: ``TypeError`` for another type, ``ValueError`` if empty."""
+    if not isinstance(name, str):
+        raise TypeError(f"{parameter} must be a str, got {name!r} ({type(name).__name__})")
+    if not name:
+        raise ValueError(f"{parameter} must not be empty")
+    return name
+
+
+def clock_arg(name: str, clock: object) -> Callable[[], float]:
+    """``clock`` if it is callable and its first reading is a finite number of seconds.
+
+    It is called once here so that a broken clock is reported at
+    construction; an exception it raises propagates unchanged. The default
+    clock, :func:`time.monotonic`, is not probed.
+    """
+    callable_arg(name, clock)
+    if clock is time.monotonic:
+        return time.monotonic
+    reading = clock()  # type: ignore[operator]
+    if isinstance(reading, bool) or not isinstance(reading, numbers.Real):
+        raise TypeError(
+            f"{name} must return a number of seconds, got {reading!r} ({type(reading).__name__}) from {clock!r}"
+        )
+    try:
+        finite = math.isfinite(reading)
+    except OverflowError:  # an int beyond a float's range
+        finite = False
+    if not finite:
+        raise ValueError(f"{name} must return a finite number of seconds, got {_show(reading)} from {clock!r}")
+    return clock  # type: ignore[return-value]
 
 
 def breaker_settings(
@@ -82,17 +155,13 @@ def breaker_settings(
     clock: object,
 ) -> tuple[str, int, float, int, tuple[type[BaseException], ...], Callable[[], float]]:
     """Check a circuit breaker's settings and return them normalised."""
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, got {name!r} ({type(name).__name__})")
-    if not name:
-        raise ValueError("name must not be empty")
     return (
-        name,
+        non_empty_name(name),
         positive_int("failure_threshold", failure_threshold),
         seconds("reset_timeout", reset_timeout),
         positive_int("half_open_max_calls", half_open_max_calls),
         exception_types("excluded_exceptions", excluded_exceptions),
-        callable_arg("clock", clock),
+        clock_arg("clock", clock),
     )
 
 
@@ -159,15 +228,13 @@ def retry_settings(
         any(issubclass(kind, CircuitOpenError) for kind in retryable),
         retry_on_result,  # type: ignore[return-value]
         budget,
-        callable_arg("random", random),
-        callable_arg("clock", clock),
+        callable_arg("random", random),  # never called here: that would shift a seeded sequence
+        clock_arg("clock", clock),
     )
 
 
 def _finite(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-    result = float(value)
+    result = _as_float(name, value, "a number")
     if not math.isfinite(result):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return result

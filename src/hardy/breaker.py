@@ -186,19 +186,27 @@ def circuit_breaker(
         return circuit_breaker()(name)
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a str or None, got {name!r} ({type(name).__name__})")
+    if name == "":
+        # Not "no name": an empty name must not quietly become the default one.
+        raise ValueError("name must not be empty (pass None, or leave it out, for the function's module.qualname)")
     if fallback is not None:
         _validate.callable_arg("fallback", fallback)
     if store is not None:
         _validate.breaker_store(store)
     # Check the settings now, at the point of the mistake, not at decoration.
     _validate.breaker_settings(
-        name or "unnamed", failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, time.monotonic
+        "unnamed" if name is None else name,
+        failure_threshold,
+        reset_timeout,
+        half_open_max_calls,
+        excluded_exceptions,
+        time.monotonic,
     )
 
     def decorate(func: Callable[P, R]) -> ProtectedCallable[P, R]:
         _validate.callable_arg("func", func)
         breaker = registry.get_or_create(
-            name or _default_name(func),
+            _default_name(func) if name is None else name,
             failure_threshold,
             reset_timeout,
             half_open_max_calls,

@@ -11,7 +11,8 @@ Each failed step is logged at WARNING on the ``hardy`` logger.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from . import _chain, _core, _validate, _wrapping
@@ -19,6 +20,26 @@ from ._sentinel import NO_DEFAULT
 from ._types import P, R
 
 __all__ = ["Fallback", "fallback", "with_fallback"]
+
+
+def _check_functions(parameter: str, value: object) -> tuple[Callable[..., Any], ...]:
+    """The functions of a chain: a list, tuple or other ordered iterable of callables.
+
+    A string, a mapping, a set (no order) and a single callable are refused
+    with a ``TypeError`` naming ``parameter``, as is any element that is not
+    callable.
+    """
+    wanted = f"{parameter} must be a list or tuple of callables"
+    if not isinstance(value, (list, tuple)):
+        if callable(value):
+            raise TypeError(f"{wanted}, got the callable {value!r}: wrap a single function in a list")
+        if isinstance(value, (str, bytes, Mapping, AbstractSet)) or not isinstance(value, Iterable):
+            raise TypeError(f"{wanted}, got {value!r} ({type(value).__name__})")
+    functions = tuple(value)
+    for index, func in enumerate(functions):
+        if not callable(func):
+            raise TypeError(f"{parameter} must hold callables, got {func!r} ({type(func).__name__}) at index {index}")
+    return functions
 
 
 def _check_log(log_failures: object) -> bool:
@@ -47,15 +68,13 @@ class Fallback:
         exceptions: type[Exception] | tuple[type[Exception], ...] = (Exception,),
         log_failures: bool = True,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty str, got {name!r}")
-        self.name = name
+        self.name = _validate.non_empty_name(name)
         self.default_value = default_value
         self._exceptions = _validate.fallback_exceptions(exceptions)
         self._log = _check_log(log_failures)
-        self._functions: list[Callable[..., Any]] = []
-        for func in functions or ():
-            self.add(func)
+        self._functions: list[Callable[..., Any]] = (
+            [] if functions is None else list(_check_functions("functions", functions))
+        )
 
     @property
     def functions(self) -> tuple[Callable[..., Any], ...]:
@@ -112,7 +131,7 @@ def with_fallback(
         fetch = hardy.with_fallback(fetch_live, [fetch_cached], default=None)
     """
     _validate.callable_arg("primary", primary)
-    functions = (primary, *(_validate.callable_arg("fallbacks", func) for func in fallbacks))
+    functions = (primary, *_check_functions("fallbacks", fallbacks))
     return _core.chain(
         _chain.describe(primary),
         functions,

@@ -28,6 +28,8 @@ __all__ = ["RedisStore"]
 logger = logging.getLogger("hardy.redis")
 
 _MAX_BACKOFF = 5.0  # seconds between reconnection attempts, at most
+_SETTLE = 1.0  # seconds the store must work, after an error, before the outage is over
+_MAX_TTL_MS = 100 * 365 * 86400 * 1000  # a century: "never" for a key's expiry
 
 
 def _redis() -> Any:
@@ -99,9 +101,12 @@ class RedisStore(BreakerStore):
 
     ``client`` is a ``redis.Redis`` or ``redis.asyncio.Redis`` (or a Cluster
     client). Commands give up after ``timeout`` seconds: a plain client is
-    copied with that socket timeout and no retries. While Redis cannot be
-    reached the breakers decide on their local state, one warning is logged
-    per outage, and the store reconnects with backoff.
+    copied with that socket timeout and no retries. A breaker made on the
+    store reads its shared state at once (one round trip with a sync client,
+    given up after ``timeout``). While Redis cannot be reached the breakers
+    decide on their local state, one warning is logged per outage, and the
+    store reconnects with backoff. A breaker whose key holds a value of
+    another type runs locally, with one warning, and the key is left alone.
 
     Keys are ``{prefix}{{name}}`` and ``{prefix}{{name}}:permits``: the hash
     tag keeps a breaker in one Cluster slot. They expire after
@@ -152,6 +157,10 @@ class RedisStore(BreakerStore):
         self._bindings: dict[str, list[SharedBreaker]] = {}
         self._lock = threading.Lock()
         self._available = True
+        self._outage_since: float | None = None  # when the current outage started
+        self._up_since = 0.0  # when the store last became available
+        self._broken: set[str] = set()  # breakers whose key holds something else
+        self._malformed = False  # a malformed message was logged
         self._closed = False
         self._token = uuid.uuid4().hex[:12]
         self._permit_ids = itertools.count()
@@ -202,7 +211,9 @@ class RedisStore(BreakerStore):
         key = f"{self.prefix}{{{name}}}"
         if op == "clear":
             arg = str(binding.failure_seq)
-        ttl_ms = int((self._expiry + breaker.reset_timeout + self._lease) * 1000)
+        # Capped: Redis refuses an expiry it cannot add to its clock, and a
+        # refused expiry would fail every write for this breaker.
+        ttl_ms = min(int((self._expiry + breaker.reset_timeout + self._lease) * 1000), _MAX_TTL_MS)
         return [
             key,
             f"{key}:permits",
@@ -210,7 +221,7 @@ class RedisStore(BreakerStore):
             self._channel,
             name,
             breaker.failure_threshold,
-            repr(breaker.reset_timeout * 1000),
+            repr(min(breaker.reset_timeout * 1000, float(_MAX_TTL_MS))),
             breaker.half_open_max_calls,
             ttl_ms,
             binding.generation,
@@ -222,27 +233,88 @@ class RedisStore(BreakerStore):
         return f"{self._token}:{os.getpid()}:{next(self._permit_ids)}"
 
     # -- outages --------------------------------------------------------------
+    # An outage starts at the first error and ends only once the store has
+    # worked for _SETTLE seconds in a row: a Redis that answers reads but
+    # refuses writes (out of memory, a read-only replica) would otherwise
+    # make it flap, with a warning and a recovery per failed call.
 
     def _down(self, exc: BaseException) -> None:
+        # The queue is dropped by the sender thread (or the task), which holds
+        # no breaker's lock: this may run inside a listener, under one.
         with self._lock:
-            was, self._available = self._available, False
-            self._queue.clear()
-        if was:
+            self._available = False
+            new_outage = self._outage_since is None
+            if new_outage:
+                self._outage_since = time.monotonic()
+        self._send.set()
+        if new_outage:
             logger.warning(
-                "hardy: Redis is unreachable (%s: %s); shared circuit breakers %s decide on local state "
+                "hardy: Redis is unavailable (%s: %s); shared circuit breakers %s decide on local state "
                 "until it returns",
                 type(exc).__name__,
                 exc,
                 sorted(self._bindings),
             )
+        else:
+            logger.debug("hardy: Redis is still unavailable (%s: %s)", type(exc).__name__, exc)
 
     def _up(self) -> None:
         with self._lock:
-            was, self._available = self._available, True
+            self._available = True
+            self._up_since = time.monotonic()
         for binding in self._all():
             binding.forget_version()
-        if not was:
-            logger.warning("hardy: Redis is reachable again; shared circuit breakers resume their shared state")
+
+    def _settled(self) -> bool:
+        """Whether the store works; ends an outage that has stayed over for ``_SETTLE`` seconds."""
+        with self._lock:
+            since = self._outage_since
+            if since is None:
+                return True
+            now = time.monotonic()
+            if not self._available or now - self._up_since < _SETTLE:
+                return False
+            self._outage_since = None
+        logger.info(
+            "hardy: Redis is available again after %.1fs; shared circuit breakers resume their shared state",
+            now - since,
+        )
+        return True
+
+    def _is_key_error(self, exc: BaseException) -> bool:
+        # The script answers WRONGTYPE when a breaker's key holds something
+        # else (and so does Redis, for a key that changes type meanwhile).
+        return isinstance(exc, self._redis.exceptions.ResponseError) and str(exc).startswith("WRONGTYPE")
+
+    def _detach(self, binding: SharedBreaker, exc: BaseException) -> None:
+        """The breaker's key is not a hardy circuit: its breakers run locally, the key is left alone."""
+        name = binding.breaker.name
+        with self._lock:
+            group = list(self._bindings.get(name, ()))
+            new = name not in self._broken
+            self._broken.add(name)
+            for each in group:
+                each.detached = True
+        if new:
+            logger.warning(
+                "hardy: the shared state of circuit breaker %r cannot be used (%s); it decides on local state "
+                "until that key is deleted",
+                name,
+                exc,
+            )
+
+    def _reattach(self, binding: SharedBreaker) -> None:
+        name = binding.breaker.name
+        with self._lock:
+            group = list(self._bindings.get(name, ()))
+            was = name in self._broken
+            self._broken.discard(name)
+            for each in group:
+                each.detached = False
+        for each in group:
+            each.forget_version()
+        if was:
+            logger.info("hardy: circuit breaker %r shares its state again", name)
 
     def _all(self) -> list[SharedBreaker]:
         with self._lock:
@@ -253,20 +325,38 @@ class RedisStore(BreakerStore):
             name, *fields = json.loads(_text(data))
             snap = _snapshot(fields)
         except (ValueError, TypeError):
-            logger.warning("hardy: ignored a malformed message on %s: %r", self._channel, data)
+            # Once at WARNING: whoever publishes on the channel must not flood the log.
+            level = logging.DEBUG if self._malformed else logging.WARNING
+            self._malformed = True
+            logger.log(level, "hardy: ignored a malformed message on %s: %r", self._channel, data)
             return
         with self._lock:
             group = list(self._bindings.get(name, ()))
         for binding in group:
-            binding.apply(snap)
+            if not binding.detached:
+                binding.apply(snap)
 
     def _attach(self, binding: SharedBreaker) -> None:
+        name = binding.breaker.name
         with self._lock:
-            self._bindings.setdefault(binding.breaker.name, []).append(binding)
+            self._bindings.setdefault(name, []).append(binding)
+            binding.detached = name in self._broken
+            had_task = self._task is not None
         if self.blocking:
             self._ensure_thread()
+            if not self._closed:
+                # One round trip, bounded by the timeout: a process that starts
+                # while the shared circuit is open rejects from its first call.
+                snap = self._run(binding, "read")
+                if snap is not None:
+                    binding.apply(snap)
         else:
+            # An asyncio client cannot be awaited here: the store's task
+            # reads the state as soon as the event loop runs it (a new task
+            # starts with a re-read of every breaker).
             self._ensure_task()
+            if had_task:
+                self._submit(binding, "read")
 
     def _forked(self) -> None:
         # After fork (gunicorn --preload) the threads did not come along.
@@ -283,12 +373,15 @@ class RedisStore(BreakerStore):
     def _run(self, binding: SharedBreaker, op: str, arg: str = "") -> Snapshot | None:
         self._forked()
         self._ensure_thread()
-        if not self._available:
+        if not self._available or binding.detached:
             return None
         try:
             return _snapshot(self._eval(self._client, self._keys_and_args(binding, op, arg)))
         except self._errors as exc:
-            self._down(exc)
+            if self._is_key_error(exc):
+                self._detach(binding, exc)
+            else:
+                self._down(exc)
             return None
 
     def _eval(self, client: Any, keys_and_args: list[Any]) -> Any:
@@ -300,7 +393,7 @@ class RedisStore(BreakerStore):
 
     def _submit(self, binding: SharedBreaker, op: str, arg: str = "") -> None:
         self._forked()
-        if not self._available or self._closed:
+        if not self._available or self._closed or binding.detached:
             self._dropped(binding, op)
             return
         self._queue.append((binding, op, arg))
@@ -316,6 +409,15 @@ class RedisStore(BreakerStore):
                 except RuntimeError:  # the loop is closed
                     self._dropped(binding, op)
 
+    def _discard_queue(self) -> None:
+        """Drop what calls queued before an outage; their bindings ask again later."""
+        while True:
+            try:
+                binding, op, _ = self._queue.popleft()
+            except IndexError:
+                return
+            self._dropped(binding, op)
+
     def _dropped(self, binding: SharedBreaker, op: str) -> None:
         if op == "clear":
             binding.cleared()
@@ -328,6 +430,13 @@ class RedisStore(BreakerStore):
         binding.apply(snap)
         if op == "clear":
             binding.cleared()
+
+    def _failed(self, binding: SharedBreaker, op: str, exc: BaseException) -> None:
+        """A queued op failed: a key error detaches its breaker, anything else is an outage."""
+        self._dropped(binding, op)
+        if not self._is_key_error(exc):
+            raise exc
+        self._detach(binding, exc)
 
     def _ensure_thread(self) -> None:
         if self._thread is None and not self._closed:
@@ -346,6 +455,7 @@ class RedisStore(BreakerStore):
             self._send.wait()
             self._send.clear()
             if not self._available:
+                self._discard_queue()
                 continue
             try:
                 self._drain()
@@ -360,18 +470,25 @@ class RedisStore(BreakerStore):
         while not self._closed and self._thread is me:
             try:
                 if pubsub is not None and not self._available:
-                    pubsub.close()  # a call saw Redis fail: reconnect from scratch
+                    # A call saw Redis fail: wait as after our own error,
+                    # then reconnect from scratch.
+                    with contextlib.suppress(*self._errors):
+                        pubsub.close()
                     pubsub = None
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, _MAX_BACKOFF)
+                    continue
                 if pubsub is None:
                     self._client.script_load(_redis_lua.SCRIPT)
                     pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                     pubsub.subscribe(self._channel)
                     self._up()
-                    backoff = self._interval
                     next_sync = 0.0
                 if time.monotonic() >= next_sync:
                     self._sync_all()
                     next_sync = time.monotonic() + self._interval
+                    if self._settled():
+                        backoff = self._interval
                 message = pubsub.get_message(timeout=max(0.0, min(self._interval, next_sync - time.monotonic())))
                 while message is not None:
                     if message.get("type") == "message":
@@ -390,14 +507,32 @@ class RedisStore(BreakerStore):
         if self._closed and self._client is not self.client:
             self._client.connection_pool.disconnect()
 
+    def _read_pipeline(self, bindings: list[SharedBreaker]) -> Any:
+        pipe = self._client.pipeline(transaction=False)
+        for binding in bindings:
+            pipe.evalsha(self._sha, 2, *self._keys_and_args(binding, "read", ""))
+        return pipe
+
     def _sync_all(self) -> None:
         bindings = self._all()
         if not bindings:
             return
-        pipe = self._client.pipeline(transaction=False)
-        for binding in bindings:
-            pipe.evalsha(self._sha, 2, *self._keys_and_args(binding, "read", ""))
-        for binding, reply in zip(bindings, pipe.execute(), strict=True):
+        replies = self._read_pipeline(bindings).execute(raise_on_error=False)
+        if any(isinstance(reply, self._redis.exceptions.NoScriptError) for reply in replies):
+            self._client.script_load(_redis_lua.SCRIPT)  # the script cache was flushed
+            replies = self._read_pipeline(bindings).execute(raise_on_error=False)
+        self._adopt_replies(bindings, replies)
+
+    def _adopt_replies(self, bindings: list[SharedBreaker], replies: list[Any]) -> None:
+        # One breaker's bad key must not fail the others' re-read.
+        for binding, reply in zip(bindings, replies, strict=True):
+            if isinstance(reply, BaseException):
+                if not self._is_key_error(reply):
+                    raise reply
+                self._detach(binding, reply)
+                continue
+            if binding.detached:
+                self._reattach(binding)
             binding.apply(_snapshot(reply))
 
     def _drain(self) -> None:
@@ -406,7 +541,11 @@ class RedisStore(BreakerStore):
                 binding, op, arg = self._queue.popleft()
             except IndexError:
                 return
-            snap = _snapshot(self._eval(self._client, self._keys_and_args(binding, op, arg)))
+            try:
+                snap = _snapshot(self._eval(self._client, self._keys_and_args(binding, op, arg)))
+            except self._errors as exc:
+                self._failed(binding, op, exc)
+                continue
             self._done(binding, op, arg, snap)
 
     # -- asyncio clients ------------------------------------------------------
@@ -436,11 +575,12 @@ class RedisStore(BreakerStore):
                         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                         await pubsub.subscribe(self._channel)
                         self._up()
-                        backoff = self._interval
                         next_sync = 0.0
                     if time.monotonic() >= next_sync:
                         await self._sync_all_async()
                         next_sync = time.monotonic() + self._interval
+                        if self._settled():
+                            backoff = self._interval
                     await self._drain_async()
                     wake.clear()
                     message = await pubsub.get_message(timeout=max(0.0, min(0.01, next_sync - time.monotonic())))
@@ -453,6 +593,7 @@ class RedisStore(BreakerStore):
                             await asyncio.wait_for(wake.wait(), max(0.0, next_sync - time.monotonic()))
                 except self._errors as exc:
                     self._down(exc)
+                    self._discard_queue()
                     if pubsub is not None:
                         with contextlib.suppress(*self._errors):
                             await pubsub.aclose()
@@ -467,11 +608,11 @@ class RedisStore(BreakerStore):
         bindings = self._all()
         if not bindings:
             return
-        pipe = self._client.pipeline(transaction=False)
-        for binding in bindings:
-            pipe.evalsha(self._sha, 2, *self._keys_and_args(binding, "read", ""))
-        for binding, reply in zip(bindings, await pipe.execute(), strict=True):
-            binding.apply(_snapshot(reply))
+        replies = await self._read_pipeline(bindings).execute(raise_on_error=False)
+        if any(isinstance(reply, self._redis.exceptions.NoScriptError) for reply in replies):
+            await self._client.script_load(_redis_lua.SCRIPT)
+            replies = await self._read_pipeline(bindings).execute(raise_on_error=False)
+        self._adopt_replies(bindings, replies)
 
     async def _drain_async(self) -> None:
         while True:
@@ -481,10 +622,14 @@ class RedisStore(BreakerStore):
                 return
             keys_and_args = self._keys_and_args(binding, op, arg)
             try:
-                reply = await self._client.evalsha(self._sha, 2, *keys_and_args)
-            except self._redis.exceptions.NoScriptError:
-                await self._client.script_load(_redis_lua.SCRIPT)
-                reply = await self._client.evalsha(self._sha, 2, *keys_and_args)
+                try:
+                    reply = await self._client.evalsha(self._sha, 2, *keys_and_args)
+                except self._redis.exceptions.NoScriptError:
+                    await self._client.script_load(_redis_lua.SCRIPT)
+                    reply = await self._client.evalsha(self._sha, 2, *keys_and_args)
+            except self._errors as exc:
+                self._failed(binding, op, exc)
+                continue
             self._done(binding, op, arg, _snapshot(reply))
 
 
@@ -493,5 +638,7 @@ def _after_fork(ref: weakref.ReferenceType[RedisStore]) -> None:
     if store is not None:
         store._lock = threading.Lock()  # a thread of the parent may have held it
         store._forked()
+        for binding in store._all():
+            binding.after_fork()
         if store.blocking and store._bindings:
             store._ensure_thread()

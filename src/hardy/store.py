@@ -11,7 +11,8 @@ of the shared one:
   a "clear the failures I have seen", sent in the background);
 * every reply, push and periodic re-read of the shared state is adopted
   locally through :meth:`SharedBreaker.apply`;
-* when the store is unavailable, the binding lets the local state machine
+* when the store is unavailable, or cannot use this breaker's shared state
+  (:attr:`SharedBreaker.detached`), the binding lets the local state machine
   decide, exactly as for a breaker without a store.
 
 :class:`~hardy.RedisStore` is the store that ships with hardy.
@@ -65,7 +66,12 @@ class BreakerStore(abc.ABC):
     blocking: bool = True
 
     def bind(self, breaker: CircuitBreaker) -> SharedBreaker:
-        """Attach ``breaker`` to this store; called once, by the breaker."""
+        """Attach ``breaker`` to this store; called once, by the breaker.
+
+        The store reads the shared state as it attaches the breaker (a
+        blocking store before this returns), so a breaker made while the
+        shared circuit is open rejects from its first call.
+        """
         binding = SharedBreaker(self, breaker)
         self._attach(binding)
         return binding
@@ -77,7 +83,7 @@ class BreakerStore(abc.ABC):
 
     @abc.abstractmethod
     def _attach(self, binding: SharedBreaker) -> None:
-        """Start keeping ``binding`` in sync."""
+        """Start keeping ``binding`` in sync, starting with the shared state as it is now."""
 
     @abc.abstractmethod
     def _run(self, binding: SharedBreaker, op: str, arg: str = "") -> Snapshot | None:
@@ -113,6 +119,7 @@ class SharedBreaker:
         "_prefetched",
         "_version",
         "breaker",
+        "detached",
         "store",
     )
 
@@ -129,6 +136,10 @@ class SharedBreaker:
         self._prefetched: list[str] = []  # permits granted to a non-blocking store, not yet used
         self._acquiring = False
         self._clearing = False
+        # Set by the store while this breaker's shared state is unusable (its
+        # key holds a value that is not a hardy circuit): the breaker decides
+        # locally, and the store re-reads the key to attach it again.
+        self.detached = False
 
     # -- what the store needs to know --------------------------------------
 
@@ -141,6 +152,14 @@ class SharedBreaker:
     def failure_seq(self) -> int:
         """The shared failure sequence last seen."""
         return self._failure_seq
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's threads, their locks and what they had in flight are gone."""
+        self._lock = threading.RLock()
+        self._permits.clear()
+        self._prefetched.clear()
+        self._acquiring = False
+        self._clearing = False
 
     def forget_version(self) -> None:
         """Take the next snapshot whatever its version (after an outage)."""
@@ -175,10 +194,13 @@ class SharedBreaker:
 
     # -- called by the core -------------------------------------------------
 
+    def _local(self) -> bool:
+        return self.detached or not self.store.available
+
     def admit(self, _: int) -> int:
         """Decide a trial admission: the call's epoch, or -1 after counting a rejection."""
         breaker = self.breaker
-        if not self.store.available:
+        if self._local():
             return int(breaker._local_admit())
         if not self.store.blocking:
             return self._admit_prefetched()
@@ -231,17 +253,23 @@ class SharedBreaker:
         # A blocking store decides now; otherwise the local state decides and
         # a non-blocking store hears of it in the background.
         store = self.store
-        if store.blocking and store.available:
+        if self._local():
+            local()
+            return
+        if store.blocking:
             snap = store._run(self, op, arg)
             if snap is not None:
                 self.apply(snap)
                 return
+            local()
+            return
         local()
-        if store.available and not store.blocking:
-            store._submit(self, op, arg)
+        store._submit(self, op, arg)
 
     def clear(self, epoch: int) -> None:
         """A success after failures: clear, in the background, the failures seen so far."""
+        if self._local():
+            return
         with self._lock:
             if self._clearing:
                 return
@@ -256,7 +284,7 @@ class SharedBreaker:
     def release(self, epoch: int) -> None:
         """A trial that ended without an outcome gives its permit back (never blocks)."""
         permit = self._take_permit()
-        if permit:
+        if permit and not self._local():
             self.store._submit(self, "release", permit)
 
     def reset(self) -> None:

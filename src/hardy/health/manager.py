@@ -123,8 +123,7 @@ class HealthCheck:
         ``cache_ttl`` (seconds) reuses a result that long; concurrent callers
         of a check always share the one run in flight.
         """
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty str, got {name!r}")
+        _validate.non_empty_name(name)
         limit = _validate.seconds("timeout", timeout, allow_zero=False)
         if not isinstance(critical, bool):
             raise TypeError(f"critical must be a bool, got {critical!r}")
