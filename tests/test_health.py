@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from types import ModuleType
 from typing import Any
 
@@ -285,7 +286,9 @@ def test_process_wide_health_check_is_created_once() -> None:
 def test_default_checks_report_open_breakers_and_the_process() -> None:
     health = hardy.register_default_checks(hardy.HealthCheck())
     report = run(health.run_all())
-    assert report.status is HealthStatus.HEALTHY
+    # Not the overall status: every live breaker is listed, and another test's may still be open.
+    assert {result.name: result for result in report.checks}["process"].status is HealthStatus.HEALTHY
+    assert "payments" not in report.checks[0].details["breakers"]
     breaker = hardy.registry.get_or_create("payments", failure_threshold=1, reset_timeout=30)
     breaker.record_failure(ValueError("down"))
     report = run(health.run_all())
@@ -619,6 +622,80 @@ def test_run_all_sync_does_not_wait_for_the_default_executor() -> None:
     finally:
         release.set()
     assert finished.wait(10)
+
+
+# -- every live breaker is seen --------------------------------------------------------------------------------
+
+
+def _breaker_check() -> HealthCheckResult:
+    health = hardy.register_default_checks(hardy.HealthCheck())
+    return run(health.run_check("circuit_breakers"))
+
+
+def test_default_check_sees_a_breaker_made_directly() -> None:
+    breaker = hardy.CircuitBreaker("direct-payments", failure_threshold=1, reset_timeout=30)
+    assert "direct-payments" not in _breaker_check().details["breakers"]
+    breaker.record_failure(ValueError("down"))
+    result = _breaker_check()
+    assert result.status is HealthStatus.DEGRADED
+    assert "direct-payments (open)" in result.message
+    info = result.details["breakers"]["direct-payments"]
+    assert info == {
+        "name": "direct-payments",
+        "state": "open",
+        "time_until_reset": info["time_until_reset"],
+        "registered": False,
+    }
+    assert 0 < info["time_until_reset"] <= 30
+
+
+def test_breakers_sharing_a_name_are_all_listed() -> None:
+    registered = hardy.registry.get_or_create("twin-payments", failure_threshold=1, reset_timeout=30)
+    loose = hardy.CircuitBreaker("twin-payments", failure_threshold=1, reset_timeout=30)
+    loose.record_failure(ValueError("down"))
+    registered.record_failure(ValueError("down"))
+    breakers = _breaker_check().details["breakers"]
+    # Oldest first: the registered one was made first, so it keeps the plain name.
+    assert breakers["twin-payments"]["registered"] is True
+    assert breakers["twin-payments#2"]["registered"] is False
+    assert breakers["twin-payments#2"]["name"] == "twin-payments"
+    message = _breaker_check().message
+    assert "twin-payments (open)" in message
+    assert "twin-payments#2 (open)" in message
+
+
+def test_a_collected_breaker_is_no_longer_listed_nor_kept_alive() -> None:
+    from hardy import _live
+
+    breaker = hardy.CircuitBreaker("short-lived", failure_threshold=1)
+    breaker.record_failure(ValueError("down"))
+    assert breaker in _live.breakers()
+    assert "short-lived" in _breaker_check().details["breakers"]
+    ref = weakref.ref(breaker)
+    del breaker
+    gc.collect()
+    assert ref() is None
+    assert all(live.name != "short-lived" for live in _live.breakers())
+    assert "short-lived" not in _breaker_check().details["breakers"]
+
+
+def test_live_tracking_holds_objects_by_identity() -> None:
+    from hardy import _live
+
+    class EqualToAll:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    first, second = EqualToAll(), EqualToAll()
+    _live.track(first)
+    _live.track(second)
+    _live.track(first)  # twice: listed once
+    listed = [item for item in _live.breakers() if isinstance(item, EqualToAll)]
+    assert len(listed) == 2
+    assert listed[0] is first
+    assert listed[1] is second
 
 
 FORK_PROBE = """
