@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -99,3 +100,76 @@ def test_health_command_target_errors(core: ModuleType, target: str, message: st
     debug = run(core, "health", target, "--debug")
     assert debug.returncode == 3
     assert "Traceback" in debug.stderr
+
+
+# -- the probe exits within its checks' timeouts -------------------------------------------------------
+
+ABANDONED_CHECKS = """
+import asyncio
+import atexit
+import threading
+import time
+
+import hardy
+
+sync_sleeper = hardy.HealthCheck()
+sync_sleeper.register("db", timeout=0.2, critical=True)(lambda: time.sleep(8))
+
+async def offloaded() -> bool:
+    await asyncio.to_thread(time.sleep, 8)  # the default executor's thread keeps sleeping
+    return True
+
+async_offloader = hardy.HealthCheck()
+async_offloader.register("db", timeout=0.2, critical=True)(offloaded)
+
+own_thread = hardy.HealthCheck()
+
+def spawns() -> bool:
+    worker = threading.Thread(target=time.sleep, args=(8,))  # not a daemon: joined at exit
+    worker.start()
+    worker.join()
+    return True
+
+own_thread.register("db", timeout=0.2, critical=True)(spawns)
+
+quick = hardy.HealthCheck()
+quick.register("ok")(lambda: True)
+atexit.register(lambda: print("atexit ran", flush=True))
+"""
+
+
+def run_probe(core: ModuleType, tmp_path: Path, target: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    (tmp_path / "abandoned_checks.py").write_text(ABANDONED_CHECKS)
+    env = dict(os.environ)
+    env.pop("HARDY_NO_EXTENSIONS", None)
+    if core.IMPLEMENTATION == "py":
+        env["HARDY_NO_EXTENSIONS"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), str(ROOT), env.get("PYTHONPATH", "")]))
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "hardy", "health", f"abandoned_checks:{target}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=ROOT,
+    )
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize("target", ["sync_sleeper", "async_offloader", "own_thread"])
+def test_health_probe_exits_when_an_abandoned_check_keeps_running(
+    core: ModuleType, tmp_path: Path, target: str
+) -> None:
+    result, elapsed = run_probe(core, tmp_path, target)
+    assert result.returncode == 2, result.stderr
+    assert "timed out after 0.2s" in result.stdout
+    # A behaviour bound, not a speed target: the check sleeps 8 s, the probe must not wait for it.
+    assert elapsed < 4.0
+
+
+def test_health_probe_still_shuts_down_normally(core: ModuleType, tmp_path: Path) -> None:
+    result, _ = run_probe(core, tmp_path, "quick")
+    assert result.returncode == 0, result.stderr
+    assert "overall: healthy" in result.stdout
+    assert result.stdout.rstrip().endswith("atexit ran")  # the process was not cut short

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gc
+import inspect
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
+import warnings
+import weakref
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -53,15 +61,59 @@ def test_every_return_shape(value: Any, status: HealthStatus, message: str) -> N
         assert result.details == {"pool": 3}
 
 
-def test_unsupported_return_and_unknown_status() -> None:
+@pytest.mark.parametrize("value", [42, 0, "ok", "", [1, 2], [], 0.0, b"pong", object])
+def test_any_other_return_value_passes_as_in_the_reference(value: Any) -> None:
     health = hardy.HealthCheck()
-    health.register("number")(lambda: 42)
+    health.register("check")(lambda: value)
+    result = run(health.run_check("check"))
+    assert result.status is HealthStatus.HEALTHY
+    assert result.message == ""
+    assert result.details == {"value": value}
+    json.dumps(result.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [("unhealthy", HealthStatus.UNHEALTHY), ("degraded", HealthStatus.DEGRADED), ("unknown", HealthStatus.UNKNOWN)],
+)
+def test_a_returned_status_value_reads_as_that_status(value: str, status: HealthStatus) -> None:
+    health = hardy.HealthCheck()
+    health.register("check")(lambda: value)
+    result = run(health.run_check("check"))
+    assert result.status is status
+    assert result.details == {}
+
+
+def test_an_unknown_dict_status_is_unknown() -> None:
+    health = hardy.HealthCheck()
     health.register("odd")(lambda: {"status": "splendid"})
-    assert run(health.run_check("number")).status is HealthStatus.UNHEALTHY
-    assert "returned int" in run(health.run_check("number")).message
     odd = run(health.run_check("odd"))
     assert odd.status is HealthStatus.UNKNOWN
     assert "splendid" in odd.message
+
+
+def test_a_sync_check_returning_a_coroutine_is_refused_and_the_coroutine_closed() -> None:
+    health = hardy.HealthCheck()
+    made: list[Any] = []
+
+    async def ping() -> bool:
+        return True
+
+    def check() -> Any:
+        made.append(ping())
+        return made[-1]
+
+    health.register("lazy")(check)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "coroutine ... was never awaited" would fail the test
+        result = run(health.run_check("lazy"))
+        gc.collect()
+    assert result.status is HealthStatus.UNHEALTHY
+    assert (
+        result.message
+        == "check returned an awaitable (coroutine) instead of a result; await it inside an async def check"
+    )
+    assert inspect.getcoroutinestate(made[0]) == inspect.CORO_CLOSED
 
 
 def test_exceptions_and_unknown_names() -> None:
@@ -234,7 +286,9 @@ def test_process_wide_health_check_is_created_once() -> None:
 def test_default_checks_report_open_breakers_and_the_process() -> None:
     health = hardy.register_default_checks(hardy.HealthCheck())
     report = run(health.run_all())
-    assert report.status is HealthStatus.HEALTHY
+    # Not the overall status: every live breaker is listed, and another test's may still be open.
+    assert {result.name: result for result in report.checks}["process"].status is HealthStatus.HEALTHY
+    assert "payments" not in report.checks[0].details["breakers"]
     breaker = hardy.registry.get_or_create("payments", failure_threshold=1, reset_timeout=30)
     breaker.record_failure(ValueError("down"))
     report = run(health.run_all())
@@ -314,3 +368,373 @@ def test_bad_arguments() -> None:
         health.register("x")(5)  # type: ignore[type-var]
     with pytest.raises(TypeError, match="version must be a str"):
         hardy.HealthCheck(version=2)  # type: ignore[arg-type]
+
+
+# -- results validate their fields ---------------------------------------------------------------------------
+
+NAIVE = datetime.datetime(2026, 1, 1, 12, 0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "match"),
+    [
+        ({"name": 3}, TypeError, "HealthCheckResult.name must be a str, got 3"),
+        ({"name": ""}, ValueError, "HealthCheckResult.name must be a non-empty str, got ''"),
+        ({"status": "bogus"}, ValueError, "HealthCheckResult.status must be a HealthStatus or one of its values"),
+        ({"status": "UNHEALTHY"}, ValueError, "got 'UNHEALTHY'"),
+        ({"status": None}, TypeError, "HealthCheckResult.status must be a HealthStatus, got None"),
+        ({"status": True}, TypeError, "HealthCheckResult.status must be a HealthStatus, got True"),
+        ({"message": None}, TypeError, "HealthCheckResult.message must be a str, got None"),
+        ({"latency_ms": -1.0}, ValueError, "HealthCheckResult.latency_ms must be a finite number >= 0, got -1.0"),
+        ({"latency_ms": float("nan")}, ValueError, "HealthCheckResult.latency_ms must be a finite number >= 0"),
+        ({"latency_ms": float("inf")}, ValueError, "HealthCheckResult.latency_ms must be a finite number >= 0"),
+        ({"latency_ms": 10**400}, ValueError, "HealthCheckResult.latency_ms must be a finite number >= 0"),
+        ({"latency_ms": "1"}, TypeError, "HealthCheckResult.latency_ms must be a number, got '1'"),
+        ({"latency_ms": True}, TypeError, "HealthCheckResult.latency_ms must be a number, got True"),
+        ({"details": None}, TypeError, "HealthCheckResult.details must be a mapping, got None"),
+        ({"details": [("a", 1)]}, TypeError, "HealthCheckResult.details must be a mapping"),
+        ({"timestamp": NAIVE}, ValueError, "HealthCheckResult.timestamp must be timezone-aware"),
+        ({"timestamp": "2026-01-01"}, TypeError, "HealthCheckResult.timestamp must be a datetime, got '2026-01-01'"),
+        ({"timestamp": datetime.date(2026, 1, 1)}, TypeError, "HealthCheckResult.timestamp must be a datetime"),
+        ({"critical": 1}, TypeError, "HealthCheckResult.critical must be a bool, got 1"),
+    ],
+)
+def test_health_check_result_refuses_bad_fields(fields: dict[str, Any], error: type[Exception], match: str) -> None:
+    arguments: dict[str, Any] = {"name": "db", "status": HealthStatus.HEALTHY, **fields}
+    with pytest.raises(error, match=match.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        HealthCheckResult(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "match"),
+    [
+        ({"status": "sick"}, ValueError, "SystemHealth.status must be a HealthStatus or one of its values"),
+        ({"status": 1}, TypeError, "SystemHealth.status must be a HealthStatus, got 1"),
+        ({"checks": None}, TypeError, "SystemHealth.checks must be a list or tuple of HealthCheckResult, got None"),
+        ({"checks": iter([])}, TypeError, "SystemHealth.checks must be a list or tuple of HealthCheckResult"),
+        ({"checks": ["db"]}, TypeError, r"SystemHealth.checks\[0\] must be a HealthCheckResult, got 'db'"),
+        ({"version": 2}, TypeError, "SystemHealth.version must be a str, got 2"),
+        ({"uptime_seconds": -0.5}, ValueError, "SystemHealth.uptime_seconds must be a finite number >= 0, got -0.5"),
+        ({"uptime_seconds": float("nan")}, ValueError, "SystemHealth.uptime_seconds must be a finite number >= 0"),
+        ({"uptime_seconds": None}, TypeError, "SystemHealth.uptime_seconds must be a number, got None"),
+        ({"timestamp": NAIVE}, ValueError, "SystemHealth.timestamp must be timezone-aware"),
+        ({"timestamp": 0}, TypeError, "SystemHealth.timestamp must be a datetime, got 0"),
+    ],
+)
+def test_system_health_refuses_bad_fields(fields: dict[str, Any], error: type[Exception], match: str) -> None:
+    arguments: dict[str, Any] = {"status": HealthStatus.HEALTHY, "checks": [], **fields}
+    with pytest.raises(error, match=match):
+        hardy.SystemHealth(**arguments)
+
+
+def test_a_status_given_as_its_value_is_stored_as_the_member() -> None:
+    result = HealthCheckResult("db", "unhealthy")  # type: ignore[arg-type]
+    assert result.status is HealthStatus.UNHEALTHY
+    system = hardy.SystemHealth("degraded", (result,))  # type: ignore[arg-type]
+    assert system.status is HealthStatus.DEGRADED
+    assert system.to_dict()["checks"][0]["status"] == "unhealthy"
+
+
+def test_results_normalise_and_copy_what_they_are_given() -> None:
+    details = {"pool": 3}
+    moment = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
+    result = HealthCheckResult("db", HealthStatus.HEALTHY, latency_ms=3, details=details, timestamp=moment)
+    details["pool"] = 99
+    assert result.details == {"pool": 3}
+    assert isinstance(result.latency_ms, float)
+    assert result.timestamp == moment
+    assert hardy.SystemHealth(HealthStatus.HEALTHY, [], uptime_seconds=2).uptime_seconds == 2.0
+
+
+def test_a_critical_check_returning_a_status_string_makes_the_system_unhealthy_and_renders() -> None:
+    health = hardy.HealthCheck()
+    health.register("db", critical=True)(lambda: HealthCheckResult("db", "unhealthy"))  # type: ignore[arg-type]
+    report = health.run_all_sync()
+    assert report.status is HealthStatus.UNHEALTHY
+    assert json.loads(json.dumps(report.to_dict()))["checks"][0]["status"] == "unhealthy"
+    assert report.to_health_json()["status"] == "fail"
+
+
+def test_a_check_whose_result_cannot_be_built_is_unhealthy_naming_the_problem() -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+    health = hardy.HealthCheck()
+    health.register("bad_status", critical=True)(lambda: HealthCheckResult("db", "sick"))  # type: ignore[arg-type]
+    health.register("bad_latency")(lambda: HealthCheckResult("db", HealthStatus.HEALTHY, latency_ms=-1))
+    health.register("bad_message")(lambda: {"healthy": True, "message": Unprintable()})
+    report = health.run_all_sync()
+    checks = {result.name: result for result in report.checks}
+    assert report.status is HealthStatus.UNHEALTHY
+    assert checks["bad_status"].status is HealthStatus.UNHEALTHY
+    assert checks["bad_status"].message.startswith("ValueError: HealthCheckResult.status must be a HealthStatus")
+    assert "'sick'" in checks["bad_status"].message
+    assert checks["bad_latency"].status is HealthStatus.UNHEALTHY
+    assert "latency_ms must be a finite number >= 0, got -1" in checks["bad_latency"].message
+    assert checks["bad_message"].status is HealthStatus.UNHEALTHY
+    assert checks["bad_message"].message == "check returned an unusable dict: RuntimeError: no str"
+    json.dumps(report.to_dict())
+    json.dumps(report.to_health_json())
+
+
+def test_any_details_render_as_strict_json() -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+    cycle: list[Any] = [1]
+    cycle.append(cycle)
+    deep: list[Any] = []
+    for _ in range(500):
+        deep = [deep]
+    details = {
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "cycle": cycle,
+        "deep": deep,
+        "odd": Unprintable(),
+        "huge": 10**5000,
+        7: "an int key",
+        (1, 2): "a tuple key",
+        "when": datetime.time(12, 30),
+        "status": HealthStatus.DEGRADED,
+        "set": {3},
+    }
+    result = HealthCheckResult("db", HealthStatus.HEALTHY, details=details)
+    report = hardy.SystemHealth(HealthStatus.HEALTHY, [result])
+    rendered = json.loads(json.dumps(report.to_dict(), allow_nan=False))["checks"][0]["details"]
+    assert rendered["nan"] == "nan"
+    assert rendered["inf"] == "-inf"
+    assert rendered["cycle"] == [1, "<cycle>"]
+    assert "<too deep>" in json.dumps(rendered["deep"])
+    assert rendered["odd"] == "<unprintable Unprintable: RuntimeError>"
+    assert rendered["huge"] == "<int of 16610 bits>"
+    assert rendered["7"] == "an int key"
+    assert rendered["(1, 2)"] == "a tuple key"
+    assert rendered["when"] == "12:30:00"
+    assert rendered["status"] == "degraded"
+    assert rendered["set"] == [3]
+    json.dumps(report.to_health_json(), allow_nan=False)
+
+
+def test_health_json_keeps_results_that_share_a_name() -> None:
+    first = HealthCheckResult("db", HealthStatus.HEALTHY)
+    second = HealthCheckResult("db", HealthStatus.UNHEALTHY, "replica down")
+    data = hardy.SystemHealth(HealthStatus.DEGRADED, [first, second]).to_health_json()
+    assert [entry["status"] for entry in data["checks"]["db"]] == ["pass", "fail"]
+
+
+# -- an abandoned check holds nobody -------------------------------------------------------------------------
+
+
+def test_sync_checks_run_on_daemon_threads_at_most_max_workers() -> None:
+    health = hardy.HealthCheck(max_workers=1)
+    for index in range(3):
+        health.register(f"c{index}")(
+            lambda: {"daemon": threading.current_thread().daemon, "thread": threading.get_ident()}
+        )
+    report = health.run_all_sync()
+    assert all(result.details["daemon"] is True for result in report.checks)
+    assert len({result.details["thread"] for result in report.checks}) == 1
+
+
+def test_run_all_sync_returns_while_an_abandoned_sync_check_still_runs() -> None:
+    health = hardy.HealthCheck()
+    release = threading.Event()
+    calls = 0
+    finished = threading.Event()
+
+    @health.register("stuck", timeout=0.1, critical=True)
+    def stuck() -> bool:
+        nonlocal calls
+        calls += 1
+        release.wait(30)
+        finished.set()
+        return True
+
+    try:
+        first = health.run_all_sync()
+        assert first.status is HealthStatus.UNHEALTHY
+        assert first.checks[0].message == "timed out after 0.1s"
+        assert not finished.is_set()  # returned while the check was still running
+        second = health.run_all_sync()
+        assert second.checks[0].message == "timed out after 0.1s"
+        assert calls == 1  # the second probe waited for the run still going instead of starting another
+    finally:
+        release.set()
+    assert finished.wait(10)
+    # The run finished: the next probe starts a new one.
+    assert health.run_all_sync().status is HealthStatus.HEALTHY
+    assert calls == 2
+
+
+def test_a_probe_that_finds_a_run_going_gets_its_result() -> None:
+    health = hardy.HealthCheck()
+    started = threading.Event()
+    release = threading.Event()
+    calls = 0
+
+    @health.register("slow", timeout=20)
+    def slow() -> str:
+        nonlocal calls
+        calls += 1
+        started.set()
+        release.wait(20)
+        return "done"
+
+    reports: list[hardy.SystemHealth] = []
+    probes = [threading.Thread(target=lambda: reports.append(health.run_all_sync())) for _ in range(3)]
+    probes[0].start()
+    assert started.wait(10)
+    for probe in probes[1:]:
+        probe.start()
+    run_going = health._checks["slow"].running
+    assert run_going is not None
+    deadline = time.monotonic() + 10
+    while len(run_going._waiters) < 3 and time.monotonic() < deadline:  # the later probes joined the run
+        time.sleep(0.01)
+    release.set()
+    for probe in probes:
+        probe.join(30)
+    assert calls == 1
+    assert [report.checks[0].details for report in reports] == [{"value": "done"}] * 3
+
+
+def test_run_all_sync_does_not_wait_for_the_default_executor() -> None:
+    health = hardy.HealthCheck()
+    release = threading.Event()
+    finished = threading.Event()
+
+    def blocking() -> None:
+        release.wait(30)
+        finished.set()
+
+    @health.register("offloaded", timeout=0.1)
+    async def offloaded() -> bool:
+        await asyncio.to_thread(blocking)
+        return True
+
+    try:
+        report = health.run_all_sync()
+        assert report.checks[0].message == "timed out after 0.1s"
+        assert not finished.is_set()  # asyncio.run would have joined the to_thread worker first
+    finally:
+        release.set()
+    assert finished.wait(10)
+
+
+# -- every live breaker is seen --------------------------------------------------------------------------------
+
+
+def _breaker_check() -> HealthCheckResult:
+    health = hardy.register_default_checks(hardy.HealthCheck())
+    return run(health.run_check("circuit_breakers"))
+
+
+def test_default_check_sees_a_breaker_made_directly() -> None:
+    breaker = hardy.CircuitBreaker("direct-payments", failure_threshold=1, reset_timeout=30)
+    assert "direct-payments" not in _breaker_check().details["breakers"]
+    breaker.record_failure(ValueError("down"))
+    result = _breaker_check()
+    assert result.status is HealthStatus.DEGRADED
+    assert "direct-payments (open)" in result.message
+    info = result.details["breakers"]["direct-payments"]
+    assert info == {
+        "name": "direct-payments",
+        "state": "open",
+        "time_until_reset": info["time_until_reset"],
+        "registered": False,
+    }
+    assert 0 < info["time_until_reset"] <= 30
+
+
+def test_breakers_sharing_a_name_are_all_listed() -> None:
+    registered = hardy.registry.get_or_create("twin-payments", failure_threshold=1, reset_timeout=30)
+    loose = hardy.CircuitBreaker("twin-payments", failure_threshold=1, reset_timeout=30)
+    loose.record_failure(ValueError("down"))
+    registered.record_failure(ValueError("down"))
+    breakers = _breaker_check().details["breakers"]
+    # Oldest first: the registered one was made first, so it keeps the plain name.
+    assert breakers["twin-payments"]["registered"] is True
+    assert breakers["twin-payments#2"]["registered"] is False
+    assert breakers["twin-payments#2"]["name"] == "twin-payments"
+    message = _breaker_check().message
+    assert "twin-payments (open)" in message
+    assert "twin-payments#2 (open)" in message
+
+
+def test_a_collected_breaker_is_no_longer_listed_nor_kept_alive() -> None:
+    from hardy import _live
+
+    breaker = hardy.CircuitBreaker("short-lived", failure_threshold=1)
+    breaker.record_failure(ValueError("down"))
+    assert breaker in _live.breakers()
+    assert "short-lived" in _breaker_check().details["breakers"]
+    ref = weakref.ref(breaker)
+    del breaker
+    gc.collect()
+    assert ref() is None
+    assert all(live.name != "short-lived" for live in _live.breakers())
+    assert "short-lived" not in _breaker_check().details["breakers"]
+
+
+def test_live_tracking_holds_objects_by_identity() -> None:
+    from hardy import _live
+
+    class EqualToAll:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    first, second = EqualToAll(), EqualToAll()
+    _live.track(first)
+    _live.track(second)
+    _live.track(first)  # twice: listed once
+    listed = [item for item in _live.breakers() if isinstance(item, EqualToAll)]
+    assert len(listed) == 2
+    assert listed[0] is first
+    assert listed[1] is second
+
+
+FORK_PROBE = """
+import os, sys, threading
+import hardy
+
+parent = os.getpid()
+release = threading.Event()
+health = hardy.HealthCheck()
+
+@health.register("stuck", timeout=0.2)
+def stuck() -> bool:
+    if os.getpid() == parent:
+        release.wait(30)  # abandoned in the parent; its thread does not exist in the child
+    return True
+
+assert health.run_all_sync().status is hardy.HealthStatus.DEGRADED
+child = os.fork()
+if child == 0:
+    status = health.run_all_sync().status
+    os._exit(0 if status is hardy.HealthStatus.HEALTHY else 1)
+_, code = os.waitpid(child, 0)
+release.set()
+print("child exit", os.waitstatus_to_exitcode(code))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
+def test_a_forked_child_runs_a_check_its_parent_abandoned(core: ModuleType) -> None:
+    env = dict(os.environ)
+    env.pop("HARDY_NO_EXTENSIONS", None)
+    if core.IMPLEMENTATION == "py":
+        env["HARDY_NO_EXTENSIONS"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", FORK_PROBE],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "child exit 0"

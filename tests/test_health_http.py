@@ -147,3 +147,45 @@ def test_apps_want_a_health_check() -> None:
         asgi_app(object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="health must be a HealthCheck"):
         wsgi_app(None)  # type: ignore[arg-type]
+
+
+def test_wsgi_app_answers_while_an_abandoned_check_still_runs() -> None:
+    health = hardy.HealthCheck()
+    release = threading.Event()
+    finished = threading.Event()
+
+    @health.register("stuck", timeout=0.1, critical=True)
+    def stuck() -> bool:
+        release.wait(30)
+        finished.set()
+        return True
+
+    try:
+        with wsgiref_server(wsgi_app(health)) as base:
+            code, _, body = get(f"{base}/health")
+            assert code == 503
+            assert body["checks"][0]["message"] == "timed out after 0.1s"
+            assert get(f"{base}/health/ready")[0] == 503
+        assert not finished.is_set()  # answered while the check was still running
+    finally:
+        release.set()
+
+
+def status_string_health() -> hardy.HealthCheck:
+    health = hardy.HealthCheck()
+    health.register("db", critical=True)(lambda: hardy.HealthCheckResult("db", "unhealthy"))  # type: ignore[arg-type]
+    health.register("odd")(lambda: {"healthy": True, "ratio": float("nan"), "raw": object()})
+    return health
+
+
+def test_apps_render_checks_that_return_status_strings_and_odd_details() -> None:
+    with wsgiref_server(wsgi_app(status_string_health())) as base:
+        code, _, body = get(f"{base}/health")
+        assert code == 503
+        assert body["status"] == "unhealthy"
+        assert body["checks"][1]["details"]["ratio"] == "nan"
+        assert get(f"{base}/health", accept="application/health+json")[2]["status"] == "fail"
+    with uvicorn_server(asgi_app(status_string_health())) as base:
+        code, _, body = get(f"{base}/health")
+        assert code == 503
+        assert body["checks"][0]["status"] == "unhealthy"

@@ -4,7 +4,8 @@
   :class:`~hardy.HealthCheck` (or a zero-argument factory returning one) and
   exits 0 when healthy, 1 when degraded with ``--strict`` (else 0), 2 when
   unhealthy, and 3 when the target cannot be loaded: usable as a container
-  ``HEALTHCHECK`` or a Kubernetes exec probe.
+  ``HEALTHCHECK`` or a Kubernetes exec probe. Once it has printed the report
+  the process ends within a second, whatever an abandoned check still runs.
 * ``python -m hardy demo [--seconds N]`` runs the main job on a simulated flaky
   dependency and prints what happens.
 * ``python -m hardy --version`` names the version and the active core.
@@ -13,15 +14,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import os
 import sys
+import threading
+import time
 import traceback
 from typing import Any
 
 from . import IMPLEMENTATION, __version__
 
 EXIT_HEALTHY, EXIT_DEGRADED, EXIT_UNHEALTHY, EXIT_TARGET_ERROR = 0, 1, 2, 3
+# How long the interpreter may take to shut down after the report, before the probe ends it.
+EXIT_GRACE_SECONDS = 1.0
 
 
 class TargetError(Exception):
@@ -67,7 +74,26 @@ def _table(report: Any) -> str:
     return "\n".join(lines)
 
 
-def health_command(args: argparse.Namespace) -> int:
+def _end_process_within(seconds: float, code: int) -> None:
+    """End the process with ``code`` if its normal shutdown takes longer than ``seconds``.
+
+    The interpreter joins non-daemon threads at exit: a check that timed out
+    but left work in ``asyncio.to_thread``, or threads of its own, would keep
+    a container probe alive until that work returned. The normal shutdown
+    (atexit handlers, buffered output) still runs when it is quick.
+    """
+
+    def expire() -> None:
+        time.sleep(seconds)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # a closed pipe: nothing more can be said anyway
+                stream.flush()
+        os._exit(code)
+
+    threading.Thread(target=expire, name="hardy-health-exit", daemon=True).start()
+
+
+def _health_exit_code(args: argparse.Namespace) -> int:
     from .health import HealthStatus
 
     try:
@@ -84,6 +110,16 @@ def health_command(args: argparse.Namespace) -> int:
     if report.status is HealthStatus.HEALTHY:
         return EXIT_HEALTHY
     return EXIT_DEGRADED if args.strict else EXIT_HEALTHY
+
+
+def health_command(args: argparse.Namespace) -> int:
+    """Run ``python -m hardy health`` and return its exit status."""
+    code = _health_exit_code(args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if __name__ == "__main__":  # run as ``python -m hardy``, not imported (as by the tests)
+        _end_process_within(EXIT_GRACE_SECONDS, code)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ import random
 import time
 import types
 
-from hardy import _blocks, _chain, _deadlines, _events, _safe_points, _sleep, _timeout_log, _validate, _wrapping
+from hardy import _blocks, _chain, _deadlines, _events, _live, _safe_points, _sleep, _timeout_log, _validate, _wrapping
 from hardy.errors import CircuitOpenError, TimeoutError as HardyTimeoutError
 from hardy.jitter import JITTER_CODES
 from hardy.state import STATE_BY_CODE
@@ -410,6 +410,7 @@ cdef class CircuitBreaker:
     cdef object _clock          # None: read the monotonic clock in C
     cdef list _listeners        # None until the first listener
     cdef object _store          # the store's binding (hardy.store), or None
+    cdef object __weakref__
 
     def __init__(
         self,
@@ -436,6 +437,7 @@ cdef class CircuitBreaker:
         self._state = CLOSED
         if store is not None:
             self._store = _validate.breaker_store(store).bind(self)
+        _live.track(self)
 
     # -- reading the breaker ----------------------------------------------
 

@@ -29,7 +29,7 @@ import types
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from . import _blocks, _chain, _deadlines, _events, _sleep, _timeout_log, _validate, _wrapping
+from . import _blocks, _chain, _deadlines, _events, _live, _sleep, _timeout_log, _validate, _wrapping
 from ._types import P, ProtectedCallable, R
 from .errors import CircuitOpenError
 from .jitter import JITTER_CODES, Jitter
@@ -69,6 +69,7 @@ class CircuitBreaker:
     """
 
     __slots__ = (
+        "__weakref__",
         "_clock",
         "_epoch",
         "_excluded",
@@ -126,6 +127,7 @@ class CircuitBreaker:
         self._rejections = 0
         self._opened = 0
         self._store: Any = None if store is None else _validate.breaker_store(store).bind(self)
+        _live.track(self)
 
     # -- the state machine ------------------------------------------------
 

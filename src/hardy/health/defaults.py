@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+from .. import _live
 from ..breaker import registry
 from ..state import CircuitState
 from .manager import HealthCheck
@@ -33,17 +34,44 @@ def _resident_bytes() -> int | None:
     return peak if sys.platform == "darwin" else peak * 1024  # the peak, where the current is not exposed
 
 
+def _unique_keys(names: list[str]) -> list[str]:
+    """``names`` made unique: a repeated name gets ``#2``, ``#3``... in order."""
+    keys: list[str] = []
+    taken: set[str] = set()
+    for name in names:
+        key, number = name, 1
+        while key in taken:  # also steps over a breaker really named "payments#2"
+            number += 1
+            key = f"{name}#{number}"
+        taken.add(key)
+        keys.append(key)
+    return keys
+
+
 def circuit_breakers_check() -> dict[str, Any]:
-    """DEGRADED while any registered breaker is open or half-open, naming each."""
-    troubled: dict[str, Any] = {}
-    for name, breaker in registry.all().items():
-        state = breaker.state
+    """DEGRADED while any live breaker is open or half-open, naming each.
+
+    Every breaker alive in the process is looked at, registered or made
+    directly with ``hardy.CircuitBreaker(...)``; two breakers sharing a name
+    are told apart as ``name`` and ``name#2`` (oldest first).
+    """
+    troubled = []
+    for breaker in _live.breakers():
+        state = breaker.state  # read once: the listing must agree with itself
         if state is not CircuitState.CLOSED:
-            troubled[name] = {"state": state.value, "time_until_reset": breaker.get_time_until_reset()}
+            troubled.append((breaker, state))
     if not troubled:
         return {"status": HealthStatus.HEALTHY, "message": "all circuit breakers closed", "breakers": {}}
-    listing = ", ".join(f"{name} ({info['state']})" for name, info in troubled.items())
-    return {"status": HealthStatus.DEGRADED, "message": f"circuit breakers not closed: {listing}", "breakers": troubled}
+    details: dict[str, Any] = {}
+    for key, (breaker, state) in zip(_unique_keys([breaker.name for breaker, _ in troubled]), troubled, strict=True):
+        details[key] = {
+            "name": breaker.name,
+            "state": state.value,
+            "time_until_reset": breaker.get_time_until_reset(),
+            "registered": registry.get(breaker.name) is breaker,
+        }
+    listing = ", ".join(f"{key} ({info['state']})" for key, info in details.items())
+    return {"status": HealthStatus.DEGRADED, "message": f"circuit breakers not closed: {listing}", "breakers": details}
 
 
 def process_check() -> dict[str, Any]:

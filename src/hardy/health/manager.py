@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import inspect
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -12,7 +13,8 @@ from typing import Any, TypeVar
 
 from .. import _validate, _wrapping
 from ..timeout import _await_with_deadline, _Elapsed
-from .results import HealthCheckResult, HealthStatus, SystemHealth
+from ._workers import Run, Workers
+from .results import _STATUS_VALUES, HealthCheckResult, HealthStatus, SystemHealth
 
 __all__ = ["HealthCheck", "get_health_check"]
 
@@ -29,6 +31,7 @@ class _Check:
     cached: HealthCheckResult | None = None
     cached_until: float = 0.0
     in_flight: dict[asyncio.AbstractEventLoop, asyncio.Task[HealthCheckResult]] = field(default_factory=dict)
+    running: Run | None = None  # a sync check's latest run, shared by the probes of every loop
 
 
 def _overall(results: list[HealthCheckResult]) -> HealthStatus:
@@ -70,23 +73,42 @@ def _interpret(name: str, value: Any, latency_ms: float, critical: bool) -> Heal
         else:
             status = HealthStatus.HEALTHY
         return HealthCheckResult(name, status, message, latency_ms, details, critical=critical)
-    return HealthCheckResult(
-        name,
-        HealthStatus.UNHEALTHY,
-        f"check returned {type(value).__name__}; expected bool, HealthStatus, HealthCheckResult, dict or None",
-        latency_ms,
-        critical=critical,
-    )
+    if isinstance(value, str) and value in _STATUS_VALUES:
+        # Read as its HealthStatus, as HealthCheckResult("db", "unhealthy") is.
+        return HealthCheckResult(name, HealthStatus(value), "", latency_ms, critical=critical)
+    if inspect.isawaitable(value):
+        close = getattr(value, "close", None)
+        if callable(close):
+            close()  # never awaited: no "coroutine was never awaited" warning on top of this message
+        message = (
+            f"check returned an awaitable ({type(value).__name__}) instead of a result; "
+            "await it inside an async def check"
+        )
+        return HealthCheckResult(name, HealthStatus.UNHEALTHY, message, latency_ms, critical=critical)
+    # As the reference does: a check that returned without raising passed,
+    # whatever the value (0 and "" too). The value is kept for the report.
+    return HealthCheckResult(name, HealthStatus.HEALTHY, "", latency_ms, {"value": value}, critical=critical)
+
+
+def _judge(name: str, value: Any, latency_ms: float, critical: bool) -> HealthCheckResult:
+    """:func:`_interpret`, with a result that cannot be built reported as the check's failure."""
+    try:
+        return _interpret(name, value, latency_ms, critical)
+    except Exception as exc:  # e.g. a dict whose "message" cannot be made a str
+        message = f"check returned an unusable {type(value).__name__}: {type(exc).__name__}: {exc}"
+        return HealthCheckResult(name, HealthStatus.UNHEALTHY, message, latency_ms, critical=critical)
 
 
 class HealthCheck:
     """Named health checks, run concurrently with a timeout each, and their aggregate.
 
-    Sync checks run in a bounded thread pool so they never block the event
-    loop; a check that overruns its ``timeout`` is reported UNHEALTHY at once
-    (a sync one is abandoned and finishes in its worker). A critical check
-    that is UNHEALTHY makes the system UNHEALTHY; any other trouble makes it
-    DEGRADED.
+    Sync checks run on up to ``max_workers`` daemon threads so they never
+    block the event loop; a check that overruns its ``timeout`` is reported
+    UNHEALTHY at once (a sync one is abandoned and finishes in its thread,
+    which holds neither the caller nor the process's exit; until it does,
+    later probes wait for that run rather than start another). A critical
+    check that is UNHEALTHY makes the system UNHEALTHY; any other trouble
+    makes it DEGRADED.
 
     Example::
 
@@ -107,7 +129,7 @@ class HealthCheck:
         self._max_workers = _validate.positive_int("max_workers", max_workers)
         self._checks: dict[str, _Check] = {}
         self._lock = threading.Lock()
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._workers: Workers | None = None
         self._started = time.monotonic()
 
     @property
@@ -139,11 +161,18 @@ class HealthCheck:
 
         return decorate
 
-    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+    def _sync_run(self, check: _Check) -> Run:
+        """The run of sync ``check`` to wait for: the one still going, or a new one."""
         with self._lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(self._max_workers, thread_name_prefix="hardy-health")
-            return self._pool
+            run = check.running
+            # A run started before a fork never finishes in the child: its thread stayed behind.
+            if run is None or run.finished or run.pid != os.getpid():
+                if self._workers is None:
+                    self._workers = Workers(self._max_workers, "hardy-health")
+                run = Run(check.func)
+                self._workers.submit(run.execute)
+                check.running = run
+            return run
 
     async def _execute(self, name: str, check: _Check) -> HealthCheckResult:
         started = time.perf_counter()
@@ -151,8 +180,7 @@ class HealthCheck:
             if check.is_async:
                 value = await _await_with_deadline(check.func(), check.timeout)
             else:
-                future = asyncio.get_running_loop().run_in_executor(self._executor(), check.func)
-                value = await _await_with_deadline(future, check.timeout)
+                value = await _await_with_deadline(self._sync_run(check).result(), check.timeout)
         except _Elapsed:
             latency = (time.perf_counter() - started) * 1000
             message = f"timed out after {check.timeout}s"
@@ -161,7 +189,7 @@ class HealthCheck:
             latency = (time.perf_counter() - started) * 1000
             message = f"{type(exc).__name__}: {exc}"
             return HealthCheckResult(name, HealthStatus.UNHEALTHY, message, latency, critical=check.critical)
-        return _interpret(name, value, (time.perf_counter() - started) * 1000, check.critical)
+        return _judge(name, value, (time.perf_counter() - started) * 1000, check.critical)
 
     async def run_check(self, name: str) -> HealthCheckResult:
         """Run one check (or reuse its cached result); UNKNOWN for a name never registered."""
@@ -206,21 +234,44 @@ class HealthCheck:
         return f"<HealthCheck version={self.version!r} checks={list(self._checks)}>"
 
 
+def _run_in_new_loop(make: Callable[[], Coroutine[Any, Any, SystemHealth]]) -> SystemHealth:
+    """``asyncio.run(make())``, except that it never waits for the loop's default executor.
+
+    ``asyncio.run`` ends by joining the default executor's threads: an async
+    check that handed a blocking call to ``asyncio.to_thread`` and timed out
+    would hold the caller until that call returned. ``loop.close()`` shuts the
+    executor down without waiting.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(make())
+    finally:
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
 def _run_sync(make: Callable[[], Coroutine[Any, Any, SystemHealth]]) -> SystemHealth:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(make())
+        return _run_in_new_loop(make)
     # A loop runs in this thread already: run ours in a helper thread.
     outcome: list[tuple[bool, Any]] = []
 
     def run() -> None:
         try:
-            outcome.append((True, asyncio.run(make())))
+            outcome.append((True, _run_in_new_loop(make)))
         except BaseException as exc:  # handed back below
             outcome.append((False, exc))
 
-    thread = threading.Thread(target=run, name="hardy-health-sync")
+    thread = threading.Thread(target=run, name="hardy-health-sync", daemon=True)
     thread.start()
     thread.join()
     ok, value = outcome[0]

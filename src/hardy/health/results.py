@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import enum
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,10 +40,62 @@ _HEALTH_JSON = {
     HealthStatus.UNKNOWN: "warn",
 }
 
+_STATUS_VALUES = tuple(status.value for status in HealthStatus)
+
+
+def _status(owner: str, value: object) -> HealthStatus:
+    """A ``HealthStatus``; exactly one of its values (``"unhealthy"``) is taken as that member."""
+    if isinstance(value, HealthStatus):
+        return value
+    if isinstance(value, str):
+        try:
+            return HealthStatus(value)
+        except ValueError:
+            raise ValueError(
+                f"{owner}.status must be a HealthStatus or one of its values {_STATUS_VALUES}, got {value!r}"
+            ) from None
+    raise TypeError(f"{owner}.status must be a HealthStatus, got {value!r} ({type(value).__name__})")
+
+
+def _text(owner: str, field_name: str, value: object, *, empty: bool = True) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{owner}.{field_name} must be a str, got {value!r} ({type(value).__name__})")
+    if not empty and not value:
+        raise ValueError(f"{owner}.{field_name} must be a non-empty str, got {value!r}")
+    return value
+
+
+def _amount(owner: str, field_name: str, value: object) -> float:
+    """A finite real number ``>= 0``, as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}.{field_name} must be a number, got {value!r} ({type(value).__name__})")
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result) or result < 0.0:
+        raise ValueError(f"{owner}.{field_name} must be a finite number >= 0, got {value!r}")
+    return result
+
+
+def _moment(owner: str, value: object) -> datetime.datetime:
+    if not isinstance(value, datetime.datetime):
+        raise TypeError(f"{owner}.timestamp must be a datetime, got {value!r} ({type(value).__name__})")
+    if value.utcoffset() is None:
+        raise ValueError(f"{owner}.timestamp must be timezone-aware (for example in UTC), got {value!r}")
+    return value
+
 
 @dataclass(frozen=True)
 class HealthCheckResult:
     """The outcome of one check.
+
+    Every field is checked when the result is made: a wrong type raises
+    :class:`TypeError`, a wrong value :class:`ValueError`, each naming the
+    field. ``status`` may be one of the :class:`HealthStatus` values
+    (``"unhealthy"``), stored as that member; ``latency_ms`` is a finite
+    number ``>= 0``; ``details`` is any mapping, copied, and whatever in it
+    JSON cannot hold renders as its ``str``; ``timestamp`` is timezone-aware.
 
     Example::
 
@@ -55,6 +109,21 @@ class HealthCheckResult:
     details: Mapping[str, Any] = field(default_factory=dict)
     timestamp: datetime.datetime = field(default_factory=_now)
     critical: bool = False
+
+    def __post_init__(self) -> None:
+        owner = "HealthCheckResult"
+        _text(owner, "name", self.name, empty=False)
+        # frozen: normalised values are stored past the dataclass's __setattr__
+        object.__setattr__(self, "status", _status(owner, self.status))
+        _text(owner, "message", self.message)
+        object.__setattr__(self, "latency_ms", _amount(owner, "latency_ms", self.latency_ms))
+        if not isinstance(self.details, Mapping):
+            raise TypeError(f"{owner}.details must be a mapping, got {self.details!r} ({type(self.details).__name__})")
+        # A copy: the result is frozen, so a caller's dict changed later must not change it.
+        object.__setattr__(self, "details", dict(self.details))
+        _moment(owner, self.timestamp)
+        if not isinstance(self.critical, bool):
+            raise TypeError(f"{owner}.critical must be a bool, got {self.critical!r} ({type(self.critical).__name__})")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of the result."""
@@ -73,6 +142,10 @@ class HealthCheckResult:
 class SystemHealth:
     """The health of the whole system: the overall status and every check's result.
 
+    Its fields are checked like :class:`HealthCheckResult`'s: ``checks`` is a
+    list or tuple of results, ``version`` a ``str``, ``uptime_seconds`` a
+    finite number ``>= 0``, ``timestamp`` timezone-aware.
+
     Example::
 
         health = await hardy.get_health_check().run_all()
@@ -84,6 +157,23 @@ class SystemHealth:
     version: str = "unknown"
     uptime_seconds: float = 0.0
     timestamp: datetime.datetime = field(default_factory=_now)
+
+    def __post_init__(self) -> None:
+        owner = "SystemHealth"
+        object.__setattr__(self, "status", _status(owner, self.status))
+        if not isinstance(self.checks, (list, tuple)):
+            raise TypeError(
+                f"{owner}.checks must be a list or tuple of HealthCheckResult, "
+                f"got {self.checks!r} ({type(self.checks).__name__})"
+            )
+        for index, check in enumerate(self.checks):
+            if not isinstance(check, HealthCheckResult):
+                raise TypeError(
+                    f"{owner}.checks[{index}] must be a HealthCheckResult, got {check!r} ({type(check).__name__})"
+                )
+        _text(owner, "version", self.version)
+        object.__setattr__(self, "uptime_seconds", _amount(owner, "uptime_seconds", self.uptime_seconds))
+        _moment(owner, self.timestamp)
 
     def to_dict(self) -> dict[str, Any]:
         """``status``, ``version``, ``uptime_seconds``, ``timestamp`` (ISO 8601) and ``checks``."""
@@ -99,7 +189,8 @@ class SystemHealth:
         """The IETF "Health Check Response Format for HTTP APIs" shape (``application/health+json``).
 
         ``status`` is ``pass``, ``warn`` or ``fail``; ``checks`` is keyed by
-        component, each a list of one object with ``status``, ``time``,
+        component, each a list of one object (more when several results share
+        a name) with ``status``, ``time``,
         ``observedValue`` (a check's ``details["observed_value"]``, when it
         gives one) and ``output`` for failures.
         """
@@ -116,10 +207,11 @@ class SystemHealth:
                 entry["observedValue"] = _jsonable(check.details["observed_value"])
                 entry.pop("observedUnit")
                 if "observed_unit" in check.details:
-                    entry["observedUnit"] = str(check.details["observed_unit"])
+                    entry["observedUnit"] = _text_of(check.details["observed_unit"])
             if check.status in (HealthStatus.UNHEALTHY, HealthStatus.DEGRADED) and check.message:
                 entry["output"] = check.message
-            checks[check.name] = [entry]
+            # The format keys by component and holds a list: two results sharing a name both stay.
+            checks.setdefault(check.name, []).append(entry)
         return {
             "status": _HEALTH_JSON[self.status],
             "version": self.version,
@@ -127,16 +219,51 @@ class SystemHealth:
         }
 
 
-def _jsonable(value: Any) -> Any:
-    """``value`` with anything JSON cannot hold turned into its ``str``."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, enum.Enum):
-        return _jsonable(value.value)
-    if isinstance(value, datetime.datetime):
-        return value.isoformat()
-    return str(value)
+# Deeper details are cut: json.dumps itself would hit the recursion limit.
+_MAX_DEPTH = 64
+# Decimal digits of larger ints exceed Python's int-to-str limit (4300 digits).
+_MAX_INT_BITS = 8192
+
+
+def _text_of(value: object) -> str:
+    """``str(value)``, or a name for the value when its ``__str__`` fails."""
+    try:
+        return str(value)
+    except Exception as exc:
+        return f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
+
+
+def _jsonable(value: Any, _path: tuple[int, ...] = ()) -> Any:
+    """``value`` as JSON can hold it, so a report always renders.
+
+    Anything JSON cannot hold becomes its ``str``: an object, a date, a
+    non-finite float (``"nan"``, ``"inf"``), a key that is not a string. A
+    container met again inside itself becomes ``"<cycle>"``, and one nested
+    deeper than 64 levels ``"<too deep>"``.
+    """
+    try:
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, int):
+            return value if value.bit_length() <= _MAX_INT_BITS else f"<int of {value.bit_length()} bits>"
+        if isinstance(value, float):
+            return value if math.isfinite(value) else str(value)
+        if isinstance(value, enum.Enum):
+            return _jsonable(value.value, _path)
+        if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+            return value.isoformat()
+        if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+            if id(value) in _path:
+                return "<cycle>"
+            if len(_path) >= _MAX_DEPTH:
+                return "<too deep>"
+            inner = (*_path, id(value))
+            if isinstance(value, Mapping):
+                return {
+                    (key if isinstance(key, str) else _text_of(key)): _jsonable(item, inner)
+                    for key, item in value.items()
+                }
+            return [_jsonable(item, inner) for item in value]
+        return _text_of(value)
+    except Exception as exc:  # a mapping whose items() fails, a set that changes while read...
+        return f"<unrenderable {type(value).__name__}: {type(exc).__name__}>"

@@ -1,0 +1,67 @@
+"""Every circuit breaker alive in the process, held weakly.
+
+Both cores' ``CircuitBreaker.__init__`` end with :func:`track`, so a breaker
+made directly (``hardy.CircuitBreaker("payments")``) is seen as well as one
+from the registry, and being listed never keeps a breaker alive.
+
+Example::
+
+    not_closed = [b for b in hardy._live.breakers() if b.state is not hardy.CircuitState.CLOSED]
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+__all__ = ["breakers", "track"]
+
+
+class _Ref(weakref.ref[Any]):
+    """A weak reference that hashes and compares by its own identity.
+
+    A plain ``weakref.ref`` hashes as its referent, which fails for a breaker
+    subclass that defines ``__eq__`` without ``__hash__`` and would merge two
+    breakers such a subclass calls equal.
+    """
+
+    __slots__ = ()
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+
+# A dict rather than a set: it keeps creation order, so listings are stable
+# from one health probe to the next.
+_refs: dict[_Ref, None] = {}
+# Re-entrant: an allocation under the lock may run the garbage collector, whose
+# finalisers may create (and so track) a breaker, or drop one, on this thread.
+_lock = threading.RLock()
+
+
+def _forget(ref: weakref.ref[Any]) -> None:
+    # The collector calls this as a breaker dies, on whichever thread freed it.
+    with _lock:
+        _refs.pop(ref, None)  # type: ignore[call-overload]
+
+
+def track(breaker: object) -> None:
+    """Remember ``breaker`` until it is garbage collected (weakly)."""
+    ref = _Ref(breaker, _forget)
+    with _lock:
+        _refs[ref] = None
+
+
+def breakers() -> list[Any]:
+    """A snapshot of every live breaker, oldest first, each once."""
+    with _lock:
+        refs = list(_refs)
+    seen: set[int] = set()
+    result = []
+    for ref in refs:
+        breaker = ref()
+        # __init__ may run twice on one breaker: it is tracked twice, listed once.
+        if breaker is not None and id(breaker) not in seen:
+            seen.add(id(breaker))
+            result.append(breaker)
+    return result
