@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from . import testing
 from ._core import IMPLEMENTATION, CircuitBreaker, RetryConfig
+from ._safe_points import defer_timeouts_in
 from .breaker import BreakerRegistry, circuit_breaker, get_circuit_breaker, registry
 from .errors import AllFallbacksFailedError, CircuitOpenError, HardyError, TimeoutError  # noqa: A004
 from .fallback import Fallback, fallback, with_fallback
@@ -59,6 +60,7 @@ __all__ = [
     "TimeoutError",
     "__version__",
     "circuit_breaker",
+    "defer_timeouts_in",
     "fallback",
     "get_circuit_breaker",
     "get_health_check",

@@ -146,6 +146,28 @@ cdef extern from *:
         return -1;
     }
 
+    /* Whether `kind` is the asynchronous exception pending in this thread. */
+    static inline int hardy_pending_is(PyObject *kind) {
+    #ifdef Py_GIL_DISABLED
+        return 1;  /* cannot be read safely here: assume it is */
+    #else
+        return PyThreadState_Get()->async_exc == kind;
+    #endif
+    }
+
+    /* Before 3.12, cancelling a pending asynchronous exception with
+       PyThreadState_SetAsyncExc(id, NULL) leaves the interpreter's "async
+       exception" signal set for good: every later eval-breaker check takes
+       the slow path, and on 3.11 a traced or profiled function then loops
+       for ever at its first instruction. There a pending delivery is taken
+       instead, by letting it raise in a no-op Python call and catching it,
+       which clears the signal. */
+    #if PY_VERSION_HEX < 0x030C0000
+    #define HARDY_CANCEL_BY_RAISING 1
+    #else
+    #define HARDY_CANCEL_BY_RAISING 0
+    #endif
+
     /* A mutex left held by a thread that did not survive fork(). */
     static inline void hardy_reset_mutex(hardy_mutex *m) {
         memset(m, 0, sizeof(*m));
@@ -264,6 +286,9 @@ cdef extern from *:
         if (ts == NULL) {
             return 0;
         }
+        if (ts->tracing) {
+            return 1;  /* in a trace or profile function */
+        }
         name = hardy_innermost_file(ts);
         if (name != NULL) {
             unsafe = hardy_file_deferred(name, rules, exempt, verdicts);
@@ -296,6 +321,8 @@ cdef extern from *:
     PyObject* hardy_new_exception(PyObject* type, PyObject* args)
     void hardy_reset_mutex(hardy_mutex* m) noexcept nogil
     bint HARDY_INSPECT_IN_C
+    bint HARDY_CANCEL_BY_RAISING
+    int hardy_pending_is(PyObject* kind) noexcept
     int hardy_verdict(unsigned long id, PyObject* rules, PyObject* exempt, PyObject* verdicts, PyObject* kind) noexcept
     void hardy_set_stop_iteration(PyObject* value) noexcept
     double hardy_next_double(unsigned long long* state) noexcept nogil
@@ -333,6 +360,7 @@ cdef extern from "Python.h":
     PyObject* PyObject_CallFunctionObjArgs(PyObject* callable, ...)
     PyObject* PyObject_CallOneArg(PyObject* callable, PyObject* arg)
     int PyThreadState_SetAsyncExc(unsigned long id, PyObject* exc)
+    void* PyThreadState_Get()
     unsigned long PyThread_get_thread_ident()
     PyObject* PyLong_FromUnsignedLong(unsigned long v)
     int PyObject_IsTrue(PyObject* o)
@@ -1998,6 +2026,7 @@ cdef object _sp_snapshot = _safe_points.snapshot
 cdef object _sp_verdict = _safe_points.verdict
 cdef int _SP_UNSAFE = _safe_points.UNSAFE
 cdef int _SP_HANDLING = _safe_points.HANDLING
+cdef object _dl_noop = _deadlines.noop
 cdef object _report_timeout = _timeout_log.timed_out
 cdef object _report_fallback = _timeout_log.fallback_answered
 cdef dict _dl_stacks = {}          # thread ident -> list of _Deadline (kept when empty)
@@ -2010,6 +2039,7 @@ cdef class _Deadline:
     cdef double deadline
     cdef double next_delivery
     cdef unsigned long thread
+    cdef size_t state               # the thread's PyThreadState, for free-threaded builds
     cdef list stack
     cdef bint active
     cdef bint fired
@@ -2021,6 +2051,8 @@ cdef _Deadline _dl_enter(double seconds, bint* early):
     cdef list stack
     entry.deadline = c_monotonic() + seconds
     entry.thread = PyThread_get_thread_ident()
+    if not HARDY_INSPECT_IN_C:
+        entry.state = <size_t>PyThreadState_Get()
     entry.active = True
     key = PyLong_FromUnsignedLong(entry.thread)
     hardy_lock(&_dl_mutex)
@@ -2049,9 +2081,31 @@ cdef void _dl_leave(_Deadline entry) noexcept:
             del stack[index]
             break
         index -= 1
-    if entry.fired:
+    if entry.fired and hardy_pending_is(<PyObject*>_Expired):
+        # Fired but not raised yet (the call returned first): cancel it.
+        if HARDY_CANCEL_BY_RAISING:
+            hardy_unlock(&_dl_mutex)
+            _dl_take_pending()
+            return
         PyThreadState_SetAsyncExc(entry.thread, NULL)
     hardy_unlock(&_dl_mutex)
+
+
+cdef void _dl_take_pending() noexcept:
+    """Let the pending ``Expired`` raise in a no-op call and drop it (see HARDY_CANCEL_BY_RAISING)."""
+    cdef PyObject* etype
+    cdef PyObject* evalue
+    cdef PyObject* etb
+    cdef PyObject* result
+    PyErr_Fetch(&etype, &evalue, &etb)  # the call's own error, if any, is kept
+    result = PyObject_CallNoArgs(<PyObject*>_dl_noop)
+    if result != NULL:
+        xdecref(result)
+    elif PyErr_ExceptionMatches(<PyObject*>_Expired):
+        PyErr_Clear()
+    else:
+        PyErr_WriteUnraisable(<PyObject*>_dl_noop)
+    PyErr_Restore(etype, evalue, etb)
 
 
 cdef bint _dl_claimed_elsewhere(_Deadline entry, double now) noexcept:
@@ -2067,12 +2121,12 @@ cdef bint _dl_claimed_elsewhere(_Deadline entry, double now) noexcept:
     return claimed
 
 
-cdef int _dl_verdict(unsigned long thread) noexcept:
+cdef int _dl_verdict(unsigned long thread, size_t state) noexcept:
     """FREE, UNSAFE or HANDLING (hardy._safe_points) for a thread whose deadline is due."""
     if HARDY_INSPECT_IN_C:
         return hardy_verdict(thread, <PyObject*>_sp_rules, <PyObject*>_sp_exempt, <PyObject*>_sp_verdicts, <PyObject*>_Expired)
     try:
-        return _sp_verdict(thread, _sp_snapshot(), _Expired)
+        return _sp_verdict(thread, _sp_snapshot(), _Expired, state)
     except BaseException:
         return 0  # the deadline is the promise: deliver
 
@@ -2095,7 +2149,7 @@ cdef double _dl_fire_due(double now) noexcept:
             due = entry.next_delivery if entry.fired else entry.deadline
             if due <= now and not delivered:
                 if verdict < 0:
-                    verdict = _dl_verdict(entry.thread)
+                    verdict = _dl_verdict(entry.thread, entry.state)
                 if verdict == _SP_UNSAFE:
                     due = now + _DEFER
                 elif entry.fired and verdict == _SP_HANDLING:
@@ -2157,7 +2211,7 @@ cdef class _CompiledDeadlines:
 
     def verdict(self, thread):
         """What the timer would do to ``thread`` now (for tests and benchmarks)."""
-        return _dl_verdict(thread)
+        return _dl_verdict(thread, 0)
 
 
 _deadlines.add_registry(_CompiledDeadlines())

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ __all__ = [
     "claimed_elsewhere",
     "enter",
     "leave",
+    "noop",
     "prepare",
     "timer_thread",
     "wake",
@@ -88,10 +90,23 @@ class Expired(BaseException):
     """Raised into a thread whose deadline passed; the decorator turns it into TimeoutError."""
 
 
+# Before 3.12, cancelling a pending asynchronous exception (SetAsyncExc with
+# NULL) leaves the interpreter's "async exception" signal set for good: every
+# later eval-breaker check takes the slow path, and on 3.11 a traced or
+# profiled function then loops for ever at its first instruction. There a
+# pending delivery is taken instead: it raises in a no-op call, and is caught.
+_CANCEL_BY_RAISING = sys.version_info < (3, 12)
+
+
+def noop() -> None:
+    """Does nothing; calling it lets a pending asynchronous exception raise."""
+
+
 @dataclass(eq=False, slots=True)
 class Entry:
     deadline: float
     thread: int
+    state: int  # the thread's PyThreadState address (see _safe_points.verdict)
     active: bool = True
     fired: bool = False
     next_delivery: float = field(default=0.0)
@@ -139,7 +154,7 @@ class _PythonRegistry:
                     if verdict < 0:
                         if seen is None:
                             seen = _safe_points.snapshot()
-                        verdict = _safe_points.verdict(thread, seen, Expired)
+                        verdict = _safe_points.verdict(thread, seen, Expired, entry.state)
                     if verdict == _safe_points.UNSAFE:
                         due = now + DEFER
                     elif entry.fired and verdict == _safe_points.HANDLING:
@@ -194,7 +209,7 @@ def prepare(seconds: float) -> Entry:
     the entry *before* it can fire: a delivery that interrupts ``enter``
     itself is then still cleaned up by the caller's ``leave``.
     """
-    return Entry(time.monotonic() + seconds, threading.get_ident())
+    return Entry(time.monotonic() + seconds, threading.get_ident(), _safe_points.thread_state())
 
 
 def enter(entry: Entry) -> None:
@@ -227,11 +242,16 @@ def leave(entry: Entry) -> None:
                     break
             if not stack:
                 del _stacks[entry.thread]
-        if entry.fired:
+        if entry.fired and not _CANCEL_BY_RAISING:
             # Nothing else can fire while we hold the lock: clear what the
             # timer set but the interpreter has not raised yet. (If that was
             # an outer deadline's, the timer delivers it again shortly.)
             _clear_async_exc(entry.thread, None)
+    if entry.fired and _CANCEL_BY_RAISING:
+        try:  # noqa: SIM105 - costs nothing when nothing is pending; suppress() would call into contextlib
+            noop()
+        except Expired:
+            pass
 
 
 def claimed_elsewhere(entry: Entry) -> bool:

@@ -9,6 +9,11 @@ So at fire time the timer looks at the target thread's innermost Python frame
 and, while it runs code of one of the modules below, waits a short tick and
 looks again: the exception lands only once the thread is back in other code.
 
+Nor is it delivered while the thread runs a trace or profile function (a
+debugger, a coverage tool, a profiler written in Python): an exception there
+unsets the user's tracer, and on CPython 3.11 it can send the interpreter
+into an endless loop.
+
 The timer also looks at what the thread is handling: while the deadline's own
 exception is being handled (an ``except``, ``finally`` or ``__exit__`` that it
 is propagating through), it is not delivered again, so cleanup runs to its end.
@@ -21,8 +26,10 @@ step that no other thread can interleave.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
+import struct
 import sys
 import threading
 from collections.abc import Mapping
@@ -41,6 +48,7 @@ __all__ = [
     "handling",
     "rules",
     "snapshot",
+    "thread_state",
     "verdict",
     "verdicts",
 ]
@@ -167,8 +175,19 @@ def snapshot() -> tuple[Mapping[int, FrameType], Mapping[int, Any]]:
     return sys._current_frames(), sys._current_exceptions()
 
 
-def verdict(thread: int, seen: tuple[Mapping[int, FrameType], Mapping[int, Any]], kind: type[BaseException]) -> int:
-    """FREE, UNSAFE or HANDLING for ``thread``, from a :func:`snapshot`."""
+def verdict(
+    thread: int,
+    seen: tuple[Mapping[int, FrameType], Mapping[int, Any]],
+    kind: type[BaseException],
+    state: int = 0,
+) -> int:
+    """FREE, UNSAFE or HANDLING for ``thread``, from a :func:`snapshot`.
+
+    ``state`` is the address of the thread's ``PyThreadState``
+    (:func:`thread_state`, read by that thread itself), or 0 if unknown.
+    """
+    if state and _TRACING_OFFSET >= 0 and ctypes.c_int.from_address(state + _TRACING_OFFSET).value:
+        return UNSAFE
     frames, exceptions = seen
     frame = frames.get(thread)
     if frame is not None and deferred(frame.f_code.co_filename):
@@ -179,4 +198,76 @@ def verdict(thread: int, seen: tuple[Mapping[int, FrameType], Mapping[int, Any]]
     return HANDLING if handling(handled, kind) else FREE
 
 
+# -- is a thread inside a trace function? ----------------------------------------------------
+# The compiled core reads ``PyThreadState.tracing`` in C. The twin finds the
+# same field through ctypes: its offset is not part of any API, so it is
+# measured once, here, on this thread (0 outside a trace function, 1 inside
+# ``PyThreadState_EnterTracing``), and used only if exactly one int field
+# behaves so. Otherwise the twin cannot tell, and says so in the docs.
+
+_api = ctypes.pythonapi
+_api.PyThreadState_Get.restype = ctypes.c_void_p
+_api.PyThreadState_Get.argtypes = ()
+_PROBE_BYTES = 512
+
+
+def thread_state() -> int:
+    """The address of the calling thread's ``PyThreadState`` (valid while the thread lives)."""
+    return int(_api.PyThreadState_Get())
+
+
+def _inside_a_profile_function(state: int) -> bytes | None:
+    # Python 3.10 has no PyThreadState_EnterTracing: look from inside a
+    # profile function, which only this thread sees, if none is set already.
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return None
+    seen: list[bytes] = []
+
+    def look(frame: FrameType, event: str, arg: object) -> None:
+        if not seen:
+            seen.append(ctypes.string_at(state, _PROBE_BYTES))
+
+    sys.setprofile(look)
+    try:
+        _nothing()
+    finally:
+        sys.setprofile(None)
+    return seen[0] if seen else None
+
+
+def _nothing() -> None:
+    pass
+
+
+def _measure_tracing_offset() -> int:
+    if sys.implementation.name != "cpython":
+        return -1
+    state = thread_state()
+    enter = getattr(_api, "PyThreadState_EnterTracing", None)  # CPython 3.11+
+    leave = getattr(_api, "PyThreadState_LeaveTracing", None)
+    before = ctypes.string_at(state, _PROBE_BYTES)
+    if enter is None or leave is None:
+        inside = _inside_a_profile_function(state)
+        if inside is None:
+            return -1
+    else:
+        enter.argtypes = leave.argtypes = (ctypes.c_void_p,)
+        enter.restype = leave.restype = None
+        enter(state)
+        try:
+            inside = ctypes.string_at(state, _PROBE_BYTES)
+        finally:
+            leave(state)
+    after = ctypes.string_at(state, _PROBE_BYTES)
+    found = [
+        offset
+        for offset in range(0, _PROBE_BYTES - 3, 4)
+        if struct.unpack_from("i", before, offset)[0] == 0
+        and struct.unpack_from("i", inside, offset)[0] == 1
+        and struct.unpack_from("i", after, offset)[0] == 0
+    ]
+    return found[0] if len(found) == 1 else -1
+
+
+_TRACING_OFFSET = _measure_tracing_offset()
 defer_timeouts_in(*DEFAULT_MODULES)
