@@ -65,7 +65,7 @@ FALLBACK = (
 )
 
 
-class optional_build_ext(build_ext):  # noqa: N801 - setuptools command classes are lower case
+class optional_build_ext(build_ext):
     """``build_ext`` with release flags, whose failure leaves the pure twin unless extensions are required."""
 
     def run(self) -> None:
