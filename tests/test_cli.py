@@ -12,6 +12,7 @@ from types import ModuleType
 import pytest
 
 import hardy
+from hardy.demo import FlakyDependency, run_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,14 +34,78 @@ def test_version_names_the_active_core(core: ModuleType) -> None:
     assert result.stdout.strip() == f"hardy {hardy.__version__} (core: {core.IMPLEMENTATION})"
 
 
+SUMMARY_KEYS = (
+    "calls",
+    "successes",
+    "fallbacks",
+    "timeouts",
+    "rejections",
+    "retries",
+    "times opened",
+    "outages",
+    "p50 latency",
+    "p99 latency",
+)
+
+
 def test_demo_prints_state_changes_and_a_summary(core: ModuleType) -> None:
     result = run(core, "demo", "--seconds", "0.6")
     assert result.returncode == 0, result.stderr
     assert f"core: {core.IMPLEMENTATION}" in result.stdout
     assert "closed -> open" in result.stdout
     assert "open -> half_open" in result.stdout
-    for key in ("calls", "successes", "fallbacks", "rejections", "retries", "p50 latency", "p99 latency"):
+    assert "  0.000s  dependency: outage begins" in result.stdout
+    assert "  0.400s  dependency: outage ends" in result.stdout
+    assert "outage from 0.000s to 0.400s" in result.stdout
+    for key in SUMMARY_KEYS:
         assert key in result.stdout
+
+
+def test_demo_shorter_than_one_call_still_reports(core: ModuleType) -> None:
+    # Once a StatisticsError: no percentile of fewer than two latencies.
+    result = run(core, "demo", "--seconds", "0.001")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    calls = [line.split() for line in result.stdout.splitlines() if line.split()[:1] == ["calls"]]
+    assert len(calls) == 1
+    assert int(calls[0][1]) >= 1
+    assert "0.000s  dependency: outage begins" in result.stdout
+    for key in SUMMARY_KEYS:
+        assert key in result.stdout
+
+
+def test_demo_counts_the_timeouts_that_fired() -> None:
+    # Every call is a latency spike longer than the 20 ms timeout, and there is no outage.
+    dependency = FlakyDependency(outage_length=0.0, spike_rate=1.0, spike_seconds=0.5, failure_rate=0.0)
+    lines: list[str] = []
+    summary = run_demo(0.05, out=lines.append, dependency=dependency)
+    assert summary["calls"] >= 1
+    assert summary["timeouts"] == summary["calls"] == summary["fallbacks"]
+    assert summary["successes"] == 0
+    assert summary["outages"] == 0
+    assert not any("dependency: outage" in line or "outage from" in line for line in lines)
+    assert ["timeouts", str(summary["timeouts"])] in [line.split() for line in lines]
+
+
+def test_demo_reports_when_each_outage_began_and_ended() -> None:
+    dependency = FlakyDependency(outage_every=0.2, outage_length=0.1, spike_rate=0.0, failure_rate=0.0)
+    lines: list[str] = []
+    summary = run_demo(0.25, out=lines.append, dependency=dependency)
+    events = [line.strip() for line in lines if "dependency: outage" in line]
+    assert events == [
+        "0.000s  dependency: outage begins",
+        "0.100s  dependency: outage ends",
+        "0.200s  dependency: outage begins",
+    ]
+    assert summary["outages"] == 2
+    assert "  outage from 0.000s to 0.100s" in lines
+    assert any(line.startswith("  outage from 0.200s, still going at the end (") for line in lines)
+
+
+@pytest.mark.parametrize("seconds", [0, -1.0, float("nan"), "1", True])
+def test_run_demo_rejects_a_bad_duration(seconds: object) -> None:
+    with pytest.raises(ValueError, match="seconds must be a number > 0, got"):
+        run_demo(seconds, out=lambda line: None)  # type: ignore[arg-type]
 
 
 def test_demo_rejects_a_bad_duration(core: ModuleType) -> None:

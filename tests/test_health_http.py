@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -19,6 +22,10 @@ import uvicorn
 
 import hardy
 from hardy.health import asgi_app, wsgi_app
+
+from .test_docs_examples import python_blocks
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def make_health(critical_ok: bool) -> hardy.HealthCheck:
@@ -35,6 +42,19 @@ def get(url: str, accept: str = "application/json") -> tuple[int, str, Any]:
             return response.status, response.headers["Content-Type"], json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, error.headers["Content-Type"], json.loads(error.read())
+
+
+def get_once(url: str) -> tuple[int, str | None, Any]:
+    """GET without following redirects (urllib follows a 307 silently): status, Location, JSON body."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    try:
+        connection.request("GET", parts.path, headers={"Accept": "application/json"})
+        response = connection.getresponse()
+        body = response.read()
+        return response.status, response.getheader("Location"), json.loads(body) if body else None
+    finally:
+        connection.close()
 
 
 @contextmanager
@@ -118,6 +138,48 @@ def test_asgi_app_mounted_in_fastapi() -> None:
     with uvicorn_server(app) as base:
         assert get(f"{base}/hello")[2] == {"hello": "world"}
         check_endpoints(base, "/status")
+        for path in ("/status/", "/status/live", "/status/ready"):
+            code, location, _ = get_once(f"{base}{path}")
+            assert (code, location) == (200, None), path
+        # Starlette routes a bare mount point to nobody: it redirects. The README adds a route for it.
+        assert get_once(f"{base}/status")[:2] == (307, f"{base}/status/")
+
+
+def readme_block(needle: str) -> str:
+    blocks = [block.code for block in python_blocks(README) if needle in block.code]
+    assert len(blocks) == 1, f"README.md has {len(blocks)} Python blocks with {needle!r}"
+    return blocks[0]
+
+
+def test_readme_fastapi_mount_answers_health_itself_under_uvicorn() -> None:
+    # The block as the README writes it, with the README's own `health`.
+    namespace: dict[str, Any] = {"hardy": hardy, "health": make_health(True)}
+    exec(readme_block('app.mount("/health"'), namespace)
+    app = namespace["app"]
+    assert isinstance(app, fastapi.FastAPI)
+    with uvicorn_server(app) as base:
+        code, location, body = get_once(f"{base}/health")
+        assert (code, location) == (200, None)
+        assert body["status"] == "degraded"
+        assert {check["name"] for check in body["checks"]} == {"database", "cache"}
+        assert get_once(f"{base}/health/live")[:2] == (200, None)
+        code, location, body = get_once(f"{base}/health/ready")
+        assert (code, location) == (200, None)
+        assert [check["name"] for check in body["checks"]] == ["database"]
+        check_endpoints(base, "/health")
+
+
+def test_readme_flask_mount_answers_health_itself() -> None:
+    namespace: dict[str, Any] = {"__name__": "readme_flask", "hardy": hardy, "health": make_health(False)}
+    exec(readme_block("DispatcherMiddleware("), namespace)
+    app = namespace["app"]
+    assert isinstance(app, flask.Flask)
+    with wsgiref_server(app) as base:
+        code, location, body = get_once(f"{base}/health")
+        assert (code, location) == (503, None)
+        assert body["status"] == "unhealthy"
+        assert get_once(f"{base}/health/live")[:2] == (200, None)
+        assert get_once(f"{base}/health/ready")[:2] == (503, None)
 
 
 def test_wsgi_app_under_wsgiref() -> None:

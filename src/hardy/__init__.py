@@ -21,7 +21,8 @@ from . import testing
 from ._core import IMPLEMENTATION, CircuitBreaker, RetryConfig
 from ._safe_points import defer_timeouts_in
 from .breaker import BreakerRegistry, circuit_breaker, get_circuit_breaker, registry
-from .errors import AllFallbacksFailedError, CircuitOpenError, HardyError, TimeoutError  # noqa: A004
+from .errors import AllFallbacksFailedError, CircuitOpenError, HardyError
+from .errors import TimeoutError as TimeoutError  # noqa: A004 - hardy.TimeoutError, kept out of __all__
 from .fallback import Fallback, fallback, with_fallback
 from .health import (
     HealthCheck,
@@ -40,6 +41,8 @@ from .timeout import timeout, with_timeout
 
 __version__ = "0.1.0"
 
+# hardy.TimeoutError stays out of __all__: ``from hardy import *`` must not
+# replace the builtin, which also catches socket.timeout and asyncio's.
 __all__ = [
     "IMPLEMENTATION",
     "AllFallbacksFailedError",
@@ -57,7 +60,6 @@ __all__ = [
     "RedisStore",
     "RetryConfig",
     "SystemHealth",
-    "TimeoutError",
     "__version__",
     "circuit_breaker",
     "defer_timeouts_in",

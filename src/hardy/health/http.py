@@ -10,7 +10,10 @@ answered relative to it (``/``, ``/live``, ``/ready``).
 
 Example::
 
-    app.mount("/health", hardy.health.asgi_app(health))          # Starlette, FastAPI
+    health_app = hardy.health.asgi_app(health)                   # Starlette, FastAPI
+    app.mount("/health", health_app)                             # /health/live, /health/ready
+    app.add_route("/health", health_app)                         # /health itself, not a redirect
+
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/health": hardy.health.wsgi_app(health)})  # Flask
 """
 
@@ -65,12 +68,22 @@ def _ready_code(report: SystemHealth) -> int:
     return 200 if report.status is HealthStatus.HEALTHY else 503
 
 
-def asgi_app(health: HealthCheck) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """An ASGI application serving ``health``'s endpoints (see the module docstring)."""
-    if not isinstance(health, HealthCheck):
-        raise TypeError(f"health must be a HealthCheck, got {health!r}")
+class _ASGIApp:
+    """The ASGI application :func:`asgi_app` returns.
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    A class instance rather than a closure: Starlette and FastAPI treat a
+    route endpoint that is a plain function as ``endpoint(request)``, and an
+    instance as an ASGI application, which lets ``app.add_route("/health",
+    health_app)`` answer ``/health`` itself (a mount alone answers only below
+    it and redirects ``/health`` to ``/health/``).
+    """
+
+    __slots__ = ("health",)
+
+    def __init__(self, health: HealthCheck) -> None:
+        self.health = health
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -81,6 +94,7 @@ def asgi_app(health: HealthCheck) -> Callable[[Scope, Receive, Send], Awaitable[
                     return
         if scope["type"] != "http":
             return
+        health = self.health
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope.get("headers", [])}
         accept = headers.get("accept", "")
         route = _route(scope.get("path", ""), scope.get("root_path", ""))
@@ -109,7 +123,20 @@ def asgi_app(health: HealthCheck) -> Callable[[Scope, Receive, Send], Awaitable[
         )
         await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body})
 
-    return app
+
+def asgi_app(health: HealthCheck) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """An ASGI application serving ``health``'s endpoints (see the module docstring).
+
+    Example (FastAPI or Starlette: the mount answers ``/health/live`` and
+    ``/health/ready``, the route ``/health`` itself, with no redirect)::
+
+        health_app = hardy.health.asgi_app(health)
+        app.mount("/health", health_app)
+        app.add_route("/health", health_app)
+    """
+    if not isinstance(health, HealthCheck):
+        raise TypeError(f"health must be a HealthCheck, got {health!r}")
+    return _ASGIApp(health)
 
 
 _REASONS = {200: "200 OK", 404: "404 Not Found", 405: "405 Method Not Allowed", 503: "503 Service Unavailable"}
