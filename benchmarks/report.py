@@ -34,7 +34,7 @@ from typing import Any
 
 import hardy
 
-from . import peers, targets
+from . import peers, targets, timeout_latency
 from ._harness import CALLS, load_core
 from .scenarios import SCENARIOS, Case, Scenario
 from .test_resources_bench import (
@@ -299,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     threads = time_threads(max(3, args.rounds // 4))
     log("memory")
     memory = measure_memory()
+    log("timeout lateness")
+    lateness = timeout_latency.measure()
     view = _targets_view(timed, threads, memory)
     measured_groups = {scenario.group for scenario in scenarios} | {
         "breaker-8-threads-2ms",
@@ -308,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = evaluate(view, measured_groups if args.only else None)
     command = "python -m benchmarks.report " + " ".join(sys.argv[1:] if argv is None else argv)
     markdown = render_markdown(scenarios, timed, threads, memory, verdicts, command)
+    markdown += "\n".join(timeout_latency.render(lateness)) + "\n"
     skipped = render_chart(scenarios, timed, args.out / "report.png")
     if skipped:
         markdown += f"\n(No chart: {skipped}.)\n"
@@ -318,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 "timed_ns_per_call": {f"{group}[{case}]": values for (group, case), values in timed.items()},
                 "threads_seconds": threads,
                 "memory_bytes": memory,
+                "timeout_lateness": lateness,
                 "targets": [{"target": d, "measured": m, "limit": lim, "passed": p} for d, m, lim, p in verdicts],
             },
             indent=1,

@@ -115,7 +115,7 @@ TARGETS = [
         "timeout-sync-not-firing",
         "hardy-c",
         "bare",
-        1000.0,
+        150.0,
         added_ns=True,
     ),
     Target(

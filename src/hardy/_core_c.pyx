@@ -168,6 +168,24 @@ cdef extern from *:
     #define HARDY_CANCEL_BY_RAISING 0
     #endif
 
+    /* The clock of time.monotonic(), read without the PyTime layers where
+       that is cheap: on Linux, CLOCK_MONOTONIC is what Python reads. (The
+       coarse clock would be cheaper still, but it lags by more than its
+       resolution, up to several ticks here: it cannot tell "in time".) */
+    #if defined(__linux__)
+    #define HARDY_FAST_CLOCK 1
+    static inline double hardy_now(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    }
+    #else
+    #define HARDY_FAST_CLOCK 0
+    static inline double hardy_now(void) {
+        return 0.0;  /* not used: the PyTime clock is read instead */
+    }
+    #endif
+
     /* A mutex left held by a thread that did not survive fork(). */
     static inline void hardy_reset_mutex(hardy_mutex *m) {
         memset(m, 0, sizeof(*m));
@@ -322,6 +340,8 @@ cdef extern from *:
     void hardy_reset_mutex(hardy_mutex* m) noexcept nogil
     bint HARDY_INSPECT_IN_C
     bint HARDY_CANCEL_BY_RAISING
+    bint HARDY_FAST_CLOCK
+    double hardy_now() noexcept nogil
     int hardy_pending_is(PyObject* kind) noexcept
     int hardy_verdict(unsigned long id, PyObject* rules, PyObject* exempt, PyObject* verdicts, PyObject* kind) noexcept
     void hardy_set_stop_iteration(PyObject* value) noexcept
@@ -2029,40 +2049,78 @@ cdef int _SP_HANDLING = _safe_points.HANDLING
 cdef object _dl_noop = _deadlines.noop
 cdef object _report_timeout = _timeout_log.timed_out
 cdef object _report_fallback = _timeout_log.fallback_answered
-cdef dict _dl_stacks = {}          # thread ident -> list of _Deadline (kept when empty)
+cdef dict _dl_threads = {}         # thread ident -> _ThreadDeadlines (kept while any is active)
+cdef unsigned long _dl_cached_ident = 0
+cdef _ThreadDeadlines _dl_cached = None  # _dl_threads[_dl_cached_ident], GIL builds only
 cdef double _dl_next_wake = float("inf")
 cdef hardy_mutex _dl_mutex
 
 
+cdef inline double _dl_now() noexcept:
+    """time.monotonic(), from C."""
+    if HARDY_FAST_CLOCK:
+        return hardy_now()
+    return c_monotonic()
+
+
 @cython.final
+@cython.freelist(8)
 cdef class _Deadline:
     cdef double deadline
     cdef double next_delivery
-    cdef unsigned long thread
-    cdef size_t state               # the thread's PyThreadState, for free-threaded builds
-    cdef list stack
+    cdef _ThreadDeadlines owner
+    cdef _Deadline outer            # the next deadline out in the same thread, or None
     cdef bint active
     cdef bint fired
+
+
+@cython.final
+cdef class _ThreadDeadlines:
+    """One thread's active deadlines, innermost first, as a linked stack.
+
+    Linked, not a list: a list that grows to one entry and back on every call
+    reallocates twice per call, which costs more than the rest of a timeout.
+    """
+
+    cdef _Deadline top
+    cdef unsigned long thread
+    cdef size_t state               # the thread's PyThreadState, for free-threaded builds
+
+
+cdef _ThreadDeadlines _dl_owner(unsigned long ident):
+    """The deadlines of thread ``ident`` (the caller holds the mutex)."""
+    global _dl_cached_ident, _dl_cached
+    cdef _ThreadDeadlines owner
+    if HARDY_REUSE_AWAITERS and ident == _dl_cached_ident and _dl_cached is not None:
+        # The thread that timed a call last usually times the next one:
+        # skip the dict lookup, and the int it needs.
+        return _dl_cached
+    key = PyLong_FromUnsignedLong(ident)
+    owner = _dl_threads.get(<object>key)
+    if owner is None:
+        owner = _ThreadDeadlines.__new__(_ThreadDeadlines)
+        owner.thread = ident
+        if not HARDY_INSPECT_IN_C:
+            owner.state = <size_t>PyThreadState_Get()
+        _dl_threads[<object>key] = owner
+    xdecref(key)
+    if HARDY_REUSE_AWAITERS:
+        _dl_cached_ident = ident
+        _dl_cached = owner
+    return owner
 
 
 cdef _Deadline _dl_enter(double seconds, bint* early):
     global _dl_next_wake
     cdef _Deadline entry = _Deadline.__new__(_Deadline)
-    cdef list stack
-    entry.deadline = c_monotonic() + seconds
-    entry.thread = PyThread_get_thread_ident()
-    if not HARDY_INSPECT_IN_C:
-        entry.state = <size_t>PyThreadState_Get()
+    cdef _ThreadDeadlines owner
+    entry.deadline = _dl_now() + seconds
     entry.active = True
-    key = PyLong_FromUnsignedLong(entry.thread)
     hardy_lock(&_dl_mutex)
-    stack = _dl_stacks.get(<object>key)
-    if stack is None:
-        stack = []
-        _dl_stacks[<object>key] = stack
-    xdecref(key)
-    stack.append(entry)
-    entry.stack = stack
+    owner = _dl_owner(PyThread_get_thread_ident())
+    entry.owner = owner
+    entry.outer = owner.top
+    owner.top = entry
     early[0] = entry.deadline < _dl_next_wake
     if early[0]:
         _dl_next_wake = entry.deadline
@@ -2071,23 +2129,25 @@ cdef _Deadline _dl_enter(double seconds, bint* early):
 
 
 cdef void _dl_leave(_Deadline entry) noexcept:
-    cdef list stack = entry.stack
-    cdef Py_ssize_t index
+    cdef _ThreadDeadlines owner = entry.owner
+    cdef _Deadline inner
     hardy_lock(&_dl_mutex)
     entry.active = False
-    index = len(stack) - 1
-    while index >= 0:
-        if <PyObject*>stack[index] is <PyObject*>entry:
-            del stack[index]
-            break
-        index -= 1
+    if owner.top is entry:
+        owner.top = entry.outer  # the innermost, as nearly always
+    else:
+        inner = owner.top
+        while inner is not None and inner.outer is not entry:
+            inner = inner.outer
+        if inner is not None:
+            inner.outer = entry.outer
     if entry.fired and hardy_pending_is(<PyObject*>_Expired):
         # Fired but not raised yet (the call returned first): cancel it.
         if HARDY_CANCEL_BY_RAISING:
             hardy_unlock(&_dl_mutex)
             _dl_take_pending()
             return
-        PyThreadState_SetAsyncExc(entry.thread, NULL)
+        PyThreadState_SetAsyncExc(owner.thread, NULL)
     hardy_unlock(&_dl_mutex)
 
 
@@ -2113,10 +2173,12 @@ cdef bint _dl_claimed_elsewhere(_Deadline entry, double now) noexcept:
     cdef _Deadline other
     cdef bint claimed = False
     hardy_lock(&_dl_mutex)
-    for other in entry.stack:
+    other = entry.owner.top
+    while other is not None:
         if other.active and (other.fired or other.deadline <= now):
             claimed = True
             break
+        other = other.outer
     hardy_unlock(&_dl_mutex)
     return claimed
 
@@ -2138,33 +2200,34 @@ cdef double _dl_fire_due(double now) noexcept:
     cdef bint delivered
     cdef int verdict
     cdef _Deadline entry
-    cdef list stack
+    cdef _ThreadDeadlines owner
     hardy_lock(&_dl_mutex)
-    for stack in _dl_stacks.values():
+    for owner in _dl_threads.values():
         delivered = False
         verdict = -1
-        for entry in stack:
-            if not entry.active:
-                continue
-            due = entry.next_delivery if entry.fired else entry.deadline
-            if due <= now and not delivered:
-                if verdict < 0:
-                    verdict = _dl_verdict(entry.thread, entry.state)
-                if verdict == _SP_UNSAFE:
-                    due = now + _DEFER
-                elif entry.fired and verdict == _SP_HANDLING:
-                    entry.next_delivery = now + _REDELIVER
-                    due = entry.next_delivery
-                else:
-                    entry.fired = True
-                    entry.next_delivery = now + _REDELIVER
-                    PyThreadState_SetAsyncExc(entry.thread, <PyObject*>_Expired)
-                    delivered = True
-                    due = entry.next_delivery
-            if due <= now:
-                due = now + _REDELIVER
-            if due < soonest:
-                soonest = due
+        entry = owner.top
+        while entry is not None:  # innermost first, as in the twin
+            if entry.active:
+                due = entry.next_delivery if entry.fired else entry.deadline
+                if due <= now and not delivered:
+                    if verdict < 0:
+                        verdict = _dl_verdict(owner.thread, owner.state)
+                    if verdict == _SP_UNSAFE:
+                        due = now + _DEFER
+                    elif entry.fired and verdict == _SP_HANDLING:
+                        entry.next_delivery = now + _REDELIVER
+                        due = entry.next_delivery
+                    else:
+                        entry.fired = True
+                        entry.next_delivery = now + _REDELIVER
+                        PyThreadState_SetAsyncExc(owner.thread, <PyObject*>_Expired)
+                        delivered = True
+                        due = entry.next_delivery
+                if due <= now:
+                    due = now + _REDELIVER
+                if due < soonest:
+                    soonest = due
+            entry = entry.outer
     if soonest > now + _TICK:
         soonest = now + _TICK
     _dl_next_wake = soonest
@@ -2180,33 +2243,35 @@ cdef class _CompiledDeadlines:
         return _dl_fire_due(now)
 
     def is_empty(self):
-        cdef list stack
-        for stack in _dl_stacks.values():
-            if stack:
+        cdef _ThreadDeadlines owner
+        for owner in _dl_threads.values():
+            if owner.top is not None:
                 return False
         return True
 
     def retire(self):
-        global _dl_next_wake
-        cdef list stack
+        global _dl_next_wake, _dl_cached
+        cdef _ThreadDeadlines owner
         hardy_lock(&_dl_mutex)
-        for stack in _dl_stacks.values():
-            if stack:
+        for owner in _dl_threads.values():
+            if owner.top is not None:
                 hardy_unlock(&_dl_mutex)
                 return False
         # From now on a new deadline is "early" and wakes a new timer.
-        _dl_stacks.clear()
+        _dl_threads.clear()
+        _dl_cached = None
         _dl_next_wake = float("inf")
         hardy_unlock(&_dl_mutex)
         return True
 
     def after_fork(self, thread):
-        global _dl_next_wake
+        global _dl_next_wake, _dl_cached
         hardy_reset_mutex(&_dl_mutex)  # a thread that is gone may have held it
-        survivor = _dl_stacks.get(thread)
-        _dl_stacks.clear()
-        if survivor:
-            _dl_stacks[thread] = survivor
+        _dl_cached = None
+        survivor = _dl_threads.get(thread)
+        _dl_threads.clear()
+        if survivor is not None:
+            _dl_threads[thread] = survivor
         _dl_next_wake = float("inf")
 
     def verdict(self, thread):
@@ -2249,7 +2314,7 @@ cdef PyObject* _timed_vectorcall(PyObject* self, PyObject* const* args, size_t n
     # A call that ends after its deadline never returns as if in time, even
     # when no bytecode ran to raise the deadline (a long C call, or a timer
     # starved of the GIL): the clock decides, not whether the timer fired.
-    late = c_monotonic() >= entry.deadline
+    late = _dl_now() >= entry.deadline
     _dl_leave(entry)
     if result != NULL:
         if not late:
@@ -2257,7 +2322,7 @@ cdef PyObject* _timed_vectorcall(PyObject* self, PyObject* const* args, size_t n
         xdecref(result)
     elif not PyErr_ExceptionMatches(<PyObject*>_Expired):
         return NULL  # the call's own error, even one raised as the deadline passed
-    elif not (entry.fired or late) and _dl_claimed_elsewhere(entry, c_monotonic()):
+    elif not (entry.fired or late) and _dl_claimed_elsewhere(entry, _dl_now()):
         return NULL  # an outer deadline's: its own wrapper converts it
     else:
         PyErr_Clear()  # ours, wherever it landed: it never reaches the caller
