@@ -318,7 +318,7 @@ def test_real_clock_is_the_default() -> None:
 
 
 def test_a_clock_that_raises_propagates(clock: FakeClock) -> None:
-    readings = iter([1.0])  # one good reading, taken at construction
+    readings = iter([1.0, 1.0])  # two good readings, taken at construction
 
     def breaking_clock() -> float:
         for reading in readings:

@@ -318,9 +318,17 @@ def test_decorrelated_jitter_distribution() -> None:
     assert capped.get_delay(2, 100.0) == 5.0
 
 
-def test_jitter_true_is_full_and_false_is_none() -> None:
-    assert hardy.RetryConfig(jitter=True).jitter is Jitter.FULL
-    assert hardy.RetryConfig(jitter=False).jitter is Jitter.NONE
+def test_jitter_reads_back_as_given_and_none_is_falsy() -> None:
+    # As in the reference: `if config.jitter:` is false with jitter off.
+    assert hardy.RetryConfig().jitter is True
+    assert hardy.RetryConfig(jitter=True).jitter is True
+    assert hardy.RetryConfig(jitter=False).jitter is False
+    assert hardy.RetryConfig(jitter=Jitter.EQUAL).jitter is Jitter.EQUAL
+    assert not Jitter.NONE
+    assert all(member for member in Jitter if member is not Jitter.NONE)
+    # jitter=True is full jitter and False none, whatever they read back as.
+    assert hardy.RetryConfig(jitter=False, initial_delay=2.0).get_delay(1) == 2.0
+    assert 0.0 <= hardy.RetryConfig(jitter=True, initial_delay=2.0, random=lambda: 0.25).get_delay(1) == 0.5
 
 
 def test_config_exposes_its_settings() -> None:

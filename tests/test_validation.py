@@ -301,7 +301,8 @@ def test_a_clock_that_raises_at_construction_propagates(make: Callable[[Callable
 
 
 @pytest.mark.parametrize("make", CLOCK_TARGETS)
-def test_good_clocks_are_read_once_at_construction(make: Callable[[Callable[[], object]], object]) -> None:
+def test_good_clocks_are_read_twice_at_construction(make: Callable[[Callable[[], object]], object]) -> None:
+    # Twice: a clock that goes backwards is refused at once.
     for reading in (0, -5, 12.5, Fraction(3, 2), 2**60):
         calls: list[object] = []
 
@@ -310,7 +311,14 @@ def test_good_clocks_are_read_once_at_construction(make: Callable[[Callable[[], 
             return reading
 
         make(clock)
-        assert calls == [reading]
+        assert calls == [reading, reading]
+
+
+@pytest.mark.parametrize("make", CLOCK_TARGETS)
+def test_a_clock_that_goes_backwards_is_refused_at_construction(make: Callable[[Callable[[], object]], object]) -> None:
+    readings = iter([10.0, 9.0])
+    with pytest.raises(ValueError, match=r"clock must not go backwards, but it read 10.0 and then 9.0"):
+        make(lambda: next(readings))
 
 
 def test_a_clock_that_is_not_callable_is_a_type_error() -> None:

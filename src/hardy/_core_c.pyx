@@ -17,6 +17,7 @@ no other thread can interleave. Free-threaded builds take a ``PyMutex``.
 """
 
 cimport cython
+from libc.math cimport isfinite
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF
 from cpython.time cimport monotonic as c_monotonic
@@ -28,7 +29,6 @@ import types
 
 from hardy import _blocks, _chain, _deadlines, _events, _live, _safe_points, _sleep, _timeout_log, _validate, _wrapping
 from hardy.errors import CircuitOpenError, TimeoutError as HardyTimeoutError
-from hardy.jitter import JITTER_CODES
 from hardy.state import STATE_BY_CODE
 
 cdef extern from *:
@@ -75,43 +75,88 @@ cdef extern from *:
 
     /* Raise StopIteration(value) to return `value` from tp_iternext.
        Building a StopIteration costs more than the whole protected call, so
-       on GIL builds one instance is reused whenever nothing else holds it
-       (its reference count is ours alone). It is reset before each use so it
-       carries no traceback or context, and raised without context chaining.
-       It keeps the last returned value alive until the next return. */
+       on GIL builds of 3.12+ (where this path is taken on every return) the
+       memory of one is kept for the next: a StopIteration subclass whose
+       deallocator, once the awaiting frame has taken the value and dropped
+       the exception, clears it and keeps it as the spare, instead of freeing
+       it. Nothing of a returned value outlives its exception. */
     #if PY_VERSION_HEX >= 0x030C0000 && !defined(Py_GIL_DISABLED)
-    static PyObject *hardy_stop_cache = NULL;
-    #endif
+    #define HARDY_STOP_SPARE 1
+    static PyObject *hardy_stop_spare = NULL;
 
-    static void hardy_set_stop_iteration(PyObject *value) {
-        PyObject *stop;
-    #if PY_VERSION_HEX >= 0x030C0000 && !defined(Py_GIL_DISABLED)
-        if (hardy_stop_cache != NULL && Py_REFCNT(hardy_stop_cache) == 1) {
-            PyStopIterationObject *cached = (PyStopIterationObject *)hardy_stop_cache;
-            Py_INCREF(value);
-            Py_XSETREF(cached->value, value);
-            Py_CLEAR(cached->traceback);
-            Py_CLEAR(cached->context);
-            Py_CLEAR(cached->cause);
-            Py_INCREF(hardy_stop_cache);
-            PyErr_SetRaisedException(hardy_stop_cache);
+    static void hardy_stop_dealloc(PyObject *op) {
+        PyStopIterationObject *stop = (PyStopIterationObject *)op;
+        PyObject_GC_UnTrack(op);
+        /* Clearing may run code (a value's finaliser) that returns through
+           here too: look for a free spare place only afterwards. */
+        Py_CLEAR(stop->value);
+        Py_CLEAR(stop->dict);
+        Py_CLEAR(stop->args);
+        Py_CLEAR(stop->notes);
+        Py_CLEAR(stop->traceback);
+        Py_CLEAR(stop->context);
+        Py_CLEAR(stop->cause);
+        stop->suppress_context = 0;
+        if (hardy_stop_spare == NULL) {
+            hardy_stop_spare = op;
             return;
         }
-    #endif
-        stop = PyObject_CallOneArg(PyExc_StopIteration, value);
+        Py_TYPE(op)->tp_free(op);
+    }
+
+    static PyTypeObject hardy_stop_type = {
+        PyVarObject_HEAD_INIT(NULL, 0)
+        .tp_name = "hardy._core_c.StopIteration",
+        .tp_basicsize = sizeof(PyStopIterationObject),
+        .tp_dealloc = hardy_stop_dealloc,
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+        .tp_doc = "StopIteration carrying a protected coroutine's result (its memory is reused).",
+    };
+
+    static int hardy_stop_ready(void) {
+        PyTypeObject *base = (PyTypeObject *)PyExc_StopIteration;
+        hardy_stop_type.tp_base = base;
+        hardy_stop_type.tp_traverse = base->tp_traverse;
+        hardy_stop_type.tp_clear = base->tp_clear;
+        return PyType_Ready(&hardy_stop_type);
+    }
+
+    static void hardy_set_stop_iteration(PyObject *value) {
+        PyStopIterationObject *stop = (PyStopIterationObject *)hardy_stop_spare;
+        PyObject *args = PyTuple_Pack(1, value);
+        if (args == NULL) {
+            return;
+        }
+        if (stop != NULL) {
+            hardy_stop_spare = NULL;
+            Py_SET_REFCNT((PyObject *)stop, 1);
+            stop->args = args;
+            stop->value = Py_NewRef(value);
+            PyObject_GC_Track((PyObject *)stop);
+            PyErr_SetRaisedException((PyObject *)stop);
+            return;
+        }
+        stop = (PyStopIterationObject *)PyObject_Call((PyObject *)&hardy_stop_type, args, NULL);
+        Py_DECREF(args);
+        if (stop != NULL) {
+            PyErr_SetRaisedException((PyObject *)stop);
+        }
+    }
+    #else
+    #define HARDY_STOP_SPARE 0
+    static int hardy_stop_ready(void) {
+        return 0;
+    }
+
+    static void hardy_set_stop_iteration(PyObject *value) {
+        PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, value);
         if (stop == NULL) {
             return;
         }
-    #if PY_VERSION_HEX >= 0x030C0000 && !defined(Py_GIL_DISABLED)
-        if (hardy_stop_cache == NULL) {
-            hardy_stop_cache = Py_NewRef(stop);
-        }
-        PyErr_SetRaisedException(stop);
-    #else
         PyErr_SetObject(PyExc_StopIteration, stop);
         Py_DECREF(stop);
-    #endif
     }
+    #endif
 
     /* splitmix64: the default jitter source of the compiled core. A Python
        call to random.random costs more than the rest of get_delay; an
@@ -319,6 +364,132 @@ cdef extern from *:
     }
     #endif
 
+    /* What `await o` iterates over, for an awaitable that is not a native
+       coroutine (a Future, an object with __await__, a generator-based
+       coroutine); the same checks and errors as the interpreter's. */
+    static PyObject *hardy_await_iter(PyObject *o) {
+        PyTypeObject *type = Py_TYPE(o);
+        unaryfunc getter = type->tp_as_async != NULL ? type->tp_as_async->am_await : NULL;
+        PyObject *it;
+        if (PyGen_CheckExact(o)) {
+            /* a generator decorated with @types.coroutine is awaited as it is */
+            PyObject *code = PyObject_GetAttrString(o, "gi_code");
+            int iterable;
+            if (code == NULL) {
+                return NULL;
+            }
+            iterable = PyCode_Check(code) && (((PyCodeObject *)code)->co_flags & CO_ITERABLE_COROUTINE);
+            Py_DECREF(code);
+            if (iterable) {
+                return Py_NewRef(o);
+            }
+        }
+        if (getter == NULL) {
+            PyErr_Format(PyExc_TypeError, "'%.100s' object can't be awaited", type->tp_name);
+            return NULL;
+        }
+        it = getter(o);
+        if (it == NULL) {
+            return NULL;
+        }
+        if (PyCoro_CheckExact(it)) {
+            Py_DECREF(it);
+            PyErr_SetString(PyExc_TypeError, "__await__() returned a coroutine");
+            return NULL;
+        }
+        if (!PyIter_Check(it)) {
+            PyErr_Format(PyExc_TypeError, "__await__() returned non-iterator of type '%.100s'", Py_TYPE(it)->tp_name);
+            Py_DECREF(it);
+            return NULL;
+        }
+        return it;
+    }
+
+    /* Every live breaker, in a doubly linked list threaded through two
+       pointer fields of the breaker (at prev_at and next_at): no weak
+       reference, no allocation. The list holds no references; a breaker
+       unlinks itself first thing in its deallocator. */
+    #define HARDY_LINK(o, at) (*(PyObject **)((char *)(o) + (at)))
+
+    static void hardy_live_link(PyObject **head, PyObject *o, Py_ssize_t prev_at, Py_ssize_t next_at) {
+        HARDY_LINK(o, prev_at) = NULL;
+        HARDY_LINK(o, next_at) = *head;
+        if (*head != NULL) {
+            HARDY_LINK(*head, prev_at) = o;
+        }
+        *head = o;
+    #if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030E0000
+        PyUnstable_EnableTryIncRef(o);
+    #endif
+    }
+
+    static void hardy_live_unlink(PyObject **head, PyObject *o, Py_ssize_t prev_at, Py_ssize_t next_at) {
+        PyObject *prev = HARDY_LINK(o, prev_at);
+        PyObject *next = HARDY_LINK(o, next_at);
+        if (prev != NULL) {
+            HARDY_LINK(prev, next_at) = next;
+        } else if (*head == o) {
+            *head = next;
+        } else {
+            return;  /* never linked (__init__ did not finish) */
+        }
+        if (next != NULL) {
+            HARDY_LINK(next, prev_at) = prev;
+        }
+        HARDY_LINK(o, prev_at) = NULL;
+        HARDY_LINK(o, next_at) = NULL;
+    }
+
+    /* A new list of the live breakers. Under the GIL, appending may run the
+       collector, which may free and so unlink breakers: the walk stays valid
+       because the breaker it stands on is held by the list, and unlinking
+       keeps its neighbours' pointers right. Free-threaded builds take the
+       references under the lock, skipping breakers already being freed. */
+    static PyObject *hardy_live_list(PyObject *head, Py_ssize_t next_at) {
+        PyObject *list = PyList_New(0);
+        PyObject *o;
+        if (list == NULL) {
+            return NULL;
+        }
+        for (o = head; o != NULL; o = HARDY_LINK(o, next_at)) {
+    #if defined(Py_GIL_DISABLED)
+    #if PY_VERSION_HEX >= 0x030E0000
+            if (!PyUnstable_TryIncRef(o)) {
+                continue;
+            }
+    #else
+            Py_INCREF(o);
+    #endif
+            if (PyList_Append(list, o) < 0) {
+                Py_DECREF(o);
+                Py_DECREF(list);
+                return NULL;
+            }
+            Py_DECREF(o);
+    #else
+            if (PyList_Append(list, o) < 0) {
+                Py_DECREF(list);
+                return NULL;
+            }
+    #endif
+        }
+        return list;
+    }
+
+    /* Internal types cannot be made from Python: their fields are set by the
+       functions that make them, and an empty one would crash when used. The
+       same as Py_TPFLAGS_DISALLOW_INSTANTIATION, after the type is ready. */
+    static int hardy_disallow_instantiation(PyObject *type) {
+        PyTypeObject *tp = (PyTypeObject *)type;
+        tp->tp_new = NULL;
+        if (tp->tp_dict != NULL && PyDict_GetItemString(tp->tp_dict, "__new__") != NULL
+                && PyDict_DelItemString(tp->tp_dict, "__new__") < 0) {
+            return -1;
+        }
+        PyType_Modified(tp);
+        return 0;
+    }
+
     /* BaseException.__new__ stores the arguments and runs no Python code,
        which is all a rejection needs. */
     static PyObject *hardy_new_exception(PyObject *type, PyObject *args) {
@@ -338,6 +509,11 @@ cdef extern from *:
     void hardy_set_iternext(object type, hardy_iternextfunc next)
     PyObject* hardy_new_exception(PyObject* type, PyObject* args)
     void hardy_reset_mutex(hardy_mutex* m) noexcept nogil
+    PyObject* hardy_await_iter(PyObject* o) noexcept
+    void hardy_live_link(PyObject** head, PyObject* o, Py_ssize_t prev_at, Py_ssize_t next_at) noexcept
+    void hardy_live_unlink(PyObject** head, PyObject* o, Py_ssize_t prev_at, Py_ssize_t next_at) noexcept
+    PyObject* hardy_live_list(PyObject* head, Py_ssize_t next_at) noexcept
+    int hardy_disallow_instantiation(object type) except -1
     bint HARDY_INSPECT_IN_C
     bint HARDY_CANCEL_BY_RAISING
     bint HARDY_FAST_CLOCK
@@ -345,6 +521,7 @@ cdef extern from *:
     int hardy_pending_is(PyObject* kind) noexcept
     int hardy_verdict(unsigned long id, PyObject* rules, PyObject* exempt, PyObject* verdicts, PyObject* kind) noexcept
     void hardy_set_stop_iteration(PyObject* value) noexcept
+    int hardy_stop_ready() except -1
     double hardy_next_double(unsigned long long* state) noexcept nogil
     long hardy_small_int(PyObject* o) noexcept
 
@@ -389,6 +566,10 @@ cdef extern from "Python.h":
     PyObject* PyExc_Exception
     PyTypeObject* Py_TYPE(PyObject* o)
     PyObject* PyExc_RuntimeError
+    PyObject* PyExc_ValueError
+    PyObject* PyExc_TypeError
+    bint PyFloat_CheckExact(PyObject* o)
+    double PyFloat_AS_DOUBLE(PyObject* o)
     PyObject* PyExc_StopIteration
     PyObject* Py_None
     ctypedef enum PySendResult:
@@ -405,6 +586,9 @@ cdef enum:
     HALF_OPEN = 2
 
 cdef object _monotonic = time.monotonic
+cdef object _check_clock = _validate.clock_reading
+cdef object _check_random = _validate.random_reading
+cdef object _rebuild = _validate.rebuild
 cdef object _notify_listeners = _events.notify
 cdef object _coroutine_abc = collections.abc.Coroutine
 cdef PyObject* _open_error_type = <PyObject*>CircuitOpenError
@@ -413,7 +597,18 @@ cdef str _s_close = "close"
 cdef tuple _CODES = (CLOSED, OPEN, HALF_OPEN)
 
 
-@cython.final
+cdef class _BreakerExtras:
+    """What only some breakers have: a clock of their own, listeners, a store.
+
+    Kept out of the breaker itself so that a plain breaker stays small (see
+    the memory benchmark): it points at no extras at all.
+    """
+
+    cdef object clock           # None: read the monotonic clock in C
+    cdef list listeners         # None until the first listener
+    cdef object store           # the store's binding (hardy.store), or None
+
+
 cdef class CircuitBreaker:
     """A circuit breaker: stop calling a dependency that keeps failing.
 
@@ -455,10 +650,12 @@ cdef class CircuitBreaker:
     cdef long long _rejections
     cdef str _name
     cdef tuple _excluded
-    cdef object _clock          # None: read the monotonic clock in C
-    cdef list _listeners        # None until the first listener
-    cdef object _store          # the store's binding (hardy.store), or None
+    cdef _BreakerExtras _extras     # None: default clock, no listener, no store
     cdef object __weakref__
+    # Every initialised breaker is in one doubly linked list (hardy._live),
+    # through these two borrowed pointers: no weak reference per breaker.
+    cdef PyObject* _live_prev
+    cdef PyObject* _live_next
 
     def __init__(
         self,
@@ -471,21 +668,32 @@ cdef class CircuitBreaker:
         clock=_monotonic,
         store=None,
     ):
+        if self._name is not None:
+            raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
+        settings = _validate.breaker_settings(
+            name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, clock
+        )
         (
-            self._name,
+            name,
             self._threshold,
             self._reset_timeout,
             self._half_open_max,
             self._excluded,
             clock,
-        ) = _validate.breaker_settings(
-            name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, clock
-        )
-        self._clock = None if clock is _monotonic else clock
+        ) = settings
+        if clock is not _monotonic:
+            _extras_of(self).clock = clock
         self._state = CLOSED
+        self._name = name
         if store is not None:
-            self._store = _validate.breaker_store(store).bind(self)
-        _live.track(self)
+            _extras_of(self).store = _validate.breaker_store(store).bind(self)
+        _live_link(self)
+
+    def __dealloc__(self):
+        _live_unlink(self)
+
+    def __reduce__(self):
+        raise TypeError(_validate.UNPICKLABLE_BREAKER.format(breaker=self))
 
     # -- reading the breaker ----------------------------------------------
 
@@ -517,7 +725,8 @@ cdef class CircuitBreaker:
     @property
     def store(self):
         """The store that shares this breaker's state between processes, or ``None``."""
-        return None if self._store is None else self._store.store
+        binding = _store_of(self)
+        return None if binding is None else binding.store
 
     @property
     def state(self):
@@ -591,8 +800,9 @@ cdef class CircuitBreaker:
         the reset cannot move the new state. A shared breaker resets the
         shared state too.
         """
-        if self._store is not None:
-            self._store.reset()
+        binding = _store_of(self)
+        if binding is not None:
+            binding.reset()
         else:
             self._local_reset()
 
@@ -609,12 +819,20 @@ cdef class CircuitBreaker:
             _propagate()
 
     def record_success(self):
-        """Record a success of a call made without the breaker's help."""
-        if _on_success(self, self._epoch) < 0:
+        """Record a success of a call made without the breaker's help.
+
+        It counts in the state the breaker is in now: past the reset timeout
+        an open breaker is half-open, and the success counts towards closing.
+        """
+        if _promote(self) < 0 or _on_success(self, self._epoch) < 0:
             _propagate()
 
     def record_failure(self, exception):
-        """Record a failure; an exception of an excluded type is counted as ignored."""
+        """Record a failure; an exception of an excluded type is counted as ignored.
+
+        Past the reset timeout an open breaker is half-open, and the failure
+        opens it again for a full ``reset_timeout``.
+        """
         if not isinstance(exception, BaseException):
             raise TypeError(f"exception must be an exception instance, got {exception!r}")
         if isinstance(exception, self._excluded):
@@ -622,21 +840,23 @@ cdef class CircuitBreaker:
             self._ignored += 1
             hardy_unlock(&self._mutex)
         elif isinstance(exception, Exception):
-            if _on_failure(self, self._epoch) < 0:
+            if _promote(self) < 0 or _on_failure(self, self._epoch) < 0:
                 _propagate()
 
     def add_listener(self, callback):
         """Call ``callback(breaker, old_state, new_state)`` after every state change."""
         _validate.callable_arg("callback", callback)
-        if self._listeners is None:
-            self._listeners = []
-        self._listeners.append(callback)
+        extras = _extras_of(self)
+        if extras.listeners is None:
+            extras.listeners = []
+        extras.listeners.append(callback)
 
     def remove_listener(self, callback):
         """Stop calling ``callback``; a :class:`ValueError` if it was not added."""
-        if self._listeners is None:
-            raise ValueError(f"{callback!r} is not a listener of {self!r}")
-        self._listeners.remove(callback)
+        listeners = None if self._extras is None else self._extras.listeners
+        if listeners is None or callback not in listeners:
+            raise ValueError(_validate.NOT_A_LISTENER.format(callback=callback, breaker=self))
+        listeners.remove(callback)
 
     # -- using it -----------------------------------------------------------
 
@@ -646,6 +866,7 @@ cdef class CircuitBreaker:
         For an ``async def`` function the admission happens now and the
         returned awaitable settles the outcome when it completes.
         """
+        _validate.callable_arg("func", func)
         cdef long long epoch = _admit(self)
         cdef _Awaiter awaiter
         if epoch < 0:
@@ -658,7 +879,7 @@ cdef class CircuitBreaker:
             _record_outcome(self, exc, epoch)
             raise
         if PyCoro_CheckExact(<PyObject*>result):
-            awaiter = _Awaiter.__new__(_Awaiter)
+            awaiter = _new_awaiter()
             awaiter._breaker = self
             awaiter._coro = result
             awaiter._epoch = epoch
@@ -680,7 +901,11 @@ cdef class CircuitBreaker:
             if epoch == -1:
                 _raise_rejection(self)
             _propagate()
-        _blocks.push(self, epoch)
+        try:
+            _blocks.push(self, epoch)
+        except BaseException:
+            _release(self, epoch, False)
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -698,7 +923,14 @@ cdef class CircuitBreaker:
         self.__exit__(exc_type, exc, tb)
 
     def __repr__(self):
-        return f"<CircuitBreaker {self._name!r} {STATE_BY_CODE[_state_code(self)].value}>"
+        cdef double now
+        if self._name is None:
+            return f"<{type(self).__name__} (not initialised)>"
+        cdef int state = self._state
+        if state == OPEN and _clock_now(_clock_of(self), &now) == 0 and now - self._opened_at >= self._reset_timeout:
+            state = HALF_OPEN
+        PyErr_Clear()  # a clock that fails is reported by the calls, not by repr()
+        return f"<{type(self).__name__} {self._name!r} {STATE_BY_CODE[state].value}>"
 
     # -- for the store's binding (hardy.store) ------------------------------
 
@@ -750,6 +982,62 @@ cdef class CircuitBreaker:
         return epoch
 
 
+cdef _BreakerExtras _extras_of(CircuitBreaker self):
+    if self._extras is None:
+        self._extras = _BreakerExtras.__new__(_BreakerExtras)
+    return self._extras
+
+
+cdef inline object _clock_of(CircuitBreaker self):
+    return None if self._extras is None else self._extras.clock
+
+
+cdef inline object _store_of(CircuitBreaker self):
+    return None if self._extras is None else self._extras.store
+
+
+# -- every live breaker (hardy._live) ------------------------------------------------------
+
+cdef PyObject* _live_head = NULL
+cdef hardy_mutex _live_mutex
+cdef Py_ssize_t _live_prev_at       # the offsets of _live_prev and _live_next in a breaker
+cdef Py_ssize_t _live_next_at
+
+
+cdef void _live_link(CircuitBreaker self) noexcept:
+    global _live_head
+    hardy_lock(&_live_mutex)
+    hardy_live_link(&_live_head, <PyObject*>self, _live_prev_at, _live_next_at)
+    hardy_unlock(&_live_mutex)
+
+
+cdef void _live_unlink(CircuitBreaker self) noexcept:
+    global _live_head
+    hardy_lock(&_live_mutex)
+    hardy_live_unlink(&_live_head, <PyObject*>self, _live_prev_at, _live_next_at)
+    hardy_unlock(&_live_mutex)
+
+
+def live_breakers():
+    """Every initialised breaker of this core that is alive, newest first (for hardy._live)."""
+    hardy_lock(&_live_mutex)
+    cdef PyObject* found = hardy_live_list(_live_head, _live_next_at)
+    hardy_unlock(&_live_mutex)
+    if found == NULL:
+        _propagate()
+    return _steal(found)
+
+
+cdef void _measure_live_offsets():
+    global _live_prev_at, _live_next_at
+    cdef CircuitBreaker probe = CircuitBreaker.__new__(CircuitBreaker)
+    _live_prev_at = <Py_ssize_t>(<char*>&probe._live_prev - <char*><PyObject*>probe)
+    _live_next_at = <Py_ssize_t>(<char*>&probe._live_next - <char*><PyObject*>probe)
+
+
+_measure_live_offsets()
+_live.add_source(live_breakers)
+
 
 cdef int _record_outcome(CircuitBreaker self, BaseException exc, long long epoch) except -1:
     """Settle an outcome given as an exception object (``call``, ``__exit__``)."""
@@ -767,28 +1055,45 @@ cdef int _record_outcome(CircuitBreaker self, BaseException exc, long long epoch
 # methods: a cdef method would add a vtable pointer to every breaker. They
 # return error codes instead of raising, so the dispatch can pass exceptions
 # through without Cython adding frames to the caller's traceback.
+#
+# No user code (a clock, a listener, the store) may leave a trial slot held
+# or a transition half-done: every admission that then fails gives its slot
+# back, and state changes happen before listeners are told.
 
 cdef inline int _now(CircuitBreaker self, double* now) noexcept:
-    return _clock_now(self._clock, now)
+    """The breaker's clock; an error for a reading that is not a finite number."""
+    return _clock_now(_clock_of(self), now)
 
 
 cdef int _clock_now(object clock, double* now) noexcept:
     """Read ``clock`` (None: the monotonic clock, read in C) into ``now``; -1 on error."""
-    return _call_float(clock, now) if clock is not None else _c_monotonic(now)
+    if clock is None:
+        now[0] = c_monotonic()
+        return 0
+    return _read_clock(clock, now)
 
 
-cdef inline int _c_monotonic(double* now) noexcept:
-    now[0] = c_monotonic()
-    return 0
-
-
-cdef int _call_float(object func, double* out) noexcept:
-    """Call ``func()`` and convert its result to a double; -1 on error."""
-    cdef PyObject* result = PyObject_CallNoArgs(<PyObject*>func)
+cdef int _read_clock(object clock, double* out) noexcept:
+    """``clock()`` as a double; one that is not a finite number is an error (hardy._validate.clock_reading)."""
+    cdef PyObject* result = PyObject_CallNoArgs(<PyObject*>clock)
     if result == NULL:
         return -1
-    out[0] = PyFloat_AsDouble(result)
+    if PyFloat_CheckExact(result):
+        out[0] = PyFloat_AS_DOUBLE(result)
+        if isfinite(out[0]):
+            xdecref(result)
+            return 0
+    return _checked_reading(_check_clock, clock, result, out)
+
+
+cdef int _checked_reading(object check, object source, PyObject* result, double* out) noexcept:
+    """``check(source, result)`` as a double: the slow path of a reading; takes ``result``."""
+    cdef PyObject* value = PyObject_CallFunctionObjArgs(<PyObject*>check, <PyObject*>source, result, NULL)
     xdecref(result)
+    if value == NULL:
+        return -1
+    out[0] = PyFloat_AsDouble(value)
+    xdecref(value)
     if out[0] == -1.0 and PyErr_Occurred() != NULL:
         return -1
     return 0
@@ -802,7 +1107,7 @@ cdef long long _store_call(CircuitBreaker self, str method, long long epoch) noe
     """Hand a decision to the store's binding: its result, or -2 on error."""
     cdef object result
     try:
-        result = getattr(self._store, method)(epoch)
+        result = getattr(_store_of(self), method)(epoch)
         return <long long>result if result is not None else 0
     except BaseException as exc:
         _set_error(exc)
@@ -814,6 +1119,7 @@ cdef long long _admit_impl(CircuitBreaker self, bint shared) noexcept:
     cdef double now
     cdef long long epoch
     cdef bint changed = False
+    cdef bint to_store = shared and _store_of(self) is not None
     if self._state == CLOSED:
         return self._epoch
     if _now(self, &now) < 0:
@@ -828,7 +1134,7 @@ cdef long long _admit_impl(CircuitBreaker self, bint shared) noexcept:
             self._rejections += 1
             hardy_unlock(&self._mutex)
             return -1
-        if shared and self._store is not None:
+        if to_store:
             # Trial permits are cluster-wide: the store grants them.
             hardy_unlock(&self._mutex)
             return _store_call(self, "admit", 0)
@@ -836,7 +1142,7 @@ cdef long long _admit_impl(CircuitBreaker self, bint shared) noexcept:
         self._trials = 0
         self._trial_successes = 0
         changed = True
-    if shared and self._store is not None and self._trials < self._half_open_max:
+    if to_store and self._trials < self._half_open_max:
         hardy_unlock(&self._mutex)
         return _store_call(self, "admit", 0)
     if self._trials < self._half_open_max:
@@ -847,8 +1153,30 @@ cdef long long _admit_impl(CircuitBreaker self, bint shared) noexcept:
         epoch = -1
     hardy_unlock(&self._mutex)
     if changed and _notify(self, OPEN, HALF_OPEN) < 0:
+        # A listener raised (an interrupt: others are logged) before the call
+        # could start: its trial slot must not stay taken.
+        if epoch >= 0:
+            _release(self, epoch, False)
         return -2
     return epoch
+
+
+cdef int _promote(CircuitBreaker self) noexcept:
+    """An open breaker past its reset timeout is half-open: make it so (for manual recording)."""
+    cdef double now
+    if self._state != OPEN or _store_of(self) is not None:
+        return 0
+    if _now(self, &now) < 0:
+        return -1
+    hardy_lock(&self._mutex)
+    if self._state != OPEN or now - self._opened_at < self._reset_timeout:
+        hardy_unlock(&self._mutex)
+        return 0
+    self._state = HALF_OPEN
+    self._trials = 0
+    self._trial_successes = 0
+    hardy_unlock(&self._mutex)
+    return _notify(self, OPEN, HALF_OPEN)
 
 
 cdef inline void _open(CircuitBreaker self, double now) noexcept:
@@ -868,14 +1196,15 @@ cdef inline int _on_success(CircuitBreaker self, long long epoch) noexcept:
 cdef int _on_success_impl(CircuitBreaker self, long long epoch, bint shared, bint count) noexcept:
     cdef bint closed = False
     cdef bint clear = False
+    cdef bint to_store = shared and _store_of(self) is not None
     hardy_lock(&self._mutex)
     if count:
         self._successes += 1
     if epoch == self._epoch:
         if self._state == CLOSED:
-            clear = shared and self._failure_count != 0 and self._store is not None
+            clear = to_store and self._failure_count != 0
             self._failure_count = 0
-        elif shared and self._state == HALF_OPEN and self._store is not None:
+        elif to_store and self._state == HALF_OPEN:
             hardy_unlock(&self._mutex)
             return <int>_store_call(self, "trial_success", epoch)
         elif self._state == HALF_OPEN:
@@ -902,12 +1231,19 @@ cdef int _on_failure_impl(CircuitBreaker self, long long epoch, bint shared, bin
     cdef double now
     cdef int old = -1
     if _now(self, &now) < 0:
+        # No reading to open the breaker with: count the failure, and give a
+        # trial slot back so the breaker cannot stay half-open for ever.
+        hardy_lock(&self._mutex)
+        if count:
+            self._failures += 1
+        hardy_unlock(&self._mutex)
+        _release(self, epoch, False)
         return -1
     hardy_lock(&self._mutex)
     if count:
         self._failures += 1
     if epoch == self._epoch:
-        if shared and self._store is not None:
+        if shared and _store_of(self) is not None:
             hardy_unlock(&self._mutex)
             return <int>_store_call(self, "failure", epoch)
         if self._state == CLOSED:
@@ -929,9 +1265,9 @@ cdef void _release(CircuitBreaker self, long long epoch, bint ignored) noexcept:
     hardy_lock(&self._mutex)
     if ignored:
         self._ignored += 1
-    if epoch == self._epoch and self._state == HALF_OPEN:
+    if epoch == self._epoch and self._state == HALF_OPEN and self._trials > 0:
         self._trials -= 1
-        shared = self._store is not None
+        shared = _store_of(self) is not None
     hardy_unlock(&self._mutex)
     if shared:
         # Giving a shared permit back never blocks (the store queues it), so
@@ -1012,12 +1348,13 @@ cdef int _raise_rejection(CircuitBreaker self) noexcept:
 
 cdef int _notify(CircuitBreaker self, int old, int new) noexcept:
     cdef PyObject* result
-    if self._listeners is None or len(self._listeners) == 0:
+    cdef list listeners = None if self._extras is None else self._extras.listeners
+    if listeners is None or len(listeners) == 0:
         return 0
     result = PyObject_CallFunctionObjArgs(
         <PyObject*>_notify_listeners,
         <PyObject*>self,
-        <PyObject*>self._listeners,
+        <PyObject*>listeners,
         PyTuple_GET_ITEM(<PyObject*>_CODES, old),
         PyTuple_GET_ITEM(<PyObject*>_CODES, new),
         NULL,
@@ -1081,7 +1418,9 @@ cdef enum:
 cdef class _Wrapper:
     """What every compiled wrapper shares: its vectorcall slot, the wrapped
     callable, a ``__dict__`` for the function attributes that
-    ``functools.update_wrapper`` copies, and method binding."""
+    ``functools.update_wrapper`` copies (and ``.breaker`` or
+    ``.retry_config``, which are attributes like a function's), method
+    binding, and pickling by reference."""
 
     cdef vectorcallfunc _vectorcall
     cdef object _func
@@ -1093,6 +1432,15 @@ cdef class _Wrapper:
             return self
         return types.MethodType(self, obj)
 
+    def __reduce__(self):
+        # As a function is: by its qualified name in its module, so that a
+        # decorated module-level function pickles (multiprocessing) and
+        # copy.copy() returns it unchanged.
+        name = getattr(self, "__qualname__", None)
+        if not isinstance(name, str):
+            raise TypeError(f"cannot pickle {self!r}: it has no __qualname__")
+        return name
+
 
 @cython.final
 cdef class _Protected(_Wrapper):
@@ -1103,11 +1451,6 @@ cdef class _Protected(_Wrapper):
     cdef bint _is_async
     cdef bint _fallback_is_async
     cdef object _spare              # a finished _Awaiter to reuse (async only)
-
-    @property
-    def breaker(self):
-        """The circuit breaker that guards this function."""
-        return self._breaker
 
     def __repr__(self):
         return f"<protected {self._func!r} by {self._breaker!r}>"
@@ -1175,7 +1518,7 @@ cdef PyObject* _start_async(_Protected p, PyObject* const* args, size_t nargsf, 
     ):
         awaiter._stage = STAGE_NEW
     else:
-        awaiter = _Awaiter.__new__(_Awaiter)
+        awaiter = _new_awaiter()
         awaiter._breaker = p._breaker
         awaiter._owner = p
         if HARDY_REUSE_AWAITERS:
@@ -1201,11 +1544,14 @@ cdef PyObject* _start_async(_Protected p, PyObject* const* args, size_t nargsf, 
 cdef class _Awaiter:
     """The awaitable returned by a protected ``async def`` function.
 
-    It forwards ``send``/``throw``/``close`` to the inner coroutine and
-    settles the breaker when that coroutine finishes.
+    It forwards ``send``/``throw``/``close`` to the inner coroutine (or to
+    the iterator of any other awaitable the function returned) and settles
+    the breaker when that finishes. It behaves as the twin's ``async def``
+    wrapper would: driving it again while it runs is a ``ValueError``, a
+    non-None value sent before it started a ``TypeError``, and so on.
     """
 
-    cdef object _coro
+    cdef object _coro               # the inner coroutine, or the awaitable's iterator once started
     cdef CircuitBreaker _breaker
     cdef _Protected _owner          # None for ``CircuitBreaker.call``
     cdef object _fallback_args      # (args, kwargs), kept only when there is a fallback
@@ -1213,6 +1559,7 @@ cdef class _Awaiter:
     cdef _TrialSlot _slot           # set only for a half-open trial
     cdef long long _epoch
     cdef int _stage
+    cdef bint _running              # inside the inner coroutine: re-entry is refused
 
     def __await__(self):
         return self
@@ -1232,41 +1579,81 @@ cdef class _Awaiter:
     def throw(self, typ, val=None, tb=None):
         """Raise an exception inside the inner coroutine."""
         cdef PyObject* result
+        cdef int stage
+        if self._running:
+            raise ValueError("coroutine already executing")
         if self._stage == STAGE_NEW:
             self._abandon()
-        if self._stage not in (STAGE_RUNNING, STAGE_FALLBACK):
+        stage = self._stage
+        if stage not in (STAGE_RUNNING, STAGE_FALLBACK):
             if val is None:
                 raise typ
             raise val.with_traceback(tb) if tb is not None else val
-        if val is None and tb is None:
-            result = PyObject_CallMethodObjArgs(<PyObject*>self._coro, <PyObject*>_s_throw, <PyObject*>typ, NULL)
+        throw = getattr(self._coro, "throw", None)
+        if throw is None:
+            # An iterator without throw(): the exception is raised where it
+            # is awaited, as `await` does.
+            error = val if val is not None else (typ() if isinstance(typ, type) else typ)
+            if tb is not None:
+                error = error.with_traceback(tb)
+            _set_error(error)
+            result = NULL
         else:
-            result = PyObject_CallMethodObjArgs(
-                <PyObject*>self._coro, <PyObject*>_s_throw, <PyObject*>typ, <PyObject*>val, <PyObject*>tb, NULL
-            )
+            self._running = True
+            if val is None and tb is None:
+                result = PyObject_CallOneArg(<PyObject*>throw, <PyObject*>typ)
+            else:
+                result = PyObject_CallFunctionObjArgs(
+                    <PyObject*>throw, <PyObject*>typ, <PyObject*>val, <PyObject*>tb, NULL
+                )
+            self._running = False
         if result != NULL:
             return _steal(result)
-        if self._stage == STAGE_RUNNING:
-            if PyErr_ExceptionMatches(PyExc_StopIteration):
-                _settle_return(self._breaker, self._epoch)
-            else:
-                _settle_error(self._breaker, self._epoch)
+        b = self._breaker
+        epoch = self._epoch
         self._settled()
+        if stage == STAGE_RUNNING:
+            if PyErr_ExceptionMatches(PyExc_StopIteration):
+                _settle_return(b, epoch)
+            else:
+                _settle_error(b, epoch)
         _propagate()
 
     def close(self):
-        """Close the inner coroutine; an admitted call gives back its trial slot."""
+        """Close the inner coroutine; an admitted call gives back its trial slot.
+
+        An inner coroutine that refuses to close (it ignores ``GeneratorExit``)
+        fails with its ``RuntimeError``, which counts as a failure.
+        """
+        if self._running:
+            raise ValueError("coroutine already executing")
         cdef int stage = self._stage
         coro = self._coro
+        b = self._breaker
+        epoch = self._epoch
         self._settled()
         if stage == STAGE_NEW:
             _close_unstarted(coro)
-        elif stage in (STAGE_RUNNING, STAGE_FALLBACK):
-            try:
-                coro.close()
-            finally:
-                if stage == STAGE_RUNNING:
-                    _release(self._breaker, self._epoch, False)
+            return
+        if stage not in (STAGE_RUNNING, STAGE_FALLBACK):
+            return
+        close = getattr(coro, "close", None)
+        try:
+            if close is not None:
+                self._running = True
+                try:
+                    close()
+                finally:
+                    self._running = False
+        except BaseException as exc:
+            if stage == STAGE_RUNNING:
+                _set_error(exc)
+                if _settle_error(b, epoch) < 0:
+                    _propagate()  # the settling failed: its error, with this one as context
+                _fetch_error()
+            raise
+        if stage == STAGE_RUNNING:
+            _release(b, epoch, False)
 
     cdef void _abandon(self) noexcept:
         coro = self._coro
@@ -1288,11 +1675,15 @@ cdef class _Awaiter:
             self._slot = None
 
 
+cdef _Awaiter _new_awaiter():
+    return _Awaiter.__new__(_Awaiter)
+
+
 cdef void _close_unstarted(object coro) noexcept:
     # A coroutine that never ran is closed so it does not warn that it was
     # never awaited: it was not meant to run.
     cdef PyObject* result
-    if coro is not None:
+    if coro is not None and PyCoro_CheckExact(<PyObject*>coro):
         result = PyObject_CallMethodNoArgs(<PyObject*>coro, <PyObject*>_s_close)
         if result == NULL:
             PyErr_WriteUnraisable(<PyObject*>coro)
@@ -1359,8 +1750,8 @@ cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
         aw._stage = STAGE_RUNNING
         if aw._pending is not None:
             _set_error(aw._pending)
-            _settle_error(b, epoch)
             aw._settled()
+            _settle_error(b, epoch)
             return PYGEN_ERROR
         if b._state == HALF_OPEN:
             aw._slot = _new_trial_slot(b, epoch)
@@ -1390,8 +1781,18 @@ cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
 
 cdef int _awaiter_send(PyObject* self, PyObject* arg, PyObject** presult) noexcept:
     cdef _Awaiter aw = <_Awaiter>self
+    cdef CircuitBreaker b
+    cdef PyObject* it
     cdef int status
+    cdef int stage
+    if aw._running:
+        PyErr_SetString(PyExc_ValueError, b"coroutine already executing")
+        return PYGEN_ERROR
     if aw._stage == STAGE_NEW:
+        if arg != Py_None:
+            # As for any coroutine, before admission: nothing is counted.
+            PyErr_SetString(PyExc_TypeError, b"can't send non-None value to a just-started coroutine")
+            return PYGEN_ERROR
         if aw._breaker._state == CLOSED and aw._pending is None:
             aw._epoch = aw._breaker._epoch
             aw._stage = STAGE_RUNNING
@@ -1399,23 +1800,47 @@ cdef int _awaiter_send(PyObject* self, PyObject* arg, PyObject** presult) noexce
             status = _awaiter_start(aw, presult)
             if status != GO_ON:
                 return status
+        if not PyCoro_CheckExact(<PyObject*>aw._coro):
+            # An awaitable that is not a coroutine (a Future, an object with
+            # __await__): iterate what `await` would.
+            it = hardy_await_iter(<PyObject*>aw._coro)
+            if it == NULL:
+                return _awaiter_failed(aw)
+            aw._coro = <object>it
+            xdecref(it)
     elif aw._stage == STAGE_DONE:
         PyErr_SetString(PyExc_RuntimeError, b"cannot reuse already awaited coroutine")
         return PYGEN_ERROR
+    aw._running = True
     status = PyIter_Send(<PyObject*>aw._coro, arg, presult)
+    aw._running = False
     if status == PYGEN_NEXT:
         return status
-    if aw._stage == STAGE_RUNNING:
+    # Finished: mark it done before settling, so that user code the settling
+    # runs (a listener, a clock) finds nothing left to close or re-enter.
+    stage = aw._stage
+    b = aw._breaker
+    aw._settled()
+    if stage == STAGE_RUNNING:
         if status == PYGEN_RETURN:
-            if aw._breaker._state == CLOSED and aw._breaker._failure_count == 0:
-                hardy_add_one(&aw._breaker._successes)
-            elif _on_success(aw._breaker, aw._epoch) < 0:
+            if b._state == CLOSED and b._failure_count == 0:
+                hardy_add_one(&b._successes)
+            elif _on_success(b, aw._epoch) < 0:
                 xdecref(presult[0])
                 status = PYGEN_ERROR
         else:
-            _settle_error(aw._breaker, aw._epoch)
-    aw._settled()
+            _settle_error(b, aw._epoch)
     return status
+
+
+cdef int _awaiter_failed(_Awaiter aw) noexcept:
+    """The admitted call failed before running (its awaitable could not be awaited)."""
+    cdef int stage = aw._stage
+    cdef CircuitBreaker b = aw._breaker
+    aw._settled()
+    if stage == STAGE_RUNNING:
+        _settle_error(b, aw._epoch)
+    return PYGEN_ERROR
 
 
 cdef PyObject* _awaiter_iternext(PyObject* self) noexcept:
@@ -1442,6 +1867,7 @@ cdef Py_ssize_t _vectorcall_offset():
 hardy_enable_vectorcall(_Protected, _vectorcall_offset())
 hardy_set_am_send(_Awaiter, _awaiter_send)
 hardy_set_iternext(_Awaiter, _awaiter_iternext)
+hardy_stop_ready()
 _coroutine_abc.register(_Awaiter)
 
 
@@ -1453,6 +1879,7 @@ def protect(breaker, func, fallback=None):
     """
     if not isinstance(breaker, CircuitBreaker):
         raise TypeError(f"breaker must be a CircuitBreaker, got {breaker!r}")
+    _validate.initialised(breaker, (<CircuitBreaker>breaker)._name is not None)
     _validate.callable_arg("func", func)
     if fallback is not None:
         _validate.callable_arg("fallback", fallback)
@@ -1463,14 +1890,16 @@ def protect(breaker, func, fallback=None):
     p._fallback = fallback
     p._is_async = _wrapping.is_async_callable(func)
     p._fallback_is_async = fallback is not None and _wrapping.is_async_callable(fallback)
-    return _wrapping.copy_metadata(p, func, is_async=p._is_async)
+    _wrapping.copy_metadata(p, func, is_async=p._is_async)
+    setattr(p, "breaker", breaker)
+    return p
 
 
 
 
 # -- retry ------------------------------------------------------------------------
 
-from libc.math cimport pow as c_pow, isinf
+from libc.math cimport pow as c_pow
 
 cdef enum:
     JITTER_NONE = 0
@@ -1486,7 +1915,6 @@ cdef object _sync_sleep = _sleep.sync_sleep
 cdef object _async_sleep = _sleep.async_sleep
 
 
-@cython.final
 cdef class RetryConfig:
     """How to retry: how many attempts, which errors, and how long to wait between them.
 
@@ -1520,6 +1948,8 @@ cdef class RetryConfig:
     cdef object _retry_on_result
     cdef object _random         # None: the module's default; draw from _rng_state in C
     cdef object _clock          # None: read the monotonic clock in C
+    cdef object _jitter_given   # jitter as passed: True, False or a Jitter member
+    cdef object __weakref__
 
     def __init__(
         self,
@@ -1535,6 +1965,8 @@ cdef class RetryConfig:
         random=_default_random,
         clock=_monotonic,
     ):
+        if self._retryable is not None:
+            raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
         (
             self._max_attempts,
             self._factor,
@@ -1559,6 +1991,7 @@ cdef class RetryConfig:
             random,
             clock,
         )
+        self._jitter_given = jitter
         self._has_deadline = deadline is not None
         self._deadline = 0.0 if deadline is None else deadline
         self._clock = None if clock is _monotonic else clock
@@ -1593,8 +2026,8 @@ cdef class RetryConfig:
 
     @property
     def jitter(self):
-        """How delays are randomised."""
-        return JITTER_CODES[self._jitter]
+        """How delays are randomised, as given: ``True``, ``False`` or a :class:`~hardy.Jitter` member."""
+        return self._jitter_given
 
     @property
     def retryable_exceptions(self):
@@ -1632,10 +2065,28 @@ cdef class RetryConfig:
             _propagate()
         return delay
 
+    def __reduce__(self):
+        return _rebuild, (type(self), self._settings())
+
+    def _settings(self):
+        """The keyword arguments that make this configuration again."""
+        return {
+            "max_attempts": self._max_attempts,
+            "backoff_factor": self._factor,
+            "initial_delay": self._initial,
+            "max_delay": self._max_delay,
+            "jitter": self._jitter_given,
+            "retryable_exceptions": self._retryable,
+            "retry_on_result": self._retry_on_result,
+            "deadline": self.deadline,
+            "random": _default_random if self._random is None else self._random,
+            "clock": _monotonic if self._clock is None else self._clock,
+        }
+
     def __repr__(self):
         return (
-            f"RetryConfig(max_attempts={self._max_attempts}, backoff_factor={self._factor}, "
-            f"initial_delay={self._initial}, max_delay={self._max_delay}, jitter={self.jitter})"
+            f"{type(self).__name__}(max_attempts={self._max_attempts}, backoff_factor={self._factor}, "
+            f"initial_delay={self._initial}, max_delay={self._max_delay}, jitter={self._jitter_given!r})"
         )
 
 
@@ -1687,10 +2138,19 @@ cdef double _base_delay(RetryConfig c, long attempt) noexcept:
 
 
 cdef inline int _draw(RetryConfig c, double* r) noexcept:
+    cdef PyObject* result
     if c._random is None:
         r[0] = hardy_next_double(&c._rng_state)
         return 0
-    return _call_float(c._random, r)
+    result = PyObject_CallNoArgs(<PyObject*>c._random)
+    if result == NULL:
+        return -1
+    if PyFloat_CheckExact(result):
+        r[0] = PyFloat_AS_DOUBLE(result)
+        if 0.0 <= r[0] < 1.0:
+            xdecref(result)
+            return 0
+    return _checked_reading(_check_random, c._random, result, r)
 
 
 cdef bint _retries_current(RetryConfig c) noexcept:
@@ -1714,11 +2174,6 @@ cdef class _Retrying(_Wrapper):
     cdef object _on_retry
     cdef bint _is_async
     cdef bint _on_retry_is_async
-
-    @property
-    def retry_config(self):
-        """The ``RetryConfig`` this function is retried with."""
-        return self._config
 
     def __repr__(self):
         return f"<retrying {self._func!r} with {self._config!r}>"
@@ -1946,7 +2401,9 @@ def retrying(config, func, on_retry=None):
     r._on_retry_is_async = on_retry is not None and _wrapping.is_async_callable(on_retry)
     if r._on_retry_is_async and not r._is_async:
         raise TypeError(f"on_retry {on_retry!r} is async but {func!r} is not: it could not be awaited")
-    return _wrapping.copy_metadata(r, func, is_async=r._is_async)
+    _wrapping.copy_metadata(r, func, is_async=r._is_async)
+    setattr(r, "retry_config", config)
+    return r
 
 
 # -- fallback chains ---------------------------------------------------------------------
@@ -2363,3 +2820,12 @@ def timed(func, seconds, operation, fallback=None):
     t._operation = operation
     t._fallback = fallback
     return _wrapping.copy_metadata(t, func, is_async=False)
+
+
+# Internal types are made only by the functions above (see hardy_disallow_instantiation).
+for _internal in (
+    _BreakerExtras, _Wrapper, _Protected, _Awaiter, _TrialSlot, _Retrying, _Chain,
+    _Deadline, _ThreadDeadlines, _CompiledDeadlines, _Timed,
+):
+    hardy_disallow_instantiation(_internal)
+del _internal

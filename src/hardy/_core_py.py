@@ -32,7 +32,7 @@ from typing import Any, cast
 from . import _blocks, _chain, _deadlines, _events, _live, _sleep, _timeout_log, _validate, _wrapping
 from ._types import P, ProtectedCallable, R
 from .errors import CircuitOpenError
-from .jitter import JITTER_CODES, Jitter
+from .jitter import Jitter
 from .state import CLOSED, HALF_OPEN, OPEN, STATE_BY_CODE, CircuitState
 
 __all__ = ["IMPLEMENTATION", "CircuitBreaker", "RetryConfig", "chain", "protect", "retrying", "timed"]
@@ -103,8 +103,10 @@ class CircuitBreaker:
         clock: Callable[[], float] = time.monotonic,
         store: Any = None,
     ) -> None:
+        if getattr(self, "_name", None) is not None:
+            raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
         (
-            self._name,
+            name,
             self._threshold,
             self._reset_timeout,
             self._half_open_max,
@@ -126,15 +128,31 @@ class CircuitBreaker:
         self._ignored = 0
         self._rejections = 0
         self._opened = 0
-        self._store: Any = None if store is None else _validate.breaker_store(store).bind(self)
+        self._store: Any = None
+        self._name = name
+        if store is not None:
+            self._store = _validate.breaker_store(store).bind(self)
         _live.track(self)
 
+    def __reduce__(self) -> Any:
+        raise TypeError(_validate.UNPICKLABLE_BREAKER.format(breaker=self))
+
     # -- the state machine ------------------------------------------------
+    # No user code (a clock, a listener, the store) may leave a trial slot
+    # held or a transition half-done: every admission that then fails gives
+    # its slot back, and state changes happen before listeners are told.
+
+    def _now(self) -> float:
+        """The clock; an error for a reading that is not a finite number (as the compiled core)."""
+        now = self._clock()
+        if type(now) is not float or not math.isfinite(now):
+            now = _validate.clock_reading(self._clock, now)
+        return now
 
     def _admit(self, shared: bool = True) -> int:
         if self._state == CLOSED:
             return self._epoch
-        now = self._clock()  # user code: read before the critical section
+        now = self._now()  # user code: read before the critical section
         changed = False
         store: Any = self._store if shared else None
         with self._lock:
@@ -161,8 +179,28 @@ class CircuitBreaker:
         if epoch == -3:
             return cast(int, store.admit(0))
         if changed:
-            self._notify(OPEN, HALF_OPEN)
+            try:
+                self._notify(OPEN, HALF_OPEN)
+            except BaseException:
+                # A listener raised (an interrupt: others are logged) before
+                # the call could start: its trial slot must not stay taken.
+                if epoch >= 0:
+                    self._release(epoch, ignored=False)
+                raise
         return epoch
+
+    def _promote(self) -> None:
+        """An open breaker past its reset timeout is half-open: make it so (for manual recording)."""
+        if self._state != OPEN or self._store is not None:
+            return
+        now = self._now()
+        with self._lock:
+            if self._state != OPEN or now - self._opened_at < self._reset_timeout:
+                return
+            self._state = HALF_OPEN
+            self._trials = 0
+            self._trial_successes = 0
+        self._notify(OPEN, HALF_OPEN)
 
     def _open(self, now: float) -> None:
         # Caller holds the lock.
@@ -201,7 +239,16 @@ class CircuitBreaker:
             call(epoch)
 
     def _on_failure(self, epoch: int, shared: bool = True, count: bool = True) -> None:
-        now = self._clock()
+        try:
+            now = self._now()
+        except BaseException:
+            # No reading to open the breaker with: count the failure, and give
+            # a trial slot back so the breaker cannot stay half-open for ever.
+            with self._lock:
+                if count:
+                    self._failures += 1
+            self._release(epoch, ignored=False)
+            raise
         old = -1
         store: Any = self._store if shared else None
         report = False
@@ -238,7 +285,7 @@ class CircuitBreaker:
         with self._lock:
             if ignored:
                 self._ignored += 1
-            if epoch == self._epoch and self._state == HALF_OPEN:
+            if epoch == self._epoch and self._state == HALF_OPEN and self._trials > 0:
                 self._trials -= 1
                 shared = self._store is not None
         if shared:
@@ -256,7 +303,7 @@ class CircuitBreaker:
 
     def _state_code(self) -> int:
         state = self._state
-        if state == OPEN and self._clock() - self._opened_at >= self._reset_timeout:
+        if state == OPEN and self._now() - self._opened_at >= self._reset_timeout:
             return HALF_OPEN
         return state
 
@@ -309,7 +356,7 @@ class CircuitBreaker:
         """Seconds until an open breaker admits trial calls; ``0.0`` in any other state."""
         if self._state != OPEN:
             return 0.0
-        return max(0.0, self._reset_timeout - (self._clock() - self._opened_at))
+        return max(0.0, self._reset_timeout - (self._now() - self._opened_at))
 
     def get_stats(self) -> dict[str, Any]:
         """A snapshot of the state, the counts and the lifetime totals.
@@ -371,17 +418,27 @@ class CircuitBreaker:
             self._notify(old, CLOSED)
 
     def record_success(self) -> None:
-        """Record a success of a call made without the breaker's help."""
+        """Record a success of a call made without the breaker's help.
+
+        It counts in the state the breaker is in now: past the reset timeout
+        an open breaker is half-open, and the success counts towards closing.
+        """
+        self._promote()
         self._on_success(self._epoch)
 
     def record_failure(self, exception: BaseException) -> None:
-        """Record a failure; an exception of an excluded type is counted as ignored."""
+        """Record a failure; an exception of an excluded type is counted as ignored.
+
+        Past the reset timeout an open breaker is half-open, and the failure
+        opens it again for a full ``reset_timeout``.
+        """
         if not isinstance(exception, BaseException):
             raise TypeError(f"exception must be an exception instance, got {exception!r}")
         if isinstance(exception, self._excluded):
             with self._lock:
                 self._ignored += 1
         elif isinstance(exception, Exception):
+            self._promote()
             self._on_failure(self._epoch)
 
     def add_listener(self, callback: Callable[[Any, CircuitState, CircuitState], object]) -> None:
@@ -391,6 +448,8 @@ class CircuitBreaker:
 
     def remove_listener(self, callback: Callable[[Any, CircuitState, CircuitState], object]) -> None:
         """Stop calling ``callback``; a :class:`ValueError` if it was not added."""
+        if callback not in self._listeners:
+            raise ValueError(_validate.NOT_A_LISTENER.format(callback=callback, breaker=self))
         self._listeners.remove(callback)
 
     # -- using it -----------------------------------------------------------
@@ -401,6 +460,7 @@ class CircuitBreaker:
         For an ``async def`` function the admission happens now and the
         returned awaitable settles the outcome when it completes.
         """
+        _validate.callable_arg("func", func)
         epoch = self._admit()
         if epoch < 0:
             raise self._rejection()
@@ -423,7 +483,11 @@ class CircuitBreaker:
         epoch = self._admit()
         if epoch < 0:
             raise self._rejection()
-        _blocks.push(self, epoch)
+        try:
+            _blocks.push(self, epoch)
+        except BaseException:
+            self._release(epoch, ignored=False)
+            raise
         return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
@@ -440,7 +504,16 @@ class CircuitBreaker:
         self.__exit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
-        return f"<CircuitBreaker {self._name!r} {STATE_BY_CODE[self._state_code()].value}>"
+        if getattr(self, "_name", None) is None:
+            return f"<{type(self).__name__} (not initialised)>"
+        state = self._state
+        if state == OPEN:
+            try:
+                if self._now() - self._opened_at >= self._reset_timeout:
+                    state = HALF_OPEN
+            except Exception:
+                pass
+        return f"<{type(self).__name__} {self._name!r} {STATE_BY_CODE[state].value}>"
 
     # -- for the store's binding (hardy.store) ------------------------------
 
@@ -466,7 +539,7 @@ class CircuitBreaker:
         self, state: int, failure_count: int, trials: int, trial_successes: int, open_elapsed: float, new_period: bool
     ) -> int:
         """Take a state read from the store; the new epoch. ``new_period``: calls running now are stale."""
-        now = self._clock()
+        now = self._now()
         with self._lock:
             old = self._state
             if new_period:
@@ -533,6 +606,7 @@ def protect(
     """
     if not isinstance(breaker, CircuitBreaker):
         raise TypeError(f"breaker must be a CircuitBreaker, got {breaker!r}")
+    _validate.initialised(breaker, getattr(breaker, "_name", None) is not None)
     _validate.callable_arg("func", func)
     if fallback is not None:
         _validate.callable_arg("fallback", fallback)
@@ -620,11 +694,13 @@ class RetryConfig:
     """
 
     __slots__ = (
+        "__weakref__",
         "_clock",
         "_deadline",
         "_factor",
         "_initial",
         "_jitter",
+        "_jitter_given",
         "_max_attempts",
         "_max_delay",
         "_random",
@@ -647,6 +723,8 @@ class RetryConfig:
         random: Callable[[], float] = _random.random,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if getattr(self, "_retryable", None) is not None:
+            raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
         (
             self._max_attempts,
             self._factor,
@@ -671,6 +749,7 @@ class RetryConfig:
             random,
             clock,
         )
+        self._jitter_given = jitter
 
     @property
     def max_attempts(self) -> int:
@@ -693,9 +772,9 @@ class RetryConfig:
         return self._max_delay
 
     @property
-    def jitter(self) -> Jitter:
-        """How delays are randomised."""
-        return JITTER_CODES[self._jitter]
+    def jitter(self) -> bool | Jitter:
+        """How delays are randomised, as given: ``True``, ``False`` or a :class:`~hardy.Jitter` member."""
+        return self._jitter_given
 
     @property
     def retryable_exceptions(self) -> tuple[type[BaseException], ...]:
@@ -743,29 +822,53 @@ class RetryConfig:
         if jitter == _JITTER_NONE:
             delay = base
         elif jitter == _JITTER_FULL:
-            delay = float(self._random()) * base
+            delay = self._draw() * base
         elif jitter == _JITTER_EQUAL:
             half = base * 0.5
-            delay = half + float(self._random()) * half
+            delay = half + self._draw() * half
         else:
             low = self._initial
             high = 3.0 * (previous if previous >= 0.0 else low)
             if high < low:
                 high = low
-            delay = low + float(self._random()) * (high - low)
+            delay = low + self._draw() * (high - low)
         if not delay >= 0.0:
             delay = 0.0
         if delay > maximum:
             delay = maximum
         return delay
 
+    def _draw(self) -> float:
+        r = self._random()
+        if type(r) is not float or not 0.0 <= r < 1.0:
+            r = _validate.random_reading(self._random, r)
+        return r
+
     def _retries(self, exc: BaseException) -> bool:
         return isinstance(exc, self._retryable) and (self._retry_circuit_open or not isinstance(exc, CircuitOpenError))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _validate.rebuild, (type(self), self._settings())
+
+    def _settings(self) -> dict[str, Any]:
+        """The keyword arguments that make this configuration again."""
+        return {
+            "max_attempts": self._max_attempts,
+            "backoff_factor": self._factor,
+            "initial_delay": self._initial,
+            "max_delay": self._max_delay,
+            "jitter": self._jitter_given,
+            "retryable_exceptions": self._retryable,
+            "retry_on_result": self._retry_on_result,
+            "deadline": self._deadline,
+            "random": self._random,
+            "clock": self._clock,
+        }
+
     def __repr__(self) -> str:
         return (
-            f"RetryConfig(max_attempts={self._max_attempts}, backoff_factor={self._factor}, "
-            f"initial_delay={self._initial}, max_delay={self._max_delay}, jitter={self.jitter})"
+            f"{type(self).__name__}(max_attempts={self._max_attempts}, backoff_factor={self._factor}, "
+            f"initial_delay={self._initial}, max_delay={self._max_delay}, jitter={self._jitter_given!r})"
         )
 
 

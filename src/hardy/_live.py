@@ -1,8 +1,11 @@
 """Every circuit breaker alive in the process, held weakly.
 
-Both cores' ``CircuitBreaker.__init__`` end with :func:`track`, so a breaker
-made directly (``hardy.CircuitBreaker("payments")``) is seen as well as one
-from the registry, and being listed never keeps a breaker alive.
+A breaker made directly (``hardy.CircuitBreaker("payments")``) is seen as
+well as one from the registry, and being listed never keeps a breaker alive.
+The twin's ``CircuitBreaker.__init__`` ends with :func:`track`, which keeps a
+weak reference. The compiled core keeps its breakers in a list of its own,
+threaded through two pointer fields of each breaker (a weak reference would
+double a breaker's size), and hands it over with :func:`add_source`.
 
 Example::
 
@@ -13,9 +16,10 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["breakers", "track"]
+__all__ = ["add_source", "breakers", "track"]
 
 
 class _Ref(weakref.ref[Any]):
@@ -52,12 +56,25 @@ def track(breaker: object) -> None:
         _refs[ref] = None
 
 
+_sources: list[Callable[[], list[Any]]] = []
+
+
+def add_source(source: Callable[[], list[Any]]) -> None:
+    """Also list the breakers ``source()`` returns (newest first), before the tracked ones."""
+    _sources.append(source)
+
+
 def breakers() -> list[Any]:
     """A snapshot of every live breaker, oldest first, each once."""
     with _lock:
         refs = list(_refs)
     seen: set[int] = set()
     result = []
+    for source in _sources:
+        for breaker in reversed(source()):
+            if id(breaker) not in seen:
+                seen.add(id(breaker))
+                result.append(breaker)
     for ref in refs:
         breaker = ref()
         # __init__ may run twice on one breaker: it is tracked twice, listed once.

@@ -15,9 +15,16 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 __all__ = [
+    "ALREADY_INITIALISED",
+    "NOT_A_LISTENER",
+    "UNPICKLABLE_BREAKER",
     "breaker_settings",
     "callable_arg",
     "clock_arg",
+    "clock_reading",
+    "initialised",
+    "random_reading",
+    "rebuild",
     "exception_types",
     "non_empty_name",
     "positive_int",
@@ -132,18 +139,64 @@ def clock_arg(name: str, clock: object) -> Callable[[], float]:
     callable_arg(name, clock)
     if clock is time.monotonic:
         return time.monotonic
-    reading = clock()  # type: ignore[operator]
+    first = _reading(name, clock, clock())  # type: ignore[operator]
+    second = _reading(name, clock, clock())  # type: ignore[operator]
+    if second < first:
+        raise ValueError(f"{name} must not go backwards, but it read {first!r} and then {second!r} ({clock!r})")
+    return clock  # type: ignore[return-value]
+
+
+def _reading(name: str, clock: object, reading: object) -> float:
     if isinstance(reading, bool) or not isinstance(reading, numbers.Real):
         raise TypeError(
             f"{name} must return a number of seconds, got {reading!r} ({type(reading).__name__}) from {clock!r}"
         )
     try:
-        finite = math.isfinite(reading)
+        value = float(reading)
     except OverflowError:  # an int beyond a float's range
-        finite = False
-    if not finite:
+        value = math.inf
+    if not math.isfinite(value):
         raise ValueError(f"{name} must return a finite number of seconds, got {_show(reading)} from {clock!r}")
-    return clock  # type: ignore[return-value]
+    return value
+
+
+def clock_reading(clock: object, reading: object) -> float:
+    """A reading of a breaker's or retry's ``clock`` as a float; an error if it is not a finite number.
+
+    The cores call this for every reading that is not a finite ``float``
+    (the fast path checks those itself), so both give the same errors.
+    """
+    return _reading("clock", clock, reading)
+
+
+def random_reading(random: object, value: object) -> float:
+    """A draw of a retry's ``random`` source as a float in ``[0, 1)``; an error otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"random must return a float in [0, 1), got {value!r} ({type(value).__name__}) from {random!r}")
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf
+    if not 0.0 <= result < 1.0:
+        raise ValueError(f"random must return a float in [0, 1), got {_show(value)} from {random!r}")
+    return result
+
+
+# Messages both cores give, word for word.
+ALREADY_INITIALISED = "{kind} {obj!r} is already initialised: make a new one instead of calling __init__ again"
+NOT_A_LISTENER = "{callback!r} is not a listener of {breaker!r}"
+UNPICKLABLE_BREAKER = "cannot pickle {breaker!r}: a circuit breaker's state belongs to its process"
+
+
+def initialised(obj: object, done: bool) -> None:
+    """Raise if ``obj`` (made with ``__new__`` alone) was never initialised."""
+    if not done:
+        raise TypeError(f"{type(obj).__name__} was made without calling __init__: it cannot be used")
+
+
+def rebuild(cls: Callable[..., Any], settings: dict[str, Any]) -> Any:
+    """``cls(**settings)``: how a pickled configuration is made again."""
+    return cls(**settings)
 
 
 def breaker_settings(

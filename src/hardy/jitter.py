@@ -27,6 +27,10 @@ class Jitter(enum.Enum):
     EQUAL = "equal"
     DECORRELATED = "decorrelated"
 
+    def __bool__(self) -> bool:
+        # ``if config.jitter:`` reads as "is there jitter", whatever was passed.
+        return self is not Jitter.NONE
+
 
 # The cores keep the jitter as a small integer; this is the one mapping.
 JITTER_CODES = (Jitter.NONE, Jitter.FULL, Jitter.EQUAL, Jitter.DECORRELATED)
