@@ -482,6 +482,7 @@ cdef extern from *:
     static int hardy_disallow_instantiation(PyObject *type) {
         PyTypeObject *tp = (PyTypeObject *)type;
         tp->tp_new = NULL;
+        tp->tp_vectorcall = NULL;  /* Cython's fast constructor would bypass the check */
         if (tp->tp_dict != NULL && PyDict_GetItemString(tp->tp_dict, "__new__") != NULL
                 && PyDict_DelItemString(tp->tp_dict, "__new__") < 0) {
             return -1;
