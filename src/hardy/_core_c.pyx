@@ -885,8 +885,6 @@ cdef class CircuitBreaker:
             awaiter._coro = result
             awaiter._epoch = epoch
             awaiter._stage = STAGE_RUNNING
-            if self._state == HALF_OPEN:
-                awaiter._slot = _new_trial_slot(self, epoch)
             return awaiter
         if _on_success(self, epoch) < 0:
             _propagate()
@@ -1507,10 +1505,12 @@ cdef PyObject* _start_async(_Protected p, PyObject* const* args, size_t nargsf, 
     cdef _Awaiter awaiter = <_Awaiter>p._spare if p._spare is not None else None
     cdef PyObject* coro
     # Allocating, tracking and freeing an awaiter is most of the cost of an
-    # async call, so each protected function keeps its last one and reuses
-    # it once finished, when nobody else holds it: the references are then
-    # this function's local and ``_spare``. Free-threaded builds cannot rely
-    # on reference counts this way and always allocate.
+    # async call, so each protected function keeps its last finished one
+    # (``_settled`` puts it back) and reuses it when nobody else holds it:
+    # the references are then this function's local and ``_spare``. An
+    # awaiter in use is not kept: dropped unfinished, it must be freed (and
+    # give its trial slot back). Free-threaded builds cannot rely on
+    # reference counts this way and always allocate.
     if (
         HARDY_REUSE_AWAITERS
         and awaiter is not None
@@ -1518,12 +1518,11 @@ cdef PyObject* _start_async(_Protected p, PyObject* const* args, size_t nargsf, 
         and Py_REFCNT(<PyObject*>awaiter) == 2
     ):
         awaiter._stage = STAGE_NEW
+        p._spare = None
     else:
         awaiter = _new_awaiter()
         awaiter._breaker = p._breaker
         awaiter._owner = p
-        if HARDY_REUSE_AWAITERS:
-            p._spare = awaiter
     if p._fallback is not None:
         awaiter._fallback_args = _pack_args(args, nargsf, kwnames)
     # Calling an async function only creates its coroutine; the body runs
@@ -1557,12 +1556,15 @@ cdef class _Awaiter:
     cdef _Protected _owner          # None for ``CircuitBreaker.call``
     cdef object _fallback_args      # (args, kwargs), kept only when there is a fallback
     cdef BaseException _pending     # raised by the call that made the coroutine
-    cdef _TrialSlot _slot           # set only for a half-open trial
     cdef long long _epoch
     cdef int _stage
     cdef bint _running              # inside the inner coroutine: re-entry is refused
+    cdef bint _started              # the inner coroutine has been sent to
 
     def __await__(self):
+        if self._running or self._started and (self._stage == STAGE_RUNNING or self._stage == STAGE_FALLBACK):
+            # Suspended in an await already, as a coroutine would be.
+            raise RuntimeError("coroutine is being awaited already")
         return self
 
     def __iter__(self):
@@ -1579,18 +1581,50 @@ cdef class _Awaiter:
 
     def throw(self, typ, val=None, tb=None):
         """Raise an exception inside the inner coroutine."""
-        cdef PyObject* result
-        cdef int stage
         if self._running:
             raise ValueError("coroutine already executing")
-        if self._stage == STAGE_NEW:
+        if self._stage == STAGE_DONE:
+            raise RuntimeError("cannot reuse already awaited coroutine")  # as a finished coroutine
+        if not self._started:
+            # Thrown in before it started: raised as it starts, and it is
+            # over (an admitted call of CircuitBreaker.call gives its slot back).
+            b = self._breaker
+            epoch = self._epoch
+            admitted = self._stage == STAGE_RUNNING
             self._abandon()
-        stage = self._stage
-        if stage not in (STAGE_RUNNING, STAGE_FALLBACK):
+            if admitted:
+                _release(b, epoch, False)
             if val is None:
                 raise typ
             raise val.with_traceback(tb) if tb is not None else val
+        self._running = True
+        try:
+            return self._throw_in(typ, val, tb)
+        finally:
+            self._running = False
+
+    cdef object _throw_in(self, typ, val, tb):
+        cdef PyObject* result
+        cdef int stage = self._stage
         throw = getattr(self._coro, "throw", None)
+        if PyErr_GivenExceptionMatches(<PyObject*>typ, <PyObject*>GeneratorExit):
+            # As `await` does with GeneratorExit: close the inner coroutine,
+            # then raise it here; an inner one that refuses to close fails.
+            close = getattr(self._coro, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except BaseException as exc:
+                    b = self._breaker
+                    epoch = self._epoch
+                    self._settled()
+                    if stage == STAGE_RUNNING:
+                        _set_error(exc)
+                        if _settle_error(b, epoch) < 0:
+                            _propagate()
+                        _fetch_error()
+                    raise
+            throw = None
         if throw is None:
             # An iterator without throw(): the exception is raised where it
             # is awaited, as `await` does.
@@ -1599,15 +1633,10 @@ cdef class _Awaiter:
                 error = error.with_traceback(tb)
             _set_error(error)
             result = NULL
+        elif val is None and tb is None:
+            result = PyObject_CallOneArg(<PyObject*>throw, <PyObject*>typ)
         else:
-            self._running = True
-            if val is None and tb is None:
-                result = PyObject_CallOneArg(<PyObject*>throw, <PyObject*>typ)
-            else:
-                result = PyObject_CallFunctionObjArgs(
-                    <PyObject*>throw, <PyObject*>typ, <PyObject*>val, <PyObject*>tb, NULL
-                )
-            self._running = False
+            result = PyObject_CallFunctionObjArgs(<PyObject*>throw, <PyObject*>typ, <PyObject*>val, <PyObject*>tb, NULL)
         if result != NULL:
             return _steal(result)
         b = self._breaker
@@ -1628,6 +1657,13 @@ cdef class _Awaiter:
         """
         if self._running:
             raise ValueError("coroutine already executing")
+        self._running = True
+        try:
+            self._close_in()
+        finally:
+            self._running = False
+
+    cdef object _close_in(self):
         cdef int stage = self._stage
         coro = self._coro
         b = self._breaker
@@ -1641,11 +1677,7 @@ cdef class _Awaiter:
         close = getattr(coro, "close", None)
         try:
             if close is not None:
-                self._running = True
-                try:
-                    close()
-                finally:
-                    self._running = False
+                close()
         except BaseException as exc:
             if stage == STAGE_RUNNING:
                 _set_error(exc)
@@ -1656,6 +1688,13 @@ cdef class _Awaiter:
         if stage == STAGE_RUNNING:
             _release(b, epoch, False)
 
+    def __dealloc__(self):
+        # Dropped unfinished: closed as a coroutine's finaliser would close
+        # it, so an admitted call gives its trial slot back (and an inner
+        # coroutine that refuses to close fails, as in the twin).
+        if (self._stage == STAGE_RUNNING or self._stage == STAGE_FALLBACK) and not self._running:
+            _close_dropped(self)
+
     cdef void _abandon(self) noexcept:
         coro = self._coro
         self._settled()
@@ -1665,15 +1704,31 @@ cdef class _Awaiter:
         # Finished: drop everything the call held, so a reused awaiter keeps
         # nothing of its previous call alive.
         self._stage = STAGE_DONE
+        self._started = False
         self._coro = None
         # Usually None already: test first, it saves the reference churn.
         if self._pending is not None:
             self._pending = None
         if self._fallback_args is not None:
             self._fallback_args = None
-        if self._slot is not None:
-            self._slot._breaker = None
-            self._slot = None
+        if HARDY_REUSE_AWAITERS and self._owner is not None and self._owner._spare is None:
+            self._owner._spare = self
+
+
+cdef void _close_dropped(_Awaiter aw) noexcept:
+    cdef PyObject* etype
+    cdef PyObject* evalue
+    cdef PyObject* etb
+    PyErr_Fetch(&etype, &evalue, &etb)
+    aw._owner = None  # being freed: it must not become its function's spare
+    aw._running = True
+    try:
+        aw._close_in()
+    except BaseException as exc:
+        _set_error(exc)
+        PyErr_WriteUnraisable(<PyObject*>aw)
+    aw._running = False
+    PyErr_Restore(etype, evalue, etb)
 
 
 cdef _Awaiter _new_awaiter():
@@ -1690,29 +1745,6 @@ cdef void _close_unstarted(object coro) noexcept:
             PyErr_WriteUnraisable(<PyObject*>coro)
         else:
             xdecref(result)
-
-
-@cython.final
-cdef class _TrialSlot:
-    """Gives a half-open trial slot back if its awaiter is dropped unfinished.
-
-    Only trial admissions need this, and they are rare, so the cost of a
-    ``__dealloc__`` stays off the awaiter that every async call allocates.
-    """
-
-    cdef CircuitBreaker _breaker
-    cdef long long _epoch
-
-    def __dealloc__(self):
-        if self._breaker is not None:
-            _release(self._breaker, self._epoch, False)
-
-
-cdef _TrialSlot _new_trial_slot(CircuitBreaker breaker, long long epoch):
-    cdef _TrialSlot slot = _TrialSlot.__new__(_TrialSlot)
-    slot._breaker = breaker
-    slot._epoch = epoch
-    return slot
 
 
 cdef object _steal(PyObject* obj):
@@ -1754,8 +1786,6 @@ cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
             aw._settled()
             _settle_error(b, epoch)
             return PYGEN_ERROR
-        if b._state == HALF_OPEN:
-            aw._slot = _new_trial_slot(b, epoch)
         return GO_ON
     packed = aw._fallback_args
     aw._abandon()
@@ -1782,18 +1812,32 @@ cdef int _awaiter_start(_Awaiter aw, PyObject** presult) noexcept:
 
 cdef int _awaiter_send(PyObject* self, PyObject* arg, PyObject** presult) noexcept:
     cdef _Awaiter aw = <_Awaiter>self
+    cdef int status
+    if aw._running:
+        PyErr_SetString(PyExc_ValueError, b"coroutine already executing")
+        return PYGEN_ERROR
+    if aw._stage == STAGE_DONE:
+        PyErr_SetString(PyExc_RuntimeError, b"cannot reuse already awaited coroutine")
+        return PYGEN_ERROR
+    if not aw._started and arg != Py_None:
+        # As for any coroutine, before admission: nothing is counted.
+        PyErr_SetString(PyExc_TypeError, b"can't send non-None value to a just-started coroutine")
+        return PYGEN_ERROR
+    # Running covers everything this step does, the admission and the
+    # settling too: user code they run (a listener, a clock) that drives this
+    # awaitable again is refused, as for a coroutine that is executing.
+    aw._running = True
+    status = _awaiter_step(aw, arg, presult)
+    aw._running = False
+    return status
+
+
+cdef int _awaiter_step(_Awaiter aw, PyObject* arg, PyObject** presult) noexcept:
     cdef CircuitBreaker b
     cdef PyObject* it
     cdef int status
     cdef int stage
-    if aw._running:
-        PyErr_SetString(PyExc_ValueError, b"coroutine already executing")
-        return PYGEN_ERROR
     if aw._stage == STAGE_NEW:
-        if arg != Py_None:
-            # As for any coroutine, before admission: nothing is counted.
-            PyErr_SetString(PyExc_TypeError, b"can't send non-None value to a just-started coroutine")
-            return PYGEN_ERROR
         if aw._breaker._state == CLOSED and aw._pending is None:
             aw._epoch = aw._breaker._epoch
             aw._stage = STAGE_RUNNING
@@ -1809,16 +1853,11 @@ cdef int _awaiter_send(PyObject* self, PyObject* arg, PyObject** presult) noexce
                 return _awaiter_failed(aw)
             aw._coro = <object>it
             xdecref(it)
-    elif aw._stage == STAGE_DONE:
-        PyErr_SetString(PyExc_RuntimeError, b"cannot reuse already awaited coroutine")
-        return PYGEN_ERROR
-    aw._running = True
+    aw._started = True
     status = PyIter_Send(<PyObject*>aw._coro, arg, presult)
-    aw._running = False
     if status == PYGEN_NEXT:
         return status
-    # Finished: mark it done before settling, so that user code the settling
-    # runs (a listener, a clock) finds nothing left to close or re-enter.
+    # Finished: mark it done before settling.
     stage = aw._stage
     b = aw._breaker
     aw._settled()
@@ -2825,7 +2864,7 @@ def timed(func, seconds, operation, fallback=None):
 
 # Internal types are made only by the functions above (see hardy_disallow_instantiation).
 for _internal in (
-    _BreakerExtras, _Wrapper, _Protected, _Awaiter, _TrialSlot, _Retrying, _Chain,
+    _BreakerExtras, _Wrapper, _Protected, _Awaiter, _Retrying, _Chain,
     _Deadline, _ThreadDeadlines, _CompiledDeadlines, _Timed,
 ):
     hardy_disallow_instantiation(_internal)
