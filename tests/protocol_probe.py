@@ -18,6 +18,7 @@ breaker's statistics at the end.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sys
@@ -118,6 +119,17 @@ async def _cancel_after_one_step(awaitable: Any) -> Any:
     return await task
 
 
+_ACTIONS: dict[str, Any] = {
+    "send": lambda awaitable: awaitable.send(None),
+    "send_value": lambda awaitable: awaitable.send(1),
+    "throw": lambda awaitable: awaitable.throw(Boom("thrown")),
+    "throw_exit": lambda awaitable: awaitable.throw(GeneratorExit()),
+    "close": lambda awaitable: awaitable.close(),
+    "await": lambda awaitable: asyncio.run(_await(awaitable)),
+    "cancel": lambda awaitable: asyncio.run(_cancel_after_one_step(awaitable)),
+}
+
+
 def run_scenario(core: ModuleType, scenario: dict[str, Any]) -> dict[str, Any]:
     clock = Clock()
     breaker = core.CircuitBreaker(
@@ -143,21 +155,8 @@ def run_scenario(core: ModuleType, scenario: dict[str, Any]) -> dict[str, Any]:
         outcomes.append(["raise", type(exc).__name__, str(exc)])
         holder["aw"] = _Finished()
     for operation in scenario["ops"]:
-        awaitable = holder["aw"]
-        if operation == "send":
-            outcomes.append(_outcome(lambda: awaitable.send(None)))
-        elif operation == "send_value":
-            outcomes.append(_outcome(lambda: awaitable.send(1)))
-        elif operation == "throw":
-            outcomes.append(_outcome(lambda: awaitable.throw(Boom("thrown"))))
-        elif operation == "throw_exit":
-            outcomes.append(_outcome(lambda: awaitable.throw(GeneratorExit())))
-        elif operation == "close":
-            outcomes.append(_outcome(awaitable.close))
-        elif operation == "await":
-            outcomes.append(_outcome(lambda: asyncio.run(_await(awaitable))))
-        elif operation == "cancel":
-            outcomes.append(_outcome(lambda: asyncio.run(_cancel_after_one_step(awaitable))))
+        if operation in _ACTIONS:
+            outcomes.append(_outcome(functools.partial(_ACTIONS[operation], holder["aw"])))
         elif operation == "new":
             holder.pop("ignored", None)
             try:
@@ -168,12 +167,12 @@ def run_scenario(core: ModuleType, scenario: dict[str, Any]) -> dict[str, Any]:
         elif operation == "advance":
             clock.now += 10.0
             outcomes.append(["advance"])
-    awaitable = holder.pop("aw")
+    last = holder.pop("aw")
     # Close what is left, or let it go: either way an unfinished awaitable
     # gives its slot back.
     if scenario["close_at_end"]:
-        outcomes.append(_outcome(awaitable.close))
-    del awaitable, protected
+        outcomes.append(_outcome(last.close))
+    del last, protected
     stats = breaker.get_stats()
     keys = ("state", "calls", "successes", "failures", "ignored", "rejections", "opened", "half_open_calls")
     return {
