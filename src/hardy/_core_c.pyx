@@ -608,6 +608,7 @@ cdef class _BreakerExtras:
     cdef object clock           # None: read the monotonic clock in C
     cdef list listeners         # None until the first listener
     cdef object store           # the store's binding (hardy.store), or None
+    cdef tuple excluded         # None: no excluded exceptions
 
 
 cdef class CircuitBreaker:
@@ -650,8 +651,7 @@ cdef class CircuitBreaker:
     cdef long long _ignored
     cdef long long _rejections
     cdef str _name
-    cdef tuple _excluded
-    cdef _BreakerExtras _extras     # None: default clock, no listener, no store
+    cdef _BreakerExtras _extras     # None: default clock, no listener, no store, nothing excluded
     cdef object __weakref__
     # Every initialised breaker is in one doubly linked list (hardy._live),
     # through these two borrowed pointers: no weak reference per breaker.
@@ -679,11 +679,13 @@ cdef class CircuitBreaker:
             self._threshold,
             self._reset_timeout,
             self._half_open_max,
-            self._excluded,
+            excluded,
             clock,
         ) = settings
         if clock is not _monotonic:
             _extras_of(self).clock = clock
+        if excluded:
+            _extras_of(self).excluded = excluded
         self._state = CLOSED
         self._name = name
         if store is not None:
@@ -721,7 +723,8 @@ cdef class CircuitBreaker:
     @property
     def excluded_exceptions(self):
         """Exception types that count as neither success nor failure."""
-        return self._excluded
+        excluded = _excluded_of(self)
+        return () if excluded is None else excluded
 
     @property
     def store(self):
@@ -836,7 +839,7 @@ cdef class CircuitBreaker:
         """
         if not isinstance(exception, BaseException):
             raise TypeError(f"exception must be an exception instance, got {exception!r}")
-        if isinstance(exception, self._excluded):
+        if _is_excluded(self, exception):
             hardy_lock(&self._mutex)
             self._ignored += 1
             hardy_unlock(&self._mutex)
@@ -995,6 +998,15 @@ cdef inline object _store_of(CircuitBreaker self):
     return None if self._extras is None else self._extras.store
 
 
+cdef inline tuple _excluded_of(CircuitBreaker self):
+    return None if self._extras is None else self._extras.excluded
+
+
+cdef inline bint _is_excluded(CircuitBreaker self, object exc):
+    cdef tuple excluded = _excluded_of(self)
+    return excluded is not None and isinstance(exc, excluded)
+
+
 # -- every live breaker (hardy._live) ------------------------------------------------------
 
 cdef PyObject* _live_head = NULL
@@ -1042,7 +1054,7 @@ cdef int _record_outcome(CircuitBreaker self, BaseException exc, long long epoch
     """Settle an outcome given as an exception object (``call``, ``__exit__``)."""
     if not isinstance(exc, Exception):
         _release(self, epoch, False)
-    elif isinstance(exc, self._excluded):
+    elif _is_excluded(self, exc):
         _release(self, epoch, True)
     elif _on_failure(self, epoch) < 0:
         return -1
@@ -1293,13 +1305,14 @@ cdef int _settle_error(CircuitBreaker self, long long epoch) noexcept:
     cdef PyObject* nvalue
     cdef PyObject* ntb
     cdef int rc = 0
+    cdef tuple excluded = _excluded_of(self)
     PyErr_Fetch(&etype, &evalue, &etb)
     PyErr_NormalizeException(&etype, &evalue, &etb)
     if not PyErr_GivenExceptionMatches(etype, PyExc_Exception):
         # Interrupted or cancelled: not an outcome, but a trial slot it
         # held must come back or the breaker would stay half-open forever.
         _release(self, epoch, False)
-    elif PyErr_GivenExceptionMatches(etype, <PyObject*>self._excluded):
+    elif excluded is not None and PyErr_GivenExceptionMatches(etype, <PyObject*>excluded):
         _release(self, epoch, True)
     else:
         rc = _on_failure(self, epoch)
