@@ -124,7 +124,11 @@ def _extensions() -> list[Extension]:
         _warn(FALLBACK.format(reason="Cython is missing"))
         return []
     macros = [("CYTHON_TRACE_NOGIL", "1")] if CYTHON_TRACE else []
-    extension = Extension("hardy._core_c", ["src/hardy/_core_c.pyx"], define_macros=macros)
+    # The .pyx includes the policies (hardy/policies/*.py) and the dispatch
+    # (hardy/_c/*.pxi), whose C helpers are hardy/_c/hardy.h.
+    extension = Extension(
+        "hardy._core_c", ["src/hardy/_core_c.pyx"], include_dirs=["src/hardy/_c"], define_macros=macros
+    )
     directives = {"linetrace": True} if CYTHON_TRACE else {}
     print("hardy: accelerated build (Cython)", file=sys.stderr)
     extensions: list[Extension] = cythonize([extension], compiler_directives=directives, language_level=3)

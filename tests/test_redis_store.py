@@ -24,6 +24,7 @@ import redis
 import redis.asyncio
 
 import hardy
+from hardy.store import Op
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -201,7 +202,7 @@ def test_a_dead_processes_permit_returns_after_its_lease(server, prefix, stores)
     )
     fail(a)
     time.sleep(0.15)
-    assert dying._all()[0].admit(0) >= 0  # a trial admitted, whose process dies before it ends
+    assert dying._all()[0].admit() >= 0  # a trial admitted, whose process dies before it ends
     assert a.get_stats()["half_open_calls"] == 1
     wait_for(lambda: b.get_stats()["half_open_calls"] == 1)
     with pytest.raises(hardy.CircuitOpenError):
@@ -240,7 +241,7 @@ def test_periodic_reread_catches_a_lost_message(server, prefix, stores):
     other._channel = f"{prefix}nobody-listens"
     hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=30, store=other).call(lambda: None)
     shadow = next(iter(other._all()))
-    other._run(shadow, "fail")  # opens it, publishing where nobody listens
+    other._run(shadow, Op.FAIL)  # opens it, publishing where nobody listens
     wait_for(lambda: breaker.is_open, seconds=1.0)
 
 

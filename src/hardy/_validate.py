@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
+from ._settings import BreakerSettings, RetrySettings
+
 __all__ = [
     "ALREADY_INITIALISED",
     "NOT_A_LISTENER",
@@ -206,15 +208,15 @@ def breaker_settings(
     half_open_max_calls: object,
     excluded_exceptions: object,
     clock: object,
-) -> tuple[str, int, float, int, tuple[type[BaseException], ...], Callable[[], float]]:
+) -> BreakerSettings:
     """Check a circuit breaker's settings and return them normalised."""
-    return (
-        non_empty_name(name),
-        positive_int("failure_threshold", failure_threshold),
-        seconds("reset_timeout", reset_timeout),
-        positive_int("half_open_max_calls", half_open_max_calls),
-        exception_types("excluded_exceptions", excluded_exceptions),
-        clock_arg("clock", clock),
+    return BreakerSettings(
+        name=non_empty_name(name),
+        failure_threshold=positive_int("failure_threshold", failure_threshold),
+        reset_timeout=seconds("reset_timeout", reset_timeout),
+        half_open_max_calls=positive_int("half_open_max_calls", half_open_max_calls),
+        excluded_exceptions=exception_types("excluded_exceptions", excluded_exceptions),
+        clock=clock_arg("clock", clock),
     )
 
 
@@ -229,25 +231,8 @@ def retry_settings(
     deadline: object,
     random: object,
     clock: object,
-) -> tuple[
-    int,
-    float,
-    float,
-    float,
-    int,
-    tuple[type[BaseException], ...],
-    bool,
-    Callable[[Any], object] | None,
-    float | None,
-    Callable[[], float],
-    Callable[[], float],
-]:
-    """Check a retry configuration and return it normalised.
-
-    The jitter comes back as its index in ``JITTER_CODES``, followed by
-    whether ``CircuitOpenError`` is named among the retryable exceptions (it
-    is never retried otherwise: retrying into an open breaker defeats it).
-    """
+) -> RetrySettings:
+    """Check a retry configuration and return it normalised."""
     from .errors import CircuitOpenError
     from .jitter import JITTER_CODES, Jitter
 
@@ -270,19 +255,19 @@ def retry_settings(
     retryable = exception_types("retryable_exceptions", retryable_exceptions)
     if retry_on_result is not None:
         callable_arg("retry_on_result", retry_on_result)
-    budget = None if deadline is None else seconds("deadline", deadline, allow_zero=False)
-    return (
-        attempts,
-        factor,
-        initial,
-        maximum,
-        code,
-        retryable,
-        any(issubclass(kind, CircuitOpenError) for kind in retryable),
-        retry_on_result,  # type: ignore[return-value]
-        budget,
-        callable_arg("random", random),  # never called here: that would shift a seeded sequence
-        clock_arg("clock", clock),
+    return RetrySettings(
+        max_attempts=attempts,
+        backoff_factor=factor,
+        initial_delay=initial,
+        max_delay=maximum,
+        jitter=code,
+        jitter_given=jitter,
+        retryable_exceptions=retryable,
+        retry_circuit_open=any(issubclass(kind, CircuitOpenError) for kind in retryable),
+        retry_on_result=retry_on_result,  # type: ignore[arg-type]
+        deadline=None if deadline is None else seconds("deadline", deadline, allow_zero=False),
+        random=callable_arg("random", random),  # never called here: that would shift a seeded sequence
+        clock=clock_arg("clock", clock),
     )
 
 

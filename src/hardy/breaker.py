@@ -64,9 +64,11 @@ class BreakerRegistry:
         :class:`ValueError`: two call sites that disagree on a breaker's
         configuration are a bug, not something to settle silently.
         """
-        _, threshold, timeout_s, max_calls, excluded, _ = _validate.breaker_settings(
+        checked = _validate.breaker_settings(
             name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, time.monotonic
         )
+        threshold, timeout_s, max_calls = checked.failure_threshold, checked.reset_timeout, checked.half_open_max_calls
+        excluded = checked.excluded_exceptions
         if store is not None:
             _validate.breaker_store(store)
         wanted = (threshold, timeout_s, max_calls, frozenset(excluded), store)

@@ -21,7 +21,7 @@ import weakref
 from typing import Any
 
 from . import _redis_lua, _validate
-from .store import BreakerStore, SharedBreaker, Snapshot
+from .store import BreakerStore, Op, SharedBreaker, Snapshot
 
 __all__ = ["RedisStore"]
 
@@ -164,7 +164,7 @@ class RedisStore(BreakerStore):
         self._closed = False
         self._token = uuid.uuid4().hex[:12]
         self._permit_ids = itertools.count()
-        self._queue: collections.deque[tuple[SharedBreaker, str, str]] = collections.deque()
+        self._queue: collections.deque[tuple[SharedBreaker, Op, str]] = collections.deque()
         self._pid = os.getpid()
         self._thread: threading.Thread | None = None
         self._sender: threading.Thread | None = None
@@ -205,11 +205,11 @@ class RedisStore(BreakerStore):
 
     # -- keys and the script ----------------------------------------------
 
-    def _keys_and_args(self, binding: SharedBreaker, op: str, arg: str) -> list[Any]:
+    def _keys_and_args(self, binding: SharedBreaker, op: Op, arg: str) -> list[Any]:
         breaker = binding.breaker
         name = breaker.name
         key = f"{self.prefix}{{{name}}}"
-        if op == "clear":
+        if op is Op.CLEAR:
             arg = str(binding.failure_seq)
         # Capped: Redis refuses an expiry it cannot add to its clock, and a
         # refused expiry would fail every write for this breaker.
@@ -217,7 +217,7 @@ class RedisStore(BreakerStore):
         return [
             key,
             f"{key}:permits",
-            op,
+            op.value,
             self._channel,
             name,
             breaker.failure_threshold,
@@ -347,7 +347,7 @@ class RedisStore(BreakerStore):
             if not self._closed:
                 # One round trip, bounded by the timeout: a process that starts
                 # while the shared circuit is open rejects from its first call.
-                snap = self._run(binding, "read")
+                snap = self._run(binding, Op.READ)
                 if snap is not None:
                     binding.apply(snap)
         else:
@@ -356,7 +356,7 @@ class RedisStore(BreakerStore):
             # starts with a re-read of every breaker).
             self._ensure_task()
             if had_task:
-                self._submit(binding, "read")
+                self._submit(binding, Op.READ)
 
     def _forked(self) -> None:
         # After fork (gunicorn --preload) the threads did not come along.
@@ -370,7 +370,7 @@ class RedisStore(BreakerStore):
 
     # -- blocking clients -----------------------------------------------------
 
-    def _run(self, binding: SharedBreaker, op: str, arg: str = "") -> Snapshot | None:
+    def _run(self, binding: SharedBreaker, op: Op, arg: str = "") -> Snapshot | None:
         self._forked()
         self._ensure_thread()
         if not self._available or binding.detached:
@@ -391,7 +391,7 @@ class RedisStore(BreakerStore):
             client.script_load(_redis_lua.SCRIPT)  # Redis restarted or flushed its script cache
             return client.evalsha(self._sha, 2, *keys_and_args)
 
-    def _submit(self, binding: SharedBreaker, op: str, arg: str = "") -> None:
+    def _submit(self, binding: SharedBreaker, op: Op, arg: str = "") -> None:
         self._forked()
         if not self._available or self._closed or binding.detached:
             self._dropped(binding, op)
@@ -418,20 +418,20 @@ class RedisStore(BreakerStore):
                 return
             self._dropped(binding, op)
 
-    def _dropped(self, binding: SharedBreaker, op: str) -> None:
-        if op == "clear":
+    def _dropped(self, binding: SharedBreaker, op: Op) -> None:
+        if op is Op.CLEAR:
             binding.cleared()
-        elif op == "acquire":
+        elif op is Op.ACQUIRE:
             binding.acquired("", -1)
 
-    def _done(self, binding: SharedBreaker, op: str, arg: str, snap: Snapshot) -> None:
-        if op == "acquire":
+    def _done(self, binding: SharedBreaker, op: Op, arg: str, snap: Snapshot) -> None:
+        if op is Op.ACQUIRE:
             binding.acquired(arg if snap.granted else "", snap.generation)
         binding.apply(snap)
-        if op == "clear":
+        if op is Op.CLEAR:
             binding.cleared()
 
-    def _failed(self, binding: SharedBreaker, op: str, exc: BaseException) -> None:
+    def _failed(self, binding: SharedBreaker, op: Op, exc: BaseException) -> None:
         """A queued op failed: a key error detaches its breaker, anything else is an outage."""
         self._dropped(binding, op)
         if not self._is_key_error(exc):
@@ -510,7 +510,7 @@ class RedisStore(BreakerStore):
     def _read_pipeline(self, bindings: list[SharedBreaker]) -> Any:
         pipe = self._client.pipeline(transaction=False)
         for binding in bindings:
-            pipe.evalsha(self._sha, 2, *self._keys_and_args(binding, "read", ""))
+            pipe.evalsha(self._sha, 2, *self._keys_and_args(binding, Op.READ, ""))
         return pipe
 
     def _sync_all(self) -> None:

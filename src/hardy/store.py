@@ -21,16 +21,62 @@ of the shared one:
 from __future__ import annotations
 
 import abc
+import enum
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from .state import CLOSED, HALF_OPEN, OPEN
+from .policies.breaker import CLOSED, HALF_OPEN, OPEN
 
 if TYPE_CHECKING:
     from ._core import CircuitBreaker
 
-__all__ = ["BreakerStore", "SharedBreaker", "Snapshot"]
+__all__ = ["BreakerStore", "LocalState", "Op", "SharedBreaker", "Snapshot"]
+
+
+class Op(str, enum.Enum):
+    """What a binding asks its store to do to the shared state."""
+
+    READ = "read"  # nothing: the state as it is
+    ACQUIRE = "acquire"  # a trial permit (the argument is its id)
+    FAIL = "fail"  # a failure of a current call
+    OK = "ok"  # a trial succeeded (the argument is its permit)
+    CLEAR = "clear"  # a success: forget the failures seen so far
+    RELEASE = "release"  # a trial ended without an outcome: its permit back
+    RESET = "reset"  # close the circuit for every process
+
+
+class LocalState(Protocol):
+    """What a binding may do to its breaker's local state machine.
+
+    Each core hands one to :meth:`BreakerStore.bind`; the binding uses it to
+    decide locally while the store is unavailable, and to adopt the shared
+    state. Nothing else of the breaker's internals is visible to a store.
+    """
+
+    @property
+    def epoch(self) -> int:
+        """The current epoch: what the calls admitted now carry."""
+
+    def admit(self) -> int:
+        """Decide an admission locally: the call's epoch, or -1 after counting a rejection."""
+
+    def succeed(self, epoch: int) -> None:
+        """Settle a success locally (already counted)."""
+
+    def fail(self, epoch: int) -> None:
+        """Settle a failure locally (already counted)."""
+
+    def count_rejection(self) -> None:
+        """Count a call the shared circuit rejected."""
+
+    def reset(self) -> None:
+        """Close the local circuit."""
+
+    def adopt(
+        self, state: int, failure_count: int, trials: int, trial_successes: int, open_elapsed: float, new_period: bool
+    ) -> int:
+        """Take a shared state as the local one; the epoch from now on (``new_period``: running calls are stale)."""
 
 
 class Snapshot(NamedTuple):
@@ -65,14 +111,14 @@ class BreakerStore(abc.ABC):
 
     blocking: bool = True
 
-    def bind(self, breaker: CircuitBreaker) -> SharedBreaker:
-        """Attach ``breaker`` to this store; called once, by the breaker.
+    def bind(self, breaker: CircuitBreaker, local: LocalState) -> SharedBreaker:
+        """Attach ``breaker``, whose local state machine is ``local``, to this store; called once, by the breaker.
 
         The store reads the shared state as it attaches the breaker (a
         blocking store before this returns), so a breaker made while the
         shared circuit is open rejects from its first call.
         """
-        binding = SharedBreaker(self, breaker)
+        binding = SharedBreaker(self, breaker, local)
         self._attach(binding)
         return binding
 
@@ -86,14 +132,14 @@ class BreakerStore(abc.ABC):
         """Start keeping ``binding`` in sync, starting with the shared state as it is now."""
 
     @abc.abstractmethod
-    def _run(self, binding: SharedBreaker, op: str, arg: str = "") -> Snapshot | None:
+    def _run(self, binding: SharedBreaker, op: Op, arg: str = "") -> Snapshot | None:
         """Run ``op`` now and return the new state, or ``None`` if the store is unavailable.
 
         Only blocking stores are asked this.
         """
 
     @abc.abstractmethod
-    def _submit(self, binding: SharedBreaker, op: str, arg: str = "") -> None:
+    def _submit(self, binding: SharedBreaker, op: Op, arg: str = "") -> None:
         """Run ``op`` in the background; its result is applied to ``binding`` when it arrives."""
 
     @abc.abstractmethod
@@ -120,12 +166,14 @@ class SharedBreaker:
         "_version",
         "breaker",
         "detached",
+        "local",
         "store",
     )
 
-    def __init__(self, store: BreakerStore, breaker: CircuitBreaker) -> None:
+    def __init__(self, store: BreakerStore, breaker: CircuitBreaker, local: LocalState) -> None:
         self.store = store
         self.breaker = breaker
+        self.local = local
         # Re-entrant: applying a state notifies listeners, which may reset.
         self._lock = threading.RLock()
         self._incarnation: str | None = None
@@ -168,10 +216,9 @@ class SharedBreaker:
 
     def apply(self, snap: Snapshot) -> int:
         """Adopt ``snap`` as the local state unless a newer one was adopted; the breaker's epoch."""
-        breaker = self.breaker
         with self._lock:
             if snap.incarnation == self._incarnation and snap.version < self._version:
-                return int(breaker._current_epoch())
+                return self.local.epoch
             new_period = snap.generation != self._generation or snap.incarnation != self._incarnation
             self._incarnation = snap.incarnation
             self._version = snap.version
@@ -182,7 +229,7 @@ class SharedBreaker:
                 self._prefetched.clear()
             if snap.state == CLOSED:
                 local = (CLOSED, snap.failure_count, 0, 0)
-            elif snap.open_elapsed < breaker.reset_timeout:
+            elif snap.open_elapsed < self.breaker.reset_timeout:
                 local = (OPEN, 0, 0, 0)
             elif snap.issued > 0:
                 # Permits held for later calls are this process's to use: the
@@ -190,24 +237,23 @@ class SharedBreaker:
                 local = (HALF_OPEN, 0, snap.issued - len(self._prefetched), snap.trial_successes)
             else:
                 local = (OPEN, 0, 0, 0)
-            return int(breaker._adopt(*local, snap.open_elapsed, new_period))
+            return self.local.adopt(*local, snap.open_elapsed, new_period)
 
     # -- called by the core -------------------------------------------------
 
     def _local(self) -> bool:
         return self.detached or not self.store.available
 
-    def admit(self, _: int) -> int:
+    def admit(self) -> int:
         """Decide a trial admission: the call's epoch, or -1 after counting a rejection."""
-        breaker = self.breaker
         if self._local():
-            return int(breaker._local_admit())
+            return self.local.admit()
         if not self.store.blocking:
             return self._admit_prefetched()
         permit = self.store._new_permit()
-        snap = self.store._run(self, "acquire", permit)
+        snap = self.store._run(self, Op.ACQUIRE, permit)
         if snap is None:
-            return int(breaker._local_admit())
+            return self.local.admit()
         epoch = self.apply(snap)
         if snap.state == CLOSED:
             return epoch  # closed meanwhile: an ordinary call
@@ -216,22 +262,21 @@ class SharedBreaker:
                 if snap.generation == self._generation:
                     self._permits.append(permit)
                     return epoch
-        breaker._count_rejection()
+        self.local.count_rejection()
         return -1
 
     def _admit_prefetched(self) -> int:
         # A non-blocking store cannot answer now: use a permit granted
         # earlier, or ask for one and reject this call.
-        breaker = self.breaker
         with self._lock:
             if self._prefetched:
                 self._permits.append(self._prefetched.pop())
-                return int(breaker._current_epoch())
+                return self.local.epoch
             ask = not self._acquiring
             self._acquiring = True
         if ask:
-            self.store._submit(self, "acquire", self.store._new_permit())
-        breaker._count_rejection()
+            self.store._submit(self, Op.ACQUIRE, self.store._new_permit())
+        self.local.count_rejection()
         return -1
 
     def acquired(self, permit: str, generation: int) -> None:
@@ -243,13 +288,13 @@ class SharedBreaker:
 
     def failure(self, epoch: int) -> None:
         """A failure of a current call (already counted by the breaker)."""
-        self._shared("fail", "", lambda: self.breaker._local_failure(epoch))
+        self._shared(Op.FAIL, "", lambda: self.local.fail(epoch))
 
     def trial_success(self, epoch: int) -> None:
         """A success of a half-open trial (already counted by the breaker)."""
-        self._shared("ok", self._take_permit(), lambda: self.breaker._local_success(epoch))
+        self._shared(Op.OK, self._take_permit(), lambda: self.local.succeed(epoch))
 
-    def _shared(self, op: str, arg: str, local: Callable[[], object]) -> None:
+    def _shared(self, op: Op, arg: str, local: Callable[[], object]) -> None:
         # A blocking store decides now; otherwise the local state decides and
         # a non-blocking store hears of it in the background.
         store = self.store
@@ -274,7 +319,7 @@ class SharedBreaker:
             if self._clearing:
                 return
             self._clearing = True
-        self.store._submit(self, "clear")
+        self.store._submit(self, Op.CLEAR)
 
     def cleared(self) -> None:
         """The background clear was sent (or dropped)."""
@@ -285,11 +330,11 @@ class SharedBreaker:
         """A trial that ended without an outcome gives its permit back (never blocks)."""
         permit = self._take_permit()
         if permit and not self._local():
-            self.store._submit(self, "release", permit)
+            self.store._submit(self, Op.RELEASE, permit)
 
     def reset(self) -> None:
         """Close the circuit for every process."""
-        self._shared("reset", "", self.breaker._local_reset)
+        self._shared(Op.RESET, "", self.local.reset)
 
     def _take_permit(self) -> str:
         with self._lock:

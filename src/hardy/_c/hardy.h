@@ -1,0 +1,478 @@
+/* The C helpers of hardy's compiled core (src/hardy/_core_c.pyx).
+
+   Everything here runs without calling Python code unless it says so, which
+   is what lets the core's critical sections rely on the GIL alone. */
+
+#ifndef HARDY_H
+#define HARDY_H
+
+#include <Python.h>
+#include <string.h>
+#include <time.h>
+
+
+/* A lock is one byte: a PyMutex on free-threaded builds, nothing (the GIL
+   makes the critical sections atomic, as they run no Python code) else. */
+#ifdef Py_GIL_DISABLED
+#define HARDY_REUSE_AWAITERS 0
+#define hardy_lock(m) PyMutex_Lock((PyMutex *)(m))
+#define hardy_unlock(m) PyMutex_Unlock((PyMutex *)(m))
+#define hardy_add_one(p) ((void)_Py_atomic_add_int64((int64_t *)(p), 1))
+#else
+#define HARDY_REUSE_AWAITERS 1
+#define hardy_lock(m) ((void)(m))
+#define hardy_unlock(m) ((void)(m))
+#define hardy_add_one(p) ((void)(++*(p)))
+#endif
+
+static void hardy_enable_vectorcall(PyObject *type, Py_ssize_t offset) {
+    PyTypeObject *tp = (PyTypeObject *)type;
+    tp->tp_vectorcall_offset = offset;
+    tp->tp_call = PyVectorcall_Call;
+    tp->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
+    PyType_Modified(tp);
+}
+
+typedef int (*hardy_sendfunc)(PyObject *, PyObject *, PyObject **);
+
+static int hardy_set_am_send(PyObject *type, hardy_sendfunc send) {
+    PyTypeObject *tp = (PyTypeObject *)type;
+    if (tp->tp_as_async == NULL) {
+        PyErr_SetString(PyExc_SystemError, "hardy: awaiter type has no tp_as_async");
+        return -1;
+    }
+    tp->tp_as_async->am_send = (sendfunc)send;
+    return 0;
+}
+
+typedef PyObject *(*hardy_iternextfunc)(PyObject *);
+
+static void hardy_set_iternext(PyObject *type, hardy_iternextfunc next) {
+    ((PyTypeObject *)type)->tp_iternext = next;
+}
+
+/* Raise StopIteration(value) to return `value` from tp_iternext.
+   Building a StopIteration costs more than the whole protected call, so
+   on GIL builds of 3.12+ (where this path is taken on every return) the
+   memory of one is kept for the next: a StopIteration subclass whose
+   deallocator, once the awaiting frame has taken the value and dropped
+   the exception, clears it and keeps it as the spare, instead of freeing
+   it. Nothing of a returned value outlives its exception. */
+#if PY_VERSION_HEX >= 0x030C0000 && !defined(Py_GIL_DISABLED)
+#define HARDY_STOP_SPARE 1
+static PyObject *hardy_stop_spare = NULL;
+
+static void hardy_stop_dealloc(PyObject *op) {
+    PyStopIterationObject *stop = (PyStopIterationObject *)op;
+    PyObject_GC_UnTrack(op);
+    /* Clearing may run code (a value's finaliser) that returns through
+       here too: look for a free spare place only afterwards. */
+    Py_CLEAR(stop->value);
+    Py_CLEAR(stop->dict);
+    Py_CLEAR(stop->args);
+    Py_CLEAR(stop->notes);
+    Py_CLEAR(stop->traceback);
+    Py_CLEAR(stop->context);
+    Py_CLEAR(stop->cause);
+    stop->suppress_context = 0;
+    if (hardy_stop_spare == NULL) {
+        hardy_stop_spare = op;
+        return;
+    }
+    Py_TYPE(op)->tp_free(op);
+}
+
+static PyTypeObject hardy_stop_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hardy._core_c.StopIteration",
+    .tp_basicsize = sizeof(PyStopIterationObject),
+    .tp_dealloc = hardy_stop_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "StopIteration carrying a protected coroutine's result (its memory is reused).",
+};
+
+static int hardy_stop_ready(void) {
+    PyTypeObject *base = (PyTypeObject *)PyExc_StopIteration;
+    hardy_stop_type.tp_base = base;
+    hardy_stop_type.tp_traverse = base->tp_traverse;
+    hardy_stop_type.tp_clear = base->tp_clear;
+    return PyType_Ready(&hardy_stop_type);
+}
+
+static void hardy_set_stop_iteration(PyObject *value) {
+    PyStopIterationObject *stop = (PyStopIterationObject *)hardy_stop_spare;
+    PyObject *args = PyTuple_Pack(1, value);
+    if (args == NULL) {
+        return;
+    }
+    if (stop != NULL) {
+        hardy_stop_spare = NULL;
+        Py_SET_REFCNT((PyObject *)stop, 1);
+        stop->args = args;
+        stop->value = Py_NewRef(value);
+        PyObject_GC_Track((PyObject *)stop);
+        PyErr_SetRaisedException((PyObject *)stop);
+        return;
+    }
+    stop = (PyStopIterationObject *)PyObject_Call((PyObject *)&hardy_stop_type, args, NULL);
+    Py_DECREF(args);
+    if (stop != NULL) {
+        PyErr_SetRaisedException((PyObject *)stop);
+    }
+}
+#else
+#define HARDY_STOP_SPARE 0
+static int hardy_stop_ready(void) {
+    return 0;
+}
+
+static void hardy_set_stop_iteration(PyObject *value) {
+    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, value);
+    if (stop == NULL) {
+        return;
+    }
+    PyErr_SetObject(PyExc_StopIteration, stop);
+    Py_DECREF(stop);
+}
+#endif
+
+/* splitmix64: the default jitter source of the compiled core. A Python
+   call to random.random costs more than the rest of get_delay; an
+   injected `random=` callable is still called, so seeded runs give the
+   same delays as the twin. */
+static inline double hardy_next_double(unsigned long long *state) {
+    unsigned long long z = (*state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* An exact int that fits in one digit, or -1: the usual `attempt`,
+   read without PyLong_AsLong's general machinery. */
+#if PY_VERSION_HEX < 0x030B0000
+#include "longintrepr.h"
+#endif
+static inline long hardy_small_int(PyObject *o) {
+    if (!PyLong_CheckExact(o)) {
+        return -1;
+    }
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyUnstable_Long_IsCompact((PyLongObject *)o)) {
+        return (long)PyUnstable_Long_CompactValue((PyLongObject *)o);
+    }
+#else
+    if (Py_SIZE(o) == 1) {
+        return (long)((PyLongObject *)o)->ob_digit[0];
+    }
+#endif
+    return -1;
+}
+
+/* Whether `kind` is the asynchronous exception pending in this thread. */
+static inline int hardy_pending_is(PyObject *kind) {
+#ifdef Py_GIL_DISABLED
+    return 1;  /* cannot be read safely here: assume it is */
+#else
+    return PyThreadState_Get()->async_exc == kind;
+#endif
+}
+
+/* Before 3.12, cancelling a pending asynchronous exception with
+   PyThreadState_SetAsyncExc(id, NULL) leaves the interpreter's "async
+   exception" signal set for good: every later eval-breaker check takes
+   the slow path, and on 3.11 a traced or profiled function then loops
+   for ever at its first instruction. There a pending delivery is taken
+   instead, by letting it raise in a no-op Python call and catching it,
+   which clears the signal. */
+#if PY_VERSION_HEX < 0x030C0000
+#define HARDY_CANCEL_BY_RAISING 1
+#else
+#define HARDY_CANCEL_BY_RAISING 0
+#endif
+
+/* The clock of time.monotonic(), read without the PyTime layers where
+   that is cheap: on Linux, CLOCK_MONOTONIC is what Python reads. (The
+   coarse clock would be cheaper still, but it lags by more than its
+   resolution, up to several ticks here: it cannot tell "in time".) */
+#if defined(__linux__)
+#define HARDY_FAST_CLOCK 1
+static inline double hardy_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+#else
+#define HARDY_FAST_CLOCK 0
+static inline double hardy_now(void) {
+    return 0.0;  /* not used: the PyTime clock is read instead */
+}
+#endif
+
+/* A mutex left held by a thread that did not survive fork(). */
+static inline void hardy_reset_mutex(char *m) {
+    *m = 0;
+}
+
+/* Looking at another thread for the deadline timer (hardy._safe_points
+   says why). Under the GIL this runs no Python code: the list of thread
+   states cannot change, nothing can move the target thread, and so the
+   look and the delivery that follows are one step. Free-threaded builds
+   ask hardy._safe_points in Python instead. */
+#ifdef Py_GIL_DISABLED
+#define HARDY_INSPECT_IN_C 0
+static int hardy_verdict(unsigned long id, PyObject *rules, PyObject *exempt,
+                         PyObject *verdicts, PyObject *kind) {
+    return 0;
+}
+#else
+#define HARDY_INSPECT_IN_C 1
+#define HARDY_CONTEXT_DEPTH 64
+
+static PyThreadState *hardy_thread_state(unsigned long id) {
+    PyThreadState *ts = PyInterpreterState_ThreadHead(PyInterpreterState_Get());
+    for (; ts != NULL; ts = PyThreadState_Next(ts)) {
+        if (ts->thread_id == id) {
+            return ts;
+        }
+    }
+    return NULL;
+}
+
+/* The file of the thread's innermost frame (a new reference), or NULL if
+   it runs no Python code. Making the frame object may allocate; the
+   collector is held off meanwhile, so no finalizer can run. */
+static PyObject *hardy_innermost_file(PyThreadState *ts) {
+    PyFrameObject *frame;
+    PyCodeObject *code;
+    PyObject *name;
+    int collecting = PyGC_Disable();
+    frame = PyThreadState_GetFrame(ts);
+    if (collecting) {
+        PyGC_Enable();
+    }
+    if (frame == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    code = PyFrame_GetCode(frame);
+    Py_DECREF(frame);
+    name = Py_NewRef(code->co_filename);
+    Py_DECREF(code);
+    return name;
+}
+
+/* The same rule as _safe_points.deferred(), with the same cache. */
+static int hardy_file_deferred(PyObject *name, PyObject *rules, PyObject *exempt, PyObject *verdicts) {
+    PyObject *cached = PyDict_GetItemWithError(verdicts, name);
+    Py_ssize_t i;
+    int found = 0;
+    if (cached != NULL) {
+        return cached == Py_True;
+    }
+    if (PyErr_Occurred() || !PyUnicode_Check(name)) {
+        PyErr_Clear();
+        return 0;
+    }
+    i = PySet_Contains(exempt, name);
+    if (i < 0) {
+        PyErr_Clear();
+    }
+    if (i == 0) {
+        for (i = 0; i < PyList_GET_SIZE(rules); i++) {
+            PyObject *rule = PyList_GET_ITEM(rules, i);
+            if (PyUnicode_Check(rule) && PyUnicode_Tailmatch(name, rule, 0, PY_SSIZE_T_MAX, -1) == 1) {
+                found = 1;
+                break;
+            }
+        }
+    }
+    if (PyDict_SetItem(verdicts, name, found ? Py_True : Py_False) < 0) {
+        PyErr_Clear();
+    }
+    return found;
+}
+
+/* The same rule as _safe_points.handling() on the exception that
+   sys._current_exceptions() reports: the topmost one being handled. */
+static int hardy_handles(PyThreadState *ts, PyObject *kind) {
+    _PyErr_StackItem *item = ts->exc_info;
+    PyObject *exc = NULL;
+    int depth;
+    while (item != NULL) {
+        exc = item->exc_value;
+        if (exc != NULL && exc != Py_None) {
+            break;
+        }
+        item = item->previous_item;
+    }
+    if (item == NULL) {
+        return 0;
+    }
+    for (depth = 0; depth < HARDY_CONTEXT_DEPTH && exc != NULL && PyExceptionInstance_Check(exc); depth++) {
+        if (PyObject_TypeCheck(exc, (PyTypeObject *)kind)) {
+            return 1;
+        }
+        exc = ((PyBaseExceptionObject *)exc)->context;
+    }
+    return 0;
+}
+
+/* 0 FREE, 1 UNSAFE, 2 HANDLING, as in hardy._safe_points.verdict(). */
+static int hardy_verdict(unsigned long id, PyObject *rules, PyObject *exempt,
+                         PyObject *verdicts, PyObject *kind) {
+    PyThreadState *ts = hardy_thread_state(id);
+    PyObject *name;
+    int unsafe = 0;
+    if (ts == NULL) {
+        return 0;
+    }
+    if (ts->tracing) {
+        return 1;  /* in a trace or profile function */
+    }
+    name = hardy_innermost_file(ts);
+    if (name != NULL) {
+        unsafe = hardy_file_deferred(name, rules, exempt, verdicts);
+        Py_DECREF(name);
+    }
+    if (unsafe) {
+        return 1;
+    }
+    return hardy_handles(ts, kind) ? 2 : 0;
+}
+#endif
+
+/* What `await o` iterates over, for an awaitable that is not a native
+   coroutine (a Future, an object with __await__, a generator-based
+   coroutine); the same checks and errors as the interpreter's. */
+static PyObject *hardy_await_iter(PyObject *o) {
+    PyTypeObject *type = Py_TYPE(o);
+    unaryfunc getter = type->tp_as_async != NULL ? type->tp_as_async->am_await : NULL;
+    PyObject *it;
+    if (PyGen_CheckExact(o)) {
+        /* a generator decorated with @types.coroutine is awaited as it is */
+        PyObject *code = PyObject_GetAttrString(o, "gi_code");
+        int iterable;
+        if (code == NULL) {
+            return NULL;
+        }
+        iterable = PyCode_Check(code) && (((PyCodeObject *)code)->co_flags & CO_ITERABLE_COROUTINE);
+        Py_DECREF(code);
+        if (iterable) {
+            return Py_NewRef(o);
+        }
+    }
+    if (getter == NULL) {
+        PyErr_Format(PyExc_TypeError, "'%.100s' object can't be awaited", type->tp_name);
+        return NULL;
+    }
+    it = getter(o);
+    if (it == NULL) {
+        return NULL;
+    }
+    if (PyCoro_CheckExact(it)) {
+        Py_DECREF(it);
+        PyErr_SetString(PyExc_TypeError, "__await__() returned a coroutine");
+        return NULL;
+    }
+    if (!PyIter_Check(it)) {
+        PyErr_Format(PyExc_TypeError, "__await__() returned non-iterator of type '%.100s'", Py_TYPE(it)->tp_name);
+        Py_DECREF(it);
+        return NULL;
+    }
+    return it;
+}
+
+/* Every live breaker, in a doubly linked list threaded through two
+   pointer fields of the breaker (at prev_at and next_at): no weak
+   reference, no allocation. The list holds no references; a breaker
+   unlinks itself first thing in its deallocator. */
+#define HARDY_LINK(o, at) (*(PyObject **)((char *)(o) + (at)))
+
+static void hardy_live_link(PyObject **head, PyObject *o, Py_ssize_t prev_at, Py_ssize_t next_at) {
+    HARDY_LINK(o, prev_at) = NULL;
+    HARDY_LINK(o, next_at) = *head;
+    if (*head != NULL) {
+        HARDY_LINK(*head, prev_at) = o;
+    }
+    *head = o;
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030E0000
+    PyUnstable_EnableTryIncRef(o);
+#endif
+}
+
+static void hardy_live_unlink(PyObject **head, PyObject *o, Py_ssize_t prev_at, Py_ssize_t next_at) {
+    PyObject *prev = HARDY_LINK(o, prev_at);
+    PyObject *next = HARDY_LINK(o, next_at);
+    if (prev != NULL) {
+        HARDY_LINK(prev, next_at) = next;
+    } else if (*head == o) {
+        *head = next;
+    } else {
+        return;  /* never linked (__init__ did not finish) */
+    }
+    if (next != NULL) {
+        HARDY_LINK(next, prev_at) = prev;
+    }
+    HARDY_LINK(o, prev_at) = NULL;
+    HARDY_LINK(o, next_at) = NULL;
+}
+
+/* A new list of the live breakers. Under the GIL, appending may run the
+   collector, which may free and so unlink breakers: the walk stays valid
+   because the breaker it stands on is held by the list, and unlinking
+   keeps its neighbours' pointers right. Free-threaded builds take the
+   references under the lock, skipping breakers already being freed. */
+static PyObject *hardy_live_list(PyObject *head, Py_ssize_t next_at) {
+    PyObject *list = PyList_New(0);
+    PyObject *o;
+    if (list == NULL) {
+        return NULL;
+    }
+    for (o = head; o != NULL; o = HARDY_LINK(o, next_at)) {
+#if defined(Py_GIL_DISABLED)
+#if PY_VERSION_HEX >= 0x030E0000
+        if (!PyUnstable_TryIncRef(o)) {
+            continue;
+        }
+#else
+        Py_INCREF(o);
+#endif
+        if (PyList_Append(list, o) < 0) {
+            Py_DECREF(o);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(o);
+#else
+        if (PyList_Append(list, o) < 0) {
+            Py_DECREF(list);
+            return NULL;
+        }
+#endif
+    }
+    return list;
+}
+
+/* Internal types cannot be made from Python: their fields are set by the
+   functions that make them, and an empty one would crash when used. The
+   same as Py_TPFLAGS_DISALLOW_INSTANTIATION, after the type is ready. */
+static int hardy_disallow_instantiation(PyObject *type) {
+    PyTypeObject *tp = (PyTypeObject *)type;
+    tp->tp_new = NULL;
+    tp->tp_vectorcall = NULL;  /* Cython's fast constructor would bypass the check */
+    if (tp->tp_dict != NULL && PyDict_GetItemString(tp->tp_dict, "__new__") != NULL
+            && PyDict_DelItemString(tp->tp_dict, "__new__") < 0) {
+        return -1;
+    }
+    PyType_Modified(tp);
+    return 0;
+}
+
+/* BaseException.__new__ stores the arguments and runs no Python code,
+   which is all a rejection needs. */
+static PyObject *hardy_new_exception(PyObject *type, PyObject *args) {
+    return ((PyTypeObject *)type)->tp_new((PyTypeObject *)type, args, NULL);
+}
+
+#endif /* HARDY_H */

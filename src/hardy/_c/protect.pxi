@@ -1,0 +1,114 @@
+# The wrapper of a function protected by a circuit breaker, compiled (included
+# by _core_c.pyx): its vectorcall slot, and what every compiled wrapper shares.
+# The twin's is hardy/_py/breaker.py's protect().
+
+cdef class _Wrapper:
+    """What every compiled wrapper shares: its vectorcall slot, the wrapped
+    callable, a ``__dict__`` for the function attributes that
+    ``functools.update_wrapper`` copies (and ``.breaker`` or
+    ``.retry_config``, which are attributes like a function's), method
+    binding, and pickling by reference."""
+
+    cdef vectorcallfunc _vectorcall
+    cdef object _func
+    cdef dict __dict__
+    cdef object __weakref__
+
+    def __get__(self, obj, objtype):
+        if obj is None:
+            return self
+        return types.MethodType(self, obj)
+
+    def __reduce__(self):
+        # As a function is: by its qualified name in its module, so that a
+        # decorated module-level function pickles (multiprocessing) and
+        # copy.copy() returns it unchanged.
+        name = getattr(self, "__qualname__", None)
+        if not isinstance(name, str):
+            raise TypeError(f"cannot pickle {self!r}: it has no __qualname__")
+        return name
+
+
+@cython.final
+cdef class _Protected(_Wrapper):
+    """A function protected by a circuit breaker (see ``protect``)."""
+
+    cdef CircuitBreaker _breaker
+    cdef object _fallback
+    cdef bint _is_async
+    cdef bint _fallback_is_async
+    cdef object _spare              # a finished _Awaiter to reuse (async only)
+
+    def __repr__(self):
+        return f"<protected {self._func!r} by {self._breaker!r}>"
+
+
+cdef PyObject* _protected_vectorcall(
+    PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames
+) except NULL:
+    # Every error return below is a bare ``return NULL`` with the exception
+    # already set, so no frame of this module is added to the traceback.
+    cdef _Protected p = <_Protected>self
+    cdef CircuitBreaker b = p._breaker
+    cdef long long epoch
+    cdef PyObject* result
+    if p._is_async:
+        return _start_async(p, args, nargsf, kwnames)
+    if b._state == CLOSED:
+        epoch = b._epoch
+    else:
+        epoch = _admit(b)
+        if epoch < 0:
+            if epoch == -2:
+                return NULL
+            if p._fallback is None:
+                _raise_rejection(b)
+                return NULL
+            return PyObject_Vectorcall(<PyObject*>p._fallback, args, nargsf, kwnames)
+    result = PyObject_Vectorcall(<PyObject*>p._func, args, nargsf, kwnames)
+    if result == NULL:
+        _settle_error(b, epoch)
+        return NULL
+    if b._state == CLOSED and b._failure_count == 0:
+        hardy_add_one(&b._successes)
+    elif _on_success(b, epoch) < 0:
+        xdecref(result)
+        return NULL
+    return result
+
+
+cdef Py_ssize_t _vectorcall_offset():
+    # The slot lives in _Wrapper, so it sits at the same offset in every wrapper type.
+    cdef _Wrapper probe = _Wrapper.__new__(_Wrapper)
+    return <Py_ssize_t>(<char*>&probe._vectorcall - <char*><PyObject*>probe)
+
+
+hardy_enable_vectorcall(_Protected, _vectorcall_offset())
+
+
+def protect(breaker, func, fallback=None):
+    """Wrap ``func`` so that every call goes through ``breaker``.
+
+    A rejected call returns ``fallback(*args, **kwargs)`` (awaited when the
+    fallback is async) when one is given, else raises ``CircuitOpenError``.
+    """
+    if not isinstance(breaker, CircuitBreaker):
+        raise TypeError(f"breaker must be a CircuitBreaker, got {breaker!r}")
+    _validate.initialised(breaker, (<CircuitBreaker>breaker)._name is not None)
+    _validate.callable_arg("func", func)
+    if fallback is not None:
+        _validate.callable_arg("fallback", fallback)
+    cdef _Protected p = _Protected.__new__(_Protected)
+    p._vectorcall = _protected_vectorcall
+    p._func = func
+    p._breaker = breaker
+    p._fallback = fallback
+    p._is_async = _wrapping.is_async_callable(func)
+    p._fallback_is_async = fallback is not None and _wrapping.is_async_callable(fallback)
+    _wrapping.copy_metadata(p, func, is_async=p._is_async)
+    setattr(p, "breaker", breaker)
+    return p
+
+
+
+

@@ -1,0 +1,51 @@
+"""The checked settings of a breaker and of a retry, as the cores receive them.
+
+``hardy._validate`` makes them from what a user passed; each core reads its
+fields by name when it builds a breaker or a config, so no one counts the
+positions of a long tuple.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["BreakerSettings", "RetrySettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    """A circuit breaker's settings, checked and normalised."""
+
+    name: str
+    failure_threshold: int
+    reset_timeout: float
+    half_open_max_calls: int
+    excluded_exceptions: tuple[type[BaseException], ...]
+    clock: Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """A retry configuration's settings, checked and normalised.
+
+    ``jitter`` is the code the cores keep (its index in
+    ``hardy.jitter.JITTER_CODES``); ``jitter_given`` what the user passed,
+    which ``RetryConfig.jitter`` reads back. ``retry_circuit_open`` says
+    whether ``CircuitOpenError`` is named among the retryable exceptions (it
+    is never retried otherwise: retrying into an open breaker defeats it).
+    """
+
+    max_attempts: int
+    backoff_factor: float
+    initial_delay: float
+    max_delay: float
+    jitter: int
+    jitter_given: Any
+    retryable_exceptions: tuple[type[BaseException], ...]
+    retry_circuit_open: bool
+    retry_on_result: Callable[[Any], object] | None
+    deadline: float | None
+    random: Callable[[], float]
+    clock: Callable[[], float]
