@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import _safe_points
+from .policies.deadlines import DEFER, DELIVER, HOLD, IDLE_EXIT, LATER, REDELIVER, TICK, due_at, next_look, on_due
 
 __all__ = [
     "DEFER",
@@ -67,14 +68,10 @@ __all__ = [
     "wake",
 ]
 
-REDELIVER = 0.02
-IDLE_EXIT = 0.5
-# The timer never sleeps longer than this while it runs, and says so in
-# ``_next_wake``: a new deadline at least this far away then needs no wake-up
-# call, so a busy caller never hands the GIL to the timer thread per call.
-TICK = 0.01
-# How soon the timer looks again at a thread that was at an unsafe point.
-DEFER = 0.001
+# REDELIVER, DEFER, TICK and IDLE_EXIT are hardy.policies.deadlines'. A new
+# deadline at least TICK away needs no wake-up call (``_next_wake`` says when
+# the timer looks next), so a busy caller never hands the GIL to the timer
+# per call.
 
 # Two prototypes of one C function: raise an exception class in a thread,
 # or (NULL) cancel one set there but not yet raised. PYFUNCTYPE keeps the GIL.
@@ -140,31 +137,34 @@ class _PythonRegistry:
 
     def fire_due(self, now: float) -> float:
         # Called by the timer thread with _lock held; the compiled core's
-        # _dl_fire_due takes the same decisions in the same order.
+        # _dl_fire_due takes the same decisions (hardy.policies.deadlines) in
+        # the same order: each thread's deadlines innermost first.
         soonest = float("inf")
         seen: Any = None
         for thread, stack in _stacks.items():
             verdict = -1
             delivered = False
-            for entry in stack:
+            for entry in reversed(stack):
                 if not entry.active:
                     continue
-                due = entry.next_delivery if entry.fired else entry.deadline
-                if due <= now and not delivered:
-                    if verdict < 0:
-                        if seen is None:
-                            seen = _safe_points.snapshot()
-                        verdict = _safe_points.verdict(thread, seen, Expired, entry.state)
-                    if verdict == _safe_points.UNSAFE:
-                        due = now + DEFER
-                    elif entry.fired and verdict == _safe_points.HANDLING:
-                        entry.next_delivery = due = now + REDELIVER
+                due = due_at(entry.fired, entry.deadline, entry.next_delivery)
+                if due <= now:
+                    if delivered:
+                        action = LATER
                     else:
+                        if verdict < 0:  # looked at once per thread, and only when needed
+                            if seen is None:
+                                seen = _safe_points.snapshot()
+                            verdict = _safe_points.verdict(thread, seen, Expired, entry.state)
+                        action = on_due(entry.fired, verdict, False)
+                    due = next_look(action, now)
+                    if action == DELIVER:
                         entry.fired = True
-                        entry.next_delivery = due = now + REDELIVER
                         _set_async_exc(thread, Expired)
-                        delivered = True  # one exception at a time per thread
-                soonest = min(soonest, due if due > now else now + REDELIVER)
+                        delivered = True
+                    if action in (DELIVER, HOLD):
+                        entry.next_delivery = due
+                soonest = min(soonest, due)
         return min(soonest, now + TICK)
 
     def is_empty(self) -> bool:

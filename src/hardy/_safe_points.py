@@ -37,6 +37,8 @@ from importlib.machinery import ModuleSpec
 from types import FrameType, ModuleType
 from typing import Any
 
+from .policies.deadlines import FREE, HANDLING, UNSAFE
+
 __all__ = [
     "DEFAULT_MODULES",
     "FREE",
@@ -53,10 +55,10 @@ __all__ = [
     "verdicts",
 ]
 
-# What the timer may do to a thread whose deadline is due.
-FREE = 0  # deliver now
-UNSAFE = 1  # the innermost frame is in a deferred module: look again after a short tick
-HANDLING = 2  # the thread is handling the deadline's exception: do not deliver it again
+# The verdicts, defined with the policy that decides from them
+# (hardy.policies.deadlines): FREE, deliver now; UNSAFE, the innermost frame
+# is in a deferred module, look again after a short tick; HANDLING, the
+# thread is handling the deadline's exception, do not deliver it again.
 
 DEFAULT_MODULES = (
     "threading",

@@ -90,7 +90,9 @@ class BreakerState:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def configure_breaker(s: BreakerState, threshold: cython.int, reset_timeout: cython.double, half_open_max: cython.int) -> None:
+def configure_breaker(
+    s: BreakerState, threshold: cython.int, reset_timeout: cython.double, half_open_max: cython.int
+) -> None:
     """A new breaker: closed, nothing counted."""
     s._threshold = threshold
     s._half_open_max = half_open_max

@@ -1,0 +1,480 @@
+"""The circuit breaker's dispatch in the twin (the compiled one is ``hardy/_c/breaker.pxi``).
+
+Each method takes the lock around one transition of
+:mod:`hardy.policies.breaker`, then does what it asked with the lock
+released: tell the listeners about the event it left, or hand the outcome to
+the store's binding. No user code (a clock, a listener, the store) may leave
+a trial slot held or a transition half-done: an admission that then fails
+gives its slot back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import threading
+import time
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import _blocks, _events, _live, _validate
+from ..errors import CircuitOpenError
+from ..policies import breaker as policy
+from ..policies.breaker import ASK_STORE, CLOSED, HALF_OPEN, OPEN, REJECTED, BreakerState
+from ..state import STATE_BY_CODE, CircuitState
+
+if TYPE_CHECKING:
+    from .._types import P, ProtectedCallable, R
+
+__all__ = ["GIL_ENABLED", "CircuitBreaker"]
+
+# The closed-state success count is bumped without a lock where the GIL makes
+# that atomic; a free-threaded interpreter takes the lock instead.
+GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+class CircuitBreaker(BreakerState):
+    """A circuit breaker: stop calling a dependency that keeps failing.
+
+    CLOSED lets calls through and counts consecutive failures; at
+    ``failure_threshold`` it opens. OPEN rejects calls at once with
+    :class:`~hardy.CircuitOpenError` for ``reset_timeout`` seconds, then turns
+    HALF_OPEN, which admits at most ``half_open_max_calls`` trial calls: when
+    that many have succeeded it closes, and any trial failure opens it again.
+    Exceptions of the ``excluded_exceptions`` types count as neither success
+    nor failure. ``clock`` returns monotonic seconds and may be replaced in
+    tests.
+
+    Example::
+
+        breaker = hardy.CircuitBreaker("payments", failure_threshold=3, reset_timeout=10)
+
+        @breaker
+        def charge(order_id: int) -> str: ...
+
+        with breaker:
+            legacy_charge()
+    """
+
+    __slots__ = ("__weakref__", "_clock", "_excluded", "_listeners", "_lock", "_name", "_store")
+
+    def __init__(
+        self,
+        name: str,
+        failure_threshold: int = 5,
+        reset_timeout: float = 60.0,
+        half_open_max_calls: int = 3,
+        excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = (),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        store: Any = None,
+    ) -> None:
+        if getattr(self, "_name", None) is not None:
+            raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
+        settings = _validate.breaker_settings(
+            name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, clock
+        )
+        policy.configure_breaker(self, settings.failure_threshold, settings.reset_timeout, settings.half_open_max_calls)
+        self._clock = settings.clock
+        self._excluded = settings.excluded_exceptions
+        self._listeners: list[Callable[..., Any]] = []
+        self._lock = threading.Lock()
+        self._store: Any = None
+        self._name = settings.name
+        if store is not None:
+            self._store = _validate.breaker_store(store).bind(self, _Local(self))
+        _live.track(self)
+
+    def __reduce__(self) -> Any:
+        raise TypeError(_validate.UNPICKLABLE_BREAKER.format(breaker=self))
+
+    # -- the dispatch around the state machine ------------------------------
+
+    def _now(self) -> float:
+        """The clock; an error for a reading that is not a finite number (as the compiled core)."""
+        now = self._clock()
+        if type(now) is not float or not math.isfinite(now):
+            now = _validate.clock_reading(self._clock, now)
+        return now
+
+    def _admit(self, shared: bool = True) -> int:
+        """The epoch of an admitted call, or REJECTED after counting a rejection."""
+        if self._state == CLOSED:
+            return self._epoch
+        now = self._now()  # user code: read before the critical section
+        with self._lock:
+            epoch = policy.admit(self, now, shared and self._store is not None)
+            code = policy.take_event(self)
+        if epoch == ASK_STORE:
+            return int(self._store.admit())
+        if code:
+            try:
+                self._notify(code)
+            except BaseException:
+                # A listener raised (an interrupt: others are logged) before
+                # the call could start: its trial slot must not stay taken.
+                if epoch >= 0:
+                    self._release(epoch, ignored=False)
+                raise
+        return epoch
+
+    def _promote(self) -> None:
+        """An open breaker past its reset timeout is half-open: make it so (for manual recording)."""
+        if self._state != OPEN or self._store is not None:
+            return
+        now = self._now()
+        with self._lock:
+            policy.promote(self, now)
+            code = policy.take_event(self)
+        if code:
+            self._notify(code)
+
+    def _on_success(self, epoch: int, shared: bool = True, count: bool = True) -> None:
+        with self._lock:
+            action = policy.settle_success(self, epoch, shared and self._store is not None, count)
+            code = policy.take_event(self)
+        if code:
+            self._notify(code)
+        elif action != policy.DONE:
+            self._binding_settle(action, epoch)
+
+    def _on_failure(self, epoch: int, shared: bool = True, count: bool = True) -> None:
+        try:
+            now = self._now()
+        except BaseException:
+            # No reading to open the breaker with: count the failure, and give
+            # a trial slot back so the breaker cannot stay half-open for ever.
+            with self._lock:
+                if count:
+                    self._failures += 1
+            self._release(epoch, ignored=False)
+            raise
+        with self._lock:
+            action = policy.settle_failure(self, epoch, now, shared and self._store is not None, count)
+            code = policy.take_event(self)
+        if code:
+            self._notify(code)
+        elif action != policy.DONE:
+            self._binding_settle(action, epoch)
+
+    def _binding_settle(self, action: int, epoch: int) -> None:
+        """Hand a settling the policy left to the store to the store's binding."""
+        if action == policy.STORE_FAILURE:
+            self._store.failure(epoch)
+        elif action == policy.STORE_TRIAL_SUCCESS:
+            self._store.trial_success(epoch)
+        else:
+            self._store.clear(epoch)
+
+    def _on_exception(self, exc: BaseException, epoch: int) -> None:
+        if not isinstance(exc, Exception):
+            # Interrupted or cancelled: not an outcome, but a trial slot it
+            # held must come back or the breaker would stay half-open forever.
+            self._release(epoch, ignored=False)
+        elif isinstance(exc, self._excluded):
+            self._release(epoch, ignored=True)
+        else:
+            self._on_failure(epoch)
+
+    def _release(self, epoch: int, ignored: bool) -> None:
+        with self._lock:
+            held = policy.release(self, epoch, ignored)
+        if held and self._store is not None:
+            # Never blocks (the store queues it), so a deallocator may call it.
+            self._store.release(epoch)
+
+    def _reset_locally(self) -> None:
+        with self._lock:
+            policy.reset(self)
+            code = policy.take_event(self)
+        if code:
+            self._notify(code)
+
+    def _rejection(self) -> CircuitOpenError:
+        return CircuitOpenError(self._name, self.get_time_until_reset())
+
+    def _notify(self, code: int) -> None:
+        """Tell the listeners about transition ``code`` (hardy.policies.breaker.event)."""
+        if self._listeners:
+            _events.notify(self, self._listeners, policy.event_old(code), policy.event_new(code))
+
+    def _state_code(self) -> int:
+        if self._state == OPEN:
+            return policy.effective_state(self, self._now())
+        return self._state
+
+    # -- reading the breaker ----------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The breaker's name."""
+        return self._name
+
+    @property
+    def failure_threshold(self) -> int:
+        """Consecutive failures that open the breaker."""
+        return self._threshold
+
+    @property
+    def reset_timeout(self) -> float:
+        """Seconds the breaker stays open before admitting trial calls."""
+        return self._reset_timeout
+
+    @property
+    def half_open_max_calls(self) -> int:
+        """Trial calls admitted while half-open, and successes needed to close."""
+        return self._half_open_max
+
+    @property
+    def excluded_exceptions(self) -> tuple[type[BaseException], ...]:
+        """Exception types that count as neither success nor failure."""
+        return self._excluded
+
+    @property
+    def store(self) -> Any:
+        """The store that shares this breaker's state between processes, or ``None``."""
+        return None if self._store is None else self._store.store
+
+    @property
+    def state(self) -> CircuitState:
+        """The current state, taking the time spent open into account."""
+        return STATE_BY_CODE[self._state_code()]
+
+    @property
+    def is_open(self) -> bool:
+        """True while calls are rejected for the reset timeout."""
+        return self._state_code() == OPEN
+
+    @property
+    def is_closed(self) -> bool:
+        """True while calls pass freely."""
+        return self._state == CLOSED
+
+    def get_time_until_reset(self) -> float:
+        """Seconds until an open breaker admits trial calls; ``0.0`` in any other state."""
+        if self._state != OPEN:
+            return 0.0
+        return policy.time_until_reset(self, self._now())
+
+    def get_stats(self) -> dict[str, Any]:
+        """A snapshot of the state, the counts and the lifetime totals.
+
+        Example::
+
+            >>> breaker.get_stats()["state"]
+            'closed'
+        """
+        time_until_reset = self.get_time_until_reset()
+        state = self._state_code()
+        with self._lock:
+            successes, failures, ignored = self._successes, self._failures, self._ignored
+            stats = {
+                "name": self._name,
+                "state": STATE_BY_CODE[state].value,
+                "failure_count": self._failure_count,
+                "success_count": self._trial_successes,
+                "half_open_calls": self._trials if self._state == HALF_OPEN else 0,
+                "time_until_reset": time_until_reset,
+                "calls": successes + failures + ignored,
+                "successes": successes,
+                "failures": failures,
+                "rejections": self._rejections,
+                "ignored": ignored,
+                "opened": self._opened,
+                "failure_threshold": self._threshold,
+                "reset_timeout": self._reset_timeout,
+                "half_open_max_calls": self._half_open_max,
+            }
+        return stats
+
+    # -- changing it by hand ----------------------------------------------
+
+    def reset(self) -> None:
+        """Close the breaker and clear its failure and trial counts.
+
+        Lifetime totals (``calls``, ``failures``, ...) are kept, so metrics
+        exported from them never go backwards. Calls still running from before
+        the reset cannot move the new state. A shared breaker resets the
+        shared state too.
+        """
+        if self._store is not None:
+            self._store.reset()
+        else:
+            self._reset_locally()
+
+    def record_success(self) -> None:
+        """Record a success of a call made without the breaker's help.
+
+        It counts in the state the breaker is in now: past the reset timeout
+        an open breaker is half-open, and the success counts towards closing.
+        """
+        self._promote()
+        self._on_success(self._epoch)
+
+    def record_failure(self, exception: BaseException) -> None:
+        """Record a failure; an exception of an excluded type is counted as ignored.
+
+        Past the reset timeout an open breaker is half-open, and the failure
+        opens it again for a full ``reset_timeout``.
+        """
+        if not isinstance(exception, BaseException):
+            raise TypeError(f"exception must be an exception instance, got {exception!r}")
+        if isinstance(exception, self._excluded):
+            with self._lock:
+                self._ignored += 1
+        elif isinstance(exception, Exception):
+            self._promote()
+            self._on_failure(self._epoch)
+
+    def add_listener(self, callback: Callable[[Any, CircuitState, CircuitState], object]) -> None:
+        """Call ``callback(breaker, old_state, new_state)`` after every state change."""
+        _validate.callable_arg("callback", callback)
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[Any, CircuitState, CircuitState], object]) -> None:
+        """Stop calling ``callback``; a :class:`ValueError` if it was not added."""
+        if callback not in self._listeners:
+            raise ValueError(_validate.NOT_A_LISTENER.format(callback=callback, breaker=self))
+        self._listeners.remove(callback)
+
+    # -- using it -----------------------------------------------------------
+
+    def call(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``func(*args, **kwargs)`` through the breaker.
+
+        For an ``async def`` function the admission happens now and the
+        returned awaitable settles the outcome when it completes.
+        """
+        _validate.callable_arg("func", func)
+        epoch = self._admit()
+        if epoch == REJECTED:
+            raise self._rejection()
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            self._on_exception(exc, epoch)
+            raise
+        if type(result) is types.CoroutineType:
+            guard = _TrialSlot(self, epoch) if self._state == HALF_OPEN else None
+            return _settle_later(self, result, epoch, guard)
+        self._on_success(epoch)
+        return result
+
+    def __call__(self, func: Callable[P, R]) -> ProtectedCallable[P, R]:
+        """Decorate ``func`` so that every call goes through the breaker."""
+        from .protect import protect
+
+        return protect(self, func)
+
+    def __enter__(self) -> CircuitBreaker:
+        epoch = self._admit()
+        if epoch == REJECTED:
+            raise self._rejection()
+        try:
+            _blocks.push(self, epoch)
+        except BaseException:
+            self._release(epoch, ignored=False)
+            raise
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        epoch = _blocks.pop(self)
+        if exc is None:
+            self._on_success(epoch)
+        else:
+            self._on_exception(exc, epoch)
+
+    async def __aenter__(self) -> CircuitBreaker:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __repr__(self) -> str:
+        if getattr(self, "_name", None) is None:
+            return f"<{type(self).__name__} (not initialised)>"
+        state = self._state
+        if state == OPEN:
+            with contextlib.suppress(Exception):  # a clock that fails is reported by the calls, not by repr()
+                state = policy.effective_state(self, self._now())
+        return f"<{type(self).__name__} {self._name!r} {STATE_BY_CODE[state].value}>"
+
+
+class _Local:
+    """What a store's binding may do to its breaker's local state (hardy.store.LocalState)."""
+
+    __slots__ = ("_breaker",)
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+
+    @property
+    def epoch(self) -> int:
+        return self._breaker._epoch
+
+    def admit(self) -> int:
+        return self._breaker._admit(shared=False)
+
+    def succeed(self, epoch: int) -> None:
+        self._breaker._on_success(epoch, shared=False, count=False)
+
+    def fail(self, epoch: int) -> None:
+        self._breaker._on_failure(epoch, shared=False, count=False)
+
+    def count_rejection(self) -> None:
+        b = self._breaker
+        with b._lock:
+            policy.count_rejection(b)
+
+    def reset(self) -> None:
+        self._breaker._reset_locally()
+
+    def adopt(
+        self, state: int, failure_count: int, trials: int, trial_successes: int, open_elapsed: float, new_period: bool
+    ) -> int:
+        b = self._breaker
+        now = b._now()
+        with b._lock:
+            epoch = policy.adopt(b, state, failure_count, trials, trial_successes, now - open_elapsed, new_period)
+            code = policy.take_event(b)
+        if code:
+            b._notify(code)
+        return int(epoch)
+
+
+class _TrialSlot:
+    """Gives a half-open trial slot back if its call is dropped before it starts.
+
+    ``call()`` admits an async call at once; if the awaitable it returns is
+    never awaited, the coroutine is discarded without running, and this guard
+    (one of its arguments) goes with it.
+    """
+
+    __slots__ = ("breaker", "epoch")
+
+    def __init__(self, breaker: CircuitBreaker, epoch: int) -> None:
+        self.breaker: CircuitBreaker | None = breaker
+        self.epoch = epoch
+
+    def disarm(self) -> None:
+        self.breaker = None
+
+    def __del__(self) -> None:
+        if self.breaker is not None:
+            self.breaker._on_exception(GeneratorExit(), self.epoch)
+
+
+async def _settle_later(breaker: CircuitBreaker, coro: Any, epoch: int, guard: _TrialSlot | None) -> Any:
+    try:
+        result = await coro
+    except BaseException as exc:
+        if guard is not None:
+            guard.disarm()
+        breaker._on_exception(exc, epoch)
+        raise
+    if guard is not None:
+        guard.disarm()
+    breaker._on_success(epoch)
+    return result

@@ -1,0 +1,47 @@
+"""The fallback chain in the twin (the compiled one is ``hardy/_c/chain.pxi``).
+
+Both cores run the rest of a chain, and every async chain, in
+:mod:`hardy._chain`; this is only its first call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import _chain, _wrapping
+
+__all__ = ["chain"]
+
+
+def chain(
+    name: str,
+    funcs: tuple[Callable[..., Any], ...],
+    default: object,
+    exceptions: tuple[type[Exception], ...],
+    log: bool,
+) -> Callable[..., Any]:
+    """Call ``funcs[0]``; when it raises one of ``exceptions``, the next, and so on.
+
+    When all fail: ``default`` unless it is ``NO_DEFAULT``, else
+    ``AllFallbacksFailedError``. The result is async when any function is
+    (a sync primary may have async fallbacks); an async chain awaits its
+    async functions and calls its sync ones.
+    """
+    first = funcs[0]
+    awaited = tuple(_wrapping.is_async_callable(func) for func in funcs)
+    if any(awaited):
+
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            return await _chain.run_chain_async(name, funcs, awaited, args, kwargs, default, exceptions, log)
+
+        return _wrapping.copy_metadata(run_async, first, is_async=True)  # type: ignore[no-any-return]
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return first(*args, **kwargs)
+        except exceptions as exc:
+            errors: list[BaseException] = [exc]
+        return _chain.continue_chain(name, funcs, 1, args, kwargs, errors, default, exceptions, log)
+
+    return _wrapping.copy_metadata(run, first, is_async=False)  # type: ignore[no-any-return]

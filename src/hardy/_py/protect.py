@@ -1,0 +1,93 @@
+"""The wrapper of a protected function in the twin (the compiled one is ``hardy/_c/protect.pxi``).
+
+A closed breaker's call touches two fields and no lock; every other state
+goes through the breaker's dispatch (:mod:`hardy._py.breaker`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from .. import _validate, _wrapping
+from .breaker import GIL_ENABLED, CircuitBreaker
+
+if TYPE_CHECKING:
+    from .._types import P, ProtectedCallable, R
+
+__all__ = ["protect"]
+
+
+def protect(
+    breaker: CircuitBreaker,
+    func: Callable[P, R],
+    fallback: Callable[..., Any] | None = None,
+) -> ProtectedCallable[P, R]:
+    """Wrap ``func`` so that every call goes through ``breaker``.
+
+    A rejected call returns ``fallback(*args, **kwargs)`` (awaited when the
+    fallback is async) when one is given, else raises ``CircuitOpenError``.
+    """
+    if not isinstance(breaker, CircuitBreaker):
+        raise TypeError(f"breaker must be a CircuitBreaker, got {breaker!r}")
+    _validate.initialised(breaker, getattr(breaker, "_name", None) is not None)
+    _validate.callable_arg("func", func)
+    if fallback is not None:
+        _validate.callable_arg("fallback", fallback)
+    b = breaker
+    unlocked_count = GIL_ENABLED
+    if _wrapping.is_async_callable(func):
+        fallback_is_async = fallback is not None and _wrapping.is_async_callable(fallback)
+        async_func = cast("Callable[..., Awaitable[Any]]", func)
+
+        async def protected_async(*args: Any, **kwargs: Any) -> Any:
+            if b._state:
+                epoch = b._admit()
+                if epoch < 0:
+                    if fallback is None:
+                        raise b._rejection()
+                    if fallback_is_async:
+                        return await fallback(*args, **kwargs)
+                    return fallback(*args, **kwargs)
+            else:
+                epoch = b._epoch
+            try:
+                result = await async_func(*args, **kwargs)
+            except BaseException as exc:
+                b._on_exception(exc, epoch)
+                raise
+            if b._state or b._failure_count or not unlocked_count:
+                b._on_success(epoch)
+            else:
+                b._successes += 1
+            return result
+
+        wrapper = _wrapping.copy_metadata(protected_async, func, is_async=True)
+        wrapper.breaker = breaker
+        return wrapper  # type: ignore[no-any-return]
+
+    def protected(*args: Any, **kwargs: Any) -> Any:
+        if b._state:
+            epoch = b._admit()
+            if epoch < 0:
+                if fallback is None:
+                    raise b._rejection()
+                return fallback(*args, **kwargs)
+        else:
+            epoch = b._epoch
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            b._on_exception(exc, epoch)
+            raise
+        # The closed-state success needs no lock under the GIL: adding one to
+        # an int attribute runs no Python code, so it cannot be interleaved.
+        if b._state or b._failure_count or not unlocked_count:
+            b._on_success(epoch)
+        else:
+            b._successes += 1
+        return result
+
+    wrapper = _wrapping.copy_metadata(protected, func, is_async=False)
+    wrapper.breaker = breaker
+    return wrapper  # type: ignore[no-any-return]
