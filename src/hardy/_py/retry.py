@@ -88,7 +88,7 @@ class RetryConfig(RetryPolicy):
         self._retry_on_result = settings.retry_on_result
         self._random = settings.random
         self._clock = settings.clock
-        self._jitter_given = settings.jitter_given
+        self._jitter_given: bool | Jitter = settings.jitter_given
 
     @property
     def max_attempts(self) -> int:

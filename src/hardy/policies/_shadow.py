@@ -3,7 +3,8 @@
 The policy modules run uncompiled in the twin, where Cython need not be
 installed. When it is, they import the real ``cython`` module (its shadow
 behaves the same); when it is not, they import this one. Compiled, none of
-it exists: Cython reads the names at compile time.
+it exists: Cython reads the names at compile time. Type checkers read
+``typings/cython.pyi`` instead.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ compiled = False
 
 int = int  # noqa: A001 - the C types, as Python sees them
 uint = int
+long = int
 char = int
 longlong = int
 double = float
