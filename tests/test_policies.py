@@ -14,7 +14,6 @@ import sys
 import textwrap
 from types import ModuleType
 
-import hardy
 from hardy.policies import breaker as breaker_policy
 from hardy.policies import deadlines as deadline_policy
 from hardy.policies import retry as retry_policy
