@@ -68,7 +68,6 @@ cdef extern from "Python.h":
     PyObject* PyObject_Call(PyObject* callable, PyObject* args, PyObject* kwargs)
     PyObject* PyObject_CallNoArgs(PyObject* callable)
     PyObject* PyObject_CallMethodNoArgs(PyObject* obj, PyObject* name)
-    PyObject* PyObject_CallMethodObjArgs(PyObject* obj, PyObject* name, ...)
     Py_ssize_t PyVectorcall_NARGS(size_t nargsf)
     PyObject* PyTuple_New(Py_ssize_t n)
     void PyTuple_SET_ITEM(PyObject* t, Py_ssize_t i, PyObject* o)

@@ -30,8 +30,8 @@ class BreakerSettings:
 class RetrySettings:
     """A retry configuration's settings, checked and normalised.
 
-    ``jitter`` is the code the cores keep (its index in
-    ``hardy.jitter.JITTER_CODES``); ``jitter_given`` what the user passed,
+    ``jitter`` is the code the cores keep (``hardy.policies.retry``'s
+    ``JITTER_*``); ``jitter_given`` what the user passed,
     which ``RetryConfig.jitter`` reads back. ``retry_circuit_open`` says
     whether ``CircuitOpenError`` is named among the retryable exceptions (it
     is never retried otherwise: retrying into an open breaker defeats it).

@@ -15,6 +15,10 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from ._settings import BreakerSettings, RetrySettings
+from .errors import CircuitOpenError
+from .jitter import Jitter
+from .policies import retry as retry_policy
+from .store import BreakerStore
 
 __all__ = [
     "ALREADY_INITIALISED",
@@ -220,6 +224,15 @@ def breaker_settings(
     )
 
 
+# The cores keep the jitter as the policy's code for it.
+_JITTER_CODES = {
+    Jitter.NONE: retry_policy.JITTER_NONE,
+    Jitter.FULL: retry_policy.JITTER_FULL,
+    Jitter.EQUAL: retry_policy.JITTER_EQUAL,
+    Jitter.DECORRELATED: retry_policy.JITTER_DECORRELATED,
+}
+
+
 def retry_settings(
     max_attempts: object,
     backoff_factor: object,
@@ -233,9 +246,6 @@ def retry_settings(
     clock: object,
 ) -> RetrySettings:
     """Check a retry configuration and return it normalised."""
-    from .errors import CircuitOpenError
-    from .jitter import JITTER_CODES, Jitter
-
     attempts = positive_int("max_attempts", max_attempts)
     factor = _finite("backoff_factor", backoff_factor)
     if factor < 1.0:
@@ -245,11 +255,11 @@ def retry_settings(
     if maximum < initial:
         raise ValueError(f"max_delay must be >= initial_delay ({initial_delay!r}), got {max_delay!r}")
     if jitter is True:
-        code = JITTER_CODES.index(Jitter.FULL)
+        code = _JITTER_CODES[Jitter.FULL]
     elif jitter is False:
-        code = JITTER_CODES.index(Jitter.NONE)
+        code = _JITTER_CODES[Jitter.NONE]
     elif isinstance(jitter, Jitter):
-        code = JITTER_CODES.index(jitter)
+        code = _JITTER_CODES[jitter]
     else:
         raise TypeError(f"jitter must be a bool or a hardy.Jitter, got {jitter!r} ({type(jitter).__name__})")
     retryable = exception_types("retryable_exceptions", retryable_exceptions)
@@ -296,10 +306,8 @@ def fallback_exceptions(value: object) -> tuple[type[Exception], ...]:
     return result  # type: ignore[return-value]
 
 
-def breaker_store(store: object) -> Any:
+def breaker_store(store: object) -> BreakerStore:
     """``store`` if it is a :class:`hardy.store.BreakerStore`, else a ``TypeError``."""
-    from .store import BreakerStore  # imported late: store.py imports the core
-
     if not isinstance(store, BreakerStore):
         raise TypeError(f"store must be a hardy.store.BreakerStore such as hardy.RedisStore, got {store!r}")
     return store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["JITTER_CODES", "Jitter"]
+__all__ = ["Jitter"]
 
 
 class Jitter(enum.Enum):
@@ -31,6 +31,3 @@ class Jitter(enum.Enum):
         # ``if config.jitter:`` reads as "is there jitter", whatever was passed.
         return self is not Jitter.NONE
 
-
-# The cores keep the jitter as a small integer; this is the one mapping.
-JITTER_CODES = (Jitter.NONE, Jitter.FULL, Jitter.EQUAL, Jitter.DECORRELATED)

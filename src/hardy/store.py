@@ -24,14 +24,11 @@ import abc
 import enum
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from .policies.breaker import CLOSED, HALF_OPEN, OPEN
 
-if TYPE_CHECKING:
-    from ._core import CircuitBreaker
-
-__all__ = ["BreakerStore", "LocalState", "Op", "SharedBreaker", "Snapshot"]
+__all__ = ["BreakerSettingsView", "BreakerStore", "LocalState", "Op", "SharedBreaker", "Snapshot"]
 
 
 class Op(str, enum.Enum):
@@ -44,6 +41,19 @@ class Op(str, enum.Enum):
     CLEAR = "clear"  # a success: forget the failures seen so far
     RELEASE = "release"  # a trial ended without an outcome: its permit back
     RESET = "reset"  # close the circuit for every process
+
+
+class BreakerSettingsView(Protocol):
+    """What a store reads of a breaker: its public name and settings (a :class:`~hardy.CircuitBreaker` is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def failure_threshold(self) -> int: ...
+    @property
+    def reset_timeout(self) -> float: ...
+    @property
+    def half_open_max_calls(self) -> int: ...
 
 
 class LocalState(Protocol):
@@ -111,7 +121,7 @@ class BreakerStore(abc.ABC):
 
     blocking: bool = True
 
-    def bind(self, breaker: CircuitBreaker, local: LocalState) -> SharedBreaker:
+    def bind(self, breaker: BreakerSettingsView, local: LocalState) -> SharedBreaker:
         """Attach ``breaker``, whose local state machine is ``local``, to this store; called once, by the breaker.
 
         The store reads the shared state as it attaches the breaker (a
@@ -170,7 +180,7 @@ class SharedBreaker:
         "store",
     )
 
-    def __init__(self, store: BreakerStore, breaker: CircuitBreaker, local: LocalState) -> None:
+    def __init__(self, store: BreakerStore, breaker: BreakerSettingsView, local: LocalState) -> None:
         self.store = store
         self.breaker = breaker
         self.local = local

@@ -340,7 +340,9 @@ cdef class _Local:
         if _reset_locally(self._breaker) < 0:
             _propagate()
 
-    def adopt(self, int state, int failure_count, int trials, int trial_successes, double open_elapsed, bint new_period):
+    def adopt(
+        self, int state, int failure_count, int trials, int trial_successes, double open_elapsed, bint new_period
+    ):
         cdef double now
         cdef long long epoch
         cdef int code

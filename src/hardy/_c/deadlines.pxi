@@ -154,7 +154,9 @@ cdef bint _dl_claimed_elsewhere(_Deadline entry, double now) noexcept:
 cdef int _dl_verdict(unsigned long thread, size_t state) noexcept:
     """FREE, UNSAFE or HANDLING (hardy._safe_points) for a thread whose deadline is due."""
     if HARDY_INSPECT_IN_C:
-        return hardy_verdict(thread, <PyObject*>_sp_rules, <PyObject*>_sp_exempt, <PyObject*>_sp_verdicts, <PyObject*>_Expired)
+        return hardy_verdict(
+            thread, <PyObject*>_sp_rules, <PyObject*>_sp_exempt, <PyObject*>_sp_verdicts, <PyObject*>_Expired
+        )
     try:
         return _sp_verdict(thread, _sp_snapshot(), _Expired, state)
     except BaseException:

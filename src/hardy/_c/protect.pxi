@@ -108,7 +108,3 @@ def protect(breaker, func, fallback=None):
     _wrapping.copy_metadata(p, func, is_async=p._is_async)
     setattr(p, "breaker", breaker)
     return p
-
-
-
-

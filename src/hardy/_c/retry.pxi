@@ -432,5 +432,3 @@ def retrying(config, func, on_retry=None):
     _wrapping.copy_metadata(r, func, is_async=r._is_async)
     setattr(r, "retry_config", config)
     return r
-
-

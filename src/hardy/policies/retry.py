@@ -17,7 +17,7 @@ try:
 except ModuleNotFoundError:  # the twin, where Cython is not installed
     from hardy.policies import _shadow as cython  # type: ignore[no-redef]
 
-# The jitter modes, as the cores keep them (hardy.jitter.JITTER_CODES maps them).
+# The jitter modes, as the cores keep them (hardy._validate maps hardy.Jitter to them).
 JITTER_NONE = cython.declare(cython.int, 0)
 JITTER_FULL = cython.declare(cython.int, 1)
 JITTER_EQUAL = cython.declare(cython.int, 2)
@@ -121,7 +121,7 @@ def delay(p: RetryPolicy, previous: cython.double, r: cython.double, base: cytho
     elif p._jitter == JITTER_EQUAL:
         half = base * 0.5
         result = half + r * half
-    else:
+    else:  # JITTER_DECORRELATED
         low = p._initial
         high = 3.0 * (previous if previous >= 0.0 else low)
         if high < low:
