@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import enum
 
+from .policies.breaker import CLOSED, HALF_OPEN, OPEN
+
 __all__ = ["CLOSED", "HALF_OPEN", "OPEN", "STATE_BY_CODE", "CircuitState"]
 
-# The cores keep the state as a small integer so the closed-state check is a
-# single comparison; these codes and the enum below are the one mapping.
-CLOSED = 0
-OPEN = 1
-HALF_OPEN = 2
+# The cores keep the state as a small integer (hardy.policies.breaker) so the
+# closed-state check is a single comparison; STATE_BY_CODE is the one mapping.
 
 
 class CircuitState(enum.Enum):
@@ -27,4 +26,6 @@ class CircuitState(enum.Enum):
     HALF_OPEN = "half_open"
 
 
-STATE_BY_CODE = (CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN)
+STATE_BY_CODE = tuple(
+    {CLOSED: CircuitState.CLOSED, OPEN: CircuitState.OPEN, HALF_OPEN: CircuitState.HALF_OPEN}[code] for code in range(3)
+)
