@@ -48,11 +48,12 @@ def _check_functions(parameter: str, value: object) -> list[Callable[..., Any]]:
     callable.
     """
     wanted = f"{parameter} must be a list or tuple of callables"
+    kind = type(value).__name__
     if not isinstance(value, (list, tuple)):
         if callable(value):
             raise TypeError(f"{wanted}, got the callable {value!r}: wrap a single function in a list")
         if isinstance(value, (str, bytes, Mapping, AbstractSet)) or not isinstance(value, Iterable):
-            raise TypeError(f"{wanted}, got {value!r} ({type(cast(object, value)).__name__})")
+            raise TypeError(f"{wanted}, got {value!r} ({kind})")
     functions: list[Callable[..., Any]] = []
     for index, func in enumerate(cast("Iterable[object]", value)):
         if not callable(func):
