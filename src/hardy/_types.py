@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Final, ParamSpec, Protocol, TypeVar, overload
 
 if TYPE_CHECKING:
     # Annotations only (never evaluated): hardy has no run-time dependencies.
@@ -35,6 +35,9 @@ __all__ = [
     "WrappedClassMethod",
     "WrappedStaticMethod",
 ]
+
+# mypy takes ``MYPY`` as always true; pyright reads the Final value (false).
+MYPY: Final = False
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -69,16 +72,44 @@ class WrappedCallable(Protocol[P, R_co]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
 
-    @overload
-    def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
+    if MYPY:
+        # mypy solves the self-types below too loosely to tell a ``cls`` from
+        # a ``self``; it gets methods and static methods read through the class.
+        @overload
+        def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
 
-    @overload
-    def __get__(
-        self: WrappedCallable[Concatenate[_S, _P2], _R2], instance: _S, owner: type[Any] | None = None, /
-    ) -> WrappedCallable[_P2, _R2]: ...
+        @overload
+        def __get__(
+            self: WrappedCallable[Concatenate[_S, _P2], _R2], instance: _S, owner: type[Any] | None = None, /
+        ) -> WrappedCallable[_P2, _R2]: ...
 
-    @overload
-    def __get__(self, instance: object, owner: type[Any] | None = None, /) -> Self: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any] | None = None, /) -> Self: ...
+
+    else:
+        # A class method (read through the class or an instance) binds the
+        # class; a method read through an instance binds it; anything else,
+        # a static method included, keeps its signature.
+        @overload
+        def __get__(
+            self: WrappedCallable[Concatenate[type[_S], _P2], _R2], instance: None, owner: type[_S], /
+        ) -> WrappedCallable[_P2, _R2]: ...
+
+        @overload
+        def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
+
+        @overload
+        def __get__(
+            self: WrappedCallable[Concatenate[_S, _P2], _R2], instance: _S, owner: type[Any] | None = None, /
+        ) -> WrappedCallable[_P2, _R2]: ...
+
+        @overload
+        def __get__(
+            self: WrappedCallable[Concatenate[type[_S], _P2], _R2], instance: _S, owner: type[_S], /
+        ) -> WrappedCallable[_P2, _R2]: ...
+
+        @overload
+        def __get__(self, instance: object, owner: type[Any] | None = None, /) -> Self: ...
 
 
 class ProtectedCallable(Protocol[P, R_co]):
@@ -104,16 +135,44 @@ class ProtectedCallable(Protocol[P, R_co]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
 
-    @overload
-    def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
+    if MYPY:
+        # mypy solves the self-types below too loosely to tell a ``cls`` from
+        # a ``self``; it gets methods and static methods read through the class.
+        @overload
+        def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
 
-    @overload
-    def __get__(
-        self: ProtectedCallable[Concatenate[_S, _P2], _R2], instance: _S, owner: type[Any] | None = None, /
-    ) -> ProtectedCallable[_P2, _R2]: ...
+        @overload
+        def __get__(
+            self: ProtectedCallable[Concatenate[_S, _P2], _R2], instance: _S, owner: type[Any] | None = None, /
+        ) -> ProtectedCallable[_P2, _R2]: ...
 
-    @overload
-    def __get__(self, instance: object, owner: type[Any] | None = None, /) -> Self: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any] | None = None, /) -> Self: ...
+
+    else:
+        # A class method (read through the class or an instance) binds the
+        # class; a method read through an instance binds it; anything else,
+        # a static method included, keeps its signature.
+        @overload
+        def __get__(
+            self: ProtectedCallable[Concatenate[type[_S], _P2], _R2], instance: None, owner: type[_S], /
+        ) -> ProtectedCallable[_P2, _R2]: ...
+
+        @overload
+        def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
+
+        @overload
+        def __get__(
+            self: ProtectedCallable[Concatenate[_S, _P2], _R2], instance: _S, owner: type[Any] | None = None, /
+        ) -> ProtectedCallable[_P2, _R2]: ...
+
+        @overload
+        def __get__(
+            self: ProtectedCallable[Concatenate[type[_S], _P2], _R2], instance: _S, owner: type[_S], /
+        ) -> ProtectedCallable[_P2, _R2]: ...
+
+        @overload
+        def __get__(self, instance: object, owner: type[Any] | None = None, /) -> Self: ...
 
 
 class WrappedStaticMethod(Protocol[P, R_co]):
