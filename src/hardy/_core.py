@@ -27,9 +27,11 @@ __all__ = [
     "timed",
 ]
 
-NO_EXTENSIONS = os.environ.get("HARDY_NO_EXTENSIONS", "").strip().lower() not in ("", "0", "false", "no")
-if sys.implementation.name != "cpython":  # pragma: no cover - CPython is what we test
-    NO_EXTENSIONS = True
+# Any non-CPython interpreter gets the twin too (CPython is what we test).
+NO_EXTENSIONS = (
+    os.environ.get("HARDY_NO_EXTENSIONS", "").strip().lower() not in ("", "0", "false", "no")
+    or sys.implementation.name != "cpython"
+)
 
 
 def load(implementation: str) -> ModuleType:
@@ -45,7 +47,10 @@ def load(implementation: str) -> ModuleType:
     return importlib.import_module(f"hardy._core_{implementation}")
 
 
-if TYPE_CHECKING or NO_EXTENSIONS:
+if TYPE_CHECKING:
+    # The stub _core_c.pyi gives type checkers the public types of both cores.
+    from ._core_c import IMPLEMENTATION, CircuitBreaker, RetryConfig, chain, protect, retrying, timed
+elif NO_EXTENSIONS:
     from ._core_py import IMPLEMENTATION, CircuitBreaker, RetryConfig, chain, protect, retrying, timed
 else:
     try:

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
-from . import _core, _validate
-from ._types import P, ProtectedCallable, R
+from . import _core, _descriptors, _validate
+from ._types import BreakerDecorator, P, ProtectedCallable, ProtectedClassMethod, ProtectedStaticMethod, R
 
 if TYPE_CHECKING:
     from ._core import CircuitBreaker
@@ -114,7 +114,7 @@ class BreakerRegistry:
             self._breakers.clear()
 
 
-registry = BreakerRegistry()
+registry: BreakerRegistry = BreakerRegistry()
 
 
 def get_circuit_breaker(name: str) -> CircuitBreaker | None:
@@ -141,6 +141,16 @@ def _default_name(func: Callable[..., Any]) -> str:
     return f"{module}.{qualname}"
 
 
+# Bare use first: on a static or class method (hardy above @staticmethod /
+# @classmethod), then on any callable; then the called form.
+@overload
+def circuit_breaker(name: staticmethod[P, R], /) -> ProtectedStaticMethod[P, R]: ...  # type: ignore[overload-overlap]  # pyright: ignore[reportOverlappingOverload]
+
+
+@overload
+def circuit_breaker(name: classmethod[Any, P, R], /) -> ProtectedClassMethod[P, R]: ...
+
+
 @overload
 def circuit_breaker(name: Callable[P, R], /) -> ProtectedCallable[P, R]: ...
 
@@ -154,11 +164,11 @@ def circuit_breaker(
     excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
     fallback: Callable[..., Any] | None = None,
     store: BreakerStore | None = None,
-) -> Callable[[Callable[P, R]], ProtectedCallable[P, R]]: ...
+) -> BreakerDecorator: ...
 
 
 def circuit_breaker(
-    name: str | Callable[..., Any] | None = None,
+    name: str | Callable[..., Any] | staticmethod[Any, Any] | classmethod[Any, Any, Any] | None = None,
     failure_threshold: int = 5,
     reset_timeout: float = 60.0,
     half_open_max_calls: int = 3,
@@ -174,7 +184,8 @@ def circuit_breaker(
     when the breaker rejects a call (and awaited if it is async). The wrapper
     exposes its breaker as ``.breaker``. Works bare (``@circuit_breaker``) and
     called (``@circuit_breaker(...)``), on functions, ``async def`` functions,
-    methods and other callables. With ``store=`` (a :class:`~hardy.RedisStore`)
+    methods, static and class methods (above or below ``@staticmethod`` /
+    ``@classmethod``) and other callables. With ``store=`` (a :class:`~hardy.RedisStore`)
     the breaker's circuit is shared by every process that uses the store.
 
     Example::
@@ -184,8 +195,9 @@ def circuit_breaker(
 
         fetch_profile.breaker.get_stats()
     """
-    if callable(name) and not isinstance(name, str):
-        return circuit_breaker()(name)
+    if isinstance(name, (staticmethod, classmethod)) or (callable(name) and not isinstance(name, str)):
+        bare: Callable[[Any], Any] = circuit_breaker()
+        return bare(name)
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a str or None, got {name!r} ({type(name).__name__})")
     if name == "":
@@ -205,7 +217,10 @@ def circuit_breaker(
         time.monotonic,
     )
 
-    def decorate(func: Callable[P, R]) -> ProtectedCallable[P, R]:
+    def decorate(func: Callable[..., Any]) -> Any:
+        rewrapped = _descriptors.rewrap(func, decorate)
+        if rewrapped is not None:
+            return rewrapped
         _validate.callable_arg("func", func)
         breaker = registry.get_or_create(
             _default_name(func) if name is None else name,

@@ -112,8 +112,8 @@ class AllFallbacksFailedError(HardyError, RuntimeError):
 
     def __init__(self, name: str, errors: list[BaseException]) -> None:
         super().__init__(f"All fallbacks failed for {name}")
-        self.name = name
-        self.errors = list(errors)
+        self.name: str = name
+        self.errors: list[BaseException] = list(errors)
 
     def __reduce__(self) -> tuple[type[AllFallbacksFailedError], tuple[str, list[BaseException]]]:
         return (type(self), (self.name, self.errors))

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from typing import Any, NoReturn, Protocol, TypeVar, overload
+from typing import Any, NoReturn, Protocol, TypeVar, cast, overload
 
-from . import _chain, _core, _validate, _wrapping
+from . import _chain, _core, _descriptors, _validate, _wrapping
 from ._sentinel import NO_DEFAULT
-from ._types import P, R
+from ._types import P, R, WrappedCallable, WrappedClassMethod, WrappedStaticMethod
 
 __all__ = ["AsyncChainDecorator", "ChainDecorator", "Fallback", "fallback", "with_fallback"]
 
@@ -48,15 +48,17 @@ def _check_functions(parameter: str, value: object) -> list[Callable[..., Any]]:
     callable.
     """
     wanted = f"{parameter} must be a list or tuple of callables"
+    kind = type(value).__name__
     if not isinstance(value, (list, tuple)):
         if callable(value):
             raise TypeError(f"{wanted}, got the callable {value!r}: wrap a single function in a list")
         if isinstance(value, (str, bytes, Mapping, AbstractSet)) or not isinstance(value, Iterable):
-            raise TypeError(f"{wanted}, got {value!r} ({type(value).__name__})")
-    functions = list(value)
-    for index, func in enumerate(functions):
+            raise TypeError(f"{wanted}, got {value!r} ({kind})")
+    functions: list[Callable[..., Any]] = []
+    for index, func in enumerate(cast("Iterable[object]", value)):
         if not callable(func):
             raise TypeError(f"{parameter} must hold callables, got {func!r} ({type(func).__name__}) at index {index}")
+        functions.append(func)
     return functions
 
 
@@ -95,7 +97,7 @@ class Fallback:
         exceptions: _Exceptions = (Exception,),
         log_failures: bool = True,
     ) -> None:
-        self.name = _validate.non_empty_name(name)
+        self.name: str = _validate.non_empty_name(name)
         self._default: object = default_value
         self._exceptions = _validate.fallback_exceptions(exceptions)
         self._log = _check_log(log_failures)
@@ -190,7 +192,8 @@ class ChainDecorator(Protocol[D_co]):
     (``NoReturn`` without a default: it adds nothing). Type checkers see a
     chain as async when the decorated function is async or one of the first
     three fallbacks is (:class:`AsyncChainDecorator`); at run time any async
-    member makes it so.
+    member makes it so. Above ``@staticmethod`` / ``@classmethod`` the result
+    stays a static or class method.
 
     Example::
 
@@ -198,11 +201,32 @@ class ChainDecorator(Protocol[D_co]):
         def read(key: str) -> bytes: ...     # (key: str) -> bytes | None
     """
 
+    # staticmethod objects are callable: their overloads come first, on purpose.
     @overload
-    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> Callable[P, Coroutine[Any, Any, R | D_co]]: ...
+    def __call__(  # type: ignore[overload-overlap]  # pyright: ignore[reportOverlappingOverload]
+        self, func: staticmethod[P, Coroutine[Any, Any, R]], /
+    ) -> WrappedStaticMethod[P, Coroutine[Any, Any, R | D_co]]: ...
 
     @overload
-    def __call__(self, func: Callable[P, R], /) -> Callable[P, R | D_co]: ...
+    def __call__(  # type: ignore[overload-overlap]
+        self, func: staticmethod[P, R], /
+    ) -> WrappedStaticMethod[P, R | D_co]: ...
+
+    @overload
+    def __call__(
+        self, func: classmethod[Any, P, Coroutine[Any, Any, R]], /
+    ) -> WrappedClassMethod[P, Coroutine[Any, Any, R | D_co]]: ...
+
+    @overload
+    def __call__(self, func: classmethod[Any, P, R], /) -> WrappedClassMethod[P, R | D_co]: ...
+
+    @overload
+    def __call__(
+        self, func: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> WrappedCallable[P, Coroutine[Any, Any, R | D_co]]: ...
+
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> WrappedCallable[P, R | D_co]: ...
 
 
 class AsyncChainDecorator(Protocol[D_co]):
@@ -217,10 +241,30 @@ class AsyncChainDecorator(Protocol[D_co]):
     """
 
     @overload
-    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> Callable[P, Coroutine[Any, Any, R | D_co]]: ...
+    def __call__(  # type: ignore[overload-overlap]  # pyright: ignore[reportOverlappingOverload]
+        self, func: staticmethod[P, Coroutine[Any, Any, R]], /
+    ) -> WrappedStaticMethod[P, Coroutine[Any, Any, R | D_co]]: ...
 
     @overload
-    def __call__(self, func: Callable[P, R], /) -> Callable[P, Coroutine[Any, Any, R | D_co]]: ...
+    def __call__(  # type: ignore[overload-overlap]
+        self, func: staticmethod[P, R], /
+    ) -> WrappedStaticMethod[P, Coroutine[Any, Any, R | D_co]]: ...
+
+    @overload
+    def __call__(
+        self, func: classmethod[Any, P, Coroutine[Any, Any, R]], /
+    ) -> WrappedClassMethod[P, Coroutine[Any, Any, R | D_co]]: ...
+
+    @overload
+    def __call__(self, func: classmethod[Any, P, R], /) -> WrappedClassMethod[P, Coroutine[Any, Any, R | D_co]]: ...
+
+    @overload
+    def __call__(
+        self, func: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> WrappedCallable[P, Coroutine[Any, Any, R | D_co]]: ...
+
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> WrappedCallable[P, Coroutine[Any, Any, R | D_co]]: ...
 
 
 # The overloads of ``with_fallback`` and ``fallback``, first match wins: an
@@ -235,7 +279,7 @@ def with_fallback(
     *,
     exceptions: _Exceptions = ...,
     log_failures: bool = ...,
-) -> Callable[P, Coroutine[Any, Any, R]]: ...
+) -> WrappedCallable[P, Coroutine[Any, Any, R]]: ...
 
 
 @overload
@@ -246,7 +290,7 @@ def with_fallback(
     *,
     exceptions: _Exceptions = ...,
     log_failures: bool = ...,
-) -> Callable[P, Coroutine[Any, Any, R | D]]: ...
+) -> WrappedCallable[P, Coroutine[Any, Any, R | D]]: ...
 
 
 @overload
@@ -256,7 +300,7 @@ def with_fallback(
     *,
     exceptions: _Exceptions = ...,
     log_failures: bool = ...,
-) -> Callable[P, Coroutine[Any, Any, R]]: ...
+) -> WrappedCallable[P, Coroutine[Any, Any, R]]: ...
 
 
 @overload
@@ -267,7 +311,7 @@ def with_fallback(
     *,
     exceptions: _Exceptions = ...,
     log_failures: bool = ...,
-) -> Callable[P, Coroutine[Any, Any, R | D]]: ...
+) -> WrappedCallable[P, Coroutine[Any, Any, R | D]]: ...
 
 
 @overload
@@ -277,7 +321,7 @@ def with_fallback(
     *,
     exceptions: _Exceptions = ...,
     log_failures: bool = ...,
-) -> Callable[P, R]: ...
+) -> WrappedCallable[P, R]: ...
 
 
 @overload
@@ -288,7 +332,7 @@ def with_fallback(
     *,
     exceptions: _Exceptions = ...,
     log_failures: bool = ...,
-) -> Callable[P, R | D]: ...
+) -> WrappedCallable[P, R | D]: ...
 
 
 def with_fallback(
@@ -321,8 +365,9 @@ def with_fallback(
     )
 
 
+# An async first fallback makes the chain async: first match wins, on purpose.
 @overload
-def fallback(
+def fallback(  # pyright: ignore[reportOverlappingOverload]
     first: _AsyncFunc,
     /,
     *fallback_funcs: _AnyFunc,
@@ -428,7 +473,10 @@ def fallback(
     checked = _validate.fallback_exceptions(exceptions)
     log = _check_log(log_failures)
 
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(func: Any) -> Any:  # a callable, a staticmethod or a classmethod
+        rewrapped = _descriptors.rewrap(func, decorate)
+        if rewrapped is not None:
+            return rewrapped
         _validate.callable_arg("func", func)
         return _core.chain(_chain.describe(func), (func, *funcs), default, checked, log)
 

@@ -19,17 +19,30 @@ from __future__ import annotations
 import random as _random
 import time
 from collections.abc import Callable
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-from . import _core
-from ._types import P, R
+from . import _core, _descriptors
+from ._types import Decorator, P, R, WrappedCallable, WrappedClassMethod, WrappedStaticMethod
 from .jitter import Jitter
+
+if TYPE_CHECKING:
+    from ._core import RetryConfig
 
 __all__ = ["Jitter", "retry", "retry_with_backoff"]
 
 
+# Bare use first: on a static or class method (hardy above @staticmethod /
+# @classmethod), then on any callable; then the called form.
 @overload
-def retry(max_attempts: Callable[P, R], /) -> Callable[P, R]: ...
+def retry(max_attempts: staticmethod[P, R], /) -> WrappedStaticMethod[P, R]: ...  # type: ignore[overload-overlap]  # pyright: ignore[reportOverlappingOverload]
+
+
+@overload
+def retry(max_attempts: classmethod[Any, P, R], /) -> WrappedClassMethod[P, R]: ...
+
+
+@overload
+def retry(max_attempts: Callable[P, R], /) -> WrappedCallable[P, R]: ...
 
 
 @overload
@@ -46,11 +59,11 @@ def retry(
     deadline: float | None = None,
     random: Callable[[], float] | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+) -> Decorator: ...
 
 
 def retry(
-    max_attempts: int | Callable[..., Any] = 3,
+    max_attempts: int | Callable[..., Any] | staticmethod[Any, Any] | classmethod[Any, Any, Any] = 3,
     backoff_factor: float = 2.0,
     initial_delay: float = 1.0,
     max_delay: float = 60.0,
@@ -79,7 +92,8 @@ def retry(
     that would end past it is started; the last error is raised then);
     ``random`` and ``clock`` make delays reproducible in tests (see also
     :mod:`hardy.testing`). Works bare (``@retry``) and called, on functions,
-    ``async def`` functions, methods and other callables.
+    ``async def`` functions, methods, static and class methods (above or
+    below ``@staticmethod`` / ``@classmethod``) and other callables.
 
     Example::
 
@@ -87,8 +101,11 @@ def retry(
                      on_retry=lambda exc, attempt: log.warning("attempt %d failed: %s", attempt, exc))
         async def fetch(url: str) -> bytes: ...
     """
-    if callable(max_attempts) and not isinstance(max_attempts, int):
-        return retry()(max_attempts)
+    if isinstance(max_attempts, (staticmethod, classmethod)) or (
+        callable(max_attempts) and not isinstance(max_attempts, int)
+    ):
+        bare: Callable[[Any], Any] = retry()
+        return bare(max_attempts)
     attempts: Any = max_attempts  # an int here; RetryConfig checks it
     config = _core.RetryConfig(
         attempts,
@@ -105,17 +122,35 @@ def retry(
     if on_retry is not None and not callable(on_retry):
         raise TypeError(f"on_retry must be callable, got {on_retry!r} ({type(on_retry).__name__})")
 
-    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+    def decorate(func: Callable[..., Any]) -> Any:
+        rewrapped = _descriptors.rewrap(func, decorate)
+        if rewrapped is not None:
+            return rewrapped
         return _core.retrying(config, func, on_retry)
 
     return decorate
+
+
+# Without ``config`` the arguments are checked against ``func``'s signature.
+# A keyword-only ``config`` cannot sit between ``*args: P.args`` and
+# ``**kwargs: P.kwargs`` (PEP 612), so with one only the result is typed.
+@overload
+def retry_with_backoff(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+
+@overload
+def retry_with_backoff(  # type: ignore[overload-cannot-match]
+    func: Callable[..., R], /, *args: Any, config: RetryConfig | None, **kwargs: Any
+) -> R: ...
 
 
 def retry_with_backoff(func: Callable[..., R], /, *args: Any, config: Any = None, **kwargs: Any) -> R:
     """Call ``func(*args, **kwargs)`` once, retrying it as ``config`` says.
 
     Runs synchronously for a sync function; for an async function it returns
-    the awaitable. ``config`` defaults to ``RetryConfig()``.
+    the awaitable. ``config`` defaults to ``RetryConfig()``. Type checkers
+    check the arguments against ``func``'s signature when ``config`` is left
+    out (with ``config=``, only the result type).
 
     Example::
 

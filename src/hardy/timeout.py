@@ -17,15 +17,16 @@ import inspect
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
-from . import _core, _timeout_log, _validate, _wrapping
-from ._sentinel import NO_DEFAULT
-from ._types import P, R
+from . import _core, _descriptors, _timeout_log, _validate, _wrapping
+from ._sentinel import NO_DEFAULT, NoDefault
+from ._types import Decorator
 
 __all__ = ["timeout", "with_timeout"]
 
 T = TypeVar("T")
+D = TypeVar("D")
 MODES = ("interrupt", "thread")
 
 
@@ -105,7 +106,7 @@ def timeout(
     fallback: Callable[..., Any] | None = None,
     *,
     mode: str = "interrupt",
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
+) -> Decorator:
     """Give a function ``seconds`` to finish, then raise :class:`hardy.TimeoutError`.
 
     ``error_message`` names the operation in the error (default: the
@@ -113,7 +114,9 @@ def timeout(
     arguments is returned instead (awaited if async). ``mode`` applies to
     sync functions: ``"interrupt"`` (default) raises inside the running call;
     ``"thread"`` runs the call in a worker thread and abandons it at the
-    deadline, for calls blocked in C.
+    deadline, for calls blocked in C. Works on functions, ``async def``
+    functions, methods, static and class methods (above or below
+    ``@staticmethod`` / ``@classmethod``) and other callables.
 
     Example::
 
@@ -132,7 +135,10 @@ def timeout(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     fallback_is_async = fallback is not None and _wrapping.is_async_callable(fallback)
 
-    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+    def decorate(func: Any) -> Any:  # a callable, a staticmethod or a classmethod
+        rewrapped = _descriptors.rewrap(func, decorate)
+        if rewrapped is not None:
+            return rewrapped
         _validate.callable_arg("func", func)
         operation = error_message or _wrapping.qualname(func)
         _refuse_generators(func, operation)
@@ -142,7 +148,7 @@ def timeout(
 
             async def timed_async(*args: Any, **kwargs: Any) -> Any:
                 try:
-                    return await _await_with_deadline(func(*args, **kwargs), limit)  # type: ignore[arg-type]
+                    return await _await_with_deadline(func(*args, **kwargs), limit)
                 except _Elapsed:
                     pass
                 error = _timeout_log.timed_out(operation, limit)
@@ -154,7 +160,7 @@ def timeout(
                 _timeout_log.fallback_answered(operation)
                 return result
 
-            return _wrapping.copy_metadata(timed_async, func, is_async=True)  # type: ignore[no-any-return]
+            return _wrapping.copy_metadata(timed_async, func, is_async=True)
         if fallback_is_async:
             raise TypeError(f"fallback {fallback!r} is async but {operation} is not: it could not be awaited")
 
@@ -172,18 +178,30 @@ def timeout(
                 _timeout_log.fallback_answered(operation)
                 return result
 
-            return _wrapping.copy_metadata(timed_in_thread, func, is_async=False)  # type: ignore[no-any-return]
+            return _wrapping.copy_metadata(timed_in_thread, func, is_async=False)
 
         return _core.timed(func, limit, operation, fallback)
 
     return decorate
 
 
-async def with_timeout(awaitable: Awaitable[T], seconds: float, fallback_value: Any = NO_DEFAULT) -> T:
+# Without a fallback value the result is the awaitable's; with one (None
+# included) the fallback's type is added to it.
+@overload
+async def with_timeout(awaitable: Awaitable[T], seconds: float) -> T: ...
+
+
+@overload
+async def with_timeout(awaitable: Awaitable[T], seconds: float, fallback_value: D) -> T | D: ...
+
+
+async def with_timeout(awaitable: Awaitable[T], seconds: float, fallback_value: object = NO_DEFAULT) -> object:
     """Await ``awaitable`` for at most ``seconds``; it is cancelled at the deadline.
 
     Then return ``fallback_value`` if one was given (``None`` included), else
-    raise ``hardy.TimeoutError("coroutine", seconds)``.
+    raise ``hardy.TimeoutError("coroutine", seconds)``. For type checkers a
+    fallback value widens the result: ``fallback_value=None`` over an
+    ``Awaitable[str]`` gives ``str | None``.
 
     Example::
 
@@ -203,7 +221,7 @@ async def with_timeout(awaitable: Awaitable[T], seconds: float, fallback_value: 
     except _Elapsed:
         pass
     error = _timeout_log.timed_out("coroutine", limit)
-    if fallback_value is NO_DEFAULT:
+    if isinstance(fallback_value, NoDefault):
         raise error
     _timeout_log.fallback_answered("coroutine")
-    return fallback_value  # type: ignore[no-any-return]
+    return fallback_value

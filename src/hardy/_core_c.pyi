@@ -1,0 +1,168 @@
+"""The types of the compiled core, ``hardy._core_c``, and so of ``hardy._core``.
+
+Both cores behave the same (``tests/test_parity.py``), and ``hardy._core``
+imports these names from here for type checkers, whichever core runs: this
+stub is what users' type checkers see of ``hardy.CircuitBreaker`` and
+``hardy.RetryConfig``. ``tests/test_core_stub.py`` checks that it names what
+both cores define, with the same parameters.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from ._types import P, ProtectedCallable, R
+from .jitter import Jitter
+from .state import CircuitState
+from .store import BreakerStore
+
+__all__ = ["IMPLEMENTATION", "CircuitBreaker", "RetryConfig", "chain", "protect", "retrying", "timed"]
+
+IMPLEMENTATION: str
+
+class CircuitBreaker:
+    """A circuit breaker: stop calling a dependency that keeps failing.
+
+    Example::
+
+        breaker = hardy.CircuitBreaker("payments", failure_threshold=3, reset_timeout=10)
+
+        @breaker
+        def charge(order_id: int) -> str: ...
+    """
+
+    def __init__(
+        self,
+        name: str,
+        failure_threshold: int = 5,
+        reset_timeout: float = 60.0,
+        half_open_max_calls: int = 3,
+        excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = (),
+        *,
+        clock: Callable[[], float] = ...,
+        store: BreakerStore | None = None,
+    ) -> None: ...
+    @property
+    def name(self) -> str:
+        """The breaker's name."""
+    @property
+    def failure_threshold(self) -> int:
+        """Consecutive failures that open the breaker."""
+    @property
+    def reset_timeout(self) -> float:
+        """Seconds the breaker stays open before admitting trial calls."""
+    @property
+    def half_open_max_calls(self) -> int:
+        """Trial calls admitted while half-open, and successes needed to close."""
+    @property
+    def excluded_exceptions(self) -> tuple[type[BaseException], ...]:
+        """Exception types that count as neither success nor failure."""
+    @property
+    def store(self) -> BreakerStore | None:
+        """The store that shares this breaker's state between processes, or ``None``."""
+    @property
+    def state(self) -> CircuitState:
+        """The current state, taking the time spent open into account."""
+    @property
+    def is_open(self) -> bool:
+        """True while calls are rejected for the reset timeout."""
+    @property
+    def is_closed(self) -> bool:
+        """True while calls pass freely."""
+    def get_time_until_reset(self) -> float:
+        """Seconds until an open breaker admits trial calls; ``0.0`` in any other state."""
+    def get_stats(self) -> dict[str, Any]:
+        """A snapshot of the state, the counts and the lifetime totals."""
+    def reset(self) -> None:
+        """Close the breaker and clear its failure and trial counts."""
+    def record_success(self) -> None:
+        """Record a success of a call made without the breaker's help."""
+    def record_failure(self, exception: BaseException) -> None:
+        """Record a failure; an exception of an excluded type is counted as ignored."""
+    def add_listener(self, callback: Callable[[Any, CircuitState, CircuitState], object]) -> None:
+        """Call ``callback(breaker, old_state, new_state)`` after every state change."""
+    def remove_listener(self, callback: Callable[[Any, CircuitState, CircuitState], object]) -> None:
+        """Stop calling ``callback``; a :class:`ValueError` if it was not added."""
+    def call(self, func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call ``func(*args, **kwargs)`` through the breaker (checked against ``func``'s signature)."""
+    def __call__(self, func: Callable[P, R]) -> ProtectedCallable[P, R]:
+        """Decorate ``func`` so that every call goes through the breaker."""
+    def __enter__(self) -> CircuitBreaker: ...
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None: ...
+    async def __aenter__(self) -> CircuitBreaker: ...
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None: ...
+    # For the store's binding (hardy.store); not public.
+    def _local_reset(self) -> None: ...
+    def _current_epoch(self) -> int: ...
+    def _local_admit(self) -> int: ...
+    def _local_success(self, epoch: int) -> None: ...
+    def _local_failure(self, epoch: int) -> None: ...
+    def _count_rejection(self) -> None: ...
+    def _adopt(
+        self, state: int, failure_count: int, trials: int, trial_successes: int, open_elapsed: float, new_period: bool
+    ) -> int: ...
+
+class RetryConfig:
+    """How to retry: how many attempts, which errors, and how long to wait between them.
+
+    Example::
+
+        config = hardy.RetryConfig(max_attempts=5, initial_delay=0.1, max_delay=2.0)
+    """
+
+    def __init__(
+        self,
+        max_attempts: int = 3,
+        backoff_factor: float = 2.0,
+        initial_delay: float = 1.0,
+        max_delay: float = 60.0,
+        jitter: bool | Jitter = True,
+        retryable_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+        *,
+        retry_on_result: Callable[[Any], object] | None = None,
+        deadline: float | None = None,
+        random: Callable[[], float] = ...,
+        clock: Callable[[], float] = ...,
+    ) -> None: ...
+    @property
+    def max_attempts(self) -> int:
+        """Calls in all, the first one included."""
+    @property
+    def backoff_factor(self) -> float:
+        """The multiplier of the delay from one retry to the next."""
+    @property
+    def initial_delay(self) -> float:
+        """Seconds to wait after the first failed attempt, before jitter."""
+    @property
+    def max_delay(self) -> float:
+        """The longest wait between two attempts, in seconds."""
+    @property
+    def jitter(self) -> bool | Jitter:
+        """The jitter as given."""
+    @property
+    def retryable_exceptions(self) -> tuple[type[BaseException], ...]:
+        """The exception types that are retried."""
+    @property
+    def retry_on_result(self) -> Callable[[Any], object] | None:
+        """The predicate that makes a result count as a failure, if any."""
+    @property
+    def deadline(self) -> float | None:
+        """The time budget for all attempts and sleeps, in seconds, if any."""
+    def get_delay(self, attempt: int, previous_delay: float | None = None) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based)."""
+
+def protect(
+    breaker: CircuitBreaker, func: Callable[P, R], fallback: Callable[..., Any] | None = None
+) -> ProtectedCallable[P, R]: ...
+def retrying(
+    config: RetryConfig, func: Callable[P, R], on_retry: Callable[[BaseException | None, int], object] | None = None
+) -> Callable[P, R]: ...
+def chain(
+    name: str,
+    funcs: tuple[Callable[..., Any], ...],
+    default: object,
+    exceptions: tuple[type[Exception], ...],
+    log: bool,
+) -> Callable[..., Any]: ...
+def timed(
+    func: Callable[P, R], seconds: float, operation: str, fallback: Callable[..., Any] | None = None
+) -> Callable[P, R]: ...
