@@ -25,6 +25,7 @@ DECORATORS: dict[str, Callable[[], Callable[[Any], Any]]] = {
     "retry()": lambda: hardy.retry(max_attempts=2, initial_delay=0),
     "timeout": lambda: hardy.timeout(5.0),
     "fallback": lambda: hardy.fallback(lambda *args: "fallback"),
+    "CircuitBreaker instance": lambda: hardy.CircuitBreaker("descriptors"),
 }
 
 

@@ -262,7 +262,10 @@ cdef class CircuitBreaker(BreakerState):
         return result
 
     def __call__(self, func):
-        """Decorate ``func`` so that every call goes through the breaker."""
+        """Decorate ``func`` so that every call goes through the breaker (above ``@staticmethod`` too)."""
+        rewrapped = _descriptors.rewrap(func, self)
+        if rewrapped is not None:
+            return rewrapped
         return protect(self, func)
 
     def __enter__(self):

@@ -19,7 +19,7 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import _blocks, _events, _live, _validate
+from .. import _blocks, _descriptors, _events, _live, _validate
 from ..errors import CircuitOpenError
 from ..policies import breaker as policy
 from ..policies.breaker import ASK_STORE, CLOSED, HALF_OPEN, OPEN, REJECTED, BreakerState
@@ -363,9 +363,12 @@ class CircuitBreaker(BreakerState):
         return result
 
     def __call__(self, func: Callable[P, R]) -> ProtectedCallable[P, R]:
-        """Decorate ``func`` so that every call goes through the breaker."""
+        """Decorate ``func`` so that every call goes through the breaker (above ``@staticmethod`` too)."""
         from .protect import protect
 
+        rewrapped = _descriptors.rewrap(func, self)
+        if rewrapped is not None:
+            return rewrapped  # type: ignore[return-value]
         return protect(self, func)
 
     def __enter__(self) -> CircuitBreaker:
