@@ -113,6 +113,7 @@ class BreakerRegistry:
 
 
 registry = BreakerRegistry()
+"""The process-wide :class:`BreakerRegistry` that :func:`circuit_breaker` and :func:`get_circuit_breaker` use."""
 
 
 def get_circuit_breaker(name: str) -> CircuitBreaker | None:
