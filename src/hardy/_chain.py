@@ -3,7 +3,7 @@
 The cores call the first function themselves (the fast path, in C for the
 compiled core); once it has failed, everything else happens here, written
 once: the remaining functions in order, one WARNING per failed step, then
-the default or :class:`~hardy.AllFallbacksFailedError`.
+the default (logged at INFO) or :class:`~hardy.AllFallbacksFailedError`.
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ def _log(name: str, func: object, error: BaseException) -> None:
         logger.warning("fallback chain %s: %s failed: %r", name, describe(func), error)
 
 
-def _finish(name: str, errors: list[BaseException], default: object) -> Any:
+def _finish(name: str, errors: list[BaseException], default: object, log: bool) -> Any:
     if default is not NO_DEFAULT:
+        if log and logger.isEnabledFor(logging.INFO):
+            logger.info("fallback chain %s: every function failed; the default answered", name)
         return default
     raise AllFallbacksFailedError(name, errors) from (errors[-1] if errors else None)
 
@@ -63,7 +65,7 @@ def continue_chain(
             errors.append(exc)
             if log:
                 _log(name, func, exc)
-    return _finish(name, errors, default)
+    return _finish(name, errors, default, log)
 
 
 async def run_chain_async(
@@ -76,7 +78,11 @@ async def run_chain_async(
     exceptions: tuple[type[Exception], ...],
     log: bool,
 ) -> Any:
-    """Run a chain that holds async functions; ``awaited[i]`` says whether to await ``funcs[i]``."""
+    """Run a chain that holds async functions; ``awaited[i]`` says whether to await ``funcs[i]``.
+
+    Any member may be sync, the first one included: a chain is async as soon
+    as one of its functions is.
+    """
     errors: list[BaseException] = []
     for func, is_async in zip(funcs, awaited, strict=True):
         try:
@@ -86,4 +92,4 @@ async def run_chain_async(
             errors.append(exc)
             if log:
                 _log(name, func, exc)
-    return _finish(name, errors, default)
+    return _finish(name, errors, default, log)

@@ -2516,8 +2516,9 @@ def chain(name, funcs, default, exceptions, log):
     """Call ``funcs[0]``; when it raises one of ``exceptions``, the next, and so on.
 
     When all fail: ``default`` unless it is ``NO_DEFAULT``, else
-    ``AllFallbacksFailedError``. The result looks like ``funcs[0]`` (sync or
-    async); an async chain may mix sync and async functions.
+    ``AllFallbacksFailedError``. The result is async when any function is
+    (a sync primary may have async fallbacks); an async chain awaits its
+    async functions and calls its sync ones.
     """
     cdef _Chain ch = _Chain.__new__(_Chain)
     ch._vectorcall = _chain_vectorcall
@@ -2528,9 +2529,7 @@ def chain(name, funcs, default, exceptions, log):
     ch._default = default
     ch._exceptions = exceptions
     ch._log = log
-    ch._is_async = ch._awaited[0]
-    if not ch._is_async and any(ch._awaited):
-        raise TypeError(f"{_chain.describe(ch._func)} is sync but its fallbacks include async functions")
+    ch._is_async = any(ch._awaited)
     return _wrapping.copy_metadata(ch, ch._func, is_async=ch._is_async)
 
 

@@ -988,19 +988,18 @@ def chain(
     """Call ``funcs[0]``; when it raises one of ``exceptions``, the next, and so on.
 
     When all fail: ``default`` unless it is ``NO_DEFAULT``, else
-    ``AllFallbacksFailedError``. The result looks like ``funcs[0]`` (sync or
-    async); an async chain may mix sync and async functions.
+    ``AllFallbacksFailedError``. The result is async when any function is
+    (a sync primary may have async fallbacks); an async chain awaits its
+    async functions and calls its sync ones.
     """
     first = funcs[0]
     awaited = tuple(_wrapping.is_async_callable(func) for func in funcs)
-    if awaited[0]:
+    if any(awaited):
 
         async def run_async(*args: Any, **kwargs: Any) -> Any:
             return await _chain.run_chain_async(name, funcs, awaited, args, kwargs, default, exceptions, log)
 
         return _wrapping.copy_metadata(run_async, first, is_async=True)  # type: ignore[no-any-return]
-    if any(awaited):
-        raise TypeError(f"{_chain.describe(first)} is sync but its fallbacks include async functions")
 
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
