@@ -319,7 +319,7 @@ def test_needs_comment_names_the_libraries_and_a_missing_one_skips_or_fails(
     assert needed_modules(page) == ["json", "hardy_no_such_module"]
     assert missing_modules(needed_modules(page)) == ["hardy_no_such_module"]
     monkeypatch.delenv("HARDY_REQUIRE_DOCS", raising=False)
-    with pytest.raises(pytest.skip.Exception, match="hardy_no_such_module: python -m pip install -e . --group docs"):
+    with pytest.raises(pytest.skip.Exception, match=r"hardy_no_such_module: python -m pip install -e \. --group docs"):
         require_docs_libraries(needed_modules(page))
     monkeypatch.setenv("HARDY_REQUIRE_DOCS", "1")
     with pytest.raises(pytest.fail.Exception, match="HARDY_REQUIRE_DOCS=1"):
