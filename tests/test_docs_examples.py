@@ -20,10 +20,22 @@ an HTML comment right before the block, which the page does not show::
 
 Files that use Redis get a ``redis-server`` of the test's own, its URL in
 ``REDIS_URL``, and carry the ``redis`` mark.
+
+A page whose examples need libraries hardy itself does not (the recipes:
+httpx, Django, Celery...) names them, by import name, in a comment::
+
+    <!-- docs-test: needs httpx django -->
+
+Those libraries are in the ``docs`` dependency group
+(``python -m pip install -e . --group docs``). Such a page carries the
+``docs`` mark, and without them its test is skipped, saying what to
+install; with ``HARDY_REQUIRE_DOCS=1`` (``.ci/run`` and the CI docs job set
+it) a missing library fails the test instead.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -41,6 +53,7 @@ TIME_LIMIT = 120  # seconds for all the blocks of one file
 
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
 SETUP = re.compile(r"<!--\s*docs-test:\s*setup[ \t]*\n(?P<code>.*?)-->\s*\Z", re.DOTALL)
+NEEDS = re.compile(r"<!--\s*docs-test:\s*needs\s+(?P<names>[\w.\s]+?)\s*-->")
 NEEDS_REDIS = re.compile(r"\bRedisStore\b|^\s*import redis\b|^\s*from redis\b", re.MULTILINE)
 
 
@@ -93,7 +106,7 @@ def python_blocks(path: Path, root: Path = ROOT) -> list[Block]:
 
 # Runs in the child interpreter: the blocks come as JSON on stdin.
 RUNNER = r"""
-import ast, asyncio, builtins, gc, json, os, sys, traceback, warnings
+import ast, asyncio, builtins, gc, json, os, sys, traceback, types, warnings
 
 blocks = json.load(sys.stdin)
 missing = []
@@ -115,7 +128,13 @@ def on_unraisable(info):
 sys.unraisablehook = on_unraisable
 # A coroutine never awaited warns from its finalizer: as an error it reaches on_unraisable.
 warnings.simplefilter("error", RuntimeWarning)
-namespace = {"__name__": "__main__", "__builtins__": Builtins(vars(builtins))}
+# The blocks run in a real module that is __main__, as a script's code does:
+# frameworks that import their configuration by module name (Django's
+# ROOT_URLCONF = __name__, pickling by reference) find what a block defined.
+main = types.ModuleType("__main__")
+sys.modules["__main__"] = main
+namespace = main.__dict__
+namespace["__builtins__"] = Builtins(vars(builtins))
 loop = asyncio.new_event_loop()
 asyncio.set_event_loop(loop)
 flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
@@ -173,6 +192,26 @@ def run_blocks(blocks: list[Block], core: ModuleType, extra_env: dict[str, str])
     )
 
 
+def needed_modules(path: Path) -> list[str]:
+    """The import names a page's ``docs-test: needs`` comments list."""
+    return [name for match in NEEDS.finditer(path.read_text(encoding="utf-8")) for name in match["names"].split()]
+
+
+def missing_modules(names: list[str]) -> list[str]:
+    return [name for name in names if importlib.util.find_spec(name) is None]
+
+
+def require_docs_libraries(names: list[str]) -> None:
+    """Skip (or, with HARDY_REQUIRE_DOCS=1, fail) when a page's libraries are not installed."""
+    missing = missing_modules(names)
+    if not missing:
+        return
+    message = f"needs {', '.join(missing)}: python -m pip install -e . --group docs"
+    if os.environ.get("HARDY_REQUIRE_DOCS") == "1":
+        pytest.fail(f"HARDY_REQUIRE_DOCS=1 and the page {message}")
+    pytest.skip(message)
+
+
 def file_params() -> list[object]:
     params: list[object] = []
     for path in doc_files():
@@ -180,6 +219,8 @@ def file_params() -> list[object]:
         if not blocks:
             continue
         marks = [pytest.mark.redis] if any(NEEDS_REDIS.search(block.code) for block in blocks) else []
+        if needed_modules(path):
+            marks.append(pytest.mark.docs)
         params.append(pytest.param(path, marks=marks, id=str(path.relative_to(ROOT))))
     return params
 
@@ -204,6 +245,7 @@ def redis_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 
 @pytest.mark.parametrize("path", file_params())
 def test_python_blocks_run_as_written(path: Path, core: ModuleType, redis_env: dict[str, str]) -> None:
+    require_docs_libraries(needed_modules(path))
     blocks = python_blocks(path)
     result = run_blocks(blocks, core, redis_env)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
@@ -267,3 +309,28 @@ def test_runner_shares_one_namespace_and_allows_top_level_await(core: ModuleType
     result = run_blocks(blocks, core, {})
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("docs-test: ran ") == 3
+
+
+def test_needs_comment_names_the_libraries_and_a_missing_one_skips_or_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("# R\n\n<!-- docs-test: needs json\n  hardy_no_such_module -->\n", encoding="utf-8")
+    assert needed_modules(page) == ["json", "hardy_no_such_module"]
+    assert missing_modules(needed_modules(page)) == ["hardy_no_such_module"]
+    monkeypatch.delenv("HARDY_REQUIRE_DOCS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"hardy_no_such_module: python -m pip install -e \. --group docs"):
+        require_docs_libraries(needed_modules(page))
+    monkeypatch.setenv("HARDY_REQUIRE_DOCS", "1")
+    with pytest.raises(pytest.fail.Exception, match="HARDY_REQUIRE_DOCS=1"):
+        require_docs_libraries(needed_modules(page))
+    require_docs_libraries(["json"])  # installed: neither skips nor fails
+
+
+def test_every_recipe_runs_its_examples() -> None:
+    """Each recipe page has examples this suite runs, and names the libraries they need."""
+    recipes = sorted(path for path in (ROOT / "docs" / "recipes").glob("*.md") if path.name != "index.md")
+    assert {path.stem for path in recipes} >= {"httpx", "requests", "aiohttp", "fastapi", "flask", "django", "celery"}
+    for path in recipes:
+        assert python_blocks(path), f"{path.name} has no python block"
+        assert needed_modules(path), f"{path.name} has no docs-test: needs comment"

@@ -115,6 +115,7 @@ class BreakerRegistry:
 
 
 registry: BreakerRegistry = BreakerRegistry()
+"""The process-wide :class:`BreakerRegistry` that :func:`circuit_breaker` and :func:`get_circuit_breaker` use."""
 
 
 def get_circuit_breaker(name: str) -> CircuitBreaker | None:

@@ -198,6 +198,7 @@ class SharedBreaker:
         # key holds a value that is not a hardy circuit): the breaker decides
         # locally, and the store re-reads the key to attach it again.
         self.detached = False
+        """``True`` while the store cannot use this breaker's shared state; the breaker then decides locally."""
 
     # -- what the store needs to know --------------------------------------
 
