@@ -113,7 +113,7 @@ class WrappedCallable(Protocol[P, R_co]):
 
 
 class ProtectedCallable(Protocol[P, R_co]):
-    """A function wrapped by a circuit breaker: a :class:`WrappedCallable` with ``.breaker``.
+    """A function wrapped by a circuit breaker: a ``WrappedCallable`` with ``.breaker``.
 
     Example::
 
