@@ -110,7 +110,7 @@ class CircuitBreaker(BreakerState):
             code = policy.take_event(self)
         if epoch == ASK_STORE:
             # The policy asks the store only when told there is one.
-            return cast("SharedBreaker", self._store).admit()
+            return int(cast("SharedBreaker", self._store).admit())
         if code:
             try:
                 self._notify(code)
