@@ -4,13 +4,13 @@ Both cores behave the same (``tests/test_parity.py``), and ``hardy._core``
 imports these names from here for type checkers, whichever core runs: this
 stub is what users' type checkers see of ``hardy.CircuitBreaker`` and
 ``hardy.RetryConfig``. ``tests/test_core_stub.py`` checks that it names what
-both cores define, with the same parameters.
+both cores define (names, bases, members), with the same parameters.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
-from ._types import P, ProtectedCallable, R
+from ._types import P, ProtectedCallable, ProtectedClassMethod, ProtectedStaticMethod, R
 from .jitter import Jitter
 from .state import CircuitState
 from .store import BreakerStore
@@ -19,7 +19,10 @@ __all__ = ["IMPLEMENTATION", "CircuitBreaker", "RetryConfig", "chain", "protect"
 
 IMPLEMENTATION: str
 
-class CircuitBreaker:
+class BreakerState:
+    """What a breaker decides from: :class:`hardy.policies.breaker.BreakerState`, compiled (C fields only)."""
+
+class CircuitBreaker(BreakerState):
     """A circuit breaker: stop calling a dependency that keeps failing.
 
     Example::
@@ -84,24 +87,24 @@ class CircuitBreaker:
         """Stop calling ``callback``; a :class:`ValueError` if it was not added."""
     def call(self, func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``func(*args, **kwargs)`` through the breaker (checked against ``func``'s signature)."""
+    # Above @staticmethod / @classmethod the breaker wraps the function inside
+    # and keeps the descriptor, as @hardy.circuit_breaker does.
+    @overload
+    def __call__(self, func: staticmethod[P, R]) -> ProtectedStaticMethod[P, R]: ...  # type: ignore[overload-overlap]  # pyright: ignore[reportOverlappingOverload]
+    @overload
+    def __call__(self, func: classmethod[Any, P, R]) -> ProtectedClassMethod[P, R]: ...
+    @overload
     def __call__(self, func: Callable[P, R]) -> ProtectedCallable[P, R]:
-        """Decorate ``func`` so that every call goes through the breaker."""
+        """Decorate ``func`` so that every call goes through the breaker (above ``@staticmethod`` too)."""
     def __enter__(self) -> CircuitBreaker: ...
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None: ...
     async def __aenter__(self) -> CircuitBreaker: ...
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None: ...
-    # For the store's binding (hardy.store); not public.
-    def _local_reset(self) -> None: ...
-    def _current_epoch(self) -> int: ...
-    def _local_admit(self) -> int: ...
-    def _local_success(self, epoch: int) -> None: ...
-    def _local_failure(self, epoch: int) -> None: ...
-    def _count_rejection(self) -> None: ...
-    def _adopt(
-        self, state: int, failure_count: int, trials: int, trial_successes: int, open_elapsed: float, new_period: bool
-    ) -> int: ...
 
-class RetryConfig:
+class RetryPolicy:
+    """What a retry decides from: :class:`hardy.policies.retry.RetryPolicy`, compiled (C fields only)."""
+
+class RetryConfig(RetryPolicy):
     """How to retry: how many attempts, which errors, and how long to wait between them.
 
     Example::

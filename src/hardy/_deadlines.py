@@ -121,15 +121,19 @@ class Registry(Protocol):
 
     def fire_due(self, now: float) -> float:
         """Raise in the threads whose deadline passed; return the next time to look."""
+        ...
 
     def is_empty(self) -> bool:
         """True when no deadline is active."""
+        ...
 
     def retire(self) -> bool:
         """If no deadline is active, forget the timer (the next deadline wakes a new one): True then."""
+        ...
 
     def after_fork(self, thread: int) -> None:
         """In a forked child: keep only the deadlines of ``thread``, the one that survived."""
+        ...
 
 
 class _PythonRegistry:

@@ -43,10 +43,10 @@ _refs: dict[_Ref, None] = {}
 _lock = threading.RLock()
 
 
-def _forget(ref: weakref.ref[Any]) -> None:
+def _forget(ref: _Ref) -> None:
     # The collector calls this as a breaker dies, on whichever thread freed it.
     with _lock:
-        _refs.pop(ref, None)  # type: ignore[call-overload]
+        _refs.pop(ref, None)
 
 
 def track(breaker: object) -> None:
@@ -69,7 +69,7 @@ def breakers() -> list[Any]:
     with _lock:
         refs = list(_refs)
     seen: set[int] = set()
-    result = []
+    result: list[Any] = []
     for source in _sources:
         for breaker in reversed(source()):
             if id(breaker) not in seen:

@@ -194,7 +194,7 @@ def verdict(
     frame = frames.get(thread)
     if frame is not None and deferred(frame.f_code.co_filename):
         return UNSAFE
-    handled = exceptions.get(thread)
+    handled: BaseException | tuple[object, BaseException | None, object] | None = exceptions.get(thread)
     if isinstance(handled, tuple):  # Python 3.10 and 3.11 give (type, value, traceback)
         handled = handled[1]
     return HANDLING if handling(handled, kind) else FREE

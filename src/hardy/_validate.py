@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 from ._settings import BreakerSettings, RetrySettings
 from .errors import CircuitOpenError
@@ -97,8 +97,9 @@ def exception_types(name: str, value: object) -> tuple[type[BaseException], ...]
     if value is None:
         return ()
     if isinstance(value, (tuple, list)):
-        return tuple(_exception_element(name, item, value) for item in value)
-    if isinstance(value, type) and issubclass(value, BaseException):
+        items = cast("Sequence[object]", value)  # isinstance() leaves the elements unknown
+        return tuple(_exception_element(name, item, items) for item in items)
+    if _is_exception_class(value):
         return (value,)
     raise TypeError(
         f"{name} must be an exception class, or a tuple or list of exception classes, "
@@ -109,9 +110,15 @@ def exception_types(name: str, value: object) -> tuple[type[BaseException], ...]
 def _exception_element(name: str, item: object, container: object) -> type[BaseException]:
     # One element of an exception tuple. Kept apart so that other kinds of
     # element (predicates on the exception) can be accepted here later.
-    if isinstance(item, type) and issubclass(item, BaseException):
+    if _is_exception_class(item):
         return item
     raise TypeError(f"{name} must hold exception classes, got {item!r} ({type(item).__name__}) in {container!r}")
+
+
+def _is_exception_class(value: object) -> TypeGuard[type[BaseException]]:
+    # A TypeGuard, not two narrowing checks: the error messages after a
+    # refusal see ``value`` as the object it was, not as ``type[Unknown]``.
+    return isinstance(value, type) and issubclass(value, BaseException)
 
 
 def _container_hint(value: object) -> str:
@@ -142,14 +149,14 @@ def clock_arg(name: str, clock: object) -> Callable[[], float]:
     construction; an exception it raises propagates unchanged. The default
     clock, :func:`time.monotonic`, is not probed.
     """
-    callable_arg(name, clock)
-    if clock is time.monotonic:
+    reader = callable_arg(name, clock)
+    if reader is time.monotonic:
         return time.monotonic
-    first = _reading(name, clock, clock())  # type: ignore[operator]
-    second = _reading(name, clock, clock())  # type: ignore[operator]
+    first = _reading(name, clock, reader())
+    second = _reading(name, clock, reader())
     if second < first:
         raise ValueError(f"{name} must not go backwards, but it read {first!r} and then {second!r} ({clock!r})")
-    return clock  # type: ignore[return-value]
+    return reader
 
 
 def _reading(name: str, clock: object, reading: object) -> float:
@@ -263,8 +270,7 @@ def retry_settings(
     else:
         raise TypeError(f"jitter must be a bool or a hardy.Jitter, got {jitter!r} ({type(jitter).__name__})")
     retryable = exception_types("retryable_exceptions", retryable_exceptions)
-    if retry_on_result is not None:
-        callable_arg("retry_on_result", retry_on_result)
+    predicate = None if retry_on_result is None else callable_arg("retry_on_result", retry_on_result)
     return RetrySettings(
         max_attempts=attempts,
         backoff_factor=factor,
@@ -274,7 +280,7 @@ def retry_settings(
         jitter_given=jitter,
         retryable_exceptions=retryable,
         retry_circuit_open=any(issubclass(kind, CircuitOpenError) for kind in retryable),
-        retry_on_result=retry_on_result,  # type: ignore[arg-type]
+        retry_on_result=predicate,
         deadline=None if deadline is None else seconds("deadline", deadline, allow_zero=False),
         random=callable_arg("random", random),  # never called here: that would shift a seeded sequence
         clock=clock_arg("clock", clock),
@@ -303,7 +309,7 @@ def fallback_exceptions(value: object) -> tuple[type[Exception], ...]:
             )
     if not result:
         raise ValueError("exceptions must name at least one exception class")
-    return result  # type: ignore[return-value]
+    return cast("tuple[type[Exception], ...]", result)  # each kind checked above
 
 
 def breaker_store(store: object) -> BreakerStore:

@@ -10,6 +10,7 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import importlib
 import itertools
 import json
 import logging
@@ -25,22 +26,29 @@ from .store import BreakerStore, Op, SharedBreaker, Snapshot
 
 __all__ = ["RedisStore"]
 
-logger = logging.getLogger("hardy.redis")
+logger: logging.Logger = logging.getLogger("hardy.redis")
 
 _MAX_BACKOFF = 5.0  # seconds between reconnection attempts, at most
 _SETTLE = 1.0  # seconds the store must work, after an error, before the outage is over
 _MAX_TTL_MS = 100 * 365 * 86400 * 1000  # a century: "never" for a key's expiry
+_REDIS_SUBMODULES = (
+    "redis.asyncio",
+    "redis.asyncio.cluster",
+    "redis.asyncio.retry",
+    "redis.backoff",
+    "redis.cluster",
+    "redis.retry",
+)
 
 
 def _redis() -> Any:
     try:
         import redis
-        import redis.asyncio
-        import redis.asyncio.cluster
-        import redis.asyncio.retry
-        import redis.backoff
-        import redis.cluster
-        import redis.retry
+
+        # The store reaches these through the package (redis.asyncio.retry,
+        # ...): importing a submodule makes it an attribute of its parent.
+        for submodule in _REDIS_SUBMODULES:
+            importlib.import_module(submodule)
     except ImportError as exc:  # pragma: no cover - exercised without the extra only
         raise ImportError('RedisStore needs redis-py: pip install "hardy[redis]"') from exc
     return redis
@@ -148,7 +156,7 @@ class RedisStore(BreakerStore):
         self._expiry = _validate.seconds("idle_expiry", idle_expiry, allow_zero=False)
         self._redis = redis
         self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
-        self.blocking = not isinstance(client, async_types)
+        self.blocking: bool = not isinstance(client, async_types)
         self.client = client
         self.prefix = prefix
         self._client = _with_timeout(client, self._timeout, redis)
@@ -173,7 +181,7 @@ class RedisStore(BreakerStore):
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         if hasattr(os, "register_at_fork"):
-            ref = weakref.ref(self)
+            ref: weakref.ReferenceType[RedisStore] = weakref.ref(self)
             os.register_at_fork(after_in_child=lambda: _after_fork(ref))
 
     def __repr__(self) -> str:

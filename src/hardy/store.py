@@ -67,26 +67,33 @@ class LocalState(Protocol):
     @property
     def epoch(self) -> int:
         """The current epoch: what the calls admitted now carry."""
+        ...
 
     def admit(self) -> int:
         """Decide an admission locally: the call's epoch, or -1 after counting a rejection."""
+        ...
 
     def succeed(self, epoch: int) -> None:
         """Settle a success locally (already counted)."""
+        ...
 
     def fail(self, epoch: int) -> None:
         """Settle a failure locally (already counted)."""
+        ...
 
     def count_rejection(self) -> None:
         """Count a call the shared circuit rejected."""
+        ...
 
     def reset(self) -> None:
         """Close the local circuit."""
+        ...
 
     def adopt(
         self, state: int, failure_count: int, trials: int, trial_successes: int, open_elapsed: float, new_period: bool
     ) -> int:
         """Take a shared state as the local one; the epoch from now on (``new_period``: running calls are stale)."""
+        ...
 
 
 class Snapshot(NamedTuple):
@@ -181,9 +188,9 @@ class SharedBreaker:
     )
 
     def __init__(self, store: BreakerStore, breaker: BreakerSettingsView, local: LocalState) -> None:
-        self.store = store
-        self.breaker = breaker
-        self.local = local
+        self.store: BreakerStore = store
+        self.breaker: BreakerSettingsView = breaker
+        self.local: LocalState = local
         # Re-entrant: applying a state notifies listeners, which may reset.
         self._lock = threading.RLock()
         self._incarnation: str | None = None
@@ -197,7 +204,7 @@ class SharedBreaker:
         # Set by the store while this breaker's shared state is unusable (its
         # key holds a value that is not a hardy circuit): the breaker decides
         # locally, and the store re-reads the key to attach it again.
-        self.detached = False
+        self.detached: bool = False
         """``True`` while the store cannot use this breaker's shared state; the breaker then decides locally."""
 
     # -- what the store needs to know --------------------------------------

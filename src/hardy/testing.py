@@ -21,7 +21,7 @@ Example, as a pytest fixture in ``conftest.py``::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 
 from ._sleep import SleepRecord, pop_record, push_record
@@ -32,7 +32,7 @@ _switched_on: SleepRecord | None = None
 
 
 @contextmanager
-def instant_retries() -> Iterator[SleepRecord]:
+def instant_retries() -> Generator[SleepRecord, None, None]:
     """Make retry sleeps instant inside the block; yields the :class:`SleepRecord`.
 
     Blocks nest: the innermost one records.

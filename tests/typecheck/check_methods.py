@@ -105,6 +105,26 @@ probe: Coroutine[Any, Any, float] = Client.probe("h")
 probe.close()
 Client.ping(3)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
+# A CircuitBreaker instance above the descriptor (the stub's __call__ overloads).
+shared_breaker = hardy.CircuitBreaker("client.shared")
+
+
+class Pinger:
+    @shared_breaker
+    @staticmethod
+    def ping(host: str) -> bool:
+        return True
+
+    @shared_breaker
+    @classmethod
+    def create(cls, url: str) -> Pinger:
+        return cls()
+
+
+assert_type(Pinger.ping("h"), bool)
+assert_type(Pinger.ping.breaker, hardy.CircuitBreaker)
+Pinger.ping(3)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
 if not MYPY:
     # Static methods through an instance. (Class methods under a hardy
     # decorator run in both orders but bind in neither checker yet: see

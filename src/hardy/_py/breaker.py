@@ -17,7 +17,7 @@ import threading
 import time
 import types
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import _blocks, _descriptors, _events, _live, _validate
 from ..errors import CircuitOpenError
@@ -27,6 +27,7 @@ from ..state import STATE_BY_CODE, CircuitState
 
 if TYPE_CHECKING:
     from .._types import P, ProtectedCallable, R
+    from ..store import BreakerStore, SharedBreaker
 
 __all__ = ["GIL_ENABLED", "CircuitBreaker"]
 
@@ -69,7 +70,7 @@ class CircuitBreaker(BreakerState):
         excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = (),
         *,
         clock: Callable[[], float] = time.monotonic,
-        store: Any = None,
+        store: BreakerStore | None = None,
     ) -> None:
         if getattr(self, "_name", None) is not None:
             raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
@@ -81,7 +82,7 @@ class CircuitBreaker(BreakerState):
         self._excluded = settings.excluded_exceptions
         self._listeners: list[Callable[..., Any]] = []
         self._lock = threading.Lock()
-        self._store: Any = None
+        self._store: SharedBreaker | None = None
         self._name = settings.name
         if store is not None:
             self._store = _validate.breaker_store(store).bind(self, _Local(self))
@@ -108,7 +109,8 @@ class CircuitBreaker(BreakerState):
             epoch = policy.admit(self, now, shared and self._store is not None)
             code = policy.take_event(self)
         if epoch == ASK_STORE:
-            return int(self._store.admit())
+            # The policy asks the store only when told there is one.
+            return int(cast("SharedBreaker", self._store).admit())
         if code:
             try:
                 self._notify(code)
@@ -161,12 +163,13 @@ class CircuitBreaker(BreakerState):
 
     def _binding_settle(self, action: int, epoch: int) -> None:
         """Hand a settling the policy left to the store to the store's binding."""
+        store = cast("SharedBreaker", self._store)  # the policy leaves a settling to a store only if there is one
         if action == policy.STORE_FAILURE:
-            self._store.failure(epoch)
+            store.failure(epoch)
         elif action == policy.STORE_TRIAL_SUCCESS:
-            self._store.trial_success(epoch)
+            store.trial_success(epoch)
         else:
-            self._store.clear(epoch)
+            store.clear(epoch)
 
     def _on_exception(self, exc: BaseException, epoch: int) -> None:
         if not isinstance(exc, Exception):
@@ -233,7 +236,7 @@ class CircuitBreaker(BreakerState):
         return self._excluded
 
     @property
-    def store(self) -> Any:
+    def store(self) -> BreakerStore | None:
         """The store that shares this breaker's state between processes, or ``None``."""
         return None if self._store is None else self._store.store
 
@@ -368,7 +371,8 @@ class CircuitBreaker(BreakerState):
 
         rewrapped = _descriptors.rewrap(func, self)
         if rewrapped is not None:
-            return rewrapped  # type: ignore[return-value]
+            # A staticmethod/classmethod around the protected function: typed as what it binds to.
+            return cast("ProtectedCallable[P, R]", rewrapped)
         return protect(self, func)
 
     def __enter__(self) -> CircuitBreaker:

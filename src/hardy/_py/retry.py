@@ -7,7 +7,7 @@ random source, the clock and the sleep.
 
 from __future__ import annotations
 
-import random as _random
+import random as _random_module
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -56,7 +56,7 @@ class RetryConfig(RetryPolicy):
         *,
         retry_on_result: Callable[[Any], object] | None = None,
         deadline: float | None = None,
-        random: Callable[[], float] = _random.random,
+        random: Callable[[], float] = _random_module.random,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if getattr(self, "_retryable", None) is not None:
@@ -223,7 +223,7 @@ def retrying(
                         raise
                     if on_retry is not None:
                         if on_retry_is_async:
-                            await on_retry(exc, attempt)  # type: ignore[misc]
+                            await cast("Awaitable[object]", on_retry(exc, attempt))
                         else:
                             on_retry(exc, attempt)
                     if delay > 0.0:
@@ -236,7 +236,7 @@ def retrying(
                         return result
                     if on_retry is not None:
                         if on_retry_is_async:
-                            await on_retry(None, attempt)  # type: ignore[misc]
+                            await cast("Awaitable[object]", on_retry(None, attempt))
                         else:
                             on_retry(None, attempt)
                     if delay > 0.0:

@@ -6,13 +6,16 @@ import os
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _live
 from ..breaker import registry
 from ..state import CircuitState
 from .manager import HealthCheck
 from .results import HealthStatus
+
+if TYPE_CHECKING:
+    from .._core import CircuitBreaker
 
 __all__ = ["register_default_checks"]
 
@@ -55,7 +58,7 @@ def circuit_breakers_check() -> dict[str, Any]:
     directly with ``hardy.CircuitBreaker(...)``; two breakers sharing a name
     are told apart as ``name`` and ``name#2`` (oldest first).
     """
-    troubled = []
+    troubled: list[tuple[CircuitBreaker, CircuitState]] = []
     for breaker in _live.breakers():
         state = breaker.state  # read once: the listing must agree with itself
         if state is not CircuitState.CLOSED:

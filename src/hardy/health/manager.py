@@ -7,9 +7,9 @@ import inspect
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .. import _validate, _wrapping
 from ..timeout import _await_with_deadline, _Elapsed
@@ -30,7 +30,9 @@ class _Check:
     is_async: bool
     cached: HealthCheckResult | None = None
     cached_until: float = 0.0
-    in_flight: dict[asyncio.AbstractEventLoop, asyncio.Task[HealthCheckResult]] = field(default_factory=dict)
+    in_flight: dict[asyncio.AbstractEventLoop, asyncio.Task[HealthCheckResult]] = field(
+        default_factory=dict[asyncio.AbstractEventLoop, "asyncio.Task[HealthCheckResult]"]
+    )
     running: Run | None = None  # a sync check's latest run, shared by the probes of every loop
 
 
@@ -58,7 +60,7 @@ def _interpret(name: str, value: Any, latency_ms: float, critical: bool) -> Heal
             name, value.status, value.message, latency_ms, dict(value.details), value.timestamp, critical
         )
     if isinstance(value, dict):
-        details = dict(value)
+        details = dict(cast("Mapping[Any, Any]", value))  # isinstance() leaves the items unknown to pyright
         message = str(details.pop("message", ""))
         if "status" in details:
             raw = details.pop("status")

@@ -6,9 +6,9 @@ import datetime
 import enum
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = ["HealthCheckResult", "HealthStatus", "SystemHealth"]
 
@@ -106,7 +106,7 @@ class HealthCheckResult:
     status: HealthStatus
     message: str = ""
     latency_ms: float = 0.0
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict[str, Any])
     timestamp: datetime.datetime = field(default_factory=_now)
     critical: bool = False
 
@@ -225,6 +225,16 @@ _MAX_DEPTH = 64
 _MAX_INT_BITS = 8192
 
 
+# TypeGuards rather than isinstance(): isinstance() would leave the items
+# unknown to a type checker, and so _jsonable's whole result.
+def _is_container(value: object) -> TypeGuard[Collection[Any]]:
+    return isinstance(value, (Mapping, list, tuple, set, frozenset))
+
+
+def _is_mapping(value: object) -> TypeGuard[Mapping[Any, Any]]:
+    return isinstance(value, Mapping)
+
+
 def _text_of(value: object) -> str:
     """``str(value)``, or a name for the value when its ``__str__`` fails."""
     try:
@@ -252,13 +262,13 @@ def _jsonable(value: Any, _path: tuple[int, ...] = ()) -> Any:
             return _jsonable(value.value, _path)
         if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
             return value.isoformat()
-        if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        if _is_container(value):
             if id(value) in _path:
                 return "<cycle>"
             if len(_path) >= _MAX_DEPTH:
                 return "<too deep>"
             inner = (*_path, id(value))
-            if isinstance(value, Mapping):
+            if _is_mapping(value):
                 return {
                     (key if isinstance(key, str) else _text_of(key)): _jsonable(item, inner)
                     for key, item in value.items()
