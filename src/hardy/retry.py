@@ -19,13 +19,24 @@ from __future__ import annotations
 import random as _random
 import time
 from collections.abc import Callable
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from . import _core
 from ._types import P, R
 from .jitter import Jitter
 
-__all__ = ["Jitter", "retry", "retry_with_backoff"]
+if TYPE_CHECKING:
+    from ._core import RetryConfig
+
+__all__ = ["Jitter", "RetryConfig", "retry", "retry_with_backoff"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``from hardy.retry import RetryConfig`` as from the reference's retry
+    # module, read from the core in use when it is asked for.
+    if name == "RetryConfig":
+        return _core.RetryConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @overload
