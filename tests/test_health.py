@@ -61,8 +61,8 @@ def test_every_return_shape(value: Any, status: HealthStatus, message: str) -> N
         assert result.details == {"pool": 3}
 
 
-@pytest.mark.parametrize("value", [42, 0, "ok", "", [1, 2], [], 0.0, b"pong", object])
-def test_any_other_return_value_passes_as_in_the_reference(value: Any) -> None:
+@pytest.mark.parametrize("value", [42, "ok", [1, 2], 0.5, b"pong", object])
+def test_any_other_true_value_passes_and_is_kept(value: Any) -> None:
     health = hardy.HealthCheck()
     health.register("check")(lambda: value)
     result = run(health.run_check("check"))
@@ -70,6 +70,30 @@ def test_any_other_return_value_passes_as_in_the_reference(value: Any) -> None:
     assert result.message == ""
     assert result.details == {"value": value}
     json.dumps(result.to_dict())
+
+
+@pytest.mark.parametrize("value", [0, "", [], 0.0, b"", {1: 2}.keys() - {1}])
+def test_any_other_false_value_fails_and_is_kept(value: Any) -> None:
+    # Judged by its truth value, as a bool is (issue 13): 0 and "" are failures.
+    health = hardy.HealthCheck()
+    health.register("check")(lambda: value)
+    result = run(health.run_check("check"))
+    assert result.status is HealthStatus.UNHEALTHY
+    assert result.message == f"check returned {value!r}, which is false"
+    assert result.details == {"value": value}
+    json.dumps(result.to_dict())
+
+
+def test_a_value_without_a_truth_value_is_an_unusable_result() -> None:
+    class Undecided:
+        def __bool__(self) -> bool:
+            raise ValueError("ambiguous")
+
+    health = hardy.HealthCheck()
+    health.register("check")(Undecided)
+    result = run(health.run_check("check"))
+    assert result.status is HealthStatus.UNHEALTHY
+    assert result.message == "check returned an unusable Undecided: ValueError: ambiguous"
 
 
 @pytest.mark.parametrize(

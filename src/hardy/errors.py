@@ -64,9 +64,10 @@ class CircuitOpenError(HardyError):
 
     def __str__(self) -> str:
         name, reset_time = self.args
+        # The reference's words, which users match in logs and tests.
         if reset_time > 0.0:
-            return f"circuit breaker {name!r} is open; it admits a trial call in {reset_time:.3f}s"
-        return f"circuit breaker {name!r} is open; its trial calls are in progress"
+            return f"Circuit breaker '{name}' is open. Resets in {reset_time:.1f}s"
+        return f"Circuit breaker '{name}' is open. Resets in 0.0s: its trial calls are in progress"
 
     def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, float]]:
         return (type(self), (self.name, self.reset_time))

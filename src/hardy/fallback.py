@@ -29,7 +29,7 @@ from . import _chain, _core, _descriptors, _validate, _wrapping
 from ._sentinel import NO_DEFAULT
 from ._types import P, R, WrappedCallable, WrappedClassMethod, WrappedStaticMethod
 
-__all__ = ["AsyncChainDecorator", "ChainDecorator", "Fallback", "fallback", "with_fallback"]
+__all__ = ["AsyncChainDecorator", "ChainDecorator", "EmptyChainError", "Fallback", "fallback", "with_fallback"]
 
 D = TypeVar("D")
 D_co = TypeVar("D_co", covariant=True)
@@ -60,6 +60,22 @@ def _check_functions(parameter: str, value: object) -> list[Callable[..., Any]]:
             raise TypeError(f"{parameter} must hold callables, got {func!r} ({type(func).__name__}) at index {index}")
         functions.append(func)
     return functions
+
+
+class EmptyChainError(ValueError, RuntimeError):
+    """:meth:`Fallback.execute` of a chain with no functions.
+
+    A ``ValueError`` (the chain was used before it was built), and also the
+    ``RuntimeError`` the reference raised for it, so ``except RuntimeError``
+    written for the reference still catches it.
+
+    Example::
+
+        try:
+            hardy.Fallback("empty").execute()
+        except ValueError as exc:  # or RuntimeError
+            print(exc)  # Fallback 'empty' has no functions to execute: ...
+    """
 
 
 def _check_log(log_failures: object) -> bool:
@@ -141,7 +157,9 @@ class Fallback:
         # The list is the user's to change, so it is checked when it is used.
         functions = tuple(self._functions)
         if not functions:
-            raise ValueError(f"Fallback {self.name!r} has no functions to execute: add() at least one before execute()")
+            raise EmptyChainError(
+                f"Fallback {self.name!r} has no functions to execute: add() at least one before execute()"
+            )
         for index, func in enumerate(functions):
             if not callable(func):
                 raise TypeError(
@@ -155,7 +173,8 @@ class Fallback:
         With only sync functions, the result (or the default) is returned, or
         :class:`~hardy.AllFallbacksFailedError` raised. With any async
         function, an awaitable that does the same is returned, as
-        :meth:`execute_async` would. An empty chain is a ``ValueError``, and
+        :meth:`execute_async` would. An empty chain is an
+        :class:`EmptyChainError` (a ``ValueError`` and a ``RuntimeError``), and
         an element that is not callable a ``TypeError``, raised here.
         """
         functions = self._snapshot()

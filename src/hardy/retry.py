@@ -28,7 +28,15 @@ from .jitter import Jitter
 if TYPE_CHECKING:
     from ._core import RetryConfig
 
-__all__ = ["Jitter", "retry", "retry_with_backoff"]
+__all__ = ["Jitter", "RetryConfig", "retry", "retry_with_backoff"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``from hardy.retry import RetryConfig`` as from the reference's retry
+    # module, read from the core in use when it is asked for.
+    if name == "RetryConfig":
+        return _core.RetryConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # Bare use first: on a static or class method (hardy above @staticmethod /

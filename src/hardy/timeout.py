@@ -22,7 +22,11 @@ from typing import Any, TypeVar, overload
 from . import _core, _descriptors, _timeout_log, _validate, _wrapping
 from ._sentinel import NO_DEFAULT, NoDefault
 from ._types import Decorator
+from .errors import TimeoutError as TimeoutError  # noqa: A004 - re-exported, see below
 
+# TimeoutError is importable from here as from the reference's timeout module,
+# and kept out of __all__ (as in hardy itself) so that a star import does not
+# replace the builtin.
 __all__ = ["timeout", "with_timeout"]
 
 T = TypeVar("T")
@@ -100,6 +104,17 @@ def _refuse_generators(func: Callable[..., Any], operation: str) -> None:
         )
 
 
+def _operation(func: object) -> str:
+    """The name a timeout gives ``func``: its ``__qualname__`` from the innermost enclosing function.
+
+    ``Class.method`` stays qualified, but the ``outer.<locals>.`` path of a
+    function defined inside another is dropped: it names where the function
+    was defined, not what timed out, and the reference named such a function
+    by its bare name (``slow_func``).
+    """
+    return _wrapping.qualname(func).rpartition("<locals>.")[2]
+
+
 def timeout(
     seconds: float,
     error_message: str | None = None,
@@ -140,7 +155,7 @@ def timeout(
         if rewrapped is not None:
             return rewrapped
         _validate.callable_arg("func", func)
-        operation = error_message or _wrapping.qualname(func)
+        operation = error_message or _operation(func)
         _refuse_generators(func, operation)
         if _wrapping.is_async_callable(func):
             if mode != "interrupt":

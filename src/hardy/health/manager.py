@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import reprlib
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -87,9 +88,12 @@ def _interpret(name: str, value: Any, latency_ms: float, critical: bool) -> Heal
             "await it inside an async def check"
         )
         return HealthCheckResult(name, HealthStatus.UNHEALTHY, message, latency_ms, critical=critical)
-    # As the reference does: a check that returned without raising passed,
-    # whatever the value (0 and "" too). The value is kept for the report.
-    return HealthCheckResult(name, HealthStatus.HEALTHY, "", latency_ms, {"value": value}, critical=critical)
+    # Any other value (an int, a string, a list) is judged by its truth value,
+    # as a bool is: 42 passes, 0 and "" fail. The value is kept for the report.
+    if value:
+        return HealthCheckResult(name, HealthStatus.HEALTHY, "", latency_ms, {"value": value}, critical=critical)
+    message = f"check returned {reprlib.repr(value)}, which is false"
+    return HealthCheckResult(name, HealthStatus.UNHEALTHY, message, latency_ms, {"value": value}, critical=critical)
 
 
 def _judge(name: str, value: Any, latency_ms: float, critical: bool) -> HealthCheckResult:
@@ -130,9 +134,14 @@ class HealthCheck:
         self.version = version
         self._max_workers = _validate.positive_int("max_workers", max_workers)
         self._checks: dict[str, _Check] = {}
+        # The reference's layout, kept for code (and its tests) that fill these
+        # two by hand: a bare function put in ``_checks`` runs with the timeout
+        # found here (10 s without one), as a non-critical check.
+        self._timeouts: dict[str, float] = {}
         self._lock = threading.Lock()
         self._workers: Workers | None = None
         self._started = time.monotonic()
+        self.start_time = time.time()  # wall clock, as in the reference; uptime uses the monotonic clock
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -159,6 +168,7 @@ class HealthCheck:
                 if name in self._checks:
                     raise ValueError(f"a health check named {name!r} is already registered")
                 self._checks[name] = _Check(func, limit, critical, ttl, _wrapping.is_async_callable(func))
+                self._timeouts[name] = limit
             return func
 
         return decorate
@@ -195,9 +205,10 @@ class HealthCheck:
 
     async def run_check(self, name: str) -> HealthCheckResult:
         """Run one check (or reuse its cached result); UNKNOWN for a name never registered."""
-        check = self._checks.get(name)
-        if check is None:
-            return HealthCheckResult(name, HealthStatus.UNKNOWN, f"no health check named {name!r}")
+        entry: object = self._checks.get(name)
+        if entry is None:
+            return HealthCheckResult(name, HealthStatus.UNKNOWN, f"Check '{name}' not found")
+        check = entry if isinstance(entry, _Check) else self._adopt(name, entry)
         if check.cached is not None and time.monotonic() < check.cached_until:
             return check.cached
         loop = asyncio.get_running_loop()
@@ -213,6 +224,17 @@ class HealthCheck:
             check.cached_until = time.monotonic() + check.cache_ttl
         return result
 
+    def _adopt(self, name: str, func: object) -> _Check:
+        """Take a bare function put in ``_checks`` by hand as a registered, non-critical check."""
+        _validate.callable_arg(f"_checks[{name!r}]", func)
+        limit = _validate.seconds(f"_timeouts[{name!r}]", self._timeouts.get(name, 10.0), allow_zero=False)
+        with self._lock:
+            check = self._checks.get(name)
+            if not isinstance(check, _Check):
+                check = _Check(cast("Callable[[], Any]", func), limit, False, 0.0, _wrapping.is_async_callable(func))
+                self._checks[name] = check
+            return check
+
     async def run_all(self) -> SystemHealth:
         """Run every check concurrently and aggregate the results."""
         results = list(await asyncio.gather(*(self.run_check(name) for name in tuple(self._checks))))
@@ -220,7 +242,7 @@ class HealthCheck:
 
     async def run_critical(self) -> SystemHealth:
         """Run only the critical checks (a readiness probe) and aggregate them."""
-        names = [name for name, check in tuple(self._checks.items()) if check.critical]
+        names = [name for name, check in tuple(self._checks.items()) if getattr(check, "critical", False)]
         results = list(await asyncio.gather(*(self.run_check(name) for name in names)))
         return SystemHealth(_overall(results), results, self.version, time.monotonic() - self._started)
 
