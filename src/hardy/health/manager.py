@@ -141,7 +141,7 @@ class HealthCheck:
         self._lock = threading.Lock()
         self._workers: Workers | None = None
         self._started = time.monotonic()
-        self.start_time = time.time()  # wall clock, as in the reference; uptime uses the monotonic clock
+        self.start_time: float = time.time()  # wall clock, as in the reference; uptime uses the monotonic clock
 
     @property
     def names(self) -> tuple[str, ...]:
