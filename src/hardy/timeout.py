@@ -19,7 +19,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
-from . import _core, _descriptors, _timeout_log, _validate, _wrapping
+from . import _aio, _core, _descriptors, _timeout_log, _validate, _wrapping
 from ._sentinel import NO_DEFAULT, NoDefault
 from ._types import Decorator
 
@@ -35,6 +35,15 @@ class _Elapsed(Exception):
 
 
 async def _await_with_deadline(awaitable: Awaitable[T], seconds: float) -> T:
+    try:
+        name = _aio.library()
+    except RuntimeError:
+        close = getattr(awaitable, "close", None)
+        if close is not None:
+            close()  # it will never run: do not let it warn that it was never awaited
+        raise
+    if name == _aio.TRIO:
+        return await _await_in_trio(awaitable, seconds)
     if sys.version_info >= (3, 11):
         context = asyncio.timeout(seconds)
         try:
@@ -64,6 +73,17 @@ async def _await_with_deadline(awaitable: Awaitable[T], seconds: float) -> T:
         raise
     finally:
         handle.cancel()
+
+
+async def _await_in_trio(awaitable: Awaitable[T], seconds: float) -> T:
+    # trio's own deadline: its cancel scope catches the Cancelled it caused
+    # and nothing else, so a cancellation from outside (an enclosing scope,
+    # anyio's included) passes through as it is.
+    import trio
+
+    with trio.move_on_after(seconds):
+        return await awaitable
+    raise _Elapsed  # only the scope's own cancellation, caught, leaves it without a result
 
 
 def _run_in_thread(func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], seconds: float) -> T:
