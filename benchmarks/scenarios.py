@@ -203,6 +203,19 @@ def _timed(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]
     return core_module.timed(func, 10.0, "bench")  # type: ignore[no-any-return]
 
 
+def _timed_async(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:
+    # The async timeout is shared Python (hardy._async_deadlines) whichever core is loaded.
+    return hardy.timeout(10.0)(func)  # type: ignore[no-any-return]
+
+
+def _stacked(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:
+    """timeout(fallback(retry(breaker(func)))), each layer from ``core_module``."""
+    protected = _breaker(core_module, func)
+    retried = _retrying(core_module, protected)
+    chained = _chain(core_module, retried, async_second)
+    return _timed_async(core_module, chained)
+
+
 # -- the scenarios ------------------------------------------------------------------------
 
 BARE = sync("bare", "floor", lambda: work)
@@ -365,6 +378,32 @@ SCENARIOS: tuple[Scenario, ...] = (
             BARE_AWAIT,
             awaited("hardy", "hardy", lambda: hardy.timeout(10.0)(async_work)),
             *peer_cases(lambda: peers.timeout_not_firing_async(async_work), awaited),
+        ),
+    ),
+)
+
+# Four async decorators stacked against the sum of their separate overheads
+# (benchmarks/targets.py: the stacked overhead over the bare await is at most
+# the sum of the four separate ones), every case in one group so the report
+# measures them in the same rounds.
+SCENARIOS += (
+    Scenario(
+        "async-four-stacked",
+        "Async, timeout + fallback + retry + breaker stacked, vs each alone",
+        "bare-await",
+        (
+            BARE_AWAIT,
+            *(
+                awaited(f"{layer}-{name}", "hardy", functools.partial(make, core(name), async_work))
+                for name in ("c", "py")
+                for layer, make in (
+                    ("timeout", _timed_async),
+                    ("fallback", lambda c, f: _chain(c, f, async_second)),
+                    ("retry", _retrying),
+                    ("breaker", _breaker),
+                    ("stacked", _stacked),
+                )
+            ),
         ),
     ),
 )

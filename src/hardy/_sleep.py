@@ -8,9 +8,10 @@ guarded by a lock.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
+
+from . import _aio
 
 __all__ = ["SleepRecord", "async_sleep", "pop_record", "push_record", "sync_sleep"]
 
@@ -90,9 +91,9 @@ def sync_sleep(delay: float) -> None:
 
 
 async def async_sleep(delay: float) -> None:
-    """Await ``delay`` seconds, or record it while retries are instant."""
+    """Await ``delay`` seconds (under asyncio or trio), or record it while retries are instant."""
     record = _current()
     if record is not None:
         record.add(delay)
     else:
-        await asyncio.sleep(delay)
+        await _aio.sleep(delay)

@@ -11,15 +11,12 @@ call in a worker thread instead and abandons it at the deadline.
 
 from __future__ import annotations
 
-import asyncio
-import builtins
 import inspect
-import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
-from . import _core, _descriptors, _timeout_log, _validate, _wrapping
+from . import _async_deadlines, _core, _descriptors, _timeout_log, _validate, _wrapping
 from ._sentinel import NO_DEFAULT, NoDefault
 from ._types import Decorator
 from .errors import TimeoutError as TimeoutError  # noqa: A004 - re-exported, see below
@@ -34,40 +31,11 @@ D = TypeVar("D")
 MODES = ("interrupt", "thread")
 
 
-class _Elapsed(Exception):
-    """Internal: the deadline of ``_await_with_deadline`` passed."""
-
-
-async def _await_with_deadline(awaitable: Awaitable[T], seconds: float) -> T:
-    if sys.version_info >= (3, 11):
-        context = asyncio.timeout(seconds)
-        try:
-            async with context:
-                return await awaitable
-        except builtins.TimeoutError:
-            # Our own deadline, or a TimeoutError the awaited code raised itself?
-            if context.expired():
-                raise _Elapsed from None
-            raise
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        if task is not None:
-            task.cancel()
-
-    handle = loop.call_later(seconds, expire)
-    try:
-        return await awaitable
-    except asyncio.CancelledError:
-        if expired:
-            raise _Elapsed from None
-        raise
-    finally:
-        handle.cancel()
+# The async deadline (one registry per asyncio loop, trio's cancel scopes
+# under trio) and the exception that says it passed; the health manager uses
+# them too.
+_Elapsed = _async_deadlines.Elapsed
+_await_with_deadline = _async_deadlines.await_within
 
 
 def _run_in_thread(func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], seconds: float) -> T:

@@ -11,13 +11,14 @@ holds one thread, not one per probe.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from .. import _aio
 
 __all__ = ["Run", "Workers"]
 
@@ -85,7 +86,7 @@ class Run:
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._outcome: Outcome | None = None
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Outcome]]] = []
+        self._waiters: list[Callable[[], None]] = []  # wakes a probe waiting on some loop or trio run
 
     @property
     def finished(self) -> bool:
@@ -102,32 +103,34 @@ class Run:
         with self._lock:
             self._outcome = outcome
             waiters, self._waiters = self._waiters, []
-        for loop, waiter in waiters:
+        for wake in waiters:
             with contextlib.suppress(RuntimeError):  # that loop is closed: its probe has given up
-                loop.call_soon_threadsafe(_settle, waiter, outcome)
+                wake()
 
     async def result(self) -> Any:
-        """The check's return value (or its exception, raised) once it finishes."""
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Outcome] = loop.create_future()
-        with self._lock:
-            outcome = self._outcome
-            if outcome is None:
-                self._waiters.append((loop, waiter))
+        """The check's return value (or its exception, raised) once it finishes (asyncio or trio)."""
+        outcome = self._outcome
         if outcome is None:
-            try:
-                outcome = await waiter
-            finally:
-                # A probe that times out leaves: a hung check must not collect one waiter per probe.
-                with self._lock:
-                    if (loop, waiter) in self._waiters:
-                        self._waiters.remove((loop, waiter))
+            wait, wake = _aio.thread_waiter()
+            with self._lock:
+                outcome = self._outcome
+                if outcome is None:
+                    self._waiters.append(wake)
+            if outcome is None:
+                try:
+                    await wait
+                finally:
+                    # A probe that times out leaves: a hung check must not collect one waiter per probe.
+                    with self._lock:
+                        if wake in self._waiters:
+                            self._waiters.remove(wake)
+                outcome = self._outcome
+                assert outcome is not None  # set before any waiter is woken
+            else:
+                close = getattr(wait, "close", None)
+                if close is not None:
+                    close()  # trio's event.wait() coroutine, never awaited
         ok, value = outcome
         if ok:
             return value
         raise value
-
-
-def _settle(waiter: asyncio.Future[Outcome], outcome: Outcome) -> None:
-    if not waiter.done():  # not cancelled by its probe's timeout meanwhile
-        waiter.set_result(outcome)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from .. import _validate, _wrapping
+from .. import _aio, _validate, _wrapping
 from ..timeout import _await_with_deadline, _Elapsed
 from ._workers import Run, Workers
 from .results import _STATUS_VALUES, HealthCheckResult, HealthStatus, SystemHealth
@@ -31,10 +31,17 @@ class _Check:
     is_async: bool
     cached: HealthCheckResult | None = None
     cached_until: float = 0.0
-    in_flight: dict[asyncio.AbstractEventLoop, asyncio.Task[HealthCheckResult]] = field(
-        default_factory=dict[asyncio.AbstractEventLoop, "asyncio.Task[HealthCheckResult]"]
-    )
+    # The run in progress per asyncio loop (its task) or trio run (a _SharedRun)
+    in_flight: dict[object, Any] = field(default_factory=dict[object, Any])
     running: Run | None = None  # a sync check's latest run, shared by the probes of every loop
+
+
+@dataclass(eq=False)
+class _SharedRun:
+    """One run of an async check under trio, awaited by every probe of that trio run."""
+
+    done: Any  # a trio.Event
+    result: HealthCheckResult | None = None
 
 
 def _overall(results: list[HealthCheckResult]) -> HealthStatus:
@@ -211,14 +218,17 @@ class HealthCheck:
         check = entry if isinstance(entry, _Check) else self._adopt(name, entry)
         if check.cached is not None and time.monotonic() < check.cached_until:
             return check.cached
-        loop = asyncio.get_running_loop()
-        task = check.in_flight.get(loop)
-        if task is None:
-            task = loop.create_task(self._execute(name, check))
-            check.in_flight[loop] = task
-            task.add_done_callback(lambda _: check.in_flight.pop(loop, None))
-        # shield: a caller that gives up must not cancel the run others wait for
-        result = await asyncio.shield(task)
+        if _aio.library() == _aio.TRIO:
+            result = await self._shared_trio_run(name, check)
+        else:
+            loop = asyncio.get_running_loop()
+            task = check.in_flight.get(loop)
+            if task is None:
+                task = loop.create_task(self._execute(name, check))
+                check.in_flight[loop] = task
+                task.add_done_callback(lambda _: check.in_flight.pop(loop, None))
+            # shield: a caller that gives up must not cancel the run others wait for
+            result = await asyncio.shield(task)
         if check.cache_ttl > 0:
             check.cached = result
             check.cached_until = time.monotonic() + check.cache_ttl
@@ -235,15 +245,40 @@ class HealthCheck:
                 self._checks[name] = check
             return check
 
+    async def _shared_trio_run(self, name: str, check: _Check) -> HealthCheckResult:
+        # trio has no detached task to shield: the run is a system task of
+        # this trio run, which the probes wait for, so a probe that gives up
+        # (its cancel scope) leaves the run going for the others, as
+        # asyncio.shield does.
+        import trio
+
+        token = trio.lowlevel.current_trio_token()
+        shared: _SharedRun | None = check.in_flight.get(token)
+        if shared is None:
+            shared = _SharedRun(trio.Event())
+            check.in_flight[token] = shared
+            trio.lowlevel.spawn_system_task(self._run_shared, name, check, shared, token, name=f"hardy-health {name}")
+        await shared.done.wait()
+        if shared.result is None:
+            raise RuntimeError(f"health check {name!r} was cancelled: its trio run is ending")
+        return shared.result
+
+    async def _run_shared(self, name: str, check: _Check, shared: _SharedRun, token: object) -> None:
+        try:
+            shared.result = await self._execute(name, check)
+        finally:
+            check.in_flight.pop(token, None)
+            shared.done.set()
+
     async def run_all(self) -> SystemHealth:
         """Run every check concurrently and aggregate the results."""
-        results = list(await asyncio.gather(*(self.run_check(name) for name in tuple(self._checks))))
+        results = await _aio.gather([self.run_check(name) for name in tuple(self._checks)])
         return SystemHealth(_overall(results), results, self.version, time.monotonic() - self._started)
 
     async def run_critical(self) -> SystemHealth:
         """Run only the critical checks (a readiness probe) and aggregate them."""
         names = [name for name, check in tuple(self._checks.items()) if getattr(check, "critical", False)]
-        results = list(await asyncio.gather(*(self.run_check(name) for name in names)))
+        results = await _aio.gather([self.run_check(name) for name in names])
         return SystemHealth(_overall(results), results, self.version, time.monotonic() - self._started)
 
     def run_all_sync(self) -> SystemHealth:

@@ -1,0 +1,192 @@
+"""Async deadlines on asyncio without a loop timer per call (``hardy._async_deadlines``).
+
+Behaviour under every loop is in ``test_event_loops.py``; these tests look at
+what is asyncio's own: the registry on the loop, the one armed timer, the
+lanes emptied as calls leave, and the cancel counts (``uncancel()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import pytest
+
+import hardy
+from hardy import _async_deadlines
+
+
+async def quick(x: int) -> int:
+    await asyncio.sleep(0)
+    return x
+
+
+def pending_timers(loop: asyncio.AbstractEventLoop) -> int:
+    return sum(1 for handle in loop._scheduled if not handle.cancelled())  # type: ignore[attr-defined]
+
+
+def test_deadlines_that_do_not_fire_arm_one_timer_and_leave_nothing() -> None:
+    timed = hardy.timeout(10.0)(quick)
+
+    async def scenario() -> tuple[int, int, dict[float, Any]]:
+        loop = asyncio.get_running_loop()
+        before = pending_timers(loop)
+        for i in range(200):
+            assert await timed(i) == i
+        registry = _async_deadlines.registry_of(loop)
+        return before, pending_timers(loop), {seconds: list(lane) for seconds, lane in registry.lanes.items()}
+
+    before, after, lanes = asyncio.run(scenario())
+    assert after - before == 1  # one timer for all 200 calls
+    assert all(lane == [] for lane in lanes.values())
+
+
+def test_concurrent_calls_share_the_timer_and_every_lane_empties() -> None:
+    timed = hardy.timeout(10.0)(quick)
+    other = hardy.timeout(20.0)(quick)
+
+    async def scenario() -> tuple[int, list[int]]:
+        loop = asyncio.get_running_loop()
+        results = await asyncio.gather(*(timed(i) if i % 2 else other(i) for i in range(100)))
+        registry = _async_deadlines.registry_of(loop)
+        assert all(len(lane) == 0 for lane in registry.lanes.values())
+        return pending_timers(loop), list(results)
+
+    timers, results = asyncio.run(scenario())
+    assert timers == 1
+    assert results == list(range(100))
+
+
+def test_a_left_call_behind_a_running_one_is_dropped_when_that_one_leaves() -> None:
+    timed = hardy.timeout(10.0)(quick)
+
+    async def slow(release: asyncio.Event) -> str:
+        await release.wait()
+        return "slow"
+
+    slow_timed = hardy.timeout(10.0)(slow)
+
+    async def scenario() -> list[int]:
+        release = asyncio.Event()
+        head = asyncio.ensure_future(slow_timed(release))
+        await asyncio.sleep(0)
+        for i in range(20):
+            await timed(i)
+        lane = _async_deadlines.registry_of(asyncio.get_running_loop()).lanes[10.0]
+        sizes = [len(lane)]
+        release.set()
+        assert await head == "slow"
+        sizes.append(len(lane))
+        return sizes
+
+    assert asyncio.run(scenario()) == [21, 0]
+
+
+def test_a_shorter_deadline_rearms_the_timer_earlier() -> None:
+    long = hardy.timeout(30.0)(asyncio.sleep)
+
+    @hardy.timeout(0.02)
+    async def short() -> None:
+        await asyncio.sleep(30)
+
+    async def scenario() -> None:
+        background = asyncio.ensure_future(long(0.5))
+        await asyncio.sleep(0)
+        async with asyncio.timeout(5.0) if sys.version_info >= (3, 11) else _nothing():
+            with pytest.raises(hardy.TimeoutError):
+                await short()  # not held until the 30 s deadline's timer
+        background.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await background
+
+    asyncio.run(scenario())
+
+
+class _nothing:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() and uncancel() are 3.11+")
+def test_a_fired_deadline_is_uncancelled() -> None:
+    @hardy.timeout(0.01)
+    async def slow() -> None:
+        await asyncio.sleep(10)
+
+    async def scenario() -> int:
+        with pytest.raises(hardy.TimeoutError):
+            await slow()
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    assert asyncio.run(scenario()) == 0
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="telling the two apart needs Task.uncancel() (3.11+)")
+def test_a_cancellation_from_outside_after_our_deadline_fired_stays_a_cancellation() -> None:
+    async def scenario() -> None:
+        ours_arrived = asyncio.Event()
+        external_sent = asyncio.Event()
+
+        @hardy.timeout(0.01)
+        async def slow() -> None:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                ours_arrived.set()
+                with_shield = asyncio.ensure_future(external_sent.wait())
+                await asyncio.shield(with_shield)  # the external cancel lands here
+                raise
+
+        task = asyncio.ensure_future(slow())
+        await ours_arrived.wait()
+        task.cancel()
+        external_sent.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+
+
+def test_nested_deadlines_found_late_report_the_innermost() -> None:
+    async def scenario() -> str:
+        @hardy.timeout(0.01, error_message="inner")
+        async def inner() -> None:
+            await asyncio.sleep(10)
+
+        @hardy.timeout(0.011, error_message="outer")
+        async def outer() -> None:
+            await inner()
+
+        async def hog() -> None:
+            import time
+
+            time.sleep(0.05)  # both deadlines pass before the loop looks
+
+        task = asyncio.ensure_future(outer())
+        await asyncio.sleep(0)
+        await hog()
+        try:
+            await task
+        except hardy.TimeoutError as error:
+            return error.operation
+        return "no timeout"
+
+    assert asyncio.run(scenario()) == "inner"
+
+
+def test_a_coroutine_driven_by_hand_is_refused() -> None:
+    loop = asyncio.new_event_loop()
+    coroutine = hardy.with_timeout(quick(1), 1.0)
+    asyncio.events._set_running_loop(loop)
+    try:
+        with pytest.raises(RuntimeError, match="inside an asyncio task"):
+            coroutine.send(None)
+    finally:
+        asyncio.events._set_running_loop(None)
+        loop.close()
