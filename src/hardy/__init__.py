@@ -35,6 +35,8 @@ from .health import (
 from .jitter import Jitter
 from .redis_store import RedisStore
 from .retry import retry, retry_with_backoff
+from ._retry_state import RetryState, RetryStatistics
+from .attempts import attempts
 from .state import CircuitState
 from .store import BreakerStore
 from .timeout import timeout, with_timeout
@@ -74,4 +76,7 @@ __all__ = [
     "timeout",
     "with_fallback",
     "with_timeout",
+    "RetryState",
+    "RetryStatistics",
+    "attempts",
 ]
