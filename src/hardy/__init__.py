@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from . import testing
 from ._core import IMPLEMENTATION, CircuitBreaker, RetryConfig
+from ._retry_state import RetryState, RetryStatistics
 from ._safe_points import defer_timeouts_in
+from .attempts import attempts
 from .breaker import BreakerRegistry, circuit_breaker, get_circuit_breaker, registry
 from .errors import AllFallbacksFailedError, CircuitOpenError, HardyError
 from .errors import TimeoutError as TimeoutError  # noqa: A004 - hardy.TimeoutError, kept out of __all__
@@ -35,8 +37,6 @@ from .health import (
 from .jitter import Jitter
 from .redis_store import RedisStore
 from .retry import retry, retry_with_backoff
-from ._retry_state import RetryState, RetryStatistics
-from .attempts import attempts
 from .state import CircuitState
 from .store import BreakerStore
 from .timeout import timeout, with_timeout

@@ -49,7 +49,9 @@ def _delegate(gen: Generator[Any, Any, Any], first: Any) -> Generator[Any, Any, 
                 return stop.value
 
 
-def retry_generator(retrying: Callable[..., Any], config: Any, func: Callable[..., Any], hooks: _retry_run.Hooks) -> Any:
+def retry_generator(
+    retrying: Callable[..., Any], config: Any, func: Callable[..., Any], hooks: _retry_run.Hooks
+) -> Any:
     """``func`` (a generator or async generator function) retried until its first item."""
     if config.retry_on_result is not None:
         raise TypeError(f"retry_on_result does not apply to the generator function {func!r}: it returns no result")

@@ -15,10 +15,10 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from ._settings import BreakerSettings, RetrySettings
+from ._wrapping import is_async_callable
 from .errors import CircuitOpenError
 from .jitter import Jitter
 from .policies import retry as retry_policy
-from ._wrapping import is_async_callable
 from .store import BreakerStore
 
 __all__ = [
@@ -335,7 +335,9 @@ def asked_delay(retry_after: object, value: object) -> float:
     except OverflowError:
         result = math.inf
     if not math.isfinite(result) or result < 0.0:
-        raise ValueError(f"retry_after must return a finite number >= 0 or None, got {_show(value)} from {retry_after!r}")
+        raise ValueError(
+            f"retry_after must return a finite number >= 0 or None, got {_show(value)} from {retry_after!r}"
+        )
     return result
 
 

@@ -94,8 +94,8 @@ class Attempts:
         self._pending = None
 
     def __iter__(self) -> Iterator[Attempt]:
-        if self._hooks.any_async:
-            name = self._hooks.first_async()
+        name = self._hooks.first_async()
+        if name is not None:
             raise TypeError(f"{name} {getattr(self._hooks, name)!r} is async: use `async for` to retry the block")
         self._start()
         return self

@@ -32,9 +32,7 @@ __all__ = ["instant_retries", "hardy_registry"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "hardy_max_attempts(n): with instant_retries, cap every retry at n attempts"
-    )
+    config.addinivalue_line("markers", "hardy_max_attempts(n): with instant_retries, cap every retry at n attempts")
 
 
 @pytest.fixture
