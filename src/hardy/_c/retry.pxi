@@ -297,10 +297,15 @@ cdef class _Retrying(_Wrapper):
         return self._first_ok, self._slow_calls, self._retries, self._slow_ok, self._giveups, self._slept
 
     def _add(self, long long calls, long long retries, long long successes, long long giveups, double slept):
-        self._slow_calls += calls
-        self._retries += retries
-        self._slow_ok += successes
-        self._giveups += giveups
+        # Called with 0 or 1 for each count (hardy._retry_run): atomic adds on free-threaded builds.
+        if calls:
+            hardy_add_one(&self._slow_calls)
+        if retries:
+            hardy_add_one(&self._retries)
+        if successes:
+            hardy_add_one(&self._slow_ok)
+        if giveups:
+            hardy_add_one(&self._giveups)
         self._slept += slept
 
 
@@ -344,7 +349,7 @@ cdef PyObject* _retry_sync(
     cdef PyObject* error = NULL
     cdef PyObject* value
     cdef PyObject* number
-    r._slow_calls += 1
+    hardy_add_one(&r._slow_calls)
     while True:
         if result == NULL:
             if not _retries_current(c):
@@ -356,7 +361,7 @@ cdef PyObject* _retry_sync(
                 xdecref(result)
                 return NULL
             if verdict == 0:
-                r._slow_ok += 1
+                hardy_add_one(&r._slow_ok)
                 return result
         cap = _attempt_cap_noexcept()
         if cap < 0:
@@ -375,7 +380,7 @@ cdef PyObject* _retry_sync(
                 return _fail_during_retry(error, result)
             if out_of_time(c, now - started, wait):
                 return _give_up_sync(r, error, result, attempt, started, args, nargsf, kwnames)
-        r._retries += 1
+        hardy_add_one(&r._retries)
         r._slept += wait
         if r._on_retry is not None:
             number = PyLong_FromLong(attempt)
@@ -455,7 +460,7 @@ cdef PyObject* _give_up_sync(
     PyObject* const* args, size_t nargsf, PyObject* kwnames,
 ) noexcept:
     """Attempts or the deadline ran out: tell ``on_giveup``, then raise the last error or return the last result."""
-    r._giveups += 1
+    hardy_add_one(&r._giveups)
     if r._on_giveup is not None and _call_hook(
         r, r._on_giveup, attempt, -1.0, started, error, result, args, nargsf, kwnames
     ) < 0:
