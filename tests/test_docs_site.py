@@ -100,8 +100,9 @@ class Site:
     url: str
 
     def pages(self) -> list[str]:
-        return sorted(self.url + str(path.relative_to(self.root)).replace(os.sep, "/")
-                      for path in self.root.rglob("*.html"))
+        return sorted(
+            self.url + str(path.relative_to(self.root)).replace(os.sep, "/") for path in self.root.rglob("*.html")
+        )
 
     def file_for(self, url: str) -> Path | None:
         """The served file a same-site URL names, or ``None``."""
@@ -224,8 +225,9 @@ async def _visit_all(ws_url: str, site: Site, pages: list[str]) -> list[PageRepo
     return reports
 
 
-async def _visit(send: Any, session: str, events: list[dict[str, Any]], changed: asyncio.Event,
-                 site: Site, url: str) -> PageReport:
+async def _visit(
+    send: Any, session: str, events: list[dict[str, Any]], changed: asyncio.Event, site: Site, url: str
+) -> PageReport:
     report = PageReport(url)
     events.clear()
     navigated = await send("Page.navigate", {"url": url}, session=session)
@@ -362,9 +364,25 @@ def test_no_internal_link_is_broken(crawl: Crawl) -> None:
 def test_the_site_has_its_pages(crawl: Crawl) -> None:
     """The nav's pages were built and opened: the capabilities, recipes, API, migration guide and report."""
     opened = {urlsplit(report.url).path for report in crawl.reports}
-    for page in ("circuit-breaker", "shared-breakers", "retry", "fallback-and-timeout", "health", "migrating",
-                 "recipes", "recipes/httpx", "recipes/requests", "recipes/aiohttp", "recipes/fastapi",
-                 "recipes/flask", "recipes/django", "recipes/celery", "api", "api/breaker", "benchmarks"):
+    for page in (
+        "circuit-breaker",
+        "shared-breakers",
+        "retry",
+        "fallback-and-timeout",
+        "health",
+        "migrating",
+        "recipes",
+        "recipes/httpx",
+        "recipes/requests",
+        "recipes/aiohttp",
+        "recipes/fastapi",
+        "recipes/flask",
+        "recipes/django",
+        "recipes/celery",
+        "api",
+        "api/breaker",
+        "benchmarks",
+    ):
         assert f"/{page}/index.html" in opened, page
     api = next(report for report in crawl.reports if report.url.endswith("/api/breaker/index.html"))
     assert "hardy.CircuitBreaker" in api.facts["anchors"]  # generated from the docstrings

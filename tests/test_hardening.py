@@ -219,6 +219,7 @@ def test_a_clock_that_goes_bad_in_use_is_a_clear_error_not_a_half_state(reading:
 
 # -- the twins agree ------------------------------------------------------------------------
 
+
 def test_decorated_module_level_functions_pickle_and_copy_by_reference(core: ModuleType, tmp_path: Any) -> None:
     # A module of its own per core, so that its wrappers are made by the core under test.
     name = f"pickled_{core.IMPLEMENTATION}"
@@ -297,9 +298,7 @@ def test_breakers_and_configs_subclass_and_are_weakly_referenced() -> None:
 
 
 def test_retry_configs_copy_and_pickle() -> None:
-    config = hardy.RetryConfig(
-        5, 3.0, 0.5, 30.0, hardy.Jitter.EQUAL, (OSError,), retry_on_result=None, deadline=9.0
-    )
+    config = hardy.RetryConfig(5, 3.0, 0.5, 30.0, hardy.Jitter.EQUAL, (OSError,), retry_on_result=None, deadline=9.0)
     for clone in (copy.copy(config), copy.deepcopy(config), pickle.loads(pickle.dumps(config))):
         assert type(clone) is type(config)
         assert repr(clone) == repr(config)

@@ -81,9 +81,7 @@ def test_a_breaker_transition_leaves_its_event_and_reads_no_clock(core: ModuleTy
     assert breaker_policy.effective_state(state, 111.0) == breaker_policy.HALF_OPEN
     trial = breaker_policy.admit(state, 111.0, False)
     assert trial == 1
-    assert breaker_policy.take_event(state) == breaker_policy.event(
-        breaker_policy.OPEN, breaker_policy.HALF_OPEN
-    )
+    assert breaker_policy.take_event(state) == breaker_policy.event(breaker_policy.OPEN, breaker_policy.HALF_OPEN)
     assert breaker_policy.admit(state, 111.0, False) == breaker_policy.REJECTED  # one trial at a time
     # An outcome of an older epoch is counted but moves nothing.
     assert breaker_policy.settle_success(state, 0, False, True) == breaker_policy.DONE

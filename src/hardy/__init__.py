@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from . import testing
 from ._core import IMPLEMENTATION, CircuitBreaker, RetryConfig
+from ._retry_state import RetryState, RetryStatistics
 from ._safe_points import defer_timeouts_in
+from .attempts import attempts
 from .breaker import BreakerRegistry, circuit_breaker, get_circuit_breaker, registry
 from .errors import AllFallbacksFailedError, CircuitOpenError, HardyError
 from .errors import TimeoutError as TimeoutError  # noqa: A004 - hardy.TimeoutError, kept out of __all__
@@ -74,4 +76,7 @@ __all__ = [
     "timeout",
     "with_fallback",
     "with_timeout",
+    "RetryState",
+    "RetryStatistics",
+    "attempts",
 ]

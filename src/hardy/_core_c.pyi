@@ -125,6 +125,8 @@ class RetryConfig(RetryPolicy):
         deadline: float | None = None,
         random: Callable[[], float] = ...,
         clock: Callable[[], float] = ...,
+        retry_after: Callable[[Any], float | None] | None = None,
+        sleep: Callable[[float], object] | None = None,
     ) -> None: ...
     @property
     def max_attempts(self) -> int:
@@ -150,6 +152,12 @@ class RetryConfig(RetryPolicy):
     @property
     def deadline(self) -> float | None:
         """The time budget for all attempts and sleeps, in seconds, if any."""
+    @property
+    def retry_after(self) -> Callable[[Any], float | None] | None:
+        """The callable that asks for a delay from the outcome, if any."""
+    @property
+    def sleep(self) -> Callable[[float], object] | None:
+        """The injected sleep between attempts, if any."""
     def get_delay(self, attempt: int, previous_delay: float | None = None) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based)."""
 
@@ -157,7 +165,12 @@ def protect(
     breaker: CircuitBreaker, func: Callable[P, R], fallback: Callable[..., Any] | None = None
 ) -> ProtectedCallable[P, R]: ...
 def retrying(
-    config: RetryConfig, func: Callable[P, R], on_retry: Callable[[BaseException | None, int], object] | None = None
+    config: RetryConfig,
+    func: Callable[P, R],
+    on_retry: Callable[[BaseException | None, int], object] | None = None,
+    *,
+    before_sleep: Callable[[Any], object] | None = None,
+    on_giveup: Callable[[Any], object] | None = None,
 ) -> Callable[P, R]: ...
 def chain(
     name: str,

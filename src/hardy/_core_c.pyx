@@ -32,6 +32,8 @@ import types
 
 from hardy import _blocks, _chain, _deadlines, _descriptors, _events, _live, _safe_points, _sleep
 from hardy import _timeout_log, _validate, _wrapping
+from hardy import _retry_gen, _retry_run
+from hardy._retry_state import RetryState, RetryStatistics
 from hardy.errors import CircuitOpenError, TimeoutError as HardyTimeoutError
 from hardy.state import STATE_BY_CODE
 

@@ -35,6 +35,8 @@ class RetrySettings:
     which ``RetryConfig.jitter`` reads back. ``retry_circuit_open`` says
     whether ``CircuitOpenError`` is named among the retryable exceptions (it
     is never retried otherwise: retrying into an open breaker defeats it).
+    ``retry_after`` asks for a delay from the outcome; ``sleep`` replaces the
+    sleep between attempts (``None``: ``time.sleep`` / ``asyncio.sleep``).
     """
 
     max_attempts: int
@@ -49,3 +51,5 @@ class RetrySettings:
     deadline: float | None
     random: Callable[[], float]
     clock: Callable[[], float]
+    retry_after: Callable[[Any], float | None] | None = None
+    sleep: Callable[[float], object] | None = None

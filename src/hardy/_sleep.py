@@ -8,12 +8,14 @@ guarded by a lock.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
+from collections.abc import Callable
 
 from . import _aio
 
-__all__ = ["SleepRecord", "async_sleep", "pop_record", "push_record", "sync_sleep"]
+__all__ = ["SleepRecord", "async_sleep", "attempt_cap", "pop_record", "push_record", "sync_sleep"]
 
 
 class SleepRecord:
@@ -26,9 +28,11 @@ class SleepRecord:
         assert sleeps.delays == [1.0, 2.0]
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_attempts: int | None = None) -> None:
         self._lock = threading.Lock()
         self._delays: list[float] = []
+        self.max_attempts = max_attempts
+        """The cap on every retry's attempts while this record is the innermost one (None: no cap)."""
 
     def add(self, delay: float) -> None:
         """Record one sleep of ``delay`` seconds."""
@@ -81,19 +85,43 @@ def _current() -> SleepRecord | None:
     return records[-1] if records else None
 
 
-def sync_sleep(delay: float) -> None:
-    """Sleep ``delay`` seconds, or record it while retries are instant."""
+def attempt_cap() -> int:
+    """The testing cap on attempts (``instant_retries(max_attempts=n)``), 0 for none.
+
+    The cores read it only after a failed attempt, never on the success path.
+    """
+    record = _current()
+    if record is None or record.max_attempts is None:
+        return 0
+    return record.max_attempts
+
+
+def sync_sleep(delay: float, custom: Callable[[float], object] | None = None) -> None:
+    """Sleep ``delay`` seconds (with ``custom``, the injected ``sleep=``), or record it while retries are instant.
+
+    Instant retries win over an injected sleep: the testing switch makes
+    every retry instant, whatever sleeps it was given.
+    """
     record = _current()
     if record is not None:
         record.add(delay)
+    elif custom is not None:
+        custom(delay)
     else:
         time.sleep(delay)
 
 
-async def async_sleep(delay: float) -> None:
-    """Await ``delay`` seconds (under asyncio or trio), or record it while retries are instant."""
+async def async_sleep(delay: float, custom: Callable[[float], object] | None = None) -> None:
+    """Await ``delay`` seconds under asyncio or trio; with ``custom`` (the injected ``sleep=``), call it instead.
+
+    What ``custom`` returns is awaited when it is awaitable.
+    """
     record = _current()
     if record is not None:
         record.add(delay)
+    elif custom is not None:
+        pending = custom(delay)
+        if inspect.isawaitable(pending):
+            await pending
     else:
         await _aio.sleep(delay)

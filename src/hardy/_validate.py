@@ -15,6 +15,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any, TypeGuard, cast
 
 from ._settings import BreakerSettings, RetrySettings
+from ._wrapping import is_async_callable
 from .errors import CircuitOpenError
 from .jitter import Jitter
 from .policies import retry as retry_policy
@@ -251,6 +252,8 @@ def retry_settings(
     deadline: object,
     random: object,
     clock: object,
+    retry_after: object = None,
+    sleep: object = None,
 ) -> RetrySettings:
     """Check a retry configuration and return it normalised."""
     attempts = positive_int("max_attempts", max_attempts)
@@ -284,6 +287,8 @@ def retry_settings(
         deadline=None if deadline is None else seconds("deadline", deadline, allow_zero=False),
         random=callable_arg("random", random),  # never called here: that would shift a seeded sequence
         clock=clock_arg("clock", clock),
+        retry_after=None if retry_after is None else callable_arg("retry_after", retry_after),
+        sleep=None if sleep is None else callable_arg("sleep", sleep),
     )
 
 
@@ -317,3 +322,41 @@ def breaker_store(store: object) -> BreakerStore:
     if not isinstance(store, BreakerStore):
         raise TypeError(f"store must be a hardy.store.BreakerStore such as hardy.RedisStore, got {store!r}")
     return store
+
+
+def asked_delay(retry_after: object, value: object) -> float:
+    """What ``retry_after`` returned, as seconds: a finite number ``>= 0`` (``None`` is handled before).
+
+    A bad value is an error naming the callable, raised where the retry
+    would have slept: a date in the past is the caller's to clamp
+    (``max(0.0, ...)``), not a silent zero.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"retry_after must return a number of seconds or None, got {_show(value)} "
+            f"({type(value).__name__}) from {retry_after!r}"
+        )
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result) or result < 0.0:
+        raise ValueError(
+            f"retry_after must return a finite number >= 0 or None, got {_show(value)} from {retry_after!r}"
+        )
+    return result
+
+
+def retry_hooks(func: object, func_is_async: bool, **hooks: object) -> None:
+    """Check the hooks of a retried function: callable, and async ones only for an async function."""
+    for name, hook in hooks.items():
+        if hook is None:
+            continue
+        callable_arg(name, hook)
+        if not func_is_async and is_async_hook(hook):
+            raise TypeError(f"{name} {hook!r} is async but {func!r} is not: it could not be awaited")
+
+
+def is_async_hook(hook: object) -> bool:
+    """Whether calling ``hook`` returns a coroutine (as ``hardy._wrapping.is_async_callable``)."""
+    return is_async_callable(hook)

@@ -30,4 +30,3 @@ class Jitter(enum.Enum):
     def __bool__(self) -> bool:
         # ``if config.jitter:`` reads as "is there jitter", whatever was passed.
         return self is not Jitter.NONE
-

@@ -27,6 +27,7 @@ from .jitter import Jitter
 
 if TYPE_CHECKING:
     from ._core import RetryConfig
+    from ._retry_state import RetryState
 
 __all__ = ["Jitter", "RetryConfig", "retry", "retry_with_backoff"]
 
@@ -67,6 +68,10 @@ def retry(
     deadline: float | None = None,
     random: Callable[[], float] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    retry_after: Callable[[Any], float | None] | None = None,
+    before_sleep: Callable[[RetryState], object] | None = None,
+    on_giveup: Callable[[RetryState], object] | None = None,
+    sleep: Callable[[float], object] | None = None,
 ) -> Decorator: ...
 
 
@@ -83,6 +88,10 @@ def retry(
     deadline: float | None = None,
     random: Callable[[], float] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    retry_after: Callable[[Any], float | None] | None = None,
+    before_sleep: Callable[[RetryState], object] | None = None,
+    on_giveup: Callable[[RetryState], object] | None = None,
+    sleep: Callable[[float], object] | None = None,
 ) -> Any:
     """Retry a function on failure, with exponential backoff and jitter.
 
@@ -99,7 +108,16 @@ def retry(
     ``deadline`` is a budget in seconds for all attempts and sleeps (no sleep
     that would end past it is started; the last error is raised then);
     ``random`` and ``clock`` make delays reproducible in tests (see also
-    :mod:`hardy.testing`). Works bare (``@retry``) and called, on functions,
+    :mod:`hardy.testing`); ``retry_after(exception_or_result)`` returns the
+    delay a server asked for (seconds, used as is: not capped by
+    ``max_delay``, still bounded by ``deadline``) or ``None`` for the
+    backoff; ``before_sleep(state)`` runs before each sleep, after
+    ``on_retry``, and ``on_giveup(state)`` when attempts or the deadline run
+    out, both with a :class:`~hardy.RetryState`; ``sleep(seconds)`` replaces
+    ``time.sleep`` / ``asyncio.sleep`` (awaited if it returns an awaitable).
+    The wrapper has ``.statistics`` (:class:`~hardy.RetryStatistics`) and
+    ``.retry_with(**changes)``, a new wrapper with some settings changed.
+    Generator functions are retried until their first item. Works bare (``@retry``) and called, on functions,
     ``async def`` functions, methods, static and class methods (above or
     below ``@staticmethod`` / ``@classmethod``) and other callables.
 
@@ -126,15 +144,18 @@ def retry(
         deadline=deadline,
         random=_random.random if random is None else random,
         clock=clock,
+        retry_after=retry_after,
+        sleep=sleep,
     )
-    if on_retry is not None and not callable(on_retry):
-        raise TypeError(f"on_retry must be callable, got {on_retry!r} ({type(on_retry).__name__})")
+    for name, hook in (("on_retry", on_retry), ("before_sleep", before_sleep), ("on_giveup", on_giveup)):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"{name} must be callable, got {hook!r} ({type(hook).__name__})")
 
     def decorate(func: Callable[..., Any]) -> Any:
         rewrapped = _descriptors.rewrap(func, decorate)
         if rewrapped is not None:
             return rewrapped
-        return _core.retrying(config, func, on_retry)
+        return _core.retrying(config, func, on_retry, before_sleep=before_sleep, on_giveup=on_giveup)
 
     return decorate
 

@@ -17,6 +17,9 @@ Example, as a pytest fixture in ``conftest.py``::
     def instant_retries():
         with hardy.testing.instant_retries() as sleeps:
             yield sleeps
+
+With hardy installed, pytest also finds the fixtures of
+:mod:`hardy.pytest_plugin` (``instant_retries``, ``hardy_registry``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Generator
 from contextlib import contextmanager
 
 from ._sleep import SleepRecord, pop_record, push_record
+from ._validate import positive_int
 
 __all__ = ["SleepRecord", "instant_retries", "set_instant_retries"]
 
@@ -32,12 +36,23 @@ _switched_on: SleepRecord | None = None
 
 
 @contextmanager
-def instant_retries() -> Generator[SleepRecord, None, None]:
+def instant_retries(max_attempts: int | None = None) -> Generator[SleepRecord, None, None]:
     """Make retry sleeps instant inside the block; yields the :class:`SleepRecord`.
 
-    Blocks nest: the innermost one records.
+    ``max_attempts`` also caps every retry's attempts (``1``: no retries at
+    all), whatever the code under test asked for; a retry that hits the cap
+    gives up as when its own attempts run out (``on_giveup`` is called).
+    Blocks nest: the innermost one records and caps.
+
+    Example::
+
+        with hardy.testing.instant_retries(max_attempts=1):
+            with pytest.raises(ConnectionError):
+                fetch()          # one attempt, no retry
     """
-    record = SleepRecord()
+    if max_attempts is not None:
+        max_attempts = positive_int("max_attempts", max_attempts)
+    record = SleepRecord(max_attempts)
     push_record(record)
     try:
         yield record

@@ -98,6 +98,8 @@ def protect(breaker, func, fallback=None):
     _validate.callable_arg("func", func)
     if fallback is not None:
         _validate.callable_arg("fallback", fallback)
+    if _retry_gen.is_generator_function(func):
+        return _retry_gen.protect_generator(breaker, func, fallback)
     cdef _Protected p = _Protected.__new__(_Protected)
     p._vectorcall = _protected_vectorcall
     p._func = func

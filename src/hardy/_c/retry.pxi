@@ -9,7 +9,17 @@ cdef enum:
 cdef object _default_random = random.random
 cdef object _getrandbits = random.getrandbits
 cdef object _sync_sleep = _sleep.sync_sleep
-cdef object _async_sleep = _sleep.async_sleep
+cdef list _sleep_records = _sleep._records   # non-empty while retries are instant
+cdef object _read_attempt_cap = _sleep.attempt_cap
+cdef object _Run = _retry_run.Run
+cdef object _finish_async = _retry_run.finish_async
+
+
+cdef long _attempt_cap() except -1:
+    """The testing cap on attempts (0: none); a list length read unless retries are instant."""
+    if not _sleep_records:
+        return 0
+    return _read_attempt_cap()
 
 
 cdef class RetryConfig(RetryPolicy):
@@ -38,6 +48,8 @@ cdef class RetryConfig(RetryPolicy):
     cdef object _random         # None: the module's default; draw from _rng_state in C
     cdef object _clock          # None: read the monotonic clock in C
     cdef object _jitter_given   # jitter as passed: True, False or a Jitter member
+    cdef object _retry_after    # None: always the computed backoff
+    cdef object _sleep          # None: time.sleep / asyncio.sleep
     cdef object __weakref__
 
     def __init__(
@@ -53,6 +65,8 @@ cdef class RetryConfig(RetryPolicy):
         deadline=None,
         random=_default_random,
         clock=_monotonic,
+        retry_after=None,
+        sleep=None,
     ):
         if self._retryable is not None:
             raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
@@ -67,6 +81,8 @@ cdef class RetryConfig(RetryPolicy):
             deadline,
             random,
             clock,
+            retry_after,
+            sleep,
         )
         configure_retry(
             self,
@@ -82,6 +98,8 @@ cdef class RetryConfig(RetryPolicy):
         self._retryable = settings.retryable_exceptions
         self._retry_on_result = settings.retry_on_result
         self._jitter_given = settings.jitter_given
+        self._retry_after = settings.retry_after
+        self._sleep = settings.sleep
         self._clock = None if settings.clock is _monotonic else settings.clock
         self._random = None if settings.random is _default_random else settings.random
         if self._random is None:
@@ -132,6 +150,37 @@ cdef class RetryConfig(RetryPolicy):
         """The time budget for all attempts and sleeps, in seconds, if any."""
         return self._deadline if self._has_deadline else None
 
+    @property
+    def retry_after(self):
+        """The callable that asks for a delay from the outcome (``None``: the backoff), if any."""
+        return self._retry_after
+
+    @property
+    def sleep(self):
+        """The injected sleep between attempts, if any (``None``: ``time.sleep`` / ``asyncio.sleep``)."""
+        return self._sleep
+
+    def _now(self):
+        return _clock_or_raise(self._clock)
+
+    def _retries(self, BaseException exc):
+        return _retries_exc(self, exc)
+
+    def _next_wait(self, long attempt, double previous, outcome, double started):
+        """The wait before attempt ``attempt + 1``, or -1 to give up (the twin's is the same)."""
+        cdef double asked = -1.0
+        cdef double wait = 0.0
+        if attempts_exhausted(self, attempt, _attempt_cap()):
+            return -1.0
+        if self._retry_after is not None:
+            _ask_delay(self, outcome, &asked)
+        if needs_backoff(asked):
+            wait = _delay_or_raise(self, attempt, previous)
+        wait = retry_wait(asked, wait)
+        if self._has_deadline and out_of_time(self, _clock_or_raise(self._clock) - started, wait):
+            return -1.0
+        return wait
+
     def get_delay(self, attempt, previous_delay=None):
         """Seconds to wait after failed attempt ``attempt`` (1-based).
 
@@ -169,6 +218,8 @@ cdef class RetryConfig(RetryPolicy):
             "deadline": self.deadline,
             "random": _default_random if self._random is None else self._random,
             "clock": _monotonic if self._clock is None else self._clock,
+            "retry_after": self._retry_after,
+            "sleep": self._sleep,
         }
 
     def __repr__(self):
@@ -208,17 +259,54 @@ cdef bint _retries_exc(RetryConfig c, BaseException exc):
     return isinstance(exc, c._retryable) and (c._retry_circuit_open or not isinstance(exc, CircuitOpenError))
 
 
+cdef int _ask_delay(RetryConfig c, object outcome, double* out) except -1:
+    """``retry_after(outcome)`` as seconds, or -1 when it returned None (the backoff, then)."""
+    value = c._retry_after(outcome)
+    if value is None:
+        out[0] = -1.0
+    elif type(value) is float and isfinite(<double>value) and <double>value >= 0.0:
+        out[0] = <double>value
+    else:
+        out[0] = _validate.asked_delay(c._retry_after, value)
+    return 0
+
+
 @cython.final
 cdef class _Retrying(_Wrapper):
     """A function retried as its ``RetryConfig`` says (see ``retrying``)."""
 
     cdef RetryConfig _config
     cdef object _on_retry
+    cdef object _before_sleep
+    cdef object _on_giveup
+    cdef object _hooks             # the same hooks, as hardy._retry_run.Hooks (async calls)
     cdef bint _is_async
-    cdef bint _on_retry_is_async
+    cdef bint _reads_clock         # a deadline or a hook that wants ``elapsed``: read the start
+    # statistics (hardy._retry_state.RetryStatistics reads them): plain adds, off the success path but one
+    cdef long long _first_ok
+    cdef long long _slow_calls
+    cdef long long _retries
+    cdef long long _slow_ok
+    cdef long long _giveups
+    cdef double _slept
 
     def __repr__(self):
         return f"<retrying {self._func!r} with {self._config!r}>"
+
+    def _counters(self):
+        return self._first_ok, self._slow_calls, self._retries, self._slow_ok, self._giveups, self._slept
+
+    def _add(self, long long calls, long long retries, long long successes, long long giveups, double slept):
+        # Called with 0 or 1 for each count (hardy._retry_run): atomic adds on free-threaded builds.
+        if calls:
+            hardy_add_one(&self._slow_calls)
+        if retries:
+            hardy_add_one(&self._retries)
+        if successes:
+            hardy_add_one(&self._slow_ok)
+        if giveups:
+            hardy_add_one(&self._giveups)
+        self._slept += slept
 
 
 cdef PyObject* _retrying_vectorcall(
@@ -232,10 +320,11 @@ cdef PyObject* _retrying_vectorcall(
         coro = _retry_async(r, *_pack_args(args, nargsf, kwnames))
         xincref(<PyObject*>coro)
         return <PyObject*>coro
-    if c._has_deadline and _clock_now(c._clock, &started) < 0:
+    if r._reads_clock and _clock_now(c._clock, &started) < 0:
         return NULL
     result = PyObject_Vectorcall(<PyObject*>r._func, args, nargsf, kwnames)
     if result != NULL and c._retry_on_result is None:
+        hardy_add_one(&r._first_ok)
         return result
     return _retry_sync(r, args, nargsf, kwnames, result, started)
 
@@ -246,20 +335,24 @@ cdef PyObject* _retry_sync(
     """The retry loop after a first attempt that failed (or returned a result to check).
 
     ``result`` is the first attempt's result, or NULL with its exception set.
-    The twin's ``retried`` is the same loop in Python; keep them in step.
+    hardy._retry_run.finish_sync is the same loop in Python (the twin's);
+    keep them in step.
     """
     cdef RetryConfig c = r._config
     cdef long attempt = 1
+    cdef long cap
     cdef double previous = -1.0
     cdef double wait = 0.0
+    cdef double asked
     cdef double now
     cdef int verdict
     cdef PyObject* error = NULL
     cdef PyObject* value
     cdef PyObject* number
+    hardy_add_one(&r._slow_calls)
     while True:
         if result == NULL:
-            if out_of_attempts(c, attempt) or not _retries_current(c):
+            if not _retries_current(c):
                 return NULL
             error = _take_error()
         else:
@@ -267,15 +360,28 @@ cdef PyObject* _retry_sync(
             if verdict < 0:
                 xdecref(result)
                 return NULL
-            if verdict == 0 or out_of_attempts(c, attempt):
+            if verdict == 0:
+                hardy_add_one(&r._slow_ok)
                 return result
-        if _retry_delay(c, attempt, previous, &wait) < 0:
+        cap = _attempt_cap_noexcept()
+        if cap < 0:
             return _fail_during_retry(error, result)
+        if attempts_exhausted(c, attempt, cap):
+            return _give_up_sync(r, error, result, attempt, started, args, nargsf, kwnames)
+        asked = -1.0
+        if c._retry_after is not None and _ask_delay_noexcept(c, error if error != NULL else result, &asked) < 0:
+            return _fail_during_retry(error, result)
+        wait = 0.0
+        if needs_backoff(asked) and _retry_delay(c, attempt, previous, &wait) < 0:
+            return _fail_during_retry(error, result)
+        wait = retry_wait(asked, wait)
         if c._has_deadline:
             if _clock_now(c._clock, &now) < 0:
                 return _fail_during_retry(error, result)
             if out_of_time(c, now - started, wait):
-                return _give_up(error, result)
+                return _give_up_sync(r, error, result, attempt, started, args, nargsf, kwnames)
+        hardy_add_one(&r._retries)
+        r._slept += wait
         if r._on_retry is not None:
             number = PyLong_FromLong(attempt)
             if number == NULL:
@@ -287,11 +393,15 @@ cdef PyObject* _retry_sync(
             if value == NULL:
                 return _fail_during_retry(error, result)
             xdecref(value)
+        if r._before_sleep is not None and _call_hook(
+            r, r._before_sleep, attempt, wait, started, error, result, args, nargsf, kwnames
+        ) < 0:
+            return _fail_during_retry(error, result)
         if wait > 0.0:
             number = PyFloat_FromDouble(wait)
             if number == NULL:
                 return _fail_during_retry(error, result)
-            value = PyObject_CallOneArg(<PyObject*>_sync_sleep, number)
+            value = PyObject_CallFunctionObjArgs(<PyObject*>_sync_sleep, number, <PyObject*>c._sleep, NULL)
             xdecref(number)
             if value == NULL:
                 return _fail_during_retry(error, result)
@@ -302,6 +412,60 @@ cdef PyObject* _retry_sync(
         previous = wait
         attempt += 1
         result = PyObject_Vectorcall(<PyObject*>r._func, args, nargsf, kwnames)
+
+
+cdef long _attempt_cap_noexcept() noexcept:
+    """``_attempt_cap()``, or -1 with the error set."""
+    try:
+        return _attempt_cap()
+    except BaseException as exc:
+        _set_error(exc)
+        return -1
+
+
+cdef int _ask_delay_noexcept(RetryConfig c, PyObject* outcome, double* out) noexcept:
+    try:
+        return _ask_delay(c, <object>outcome, out)
+    except BaseException as exc:
+        _set_error(exc)
+        return -1
+
+
+cdef int _call_hook(
+    _Retrying r, object hook, long attempt, double wait, double started, PyObject* error, PyObject* result,
+    PyObject* const* args, size_t nargsf, PyObject* kwnames,
+) noexcept:
+    """``hook(RetryState(...))``: ``wait`` < 0 is ``delay=None`` (on_giveup); -1 with the error set."""
+    try:
+        positional, keywords = _pack_args(args, nargsf, kwnames)
+        state = RetryState(
+            attempt,
+            None if wait < 0.0 else wait,
+            _clock_or_raise(r._config._clock) - started,
+            <object>error if error != NULL else None,
+            <object>result if error == NULL and result != NULL else None,
+            r._func,
+            positional,
+            keywords,
+        )
+        hook(state)
+        return 0
+    except BaseException as exc:
+        _set_error(exc)
+        return -1
+
+
+cdef PyObject* _give_up_sync(
+    _Retrying r, PyObject* error, PyObject* result, long attempt, double started,
+    PyObject* const* args, size_t nargsf, PyObject* kwnames,
+) noexcept:
+    """Attempts or the deadline ran out: tell ``on_giveup``, then raise the last error or return the last result."""
+    hardy_add_one(&r._giveups)
+    if r._on_giveup is not None and _call_hook(
+        r, r._on_giveup, attempt, -1.0, started, error, result, args, nargsf, kwnames
+    ) < 0:
+        return _fail_during_retry(error, result)
+    return _give_up(error, result)
 
 
 cdef int _result_fails(RetryConfig c, PyObject* result) noexcept:
@@ -364,71 +528,54 @@ cdef double _clock_or_raise(object clock) except? -1.0:
 
 
 async def _retry_async(_Retrying r, tuple args, dict kwargs):
-    # The twin's ``retried_async``, compiled; keep them in step.
+    # The first attempt; the rest is hardy._retry_run.finish_async, as in the twin.
     cdef RetryConfig c = r._config
-    cdef double started = _clock_or_raise(c._clock) if c._has_deadline else 0.0
-    cdef long attempt = 1
-    cdef double previous = -1.0
-    cdef double wait
+    cdef double started = _clock_or_raise(c._clock) if r._reads_clock else 0.0
     func = r._func
-    on_retry = r._on_retry
-    while True:
-        try:
-            result = await func(*args, **kwargs)
-        except Exception as exc:
-            if out_of_attempts(c, attempt) or not _retries_exc(c, exc):
-                raise
-            wait = _delay_or_raise(c, attempt, previous)
-            if c._has_deadline and out_of_time(c, _clock_or_raise(c._clock) - started, wait):
-                raise
-            if on_retry is not None:
-                if r._on_retry_is_async:
-                    await on_retry(exc, attempt)
-                else:
-                    on_retry(exc, attempt)
-            if wait > 0.0:
-                await _async_sleep(wait)
-        else:
-            if c._retry_on_result is None or not c._retry_on_result(result) or out_of_attempts(c, attempt):
-                return result
-            wait = _delay_or_raise(c, attempt, previous)
-            if c._has_deadline and out_of_time(c, _clock_or_raise(c._clock) - started, wait):
-                return result
-            if on_retry is not None:
-                if r._on_retry_is_async:
-                    await on_retry(None, attempt)
-                else:
-                    on_retry(None, attempt)
-            if wait > 0.0:
-                await _async_sleep(wait)
-        previous = wait
-        attempt += 1
+    try:
+        result = await func(*args, **kwargs)
+    except Exception as exc:
+        error = exc
+        result = None
+    else:
+        if c._retry_on_result is None:
+            hardy_add_one(&r._first_ok)
+            return result
+        error = None
+    return await _finish_async(_Run(c, r._hooks, func, args, kwargs, r, started), func, error, result)
 
 
 hardy_enable_vectorcall(_Retrying, _vectorcall_offset())
 
 
-def retrying(config, func, on_retry=None):
+def retrying(config, func, on_retry=None, *, before_sleep=None, on_giveup=None):
     """Wrap ``func`` so that failed calls are retried as ``config`` says.
 
     ``on_retry(exception, attempt)`` runs before each sleep (``exception`` is
-    ``None`` when ``retry_on_result`` asked for the retry); it is awaited when
-    both it and ``func`` are async.
+    ``None`` when ``retry_on_result`` asked for the retry), then
+    ``before_sleep(state)``; ``on_giveup(state)`` when attempts or the
+    deadline run out. Async hooks are awaited for an async ``func``.
     """
     if not isinstance(config, RetryConfig):
         raise TypeError(f"config must be a RetryConfig, got {config!r}")
     _validate.callable_arg("func", func)
-    if on_retry is not None:
-        _validate.callable_arg("on_retry", on_retry)
+    hooks = _retry_run.Hooks(on_retry, before_sleep, on_giveup)
+    if _retry_gen.is_generator_function(func):
+        return _retry_gen.retry_generator(retrying, config, func, hooks)
     cdef _Retrying r = _Retrying.__new__(_Retrying)
     r._vectorcall = _retrying_vectorcall
     r._func = func
     r._config = config
     r._on_retry = on_retry
+    r._before_sleep = before_sleep
+    r._on_giveup = on_giveup
+    r._hooks = hooks
     r._is_async = _wrapping.is_async_callable(func)
-    r._on_retry_is_async = on_retry is not None and _wrapping.is_async_callable(on_retry)
-    if r._on_retry_is_async and not r._is_async:
-        raise TypeError(f"on_retry {on_retry!r} is async but {func!r} is not: it could not be awaited")
+    r._reads_clock = (<RetryConfig>config)._has_deadline or hooks.reads_clock
+    if not r._is_async:
+        hooks.check_sync(func)
     _wrapping.copy_metadata(r, func, is_async=r._is_async)
     setattr(r, "retry_config", config)
+    setattr(r, "statistics", RetryStatistics(r._counters))
+    setattr(r, "retry_with", _retry_run.bind_retry_with(retrying, config, func, hooks))
     return r

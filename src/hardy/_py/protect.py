@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .. import _validate, _wrapping
+from .. import _retry_gen, _validate, _wrapping
 from .breaker import GIL_ENABLED, CircuitBreaker
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ def protect(
     _validate.callable_arg("func", func)
     if fallback is not None:
         _validate.callable_arg("fallback", fallback)
+    if _retry_gen.is_generator_function(func):
+        return _retry_gen.protect_generator(breaker, func, fallback)  # type: ignore[no-any-return]
     b = breaker
     unlocked_count = GIL_ENABLED
     if _wrapping.is_async_callable(func):

@@ -1,8 +1,9 @@
 """Retry in the twin (the compiled one is ``hardy/_c/retry.pxi``).
 
 The delays and the loop's decisions are :mod:`hardy.policies.retry`; this is
-the loop around them: calling the function, the predicate, ``on_retry``, the
-random source, the clock and the sleep.
+the first attempt around them; the rest of a call (the predicate, the hooks,
+the random source, the clock and the sleep) is :mod:`hardy._retry_run`, which
+the compiled core's async functions share.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .. import _sleep, _validate, _wrapping
+from .. import _retry_gen, _retry_run, _sleep, _validate, _wrapping
+from .._retry_state import Counters, RetryState, RetryStatistics
 from ..errors import CircuitOpenError
 from ..jitter import Jitter
 from ..policies import retry as policy
@@ -43,7 +45,16 @@ class RetryConfig(RetryPolicy):
         config.get_delay(3)   # somewhere in [0, 0.4]
     """
 
-    __slots__ = ("__weakref__", "_clock", "_jitter_given", "_random", "_retry_on_result", "_retryable")
+    __slots__ = (
+        "__weakref__",
+        "_clock",
+        "_jitter_given",
+        "_random",
+        "_retry_after",
+        "_retry_on_result",
+        "_retryable",
+        "_sleep",
+    )
 
     def __init__(
         self,
@@ -58,6 +69,8 @@ class RetryConfig(RetryPolicy):
         deadline: float | None = None,
         random: Callable[[], float] = _random_module.random,
         clock: Callable[[], float] = time.monotonic,
+        retry_after: Callable[[Any], float | None] | None = None,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         if getattr(self, "_retryable", None) is not None:
             raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
@@ -72,6 +85,8 @@ class RetryConfig(RetryPolicy):
             deadline,
             random,
             clock,
+            retry_after,
+            sleep,
         )
         policy.configure_retry(
             self,
@@ -89,6 +104,8 @@ class RetryConfig(RetryPolicy):
         self._random = settings.random
         self._clock = settings.clock
         self._jitter_given: bool | Jitter = settings.jitter_given
+        self._retry_after = settings.retry_after
+        self._sleep = settings.sleep
 
     @property
     def max_attempts(self) -> int:
@@ -130,6 +147,16 @@ class RetryConfig(RetryPolicy):
         """The time budget for all attempts and sleeps, in seconds, if any."""
         return self._deadline if self._has_deadline else None
 
+    @property
+    def retry_after(self) -> Callable[[Any], float | None] | None:
+        """The callable that asks for a delay from the outcome (``None``: the backoff), if any."""
+        return self._retry_after
+
+    @property
+    def sleep(self) -> Callable[[float], object] | None:
+        """The injected sleep between attempts, if any (``None``: ``time.sleep`` / ``asyncio.sleep``)."""
+        return self._sleep
+
     def get_delay(self, attempt: int, previous_delay: float | None = None) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based).
 
@@ -154,6 +181,23 @@ class RetryConfig(RetryPolicy):
             r = _validate.random_reading(self._random, r)
         return r
 
+    def _now(self) -> float:
+        return _validate.clock_reading(self._clock, self._clock())
+
+    def _next_wait(self, attempt: int, previous: float, outcome: object, started: float) -> float:
+        """The wait before attempt ``attempt + 1``, or -1 to give up (attempts or deadline ran out)."""
+        if policy.attempts_exhausted(self, attempt, _sleep.attempt_cap()):
+            return -1.0
+        asked = -1.0
+        if self._retry_after is not None:
+            value = self._retry_after(outcome)
+            if value is not None:
+                asked = _validate.asked_delay(self._retry_after, value)
+        wait = policy.retry_wait(asked, self._delay(attempt, previous) if policy.needs_backoff(asked) else 0.0)
+        if self._has_deadline and policy.out_of_time(self, self._now() - started, wait):
+            return -1.0
+        return wait
+
     def _retries(self, exc: BaseException) -> bool:
         return isinstance(exc, self._retryable) and (self._retry_circuit_open or not isinstance(exc, CircuitOpenError))
 
@@ -173,6 +217,8 @@ class RetryConfig(RetryPolicy):
             "deadline": self.deadline,
             "random": self._random,
             "clock": self._clock,
+            "retry_after": self._retry_after,
+            "sleep": self._sleep,
         }
 
     def __repr__(self) -> str:
@@ -186,101 +232,68 @@ def retrying(
     config: RetryConfig,
     func: Callable[P, R],
     on_retry: Callable[[BaseException | None, int], object] | None = None,
+    *,
+    before_sleep: Callable[[RetryState], object] | None = None,
+    on_giveup: Callable[[RetryState], object] | None = None,
 ) -> Callable[P, R]:
     """Wrap ``func`` so that failed calls are retried as ``config`` says.
 
     ``on_retry(exception, attempt)`` runs before each sleep (``exception`` is
-    ``None`` when ``retry_on_result`` asked for the retry); it is awaited when
-    both it and ``func`` are async.
+    ``None`` when ``retry_on_result`` asked for the retry), then
+    ``before_sleep(state)``; ``on_giveup(state)`` when attempts or the
+    deadline run out. Async hooks are awaited for an async ``func``.
     """
     if not isinstance(config, RetryConfig):
         raise TypeError(f"config must be a RetryConfig, got {config!r}")
     _validate.callable_arg("func", func)
-    if on_retry is not None:
-        _validate.callable_arg("on_retry", on_retry)
+    hooks = _retry_run.Hooks(on_retry, before_sleep, on_giveup)
+    if _retry_gen.is_generator_function(func):
+        return _retry_gen.retry_generator(retrying, config, func, hooks)  # type: ignore[no-any-return]
     c = config
+    counters = Counters()
     retry_on_result = c._retry_on_result
-    timed = c._has_deadline
-    clock = c._clock
-    out_of_attempts = policy.out_of_attempts
-    out_of_time = policy.out_of_time
+    reads_clock = c._has_deadline or hooks.reads_clock
+    now = c._now
+    finish_sync = _retry_run.finish_sync
+    finish_async = _retry_run.finish_async
+    Run = _retry_run.Run
     if _wrapping.is_async_callable(func):
         async_func = cast("Callable[..., Awaitable[Any]]", func)
-        on_retry_is_async = on_retry is not None and _wrapping.is_async_callable(on_retry)
 
         async def retried_async(*args: Any, **kwargs: Any) -> Any:
-            started = clock() if timed else 0.0
-            attempt = 1
-            previous = -1.0
-            while True:
-                try:
-                    result = await async_func(*args, **kwargs)
-                except Exception as exc:
-                    if out_of_attempts(c, attempt) or not c._retries(exc):
-                        raise
-                    delay = c._delay(attempt, previous)
-                    if timed and out_of_time(c, clock() - started, delay):
-                        raise
-                    if on_retry is not None:
-                        if on_retry_is_async:
-                            await cast("Awaitable[object]", on_retry(exc, attempt))
-                        else:
-                            on_retry(exc, attempt)
-                    if delay > 0.0:
-                        await _sleep.async_sleep(delay)
-                else:
-                    if retry_on_result is None or not retry_on_result(result) or out_of_attempts(c, attempt):
-                        return result
-                    delay = c._delay(attempt, previous)
-                    if timed and out_of_time(c, clock() - started, delay):
-                        return result
-                    if on_retry is not None:
-                        if on_retry_is_async:
-                            await cast("Awaitable[object]", on_retry(None, attempt))
-                        else:
-                            on_retry(None, attempt)
-                    if delay > 0.0:
-                        await _sleep.async_sleep(delay)
-                previous = delay
-                attempt += 1
+            started = now() if reads_clock else 0.0
+            try:
+                result = await async_func(*args, **kwargs)
+            except Exception as exc:
+                error: BaseException | None = exc
+                result = None
+            else:
+                if retry_on_result is None:
+                    counters.first_ok += 1
+                    return result
+                error = None
+            return await finish_async(Run(c, hooks, func, args, kwargs, counters, started), async_func, error, result)
 
         wrapper = _wrapping.copy_metadata(retried_async, func, is_async=True)
-        wrapper.retry_config = config
-        return wrapper  # type: ignore[no-any-return]
+    else:
+        hooks.check_sync(func)
 
-    if on_retry is not None and _wrapping.is_async_callable(on_retry):
-        raise TypeError(f"on_retry {on_retry!r} is async but {func!r} is not: it could not be awaited")
-
-    def retried(*args: Any, **kwargs: Any) -> Any:
-        started = clock() if timed else 0.0
-        attempt = 1
-        previous = -1.0
-        while True:
+        def retried(*args: Any, **kwargs: Any) -> Any:
+            started = now() if reads_clock else 0.0
             try:
                 result = func(*args, **kwargs)
             except Exception as exc:
-                if out_of_attempts(c, attempt) or not c._retries(exc):
-                    raise
-                delay = c._delay(attempt, previous)
-                if timed and out_of_time(c, clock() - started, delay):
-                    raise
-                if on_retry is not None:
-                    on_retry(exc, attempt)
-                if delay > 0.0:
-                    _sleep.sync_sleep(delay)
+                error: BaseException | None = exc
+                result = None
             else:
-                if retry_on_result is None or not retry_on_result(result) or out_of_attempts(c, attempt):
+                if retry_on_result is None:
+                    counters.first_ok += 1
                     return result
-                delay = c._delay(attempt, previous)
-                if timed and out_of_time(c, clock() - started, delay):
-                    return result
-                if on_retry is not None:
-                    on_retry(None, attempt)
-                if delay > 0.0:
-                    _sleep.sync_sleep(delay)
-            previous = delay
-            attempt += 1
+                error = None
+            return finish_sync(Run(c, hooks, func, args, kwargs, counters, started), func, error, result)
 
-    wrapper = _wrapping.copy_metadata(retried, func, is_async=False)
+        wrapper = _wrapping.copy_metadata(retried, func, is_async=False)
     wrapper.retry_config = config
+    wrapper.statistics = RetryStatistics(counters._counters)
+    wrapper.retry_with = _retry_run.bind_retry_with(retrying, config, func, hooks)
     return wrapper  # type: ignore[no-any-return]

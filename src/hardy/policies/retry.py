@@ -148,3 +148,37 @@ def out_of_attempts(p: RetryPolicy, attempt: cython.long) -> cython.bint:
 def out_of_time(p: RetryPolicy, elapsed: cython.double, wait: cython.double) -> cython.bint:
     """Sleeping ``wait`` more after ``elapsed`` seconds would end past the deadline."""
     return p._has_deadline and elapsed + wait > p._deadline
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def attempts_exhausted(p: RetryPolicy, attempt: cython.long, cap: cython.long) -> cython.bint:
+    """Attempt ``attempt`` was the last one: by ``max_attempts``, or by the testing cap ``cap`` (0: none).
+
+    ``hardy.testing.instant_retries(max_attempts=n)`` sets the cap, so a test
+    can stop every retry after ``n`` attempts without touching the code under test.
+    """
+    return attempt >= p._max_attempts or (cap > 0 and attempt >= cap)
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def needs_backoff(asked: cython.double) -> cython.bint:
+    """Whether the computed backoff is wanted: ``retry_after`` asked for no delay (``-1``: it returned None)."""
+    return asked < 0.0
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def retry_wait(asked: cython.double, computed: cython.double) -> cython.double:
+    """The wait before the next attempt: what ``retry_after`` asked for, as is, else the backoff.
+
+    A delay the caller asked for (a ``Retry-After`` header) is not capped by
+    ``max_delay``, which bounds the computed backoff only: sleeping less than
+    a server asked for only earns another rejection. ``deadline`` still
+    bounds it (:func:`out_of_time`).
+    """
+    return computed if asked < 0.0 else asked
