@@ -19,7 +19,7 @@ Example, as a pytest fixture in ``conftest.py``::
             yield sleeps
 
 With hardy installed, pytest also finds the fixtures of
-:mod:`hardy.pytest_plugin` (``instant_retries``, ``hardy_registry``).
+``hardy.pytest_plugin`` (``instant_retries``, ``hardy_registry``).
 """
 
 from __future__ import annotations
