@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BreakerSettings", "RetrySettings"]
+__all__ = ["BreakerSettings", "BulkheadSettings", "RetrySettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,4 +48,14 @@ class RetrySettings:
     retry_on_result: Callable[[Any], object] | None
     deadline: float | None
     random: Callable[[], float]
+    clock: Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkheadSettings:
+    """A bulkhead's settings, checked and normalised."""
+
+    name: str
+    max_concurrent: int
+    max_wait: float
     clock: Callable[[], float]

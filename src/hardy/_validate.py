@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from ._settings import BreakerSettings, RetrySettings
+from ._settings import BreakerSettings, BulkheadSettings, RetrySettings
 from .errors import CircuitOpenError
 from .jitter import Jitter
 from .policies import retry as retry_policy
@@ -311,3 +311,13 @@ def breaker_store(store: object) -> BreakerStore:
     if not isinstance(store, BreakerStore):
         raise TypeError(f"store must be a hardy.store.BreakerStore such as hardy.RedisStore, got {store!r}")
     return store
+
+
+def bulkhead_settings(name: object, max_concurrent: object, max_wait: object, clock: object) -> BulkheadSettings:
+    """Check a bulkhead's settings and return them normalised."""
+    return BulkheadSettings(
+        name=non_empty_name(name),
+        max_concurrent=positive_int("max_concurrent", max_concurrent),
+        max_wait=seconds("max_wait", max_wait),
+        clock=clock_arg("clock", clock),
+    )

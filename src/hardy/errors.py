@@ -12,8 +12,10 @@ import builtins
 
 __all__ = [
     "AllFallbacksFailedError",
+    "BulkheadFullError",
     "CircuitOpenError",
     "HardyError",
+    "RateLimitExceededError",
     "TimeoutError",
 ]
 
@@ -117,3 +119,82 @@ class AllFallbacksFailedError(HardyError, RuntimeError):
 
     def __reduce__(self) -> tuple[type[AllFallbacksFailedError], tuple[str, list[BaseException]]]:
         return (type(self), (self.name, self.errors))
+
+
+class BulkheadFullError(HardyError):
+    """A bulkhead turned the call away: it was full for as long as the call could wait.
+
+    ``name`` is the bulkhead's name, ``max_concurrent`` its limit and
+    ``max_wait`` how long the call waited (seconds; ``0.0``: not at all).
+    Like :class:`CircuitOpenError`, it keeps its arguments in ``args`` and
+    formats its message only when it is read.
+
+    Example::
+
+        try:
+            render(page)
+        except hardy.BulkheadFullError as exc:
+            return busy_page(exc.name)
+    """
+
+    def __init__(self, name: str, max_concurrent: int, max_wait: float) -> None:
+        super().__init__(name, max_concurrent, max_wait)
+
+    @property
+    def name(self) -> str:
+        """The name of the bulkhead that turned the call away."""
+        return self.args[0]  # type: ignore[no-any-return]
+
+    @property
+    def max_concurrent(self) -> int:
+        """The bulkhead's limit on concurrent calls."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+    @property
+    def max_wait(self) -> float:
+        """How long the call waited for a slot, in seconds."""
+        return self.args[2]  # type: ignore[no-any-return]
+
+    def __str__(self) -> str:
+        name, limit, waited = self.args
+        if waited > 0.0:
+            return f"bulkhead {name!r} is full ({limit} calls inside) and no slot freed up within {waited:g}s"
+        return f"bulkhead {name!r} is full ({limit} calls inside)"
+
+    def __reduce__(self) -> tuple[type[BulkheadFullError], tuple[str, int, float]]:
+        return (type(self), (self.name, self.max_concurrent, self.max_wait))
+
+
+class RateLimitExceededError(HardyError):
+    """A rate limiter turned the call away: no permit within the time it could wait.
+
+    ``name`` is the limiter's name and ``retry_after`` the number of seconds
+    after which a call would get a permit (if nobody else takes it first).
+
+    Example::
+
+        try:
+            send(message)
+        except hardy.RateLimitExceededError as exc:
+            response.headers["Retry-After"] = str(math.ceil(exc.retry_after))
+    """
+
+    def __init__(self, name: str, retry_after: float) -> None:
+        super().__init__(name, retry_after)
+
+    @property
+    def name(self) -> str:
+        """The name of the limiter that turned the call away."""
+        return self.args[0]  # type: ignore[no-any-return]
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until a permit is free."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+    def __str__(self) -> str:
+        name, retry_after = self.args
+        return f"rate limiter {name!r} has no permit; one is free in {retry_after:.3f}s"
+
+    def __reduce__(self) -> tuple[type[RateLimitExceededError], tuple[str, float]]:
+        return (type(self), (self.name, self.retry_after))
