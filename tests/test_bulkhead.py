@@ -422,3 +422,88 @@ def test_health_check_reports_full_bulkheads() -> None:
     assert "db (1/1, 0 waiting)" in result["message"]
     pool.release()
     assert bulkheads_check()["status"] is hardy.HealthStatus.HEALTHY
+
+
+def test_policy_counts_and_hands_off() -> None:
+    from hardy.policies import bulkhead as policy
+
+    state = policy.BulkheadState()
+    policy.bulkhead_configure(state, 2)
+    assert policy.bulkhead_enter(state)
+    assert policy.bulkhead_enter(state)
+    assert not policy.bulkhead_enter_or_queue(state)  # full: now waiting
+    assert (state._active, state._waiting) == (2, 1)
+    assert not policy.bulkhead_leave_alone(state)  # a waiter: the slow way
+    assert policy.bulkhead_leave(state) == policy.HAND_OFF
+    assert (state._active, state._waiting, state._waited) == (2, 0, 1)
+    assert not policy.bulkhead_enter(state)
+    assert policy.bulkhead_leave_alone(state)
+    assert policy.bulkhead_leave(state) == policy.LEFT
+    assert policy.bulkhead_leave(state) == policy.NOT_INSIDE
+    assert not policy.bulkhead_leave_alone(state)
+    assert (state._active, state._admitted, state._peak) == (0, 3, 2)
+
+
+def test_both_cores_agree_on_random_sequences() -> None:
+    import random
+
+    from hardy import _core
+
+    rng = random.Random(19)
+    pools = [_core.load(name).Bulkhead("same", 3) for name in ("c", "py")]
+    for _ in range(2000):
+        op = rng.choice(("try", "try", "release", "acquire"))
+        outcomes = []
+        for pool in pools:
+            try:
+                if op == "try":
+                    outcomes.append(pool.try_acquire())
+                elif op == "acquire":
+                    pool.acquire()
+                    outcomes.append("ok")
+                else:
+                    pool.release()
+                    outcomes.append("ok")
+            except (hardy.BulkheadFullError, RuntimeError) as exc:
+                outcomes.append(type(exc).__name__)
+        assert outcomes[0] == outcomes[1]
+        assert pools[0].get_stats() == pools[1].get_stats()
+
+
+def test_waits_running_out_while_slots_are_handed_over_lose_nothing() -> None:
+    # Short waits race with hand-offs: every call is admitted or rejected,
+    # exactly once, and the bulkhead ends empty.
+    pool = hardy.Bulkhead("db", 2, max_wait=0.0003)
+    gauge = Gauge()
+    start = threading.Barrier(8)
+    outcomes: list[int] = [0, 0]
+    lock = threading.Lock()
+
+    def run() -> None:
+        start.wait()
+        for _ in range(300):
+            try:
+                with pool:
+                    gauge.enter()
+                    threading.Event().wait(0.0001)
+                    gauge.leave()
+                index = 0
+            except hardy.BulkheadFullError:
+                index = 1
+            with lock:
+                outcomes[index] += 1
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    stats = pool.get_stats()
+    assert gauge.peak <= 2
+    assert (stats["active"], stats["waiting"]) == (0, 0)
+    assert stats["admitted"] == outcomes[0]
+    assert stats["rejections"] == outcomes[1]
+    assert sum(outcomes) == 2400
+    assert pool.try_acquire()
+    assert pool.try_acquire()
+    assert not pool.try_acquire()
