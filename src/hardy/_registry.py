@@ -66,7 +66,9 @@ class NamedRegistry(Generic[T]):
 
     def register(self, obj: T) -> T:
         """Add an object made by hand; a :class:`ValueError` if the name is taken."""
-        name: str = obj.name  # type: ignore[attr-defined]
+        name = getattr(obj, "name")  # noqa: B009 - T is any named object
+        if not isinstance(name, str):
+            raise TypeError(f"a {self._kind} must have a str name, got {name!r}")
         with self._lock:
             if name in self._objects and self._objects[name] is not obj:
                 raise ValueError(f"a {self._kind} named {name!r} is already registered")
