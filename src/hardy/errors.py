@@ -15,7 +15,6 @@ __all__ = [
     "BulkheadFullError",
     "CircuitOpenError",
     "HardyError",
-    "RateLimitExceededError",
     "TimeoutError",
 ]
 
@@ -164,37 +163,3 @@ class BulkheadFullError(HardyError):
     def __reduce__(self) -> tuple[type[BulkheadFullError], tuple[str, int, float]]:
         return (type(self), (self.name, self.max_concurrent, self.max_wait))
 
-
-class RateLimitExceededError(HardyError):
-    """A rate limiter turned the call away: no permit within the time it could wait.
-
-    ``name`` is the limiter's name and ``retry_after`` the number of seconds
-    after which a call would get a permit (if nobody else takes it first).
-
-    Example::
-
-        try:
-            send(message)
-        except hardy.RateLimitExceededError as exc:
-            response.headers["Retry-After"] = str(math.ceil(exc.retry_after))
-    """
-
-    def __init__(self, name: str, retry_after: float) -> None:
-        super().__init__(name, retry_after)
-
-    @property
-    def name(self) -> str:
-        """The name of the limiter that turned the call away."""
-        return self.args[0]  # type: ignore[no-any-return]
-
-    @property
-    def retry_after(self) -> float:
-        """Seconds until a permit is free."""
-        return self.args[1]  # type: ignore[no-any-return]
-
-    def __str__(self) -> str:
-        name, retry_after = self.args
-        return f"rate limiter {name!r} has no permit; one is free in {retry_after:.3f}s"
-
-    def __reduce__(self) -> tuple[type[RateLimitExceededError], tuple[str, float]]:
-        return (type(self), (self.name, self.retry_after))
