@@ -162,4 +162,3 @@ class BulkheadFullError(HardyError):
 
     def __reduce__(self) -> tuple[type[BulkheadFullError], tuple[str, int, float]]:
         return (type(self), (self.name, self.max_concurrent, self.max_wait))
-
