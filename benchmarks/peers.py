@@ -44,6 +44,10 @@ PEERS: tuple[str, ...] = (
     "retrying",
     "opnieuw",
     "pyresilience",
+    "hyx",
+    "limits",
+    "pyrate_limiter",
+    "aiolimiter",
 )
 
 _FAILURE_THRESHOLD = 5  # hardy's CircuitBreaker default
@@ -605,4 +609,37 @@ def timeout_not_firing_async(func: Callable[[int], Awaitable[int]]) -> dict[str,
     out: dict[str, _AsyncCallable] = {}
     if (pyresilience := _load("pyresilience")) is not None:
         out["pyresilience"] = pyresilience.resilient(timeout=pyresilience.TimeoutConfig(seconds=_TIMEOUT_SECONDS))(func)
+    return out
+
+
+# -- bulkheads ----------------------------------------------------------------------------
+#
+# Uncontended: a limit of 10 concurrent calls, never reached; no waiting. hyx's bulkhead is
+# asyncio-only, so it is in the async builder alone.
+
+_BULKHEAD_LIMIT = 10
+
+
+def bulkhead_uncontended(func: Callable[[int], int]) -> dict[str, _SyncCallable]:
+    """A bulkhead of 10 slots around ``func``; each call enters and leaves."""
+    out: dict[str, _SyncCallable] = {}
+    if (pyresilience := _load("pyresilience")) is not None:
+        out["pyresilience"] = pyresilience.resilient(
+            bulkhead=pyresilience.BulkheadConfig(max_concurrent=_BULKHEAD_LIMIT)
+        )(func)
+    return out
+
+
+def bulkhead_uncontended_async(func: Callable[[int], Awaitable[int]]) -> dict[str, _AsyncCallable]:
+    """As :func:`bulkhead_uncontended`, for a coroutine function."""
+    _require_coroutine_function(func)
+    out: dict[str, _AsyncCallable] = {}
+    if (pyresilience := _load("pyresilience")) is not None:
+        out["pyresilience"] = pyresilience.resilient(
+            bulkhead=pyresilience.BulkheadConfig(max_concurrent=_BULKHEAD_LIMIT)
+        )(func)
+    if _load("hyx") is not None:
+        from hyx.bulkhead import bulkhead as hyx_bulkhead
+
+        out["hyx"] = hyx_bulkhead(max_concurrency=_BULKHEAD_LIMIT, max_capacity=_BULKHEAD_LIMIT)(func)
     return out

@@ -199,6 +199,10 @@ def _chain(core_module: Any, *funcs: Callable[[int], Any]) -> Callable[[int], An
     return core_module.chain("bench", funcs, hardy._sentinel.NO_DEFAULT, (Exception,), False)  # type: ignore[no-any-return]
 
 
+def _bulkhead(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:
+    return core_module.guard_bulkhead(core_module.Bulkhead("bench", 10), func)  # type: ignore[no-any-return]
+
+
 def _timed(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:
     return core_module.timed(func, 10.0, "bench")  # type: ignore[no-any-return]
 
@@ -378,6 +382,28 @@ SCENARIOS: tuple[Scenario, ...] = (
             BARE_AWAIT,
             awaited("hardy", "hardy", lambda: hardy.timeout(10.0)(async_work)),
             *peer_cases(lambda: peers.timeout_not_firing_async(async_work), awaited),
+        ),
+    ),
+    Scenario(
+        "bulkhead-uncontended",
+        "Bulkhead, uncontended (10 slots, one call at a time): enter, call, leave",
+        "bare",
+        (
+            BARE,
+            PARTIAL,
+            sync("minimal-wrapper", "floor", lambda: MinimalWrapper(work)),
+            *hardy_cases(lambda c: _bulkhead(c, work)),
+            *peer_cases(lambda: peers.bulkhead_uncontended(work)),
+        ),
+    ),
+    Scenario(
+        "bulkhead-async-uncontended",
+        "Bulkhead, async, uncontended (10 slots): enter, await, leave",
+        "bare-await",
+        (
+            BARE_AWAIT,
+            *hardy_cases(lambda c: _bulkhead(c, async_work), awaited),
+            *peer_cases(lambda: peers.bulkhead_uncontended_async(async_work), awaited),
         ),
     ),
 )

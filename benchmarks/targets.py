@@ -129,6 +129,20 @@ TARGETS = [
         0.1,
         extra="retained_bytes_per_rejection",
     ),
+    Target(
+        "compiled bulkhead, uncontended, enter/call/leave vs functools.partial",
+        "bulkhead-uncontended",
+        "hardy-c",
+        "partial",
+        1.2,
+    ),
+    Target(
+        "pure twin bulkhead, uncontended, vs minimal class wrapper",
+        "bulkhead-uncontended",
+        "hardy-py",
+        "minimal-wrapper",
+        1.5,
+    ),
 ]
 
 

@@ -19,7 +19,17 @@ import pytest
 import hardy
 from hardy import _core
 
-CORE_NAMES = ("IMPLEMENTATION", "CircuitBreaker", "RetryConfig", "chain", "protect", "retrying", "timed")
+CORE_NAMES = (
+    "IMPLEMENTATION",
+    "CircuitBreaker",
+    "RetryConfig",
+    "chain",
+    "protect",
+    "retrying",
+    "timed",
+    "Bulkhead",
+    "guard_bulkhead",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,8 +62,10 @@ def core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
         if hasattr(hardy, name):
             monkeypatch.setattr(hardy, name, getattr(module, name))
     hardy.registry.clear()
+    hardy.bulkheads.clear()
     yield module
     hardy.registry.clear()
+    hardy.bulkheads.clear()
 
 
 class FakeClock:

@@ -18,12 +18,13 @@ Example::
 from __future__ import annotations
 
 from . import testing
-from ._core import IMPLEMENTATION, CircuitBreaker, RetryConfig
+from ._core import IMPLEMENTATION, Bulkhead, CircuitBreaker, RetryConfig
 from ._retry_state import RetryState, RetryStatistics
 from ._safe_points import defer_timeouts_in
 from .attempts import attempts
 from .breaker import BreakerRegistry, circuit_breaker, get_circuit_breaker, registry
-from .errors import AllFallbacksFailedError, CircuitOpenError, HardyError
+from .bulkhead import BulkheadRegistry, bulkhead, bulkheads, get_bulkhead
+from .errors import AllFallbacksFailedError, BulkheadFullError, CircuitOpenError, HardyError
 from .errors import TimeoutError as TimeoutError  # noqa: A004 - hardy.TimeoutError, kept out of __all__
 from .fallback import Fallback, fallback, with_fallback
 from .health import (
@@ -79,4 +80,10 @@ __all__ = [
     "RetryState",
     "RetryStatistics",
     "attempts",
+    "Bulkhead",
+    "BulkheadFullError",
+    "BulkheadRegistry",
+    "bulkhead",
+    "bulkheads",
+    "get_bulkhead",
 ]

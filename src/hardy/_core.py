@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING
 __all__ = [
     "IMPLEMENTATION",
     "NO_EXTENSIONS",
+    "Bulkhead",
     "CircuitBreaker",
     "RetryConfig",
     "chain",
+    "guard_bulkhead",
     "load",
     "protect",
     "retrying",
@@ -49,13 +51,53 @@ def load(implementation: str) -> ModuleType:
 
 if TYPE_CHECKING:
     # The stub _core_c.pyi gives type checkers the public types of both cores.
-    from ._core_c import IMPLEMENTATION, CircuitBreaker, RetryConfig, chain, protect, retrying, timed
+    from ._core_c import (
+        IMPLEMENTATION,
+        Bulkhead,
+        CircuitBreaker,
+        RetryConfig,
+        chain,
+        guard_bulkhead,
+        protect,
+        retrying,
+        timed,
+    )
 elif NO_EXTENSIONS:
-    from ._core_py import IMPLEMENTATION, CircuitBreaker, RetryConfig, chain, protect, retrying, timed
+    from ._core_py import (
+        IMPLEMENTATION,
+        Bulkhead,
+        CircuitBreaker,
+        RetryConfig,
+        chain,
+        guard_bulkhead,
+        protect,
+        retrying,
+        timed,
+    )
 else:
     try:
-        from ._core_c import IMPLEMENTATION, CircuitBreaker, RetryConfig, chain, protect, retrying, timed
+        from ._core_c import (
+            IMPLEMENTATION,
+            Bulkhead,
+            CircuitBreaker,
+            RetryConfig,
+            chain,
+            guard_bulkhead,
+            protect,
+            retrying,
+            timed,
+        )
     except ImportError:  # pragma: no cover - depends on the build
         # Not built (no compiler at install time): the twin behaves the same,
         # only slower; ``hardy.IMPLEMENTATION`` tells which one is active.
-        from ._core_py import IMPLEMENTATION, CircuitBreaker, RetryConfig, chain, protect, retrying, timed
+        from ._core_py import (
+            IMPLEMENTATION,
+            Bulkhead,
+            CircuitBreaker,
+            RetryConfig,
+            chain,
+            guard_bulkhead,
+            protect,
+            retrying,
+            timed,
+        )

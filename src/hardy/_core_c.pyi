@@ -15,7 +15,17 @@ from .jitter import Jitter
 from .state import CircuitState
 from .store import BreakerStore
 
-__all__ = ["IMPLEMENTATION", "CircuitBreaker", "RetryConfig", "chain", "protect", "retrying", "timed"]
+__all__ = [
+    "IMPLEMENTATION",
+    "Bulkhead",
+    "CircuitBreaker",
+    "RetryConfig",
+    "chain",
+    "guard_bulkhead",
+    "protect",
+    "retrying",
+    "timed",
+]
 
 IMPLEMENTATION: str
 
@@ -182,3 +192,55 @@ def chain(
 def timed(
     func: Callable[P, R], seconds: float, operation: str, fallback: Callable[..., Any] | None = None
 ) -> Callable[P, R]: ...
+
+class Bulkhead:
+    """A bulkhead: at most ``max_concurrent`` calls inside at once.
+
+    Example::
+
+        pool = hardy.Bulkhead("reports", max_concurrent=4, max_wait=0.5)
+
+        with pool:
+            build_report()
+    """
+
+    def __init__(
+        self, name: str, max_concurrent: int, max_wait: float = 0.0, *, clock: Callable[[], float] = ...
+    ) -> None: ...
+    @property
+    def name(self) -> str:
+        """The bulkhead's name."""
+    @property
+    def max_concurrent(self) -> int:
+        """How many calls may be inside at once."""
+    @property
+    def max_wait(self) -> float:
+        """Seconds a call over the limit waits for a slot before it is rejected."""
+    @property
+    def active(self) -> int:
+        """How many calls are inside now."""
+    @property
+    def waiting(self) -> int:
+        """How many calls wait for a slot now."""
+    @property
+    def available(self) -> int:
+        """Free slots now."""
+    def get_stats(self) -> dict[str, Any]:
+        """A snapshot of the slots, the waiters and the lifetime totals."""
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now (never waits)."""
+    def acquire(self) -> None:
+        """Take a slot, waiting up to ``max_wait``; :class:`~hardy.BulkheadFullError` if none frees up."""
+    async def acquire_async(self) -> None:
+        """Take a slot, awaiting up to ``max_wait``; :class:`~hardy.BulkheadFullError` if none frees up."""
+    def release(self) -> None:
+        """Give a slot back (to the first waiter, if any)."""
+    def __enter__(self) -> Bulkhead: ...
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None: ...
+    async def __aenter__(self) -> Bulkhead: ...
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None: ...
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        """Decorate ``func``: every call takes a slot for its duration."""
+
+def guard_bulkhead(bulkhead: Bulkhead, func: Callable[P, R]) -> Callable[P, R]:
+    """Wrap ``func`` so that every call holds a slot of ``bulkhead`` while it runs."""

@@ -25,8 +25,11 @@ from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF
 from cpython.time cimport monotonic as c_monotonic
 
+import asyncio as _asyncio
+import collections as _collections
 import collections.abc
 import random
+import threading as _threading
 import time
 import types
 
@@ -34,6 +37,7 @@ from hardy import _blocks, _chain, _deadlines, _descriptors, _events, _live, _sa
 from hardy import _timeout_log, _validate, _wrapping
 from hardy import _retry_gen, _retry_run
 from hardy._retry_state import RetryState, RetryStatistics
+from hardy import errors as _errors
 from hardy.errors import CircuitOpenError, TimeoutError as HardyTimeoutError
 from hardy.state import STATE_BY_CODE
 
@@ -124,6 +128,7 @@ IMPLEMENTATION = "c"
 include "policies/breaker.py"
 include "policies/retry.py"
 include "policies/deadlines.py"
+include "policies/bulkhead.py"
 
 # The dispatch.
 include "_c/calls.pxi"
@@ -133,6 +138,7 @@ include "_c/awaiter.pxi"
 include "_c/retry.pxi"
 include "_c/chain.pxi"
 include "_c/deadlines.pxi"
+include "_c/bulkhead.pxi"
 
 
 # Internal types are made only by the functions that fill them (see
@@ -140,6 +146,7 @@ include "_c/deadlines.pxi"
 for _internal in (
     _BreakerExtras, _Local, _Wrapper, _Protected, _Awaiter, _Retrying, _Chain,
     _Deadline, _ThreadDeadlines, _CompiledDeadlines, _Timed,
+    _Waiter, _Guarded,
 ):
     hardy_disallow_instantiation(_internal)
 del _internal

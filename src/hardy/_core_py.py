@@ -10,11 +10,22 @@ random sequences and compares their state and statistics after every step.
 from __future__ import annotations
 
 from ._py.breaker import CircuitBreaker
+from ._py.bulkhead import Bulkhead, guard_bulkhead
 from ._py.chain import chain
 from ._py.deadlines import timed
 from ._py.protect import protect
 from ._py.retry import RetryConfig, retrying
 
-__all__ = ["IMPLEMENTATION", "CircuitBreaker", "RetryConfig", "chain", "protect", "retrying", "timed"]
+__all__ = [
+    "IMPLEMENTATION",
+    "Bulkhead",
+    "CircuitBreaker",
+    "RetryConfig",
+    "chain",
+    "guard_bulkhead",
+    "protect",
+    "retrying",
+    "timed",
+]
 
 IMPLEMENTATION = "py"

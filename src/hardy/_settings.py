@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BreakerSettings", "RetrySettings"]
+__all__ = ["BreakerSettings", "BulkheadSettings", "RetrySettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +53,13 @@ class RetrySettings:
     clock: Callable[[], float]
     retry_after: Callable[[Any], float | None] | None = None
     sleep: Callable[[float], object] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkheadSettings:
+    """A bulkhead's settings, checked and normalised."""
+
+    name: str
+    max_concurrent: int
+    max_wait: float
+    clock: Callable[[], float]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, TypeGuard, cast
 
-from ._settings import BreakerSettings, RetrySettings
+from ._settings import BreakerSettings, BulkheadSettings, RetrySettings
 from ._wrapping import is_async_callable
 from .errors import CircuitOpenError
 from .jitter import Jitter
@@ -360,3 +360,13 @@ def retry_hooks(func: object, func_is_async: bool, **hooks: object) -> None:
 def is_async_hook(hook: object) -> bool:
     """Whether calling ``hook`` returns a coroutine (as ``hardy._wrapping.is_async_callable``)."""
     return is_async_callable(hook)
+
+
+def bulkhead_settings(name: object, max_concurrent: object, max_wait: object, clock: object) -> BulkheadSettings:
+    """Check a bulkhead's settings and return them normalised."""
+    return BulkheadSettings(
+        name=non_empty_name(name),
+        max_concurrent=positive_int("max_concurrent", max_concurrent),
+        max_wait=seconds("max_wait", max_wait),
+        clock=clock_arg("clock", clock),
+    )

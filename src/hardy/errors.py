@@ -12,6 +12,7 @@ import builtins
 
 __all__ = [
     "AllFallbacksFailedError",
+    "BulkheadFullError",
     "CircuitOpenError",
     "HardyError",
     "TimeoutError",
@@ -118,3 +119,47 @@ class AllFallbacksFailedError(HardyError, RuntimeError):
 
     def __reduce__(self) -> tuple[type[AllFallbacksFailedError], tuple[str, list[BaseException]]]:
         return (type(self), (self.name, self.errors))
+
+
+class BulkheadFullError(HardyError):
+    """A bulkhead turned the call away: it was full for as long as the call could wait.
+
+    ``name`` is the bulkhead's name, ``max_concurrent`` its limit and
+    ``max_wait`` how long the call waited (seconds; ``0.0``: not at all).
+    Like :class:`CircuitOpenError`, it keeps its arguments in ``args`` and
+    formats its message only when it is read.
+
+    Example::
+
+        try:
+            render(page)
+        except hardy.BulkheadFullError as exc:
+            return busy_page(exc.name)
+    """
+
+    def __init__(self, name: str, max_concurrent: int, max_wait: float) -> None:
+        super().__init__(name, max_concurrent, max_wait)
+
+    @property
+    def name(self) -> str:
+        """The name of the bulkhead that turned the call away."""
+        return self.args[0]  # type: ignore[no-any-return]
+
+    @property
+    def max_concurrent(self) -> int:
+        """The bulkhead's limit on concurrent calls."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+    @property
+    def max_wait(self) -> float:
+        """How long the call waited for a slot, in seconds."""
+        return self.args[2]  # type: ignore[no-any-return]
+
+    def __str__(self) -> str:
+        name, limit, waited = self.args
+        if waited > 0.0:
+            return f"bulkhead {name!r} is full ({limit} calls inside) and no slot freed up within {waited:g}s"
+        return f"bulkhead {name!r} is full ({limit} calls inside)"
+
+    def __reduce__(self) -> tuple[type[BulkheadFullError], tuple[str, int, float]]:
+        return (type(self), (self.name, self.max_concurrent, self.max_wait))

@@ -77,6 +77,28 @@ def circuit_breakers_check() -> dict[str, Any]:
     return {"status": HealthStatus.DEGRADED, "message": f"circuit breakers not closed: {listing}", "breakers": details}
 
 
+def bulkheads_check() -> dict[str, Any]:
+    """DEGRADED while any registered bulkhead (:data:`hardy.bulkheads`) is full, naming each.
+
+    A full bulkhead is one with no free slot: further calls wait or are
+    rejected. Each is listed with its slots, its waiters and its rejections
+    so far.
+    """
+    from ..bulkhead import bulkheads  # the registry imports the core: not at module import
+
+    full: dict[str, Any] = {}
+    for name, pool in bulkheads.all().items():
+        stats = pool.get_stats()
+        if stats["available"] == 0:
+            full[name] = {key: stats[key] for key in ("active", "max_concurrent", "waiting", "rejections")}
+    if not full:
+        return {"status": HealthStatus.HEALTHY, "message": "no bulkhead is full", "bulkheads": {}}
+    listing = ", ".join(
+        f"{name} ({info['active']}/{info['max_concurrent']}, {info['waiting']} waiting)" for name, info in full.items()
+    )
+    return {"status": HealthStatus.DEGRADED, "message": f"bulkheads full: {listing}", "bulkheads": full}
+
+
 def process_check() -> dict[str, Any]:
     """Uptime, resident memory and thread count; always HEALTHY."""
     return {
@@ -89,7 +111,7 @@ def process_check() -> dict[str, Any]:
 
 
 def register_default_checks(health: HealthCheck) -> HealthCheck:
-    """Register ``circuit_breakers`` and ``process`` on ``health`` (both non-critical).
+    """Register ``circuit_breakers``, ``bulkheads`` and ``process`` on ``health`` (all non-critical).
 
     Example::
 
@@ -97,4 +119,5 @@ def register_default_checks(health: HealthCheck) -> HealthCheck:
     """
     health.register("circuit_breakers", timeout=5.0)(circuit_breakers_check)
     health.register("process", timeout=5.0)(process_check)
+    health.register("bulkheads", timeout=5.0)(bulkheads_check)
     return health
