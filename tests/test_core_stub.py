@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import types
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ STUB = Path(hardy.__file__).with_name("_core_c.pyi")
 # (object has them all); any other dunder it defines must be in the stub.
 _UNTYPED_DUNDERS = frozenset(
     {"__doc__", "__module__", "__new__", "__reduce__", "__repr__", "__slots__", "__weakref__", "__dict__"}
+    | {"__pyx_vtable__"}  # Cython's table of a class's C methods
 )
 _PROPERTY_TYPES = (property, types.GetSetDescriptorType, types.MemberDescriptorType)
 _KINDS = {
@@ -100,7 +102,9 @@ def _embedded_names(doc: str | None, qualname: str) -> list[str] | None:
     first = (doc or "").split("\n", 1)[0]
     if not first.startswith(qualname + "("):
         return None
-    tree = ast.parse(f"def f{first[len(qualname) :]}: pass")
+    # Only names are compared: drop the bare ``*`` Cython may put last.
+    embedded = re.sub(r",\s*\*\s*\)", ")", first[len(qualname) :])
+    tree = ast.parse(f"def f{embedded}: pass")
     func = tree.body[0]
     assert isinstance(func, ast.FunctionDef)
     return [name for name, _ in _params(func.args, method=False)]

@@ -15,17 +15,7 @@ from .jitter import Jitter
 from .state import CircuitState
 from .store import BreakerStore
 
-__all__ = [
-    "IMPLEMENTATION",
-    "Bulkhead",
-    "CircuitBreaker",
-    "RetryConfig",
-    "chain",
-    "guard_bulkhead",
-    "protect",
-    "retrying",
-    "timed",
-]
+__all__ = ["IMPLEMENTATION", "Bulkhead", "CircuitBreaker", "RetryConfig", "chain", "guard_bulkhead", "protect", "retrying", "timed"]  # noqa: E501 - one line: tests/test_core_stub.py edits it
 
 IMPLEMENTATION: str
 
@@ -193,7 +183,10 @@ def timed(
     func: Callable[P, R], seconds: float, operation: str, fallback: Callable[..., Any] | None = None
 ) -> Callable[P, R]: ...
 
-class Bulkhead:
+class BulkheadState:
+    """What a bulkhead decides from: :class:`hardy.policies.bulkhead.BulkheadState`, compiled (C fields only)."""
+
+class Bulkhead(BulkheadState):
     """A bulkhead: at most ``max_concurrent`` calls inside at once.
 
     Example::
