@@ -29,6 +29,32 @@ class Excluded(Exception):
     pass
 
 
+class Answered(Exception):
+    """An error the dependency answered with: a failure only when flagged as a 5xx."""
+
+
+def server_side(exc: BaseException) -> bool:
+    return isinstance(exc, Answered) and exc.args == ("5xx",)
+
+
+KINDS = ["ok", "fail", "excluded", "interrupt", "answered", "answered-5xx", "bad"]
+
+
+def body_of(kind: str) -> Any:
+    def body() -> str:
+        if kind == "fail":
+            raise Failure()
+        if kind == "excluded":
+            raise Excluded()
+        if kind == "interrupt":
+            raise KeyboardInterrupt()
+        if kind.startswith("answered"):
+            raise Answered(*kind.split("-")[1:])
+        return kind
+
+    return body
+
+
 def outcome_of(action: Any) -> tuple[str, Any]:
     try:
         return ("returned", action())
@@ -50,13 +76,17 @@ class Parity(RuleBasedStateMachine):
         threshold=st.integers(1, 4),
         reset_timeout=st.sampled_from([0.0, 0.5, 1.0, 5.0]),
         half_open=st.integers(1, 3),
+        classified=st.booleans(),
     )
     @precondition(lambda self: not self.pairs)
-    def create(self, threshold: int, reset_timeout: float, half_open: int) -> None:
+    def create(self, threshold: int, reset_timeout: float, half_open: int, classified: bool) -> None:
+        outcomes: dict[str, Any] = {}
+        if classified:
+            outcomes = {"failure_exceptions": (Failure, server_side), "failure_on_result": lambda v: v == "bad"}
         for name in ("c", "py"):
             module = _core.load(name)
             breaker = module.CircuitBreaker(
-                "parity", threshold, reset_timeout, half_open, (Excluded,), clock=self.clock
+                "parity", threshold, reset_timeout, half_open, (Excluded,), clock=self.clock, **outcomes
             )
             events = self.events[name]
             breaker.add_listener(lambda b, old, new, events=events: events.append((old, new)))
@@ -67,28 +97,14 @@ class Parity(RuleBasedStateMachine):
         assert results[0] == results[1], results
 
     @precondition(lambda self: bool(self.pairs))
-    @rule(kind=st.sampled_from(["ok", "fail", "excluded", "interrupt"]))
+    @rule(kind=st.sampled_from(KINDS))
     def call(self, kind: str) -> None:
-        def body() -> str:
-            if kind == "fail":
-                raise Failure()
-            if kind == "excluded":
-                raise Excluded()
-            if kind == "interrupt":
-                raise KeyboardInterrupt()
-            return "ok"
-
-        self.both(lambda b: b.call(body))
+        self.both(lambda b: b.call(body_of(kind)))
 
     @precondition(lambda self: bool(self.pairs))
-    @rule(kind=st.sampled_from(["ok", "fail", "excluded", "interrupt"]))
+    @rule(kind=st.sampled_from(KINDS))
     def decorated_call(self, kind: str) -> None:
-        def body() -> str:
-            if kind != "ok":
-                raise {"fail": Failure, "excluded": Excluded, "interrupt": KeyboardInterrupt}[kind]()
-            return "ok"
-
-        self.both(lambda b: b(body)())
+        self.both(lambda b: b(body_of(kind))())
 
     @precondition(lambda self: bool(self.pairs) and len(self.open_blocks) < 4)
     @rule()
@@ -102,10 +118,16 @@ class Parity(RuleBasedStateMachine):
             self.open_blocks.append((self.pairs[0], self.pairs[1]))
 
     @precondition(lambda self: bool(self.open_blocks))
-    @rule(index=st.integers(0, 3), kind=st.sampled_from(["ok", "fail", "excluded", "interrupt"]))
+    @rule(index=st.integers(0, 3), kind=st.sampled_from(["ok", "fail", "excluded", "interrupt", "answered"]))
     def finish_trial(self, index: int, kind: str) -> None:
         pair = self.open_blocks.pop(index % len(self.open_blocks))
-        exc = {"ok": None, "fail": Failure(), "excluded": Excluded(), "interrupt": KeyboardInterrupt()}[kind]
+        exc = {
+            "ok": None,
+            "fail": Failure(),
+            "excluded": Excluded(),
+            "interrupt": KeyboardInterrupt(),
+            "answered": Answered(),
+        }[kind]
         for b in pair:
             b.__exit__(type(exc) if exc else None, exc, None)
 
@@ -120,12 +142,12 @@ class Parity(RuleBasedStateMachine):
         self.both(lambda b: b.reset())
 
     @precondition(lambda self: bool(self.pairs))
-    @rule(kind=st.sampled_from(["success", "fail", "excluded"]))
+    @rule(kind=st.sampled_from(["success", "fail", "excluded", "answered"]))
     def record(self, kind: str) -> None:
         if kind == "success":
             self.both(lambda b: b.record_success())
         else:
-            exc = Failure() if kind == "fail" else Excluded()
+            exc = {"fail": Failure(), "excluded": Excluded(), "answered": Answered()}[kind]
             self.both(lambda b: b.record_failure(exc))
 
     @invariant()

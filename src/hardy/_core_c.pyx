@@ -31,7 +31,7 @@ import time
 import types
 
 from hardy import _blocks, _chain, _deadlines, _descriptors, _events, _live, _safe_points, _sleep
-from hardy import _timeout_log, _validate, _wrapping
+from hardy import _match, _timeout_log, _validate, _wrapping
 from hardy.errors import CircuitOpenError, TimeoutError as HardyTimeoutError
 from hardy.state import STATE_BY_CODE
 
@@ -107,6 +107,7 @@ cdef extern from "Python.h":
     PyObject* PyExc_ValueError
     PyObject* PyExc_TypeError
     bint PyFloat_CheckExact(PyObject* o)
+    bint PyType_Check(PyObject* o)
     double PyFloat_AS_DOUBLE(PyObject* o)
     PyObject* PyExc_StopIteration
     PyObject* Py_None

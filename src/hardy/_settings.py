@@ -22,8 +22,10 @@ class BreakerSettings:
     failure_threshold: int
     reset_timeout: float
     half_open_max_calls: int
-    excluded_exceptions: tuple[type[BaseException], ...]
+    excluded_exceptions: tuple[Any, ...]  # classes and predicates (hardy._match)
     clock: Callable[[], float]
+    failure_exceptions: tuple[Any, ...] | None = None  # None: every Exception is a failure
+    failure_on_result: Callable[[Any], object] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,7 @@ class RetrySettings:
     max_delay: float
     jitter: int
     jitter_given: Any
-    retryable_exceptions: tuple[type[BaseException], ...]
+    retryable_exceptions: tuple[Any, ...]  # classes and predicates (hardy._match)
     retry_circuit_open: bool
     retry_on_result: Callable[[Any], object] | None
     deadline: float | None

@@ -85,14 +85,20 @@ def callable_arg(name: str, value: object) -> Callable[..., Any]:
     return value
 
 
-def exception_types(name: str, value: object) -> tuple[type[BaseException], ...]:
-    """Normalise an exception class, or a tuple or list of them, to a tuple.
+# An exception specification: classes and predicates on the exception, in order (hardy._match).
+ExceptionSpec = tuple[type[BaseException] | Callable[[BaseException], object], ...]
 
-    ``None`` means "none". Anything else is refused here, because
-    ``isinstance`` would otherwise fail only when the first error arrives,
-    long after the mistake; so are other containers: a dict would give its
-    keys, a set or a generator has no order to show in ``repr`` and
-    comparisons, and a one-shot iterator would be consumed by the check.
+
+def exception_types(name: str, value: object) -> ExceptionSpec:
+    """Normalise an exception class or predicate, or a tuple or list of them, to a tuple.
+
+    ``None`` means "none". A predicate is any callable that is not a class
+    (``Callable[[BaseException], bool]``, see :mod:`hardy._match`). Anything
+    else is refused here, because ``isinstance`` would otherwise fail only
+    when the first error arrives, long after the mistake; so are other
+    containers: a dict would give its keys, a set or a generator has no
+    order to show in ``repr`` and comparisons, and a one-shot iterator would
+    be consumed by the check.
     """
     if value is None:
         return ()
@@ -100,18 +106,40 @@ def exception_types(name: str, value: object) -> tuple[type[BaseException], ...]
         return tuple(_exception_element(name, item, value) for item in value)
     if isinstance(value, type) and issubclass(value, BaseException):
         return (value,)
+    if callable(value) and not isinstance(value, type):
+        return (value,)
     raise TypeError(
-        f"{name} must be an exception class, or a tuple or list of exception classes, "
+        f"{name} must be an exception class or a predicate, or a tuple or list of them, "
         f"got {value!r} ({type(value).__name__}){_container_hint(value)}"
     )
 
 
-def _exception_element(name: str, item: object, container: object) -> type[BaseException]:
-    # One element of an exception tuple. Kept apart so that other kinds of
-    # element (predicates on the exception) can be accepted here later.
-    if isinstance(item, type) and issubclass(item, BaseException):
+def _exception_element(
+    name: str, item: object, container: object
+) -> type[BaseException] | Callable[[BaseException], object]:
+    # One element of an exception tuple: a class, or a predicate on the exception.
+    if isinstance(item, type):
+        if issubclass(item, BaseException):
+            return item
+    elif callable(item):
         return item
-    raise TypeError(f"{name} must hold exception classes, got {item!r} ({type(item).__name__}) in {container!r}")
+    raise TypeError(
+        f"{name} must hold exception classes, got {item!r} ({type(item).__name__}) in {container!r} "
+        "(an element may also be a predicate: a callable taking the exception)"
+    )
+
+
+def result_predicate(name: str, value: object) -> Callable[[Any], object] | None:
+    """``value`` if it is ``None`` or a callable (a predicate on a returned value).
+
+    An exception class is refused: it is callable, but passing one here is
+    a mix-up with the exception parameters.
+    """
+    if value is None:
+        return None
+    if (isinstance(value, type) and issubclass(value, BaseException)) or not callable(value):
+        raise TypeError(f"{name} must be a callable taking the returned value, or None, got {value!r}")
+    return value
 
 
 def _container_hint(value: object) -> str:
@@ -212,8 +240,15 @@ def breaker_settings(
     half_open_max_calls: object,
     excluded_exceptions: object,
     clock: object,
+    *,
+    failure_exceptions: object = None,
+    failure_on_result: object = None,
 ) -> BreakerSettings:
     """Check a circuit breaker's settings and return them normalised."""
+    failures: ExceptionSpec | None = None
+    if failure_exceptions is not None:
+        failures = exception_types("failure_exceptions", failure_exceptions)
+        _outcome_classes("failure_exceptions", failures)
     return BreakerSettings(
         name=non_empty_name(name),
         failure_threshold=positive_int("failure_threshold", failure_threshold),
@@ -221,7 +256,21 @@ def breaker_settings(
         half_open_max_calls=positive_int("half_open_max_calls", half_open_max_calls),
         excluded_exceptions=exception_types("excluded_exceptions", excluded_exceptions),
         clock=clock_arg("clock", clock),
+        failure_exceptions=failures,
+        failure_on_result=result_predicate("failure_on_result", failure_on_result),
     )
+
+
+def _outcome_classes(name: str, spec: ExceptionSpec) -> None:
+    """The classes of ``spec`` must be ``Exception`` subclasses, and ``spec`` not empty."""
+    for kind in spec:
+        if isinstance(kind, type) and not issubclass(kind, Exception):
+            raise ValueError(
+                f"{name} must be Exception subclasses, got {kind.__name__} "
+                "(interruptions and cancellations are never an outcome)"
+            )
+    if not spec:
+        raise ValueError(f"{name} must name at least one exception class or predicate (or be None: every error)")
 
 
 # The cores keep the jitter as the policy's code for it.
@@ -273,7 +322,7 @@ def retry_settings(
         jitter=code,
         jitter_given=jitter,
         retryable_exceptions=retryable,
-        retry_circuit_open=any(issubclass(kind, CircuitOpenError) for kind in retryable),
+        retry_circuit_open=any(isinstance(kind, type) and issubclass(kind, CircuitOpenError) for kind in retryable),
         retry_on_result=retry_on_result,  # type: ignore[arg-type]
         deadline=None if deadline is None else seconds("deadline", deadline, allow_zero=False),
         random=callable_arg("random", random),  # never called here: that would shift a seeded sequence
@@ -288,7 +337,7 @@ def _finite(name: str, value: object) -> float:
     return result
 
 
-def fallback_exceptions(value: object) -> tuple[type[Exception], ...]:
+def fallback_exceptions(value: object) -> ExceptionSpec:
     """The error types that fall through to the next function of a chain.
 
     Only ``Exception`` subclasses: an interruption or a cancellation must
@@ -296,14 +345,14 @@ def fallback_exceptions(value: object) -> tuple[type[Exception], ...]:
     """
     result = exception_types("exceptions", value)
     for kind in result:
-        if not issubclass(kind, Exception):
+        if isinstance(kind, type) and not issubclass(kind, Exception):
             raise ValueError(
                 f"exceptions must be Exception subclasses, got {kind.__name__} "
                 "(interruptions and cancellations always propagate)"
             )
     if not result:
-        raise ValueError("exceptions must name at least one exception class")
-    return result  # type: ignore[return-value]
+        raise ValueError("exceptions must name at least one exception class or predicate")
+    return result
 
 
 def breaker_store(store: object) -> BreakerStore:

@@ -19,10 +19,10 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import _blocks, _descriptors, _events, _live, _validate
+from .. import _blocks, _descriptors, _events, _live, _match, _validate
 from ..errors import CircuitOpenError
 from ..policies import breaker as policy
-from ..policies.breaker import ASK_STORE, CLOSED, HALF_OPEN, OPEN, REJECTED, BreakerState
+from ..policies.breaker import ASK_STORE, CLOSED, FLAG_RESULT, HALF_OPEN, OPEN, REJECTED, BreakerState
 from ..state import STATE_BY_CODE, CircuitState
 
 if TYPE_CHECKING:
@@ -33,6 +33,9 @@ __all__ = ["GIL_ENABLED", "CircuitBreaker"]
 # The closed-state success count is bumped without a lock where the GIL makes
 # that atomic; a free-threaded interpreter takes the lock instead.
 GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
+
+# What an exception raised by a protected call counts as (CircuitBreaker._classify).
+_FAILURE, _IGNORED, _SUCCESS = 0, 1, 2
 
 
 class CircuitBreaker(BreakerState):
@@ -58,7 +61,21 @@ class CircuitBreaker(BreakerState):
             legacy_charge()
     """
 
-    __slots__ = ("__weakref__", "_clock", "_excluded", "_listeners", "_lock", "_name", "_store")
+    __slots__ = (
+        "__weakref__",
+        "_clock",
+        "_excluded",
+        "_excluded_classes",
+        "_excluded_preds",
+        "_failure_classes",
+        "_failure_preds",
+        "_failures_spec",
+        "_listeners",
+        "_lock",
+        "_name",
+        "_result_predicate",
+        "_store",
+    )
 
     def __init__(
         self,
@@ -66,19 +83,37 @@ class CircuitBreaker(BreakerState):
         failure_threshold: int = 5,
         reset_timeout: float = 60.0,
         half_open_max_calls: int = 3,
-        excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = (),
+        excluded_exceptions: Any = (),
         *,
         clock: Callable[[], float] = time.monotonic,
         store: Any = None,
+        failure_exceptions: Any = None,
+        failure_on_result: Callable[[Any], object] | None = None,
     ) -> None:
         if getattr(self, "_name", None) is not None:
             raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
         settings = _validate.breaker_settings(
-            name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, clock
+            name,
+            failure_threshold,
+            reset_timeout,
+            half_open_max_calls,
+            excluded_exceptions,
+            clock,
+            failure_exceptions=failure_exceptions,
+            failure_on_result=failure_on_result,
         )
         policy.configure_breaker(self, settings.failure_threshold, settings.reset_timeout, settings.half_open_max_calls)
         self._clock = settings.clock
         self._excluded = settings.excluded_exceptions
+        self._excluded_classes = _match.classes_of(self._excluded)
+        self._excluded_preds = _match.has_predicates(self._excluded)
+        self._failures_spec = settings.failure_exceptions
+        spec = () if self._failures_spec is None else self._failures_spec
+        self._failure_classes = _match.classes_of(spec)
+        self._failure_preds = _match.has_predicates(spec)
+        self._result_predicate = settings.failure_on_result
+        if self._result_predicate is not None:
+            self._flags |= FLAG_RESULT
         self._listeners: list[Callable[..., Any]] = []
         self._lock = threading.Lock()
         self._store: Any = None
@@ -168,15 +203,54 @@ class CircuitBreaker(BreakerState):
         else:
             self._store.clear(epoch)
 
+    def _classify(self, exc: BaseException) -> int:
+        """What an ``Exception`` a call raised counts as; a predicate's error propagates.
+
+        Classes first, then predicates (hardy._match), as the compiled core.
+        """
+        if isinstance(exc, self._excluded_classes):
+            return _IGNORED
+        if self._excluded_preds and _match.predicates_match(exc, self._excluded, "excluded_exceptions", self):
+            return _IGNORED
+        if self._failures_spec is None or isinstance(exc, self._failure_classes):
+            return _FAILURE
+        if self._failure_preds and _match.predicates_match(exc, self._failures_spec, "failure_exceptions", self):
+            return _FAILURE
+        return _SUCCESS
+
     def _on_exception(self, exc: BaseException, epoch: int) -> None:
         if not isinstance(exc, Exception):
             # Interrupted or cancelled: not an outcome, but a trial slot it
             # held must come back or the breaker would stay half-open forever.
             self._release(epoch, ignored=False)
-        elif isinstance(exc, self._excluded):
+            return
+        try:
+            kind = self._classify(exc)
+        except BaseException:
+            self._release(epoch, ignored=False)
+            raise
+        if kind == _IGNORED:
             self._release(epoch, ignored=True)
+        elif kind == _SUCCESS:
+            self._on_success(epoch)
         else:
             self._on_failure(epoch)
+
+    def _on_result(self, epoch: int, value: object) -> None:
+        """Settle a call that returned ``value``: a success, or a failure if ``failure_on_result`` says so."""
+        if self._result_predicate is None:
+            self._on_success(epoch)
+            return
+        try:
+            failed = _match.result_matches(self._result_predicate, value, "failure_on_result", self)
+        except BaseException:
+            # Not an outcome: the trial slot the call held comes back.
+            self._release(epoch, ignored=False)
+            raise
+        if failed:
+            self._on_failure(epoch)
+        else:
+            self._on_success(epoch)
 
     def _release(self, epoch: int, ignored: bool) -> None:
         with self._lock:
@@ -228,9 +302,19 @@ class CircuitBreaker(BreakerState):
         return self._half_open_max
 
     @property
-    def excluded_exceptions(self) -> tuple[type[BaseException], ...]:
-        """Exception types that count as neither success nor failure."""
+    def excluded_exceptions(self) -> tuple[Any, ...]:
+        """Exception classes and predicates that count as neither success nor failure."""
         return self._excluded
+
+    @property
+    def failure_exceptions(self) -> tuple[Any, ...] | None:
+        """The exception classes and predicates that are failures; ``None``: every ``Exception``."""
+        return self._failures_spec
+
+    @property
+    def failure_on_result(self) -> Callable[[Any], object] | None:
+        """The predicate on a returned value that makes it a failure, or ``None``."""
+        return self._result_predicate
 
     @property
     def store(self) -> Any:
@@ -314,17 +398,25 @@ class CircuitBreaker(BreakerState):
         self._on_success(self._epoch)
 
     def record_failure(self, exception: BaseException) -> None:
-        """Record a failure; an exception of an excluded type is counted as ignored.
+        """Record the outcome of a call that raised ``exception``, made without the breaker's help.
 
-        Past the reset timeout an open breaker is half-open, and the failure
-        opens it again for a full ``reset_timeout``.
+        It is classified as a call's error is: an excluded one is counted as
+        ignored, and with ``failure_exceptions`` one that does not match is a
+        success. Past the reset timeout an open breaker is half-open, and a
+        failure opens it again for a full ``reset_timeout``.
         """
         if not isinstance(exception, BaseException):
             raise TypeError(f"exception must be an exception instance, got {exception!r}")
-        if isinstance(exception, self._excluded):
+        if not isinstance(exception, Exception):
+            return
+        kind = self._classify(exception)
+        if kind == _IGNORED:
             with self._lock:
                 self._ignored += 1
-        elif isinstance(exception, Exception):
+        elif kind == _SUCCESS:
+            self._promote()
+            self._on_success(self._epoch)
+        else:
             self._promote()
             self._on_failure(self._epoch)
 
@@ -359,7 +451,7 @@ class CircuitBreaker(BreakerState):
         if type(result) is types.CoroutineType:
             guard = _TrialSlot(self, epoch) if self._state == HALF_OPEN else None
             return _settle_later(self, result, epoch, guard)
-        self._on_success(epoch)
+        self._on_result(epoch, result)
         return result
 
     def __call__(self, func: Callable[P, R]) -> ProtectedCallable[P, R]:
@@ -479,5 +571,5 @@ async def _settle_later(breaker: CircuitBreaker, coro: Any, epoch: int, guard: _
         raise
     if guard is not None:
         guard.disarm()
-    breaker._on_success(epoch)
+    breaker._on_result(epoch, result)
     return result

@@ -35,7 +35,10 @@ def protect(
     if fallback is not None:
         _validate.callable_arg("fallback", fallback)
     b = breaker
-    unlocked_count = GIL_ENABLED
+    # Every success goes through the policy when the GIL does not make the
+    # closed-state count atomic, or when the breaker judges results (its
+    # flags are set once, at construction).
+    judged = not GIL_ENABLED or bool(b._flags)
     if _wrapping.is_async_callable(func):
         fallback_is_async = fallback is not None and _wrapping.is_async_callable(fallback)
         async_func = cast("Callable[..., Awaitable[Any]]", func)
@@ -56,8 +59,8 @@ def protect(
             except BaseException as exc:
                 b._on_exception(exc, epoch)
                 raise
-            if b._state or b._failure_count or not unlocked_count:
-                b._on_success(epoch)
+            if b._state or b._failure_count or judged:
+                b._on_result(epoch, result)
             else:
                 b._successes += 1
             return result
@@ -82,8 +85,8 @@ def protect(
             raise
         # The closed-state success needs no lock under the GIL: adding one to
         # an int attribute runs no Python code, so it cannot be interleaved.
-        if b._state or b._failure_count or not unlocked_count:
-            b._on_success(epoch)
+        if b._state or b._failure_count or judged:
+            b._on_result(epoch, result)
         else:
             b._successes += 1
         return result

@@ -34,6 +34,10 @@ HALF_OPEN = cython.declare(cython.int, 2)
 REJECTED = cython.declare(cython.longlong, -1)
 ASK_STORE = cython.declare(cython.longlong, -3)  # a trial: the store grants the permits
 
+# What a breaker's dispatch must look at beyond the closed-and-clean count
+# (``_flags``): with any of them set, every outcome goes through the policy.
+FLAG_RESULT = cython.declare(cython.int, 1)  # failure_on_result: the returned value is judged
+
 # What a settling asks the caller to do next.
 DONE = cython.declare(cython.int, 0)
 STORE_TRIAL_SUCCESS = cython.declare(cython.int, 1)
@@ -55,6 +59,7 @@ class BreakerState:
         "_event",
         "_failure_count",
         "_failures",
+        "_flags",
         "_guard",
         "_half_open_max",
         "_ignored",
@@ -79,6 +84,7 @@ class BreakerState:
     _state: cython.char
     _guard: cython.char
     _event: cython.char  # the last transition not yet told (see event()), 0 if none
+    _flags: cython.char  # what the dispatch must do beyond counting a success (FLAG_*); set once
     _reset_timeout: cython.double
     _opened_at: cython.double
     _successes: cython.longlong
@@ -104,6 +110,7 @@ def configure_breaker(
     s._state = CLOSED
     s._guard = 0
     s._event = 0
+    s._flags = 0
     s._reset_timeout = reset_timeout
     s._opened_at = 0.0
     s._successes = 0
