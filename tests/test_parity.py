@@ -77,12 +77,21 @@ class Parity(RuleBasedStateMachine):
         reset_timeout=st.sampled_from([0.0, 0.5, 1.0, 5.0]),
         half_open=st.integers(1, 3),
         classified=st.booleans(),
+        tuned=st.booleans(),
     )
     @precondition(lambda self: not self.pairs)
-    def create(self, threshold: int, reset_timeout: float, half_open: int, classified: bool) -> None:
+    def create(self, threshold: int, reset_timeout: float, half_open: int, classified: bool, tuned: bool) -> None:
         outcomes: dict[str, Any] = {}
         if classified:
             outcomes = {"failure_exceptions": (Failure, server_side), "failure_on_result": lambda v: v == "bad"}
+        if tuned:
+            # Recovery: fewer successes than slots close, backoff with a cap, overdue trials.
+            outcomes.update(
+                success_threshold=1 + (half_open - 1) // 2,
+                reset_backoff=2.0,
+                max_reset_timeout=max(reset_timeout * 3, 1.0),
+                half_open_max_wait=2.0,
+            )
         for name in ("c", "py"):
             module = _core.load(name)
             breaker = module.CircuitBreaker(
@@ -142,6 +151,11 @@ class Parity(RuleBasedStateMachine):
         self.both(lambda b: b.reset())
 
     @precondition(lambda self: bool(self.pairs))
+    @rule(steer=st.sampled_from(["force_open", "disable"]))
+    def manual_state(self, steer: str) -> None:
+        self.both(lambda b: getattr(b, steer)())
+
+    @precondition(lambda self: bool(self.pairs))
     @rule(kind=st.sampled_from(["success", "fail", "excluded", "answered"]))
     def record(self, kind: str) -> None:
         if kind == "success":
@@ -160,6 +174,7 @@ class Parity(RuleBasedStateMachine):
         assert c.is_closed == py.is_closed
         assert c.get_stats() == py.get_stats()
         assert c.get_time_until_reset() == py.get_time_until_reset()
+        assert (c.last_failure is None) == (py.last_failure is None)
         assert self.events["c"] == self.events["py"]
         stats = c.get_stats()
         assert stats["calls"] == stats["successes"] + stats["failures"] + stats["ignored"]

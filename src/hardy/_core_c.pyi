@@ -42,6 +42,10 @@ class CircuitBreaker:
         store: BreakerStore | None = None,
         failure_exceptions: ExceptionsArg | None = None,
         failure_on_result: Callable[[Any], object] | None = None,
+        success_threshold: int | None = None,
+        half_open_max_wait: float | None = None,
+        reset_backoff: float = 1.0,
+        max_reset_timeout: float | None = None,
     ) -> None: ...
     @property
     def name(self) -> str:
@@ -65,6 +69,21 @@ class CircuitBreaker:
     def failure_on_result(self) -> Callable[[Any], object] | None:
         """The predicate on a returned value that makes it a failure, or ``None``."""
     @property
+    def success_threshold(self) -> int:
+        """Trial successes that close a half-open breaker."""
+    @property
+    def half_open_max_wait(self) -> float | None:
+        """Seconds after which trials that hold every slot count as a failure; ``None``: no limit."""
+    @property
+    def reset_backoff(self) -> float:
+        """What the reset timeout is multiplied by each time a half-open period fails."""
+    @property
+    def max_reset_timeout(self) -> float | None:
+        """The cap of the backed-off reset timeout; ``None``: no cap."""
+    @property
+    def last_failure(self) -> BaseException | None:
+        """The exception that last opened the circuit, or ``None``."""
+    @property
     def store(self) -> BreakerStore | None:
         """The store that shares this breaker's state between processes, or ``None``."""
     @property
@@ -82,6 +101,10 @@ class CircuitBreaker:
         """A snapshot of the state, the counts and the lifetime totals."""
     def reset(self) -> None:
         """Close the breaker and clear its failure and trial counts."""
+    def force_open(self) -> None:
+        """Reject every call (``CircuitState.FORCED_OPEN``) until :meth:`reset`."""
+    def disable(self) -> None:
+        """Admit every call and record nothing (``CircuitState.DISABLED``) until :meth:`reset`."""
     def record_success(self) -> None:
         """Record a success of a call made without the breaker's help."""
     def record_failure(self, exception: BaseException) -> None:

@@ -137,7 +137,7 @@ include "_c/deadlines.pxi"
 # Internal types are made only by the functions that fill them (see
 # hardy_disallow_instantiation in hardy.h).
 for _internal in (
-    _BreakerExtras, _Local, _Wrapper, _Protected, _Awaiter, _Retrying, _Chain,
+    BreakerTuning, _BreakerExtras, _Local, _Wrapper, _Protected, _Awaiter, _Retrying, _Chain,
     _Deadline, _ThreadDeadlines, _CompiledDeadlines, _Timed,
 ):
     hardy_disallow_instantiation(_internal)

@@ -26,6 +26,11 @@ class BreakerSettings:
     clock: Callable[[], float]
     failure_exceptions: tuple[Any, ...] | None = None  # None: every Exception is a failure
     failure_on_result: Callable[[Any], object] | None = None
+    success_threshold: int = 0  # trial successes that close; half_open_max_calls unless given
+    half_open_max_wait: float = 0.0  # 0.0: no limit
+    reset_backoff: float = 1.0
+    max_reset_timeout: float = 0.0  # _validate.NO_CAP: no cap
+    tuned: bool = False  # any of the four above differs from a plain breaker's
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
@@ -243,22 +244,58 @@ def breaker_settings(
     *,
     failure_exceptions: object = None,
     failure_on_result: object = None,
+    success_threshold: object = None,
+    half_open_max_wait: object = None,
+    reset_backoff: object = 1.0,
+    max_reset_timeout: object = None,
 ) -> BreakerSettings:
     """Check a circuit breaker's settings and return them normalised."""
     failures: ExceptionSpec | None = None
     if failure_exceptions is not None:
         failures = exception_types("failure_exceptions", failure_exceptions)
         _outcome_classes("failure_exceptions", failures)
+    timeout = seconds("reset_timeout", reset_timeout)
+    max_calls = positive_int("half_open_max_calls", half_open_max_calls)
+    successes = max_calls
+    if success_threshold is not None:
+        successes = positive_int("success_threshold", success_threshold)
+        if successes > max_calls:
+            raise ValueError(
+                f"success_threshold must be <= half_open_max_calls ({max_calls}), got {success_threshold!r}: "
+                "a trial keeps its slot, so more successes than slots could never close the circuit"
+            )
+    max_wait = 0.0
+    if half_open_max_wait is not None:
+        max_wait = seconds("half_open_max_wait", half_open_max_wait, allow_zero=False)
+    backoff = _finite("reset_backoff", reset_backoff)
+    if backoff < 1.0:
+        raise ValueError(f"reset_backoff must be >= 1, got {reset_backoff!r}")
+    cap = NO_CAP
+    if max_reset_timeout is not None:
+        cap = seconds("max_reset_timeout", max_reset_timeout)
+        if cap < timeout:
+            raise ValueError(
+                f"max_reset_timeout must be >= reset_timeout ({reset_timeout!r}), got {max_reset_timeout!r}"
+            )
     return BreakerSettings(
         name=non_empty_name(name),
         failure_threshold=positive_int("failure_threshold", failure_threshold),
-        reset_timeout=seconds("reset_timeout", reset_timeout),
-        half_open_max_calls=positive_int("half_open_max_calls", half_open_max_calls),
+        reset_timeout=timeout,
+        half_open_max_calls=max_calls,
         excluded_exceptions=exception_types("excluded_exceptions", excluded_exceptions),
         clock=clock_arg("clock", clock),
         failure_exceptions=failures,
         failure_on_result=result_predicate("failure_on_result", failure_on_result),
+        success_threshold=successes,
+        half_open_max_wait=max_wait,
+        reset_backoff=backoff,
+        max_reset_timeout=cap,
+        tuned=successes != max_calls or max_wait > 0.0 or backoff != 1.0 or cap != NO_CAP,
     )
+
+
+# max_reset_timeout=None: the backed-off reset timeout has no cap (the largest float).
+NO_CAP = sys.float_info.max
 
 
 def _outcome_classes(name: str, spec: ExceptionSpec) -> None:

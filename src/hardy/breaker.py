@@ -40,6 +40,10 @@ def _settings(breaker: CircuitBreaker) -> tuple[Any, ...]:
         breaker.store,
         None if failures is None else frozenset(failures),
         breaker.failure_on_result,
+        breaker.success_threshold,
+        breaker.half_open_max_wait,
+        breaker.reset_backoff,
+        breaker.max_reset_timeout,
     )
 
 
@@ -71,6 +75,10 @@ class BreakerRegistry:
         *,
         failure_exceptions: ExceptionsArg | None = None,
         failure_on_result: Callable[[Any], object] | None = None,
+        success_threshold: int | None = None,
+        half_open_max_wait: float | None = None,
+        reset_backoff: float = 1.0,
+        max_reset_timeout: float | None = None,
     ) -> CircuitBreaker:
         """Return the breaker named ``name``, creating it with these settings.
 
@@ -87,6 +95,10 @@ class BreakerRegistry:
             time.monotonic,
             failure_exceptions=failure_exceptions,
             failure_on_result=failure_on_result,
+            success_threshold=success_threshold,
+            half_open_max_wait=half_open_max_wait,
+            reset_backoff=reset_backoff,
+            max_reset_timeout=max_reset_timeout,
         )
         threshold, timeout_s, max_calls = checked.failure_threshold, checked.reset_timeout, checked.half_open_max_calls
         excluded = checked.excluded_exceptions
@@ -101,6 +113,10 @@ class BreakerRegistry:
             store,
             None if failures is None else frozenset(failures),
             checked.failure_on_result,
+            checked.success_threshold,
+            None if checked.half_open_max_wait == 0.0 else checked.half_open_max_wait,
+            checked.reset_backoff,
+            None if checked.max_reset_timeout == _validate.NO_CAP else checked.max_reset_timeout,
         )
         with self._lock:
             existing = self._breakers.get(name)
@@ -116,6 +132,10 @@ class BreakerRegistry:
                     store=store,
                     failure_exceptions=failure_exceptions,
                     failure_on_result=failure_on_result,
+                    success_threshold=success_threshold,
+                    half_open_max_wait=half_open_max_wait,
+                    reset_backoff=reset_backoff,
+                    max_reset_timeout=max_reset_timeout,
                 )
                 self._breakers[name] = created
                 return created
@@ -123,7 +143,8 @@ class BreakerRegistry:
             raise ValueError(
                 f"circuit breaker {name!r} already exists with other settings: "
                 f"(failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, store, "
-                f"failure_exceptions, failure_on_result) "
+                f"failure_exceptions, failure_on_result, success_threshold, half_open_max_wait, "
+                f"reset_backoff, max_reset_timeout) "
                 f"= {_settings(existing)}, asked for {wanted}"
             )
         return existing
@@ -206,6 +227,10 @@ def circuit_breaker(
     *,
     failure_exceptions: ExceptionsArg | None = None,
     failure_on_result: Callable[[Any], object] | None = None,
+    success_threshold: int | None = None,
+    half_open_max_wait: float | None = None,
+    reset_backoff: float = 1.0,
+    max_reset_timeout: float | None = None,
 ) -> BreakerDecorator: ...
 
 
@@ -220,6 +245,10 @@ def circuit_breaker(
     *,
     failure_exceptions: ExceptionsArg | None = None,
     failure_on_result: Callable[[Any], object] | None = None,
+    success_threshold: int | None = None,
+    half_open_max_wait: float | None = None,
+    reset_backoff: float = 1.0,
+    max_reset_timeout: float | None = None,
 ) -> Any:
     """Protect a function with a named circuit breaker from the registry.
 
@@ -262,6 +291,10 @@ def circuit_breaker(
         time.monotonic,
         failure_exceptions=failure_exceptions,
         failure_on_result=failure_on_result,
+        success_threshold=success_threshold,
+        half_open_max_wait=half_open_max_wait,
+        reset_backoff=reset_backoff,
+        max_reset_timeout=max_reset_timeout,
     )
 
     def decorate(func: Callable[..., Any]) -> Any:
@@ -278,6 +311,10 @@ def circuit_breaker(
             store,
             failure_exceptions=failure_exceptions,
             failure_on_result=failure_on_result,
+            success_threshold=success_threshold,
+            half_open_max_wait=half_open_max_wait,
+            reset_backoff=reset_backoff,
+            max_reset_timeout=max_reset_timeout,
         )
         return _core.protect(breaker, func, fallback)
 

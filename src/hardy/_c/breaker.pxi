@@ -5,7 +5,8 @@
 
 cdef object _notify_listeners = _events.notify
 cdef PyObject* _open_error_type = <PyObject*>CircuitOpenError
-cdef tuple _CODES = (CLOSED, OPEN, HALF_OPEN)
+cdef double _NO_CAP = _validate.NO_CAP  # max_reset_timeout=None
+cdef tuple _CODES = (CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, DISABLED)
 cdef object _predicates_match = _match.predicates_match
 cdef object _result_matches = _match.result_matches
 
@@ -31,6 +32,7 @@ cdef class _BreakerExtras:
     cdef tuple failures         # None: every Exception is a failure (failure_exceptions)
     cdef bint failure_preds     # failures holds a predicate
     cdef object on_result       # failure_on_result, or None
+    cdef object last_failure    # the exception that last opened the circuit (CircuitOpenError.last_failure)
 
 
 cdef class CircuitBreaker(BreakerState):
@@ -76,14 +78,25 @@ cdef class CircuitBreaker(BreakerState):
         store=None,
         failure_exceptions=None,
         failure_on_result=None,
+        success_threshold=None,
+        half_open_max_wait=None,
+        reset_backoff=1.0,
+        max_reset_timeout=None,
     ):
         if self._name is not None:
             raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
         settings = _validate.breaker_settings(
             name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, clock,
             failure_exceptions=failure_exceptions, failure_on_result=failure_on_result,
+            success_threshold=success_threshold, half_open_max_wait=half_open_max_wait,
+            reset_backoff=reset_backoff, max_reset_timeout=max_reset_timeout,
         )
         configure_breaker(self, settings.failure_threshold, settings.reset_timeout, settings.half_open_max_calls)
+        if settings.tuned:
+            tune_breaker(
+                self, BreakerTuning.__new__(BreakerTuning), settings.success_threshold, settings.reset_backoff,
+                settings.max_reset_timeout, settings.half_open_max_wait,
+            )
         if settings.clock is not _monotonic:
             _extras_of(self).clock = settings.clock
         if settings.excluded_exceptions:
@@ -120,8 +133,37 @@ cdef class CircuitBreaker(BreakerState):
 
     @property
     def reset_timeout(self):
-        """Seconds the breaker stays open before admitting trial calls."""
-        return self._reset_timeout
+        """Seconds the breaker stays open before admitting trial calls (before any backoff)."""
+        return base_timeout(self)
+
+    @property
+    def success_threshold(self):
+        """Trial successes that close a half-open breaker."""
+        return success_threshold_of(self)
+
+    @property
+    def half_open_max_wait(self):
+        """Seconds after which trials that hold every slot count as a failure; ``None``: no limit."""
+        if self._tuning is None or self._tuning._max_wait == 0.0:
+            return None
+        return self._tuning._max_wait
+
+    @property
+    def reset_backoff(self):
+        """What the reset timeout is multiplied by each time a half-open period fails."""
+        return 1.0 if self._tuning is None else self._tuning._backoff
+
+    @property
+    def max_reset_timeout(self):
+        """The cap of the backed-off reset timeout; ``None``: no cap."""
+        if self._tuning is None or self._tuning._max_timeout == _NO_CAP:
+            return None
+        return self._tuning._max_timeout
+
+    @property
+    def last_failure(self):
+        """The exception that last opened the circuit, or ``None``."""
+        return None if self._extras is None else self._extras.last_failure
 
     @property
     def half_open_max_calls(self):
@@ -157,8 +199,9 @@ cdef class CircuitBreaker(BreakerState):
 
     @property
     def is_open(self):
-        """True while calls are rejected for the reset timeout."""
-        return _state_code(self) == OPEN
+        """True while calls are rejected: open for the reset timeout, or forced open."""
+        cdef int code = _state_code(self)
+        return code == OPEN or code == FORCED_OPEN
 
     @property
     def is_closed(self):
@@ -208,11 +251,25 @@ cdef class CircuitBreaker(BreakerState):
             "ignored": ignored,
             "opened": opened,
             "failure_threshold": self._threshold,
-            "reset_timeout": self._reset_timeout,
+            "reset_timeout": base_timeout(self),
             "half_open_max_calls": self._half_open_max,
         }
 
     # -- changing it by hand ----------------------------------------------
+
+    def force_open(self):
+        """Reject every call (``CircuitState.FORCED_OPEN``) until :meth:`reset`.
+
+        The process's own decision: with a store, the shared state is left
+        alone, and no other process is forced open.
+        """
+        if _steer(self, FORCED_OPEN) < 0:
+            _propagate()
+
+    def disable(self):
+        """Admit every call and record nothing (``CircuitState.DISABLED``) until :meth:`reset`."""
+        if _steer(self, DISABLED) < 0:
+            _propagate()
 
     def reset(self):
         """Close the breaker and clear its failure and trial counts.
@@ -260,7 +317,7 @@ cdef class CircuitBreaker(BreakerState):
         elif kind == OUTCOME_SUCCESS:
             if _promote(self) < 0 or _on_success(self, self._epoch) < 0:
                 _propagate()
-        elif _promote(self) < 0 or _on_failure(self, self._epoch) < 0:
+        elif _promote(self) < 0 or _on_failure(self, self._epoch, <PyObject*>exception) < 0:
             _propagate()
 
     def add_listener(self, callback):
@@ -373,7 +430,7 @@ cdef class _Local:
             _propagate()
 
     def fail(self, long long epoch):
-        if _on_failure_impl(self._breaker, epoch, False, False) < 0:
+        if _on_failure_impl(self._breaker, epoch, False, False, NULL) < 0:
             _propagate()
 
     def count_rejection(self):
@@ -525,7 +582,9 @@ cdef long long _admit_impl(CircuitBreaker self, bint shared) noexcept:
     cdef int code
     if self._state == CLOSED:
         return self._epoch
-    if _now(self, &now) < 0:
+    if not needs_clock(self):
+        now = 0.0  # a manual state: no clock is read
+    elif _now(self, &now) < 0:
         return -2
     shared = shared and _store_of(self) is not None
     hardy_lock(&self._guard)
@@ -534,6 +593,8 @@ cdef long long _admit_impl(CircuitBreaker self, bint shared) noexcept:
     hardy_unlock(&self._guard)
     if epoch == ASK_STORE:
         return _binding_admit(self)
+    if code and event_new(code) == OPEN:
+        _remember_opening(self, NULL)  # trials overdue (half_open_max_wait): no exception did it
     if code and _notify(self, code) < 0:
         # A listener raised (an interrupt: others are logged) before the call
         # could start: its trial slot must not stay taken.
@@ -584,7 +645,7 @@ cdef int _on_result(CircuitBreaker self, long long epoch, PyObject* value) noexc
         _set_error(error)
         return -1
     if verdict:
-        return _on_failure(self, epoch)
+        return _on_failure(self, epoch, NULL)
     return _on_success(self, epoch)
 
 
@@ -605,11 +666,11 @@ cdef int _on_success_impl(CircuitBreaker self, long long epoch, bint shared, bin
     return 0
 
 
-cdef inline int _on_failure(CircuitBreaker self, long long epoch) noexcept:
-    return _on_failure_impl(self, epoch, True, True)
+cdef inline int _on_failure(CircuitBreaker self, long long epoch, PyObject* exc) noexcept:
+    return _on_failure_impl(self, epoch, True, True, exc)
 
 
-cdef int _on_failure_impl(CircuitBreaker self, long long epoch, bint shared, bint count) noexcept:
+cdef int _on_failure_impl(CircuitBreaker self, long long epoch, bint shared, bint count, PyObject* exc) noexcept:
     cdef double now
     cdef int action
     cdef int code
@@ -628,6 +689,8 @@ cdef int _on_failure_impl(CircuitBreaker self, long long epoch, bint shared, bin
     code = take_event(self)
     hardy_unlock(&self._guard)
     if code:
+        if event_new(code) == OPEN:
+            _remember_opening(self, exc)
         return _notify(self, code)
     if action == STORE_FAILURE:
         return _binding_settle(self, action, epoch)
@@ -674,6 +737,25 @@ cdef void _release_shared(CircuitBreaker self, long long epoch) noexcept:
     PyErr_Restore(etype, evalue, etb)
 
 
+cdef void _remember_opening(CircuitBreaker self, PyObject* exc) noexcept:
+    """Keep what opened the circuit for CircuitOpenError.last_failure (NULL: no exception did)."""
+    if exc != NULL:
+        _extras_of(self).last_failure = <object>exc
+    elif self._extras is not None:
+        self._extras.last_failure = None
+
+
+cdef int _steer(CircuitBreaker self, int state) noexcept:
+    cdef int code
+    hardy_lock(&self._guard)
+    steer(self, state)
+    code = take_event(self)
+    hardy_unlock(&self._guard)
+    if state == FORCED_OPEN:
+        _remember_opening(self, NULL)
+    return _notify(self, code) if code else 0
+
+
 cdef int _reset_locally(CircuitBreaker self) noexcept:
     cdef int code
     hardy_lock(&self._guard)
@@ -698,7 +780,7 @@ cdef int _record_outcome(CircuitBreaker self, BaseException exc, long long epoch
     elif kind == OUTCOME_SUCCESS:
         if _on_success(self, epoch) < 0:
             return -1
-    elif _on_failure(self, epoch) < 0:
+    elif _on_failure(self, epoch, <PyObject*>exc) < 0:
         return -1
     return 0
 
@@ -731,7 +813,7 @@ cdef int _settle_error(CircuitBreaker self, long long epoch) noexcept:
         elif kind == OUTCOME_SUCCESS:
             rc = _on_success(self, epoch)
         else:
-            rc = _on_failure(self, epoch)
+            rc = _on_failure(self, epoch, evalue)
     if rc < 0:
         # The settling itself raised (a clock, a listener, a predicate): that
         # error propagates, with the call's own error as its context.
@@ -751,18 +833,24 @@ cdef int _settle_error(CircuitBreaker self, long long epoch) noexcept:
 cdef int _raise_rejection(CircuitBreaker self) noexcept:
     cdef PyObject* args
     cdef PyObject* exc
+    cdef PyObject* last = NULL
     cdef double wait = 0.0
     cdef double now
     if self._state == OPEN:
         if _now(self, &now) < 0:
             return -1
         wait = time_until_reset(self, now)
-    args = PyTuple_New(2)
+    if self._extras is not None and self._extras.last_failure is not None:
+        last = <PyObject*>self._extras.last_failure
+    args = PyTuple_New(2 if last == NULL else 3)
     if args == NULL:
         return -1
     Py_INCREF(self._name)
     PyTuple_SET_ITEM(args, 0, <PyObject*>self._name)
     PyTuple_SET_ITEM(args, 1, PyFloat_FromDouble(wait))
+    if last != NULL:
+        xincref(last)
+        PyTuple_SET_ITEM(args, 2, last)
     exc = hardy_new_exception(_open_error_type, args)
     xdecref(args)
     if exc == NULL:

@@ -22,7 +22,18 @@ from typing import TYPE_CHECKING, Any
 from .. import _blocks, _descriptors, _events, _live, _match, _validate
 from ..errors import CircuitOpenError
 from ..policies import breaker as policy
-from ..policies.breaker import ASK_STORE, CLOSED, FLAG_RESULT, HALF_OPEN, OPEN, REJECTED, BreakerState
+from ..policies.breaker import (
+    ASK_STORE,
+    CLOSED,
+    DISABLED,
+    FLAG_RESULT,
+    FORCED_OPEN,
+    HALF_OPEN,
+    OPEN,
+    REJECTED,
+    BreakerState,
+    BreakerTuning,
+)
 from ..state import STATE_BY_CODE, CircuitState
 
 if TYPE_CHECKING:
@@ -70,6 +81,7 @@ class CircuitBreaker(BreakerState):
         "_failure_classes",
         "_failure_preds",
         "_failures_spec",
+        "_last_failure",
         "_listeners",
         "_lock",
         "_name",
@@ -89,6 +101,10 @@ class CircuitBreaker(BreakerState):
         store: Any = None,
         failure_exceptions: Any = None,
         failure_on_result: Callable[[Any], object] | None = None,
+        success_threshold: int | None = None,
+        half_open_max_wait: float | None = None,
+        reset_backoff: float = 1.0,
+        max_reset_timeout: float | None = None,
     ) -> None:
         if getattr(self, "_name", None) is not None:
             raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
@@ -101,8 +117,22 @@ class CircuitBreaker(BreakerState):
             clock,
             failure_exceptions=failure_exceptions,
             failure_on_result=failure_on_result,
+            success_threshold=success_threshold,
+            half_open_max_wait=half_open_max_wait,
+            reset_backoff=reset_backoff,
+            max_reset_timeout=max_reset_timeout,
         )
         policy.configure_breaker(self, settings.failure_threshold, settings.reset_timeout, settings.half_open_max_calls)
+        if settings.tuned:
+            policy.tune_breaker(
+                self,
+                BreakerTuning(),
+                settings.success_threshold,
+                settings.reset_backoff,
+                settings.max_reset_timeout,
+                settings.half_open_max_wait,
+            )
+        self._last_failure: BaseException | None = None
         self._clock = settings.clock
         self._excluded = settings.excluded_exceptions
         self._excluded_classes = _match.classes_of(self._excluded)
@@ -138,13 +168,16 @@ class CircuitBreaker(BreakerState):
         """The epoch of an admitted call, or REJECTED after counting a rejection."""
         if self._state == CLOSED:
             return self._epoch
-        now = self._now()  # user code: read before the critical section
+        # User code: read before the critical section; a manual state needs no reading.
+        now = self._now() if policy.needs_clock(self) else 0.0
         with self._lock:
             epoch = policy.admit(self, now, shared and self._store is not None)
             code = policy.take_event(self)
         if epoch == ASK_STORE:
             return int(self._store.admit())
         if code:
+            if policy.event_new(code) == OPEN:
+                self._last_failure = None  # trials overdue (half_open_max_wait): no exception did it
             try:
                 self._notify(code)
             except BaseException:
@@ -175,7 +208,9 @@ class CircuitBreaker(BreakerState):
         elif action != policy.DONE:
             self._binding_settle(action, epoch)
 
-    def _on_failure(self, epoch: int, shared: bool = True, count: bool = True) -> None:
+    def _on_failure(
+        self, epoch: int, shared: bool = True, count: bool = True, exc: BaseException | None = None
+    ) -> None:
         try:
             now = self._now()
         except BaseException:
@@ -190,6 +225,8 @@ class CircuitBreaker(BreakerState):
             action = policy.settle_failure(self, epoch, now, shared and self._store is not None, count)
             code = policy.take_event(self)
         if code:
+            if policy.event_new(code) == OPEN:
+                self._last_failure = exc
             self._notify(code)
         elif action != policy.DONE:
             self._binding_settle(action, epoch)
@@ -234,7 +271,7 @@ class CircuitBreaker(BreakerState):
         elif kind == _SUCCESS:
             self._on_success(epoch)
         else:
-            self._on_failure(epoch)
+            self._on_failure(epoch, exc=exc)
 
     def _on_result(self, epoch: int, value: object) -> None:
         """Settle a call that returned ``value``: a success, or a failure if ``failure_on_result`` says so."""
@@ -248,7 +285,7 @@ class CircuitBreaker(BreakerState):
             self._release(epoch, ignored=False)
             raise
         if failed:
-            self._on_failure(epoch)
+            self._on_failure(epoch)  # no exception: last_failure becomes None if this opens
         else:
             self._on_success(epoch)
 
@@ -259,6 +296,15 @@ class CircuitBreaker(BreakerState):
             # Never blocks (the store queues it), so a deallocator may call it.
             self._store.release(epoch)
 
+    def _steer(self, state: int) -> None:
+        with self._lock:
+            policy.steer(self, state)
+            code = policy.take_event(self)
+        if state == FORCED_OPEN:
+            self._last_failure = None
+        if code:
+            self._notify(code)
+
     def _reset_locally(self) -> None:
         with self._lock:
             policy.reset(self)
@@ -267,7 +313,7 @@ class CircuitBreaker(BreakerState):
             self._notify(code)
 
     def _rejection(self) -> CircuitOpenError:
-        return CircuitOpenError(self._name, self.get_time_until_reset())
+        return CircuitOpenError(self._name, self.get_time_until_reset(), self._last_failure)
 
     def _notify(self, code: int) -> None:
         """Tell the listeners about transition ``code`` (hardy.policies.breaker.event)."""
@@ -293,8 +339,37 @@ class CircuitBreaker(BreakerState):
 
     @property
     def reset_timeout(self) -> float:
-        """Seconds the breaker stays open before admitting trial calls."""
-        return self._reset_timeout
+        """Seconds the breaker stays open before admitting trial calls (before any backoff)."""
+        return policy.base_timeout(self)
+
+    @property
+    def success_threshold(self) -> int:
+        """Trial successes that close a half-open breaker."""
+        return policy.success_threshold_of(self)
+
+    @property
+    def half_open_max_wait(self) -> float | None:
+        """Seconds after which trials that hold every slot count as a failure; ``None``: no limit."""
+        if self._tuning is None or self._tuning._max_wait == 0.0:
+            return None
+        return self._tuning._max_wait
+
+    @property
+    def reset_backoff(self) -> float:
+        """What the reset timeout is multiplied by each time a half-open period fails."""
+        return 1.0 if self._tuning is None else self._tuning._backoff
+
+    @property
+    def max_reset_timeout(self) -> float | None:
+        """The cap of the backed-off reset timeout; ``None``: no cap."""
+        if self._tuning is None or self._tuning._max_timeout == _validate.NO_CAP:
+            return None
+        return self._tuning._max_timeout
+
+    @property
+    def last_failure(self) -> BaseException | None:
+        """The exception that last opened the circuit, or ``None``."""
+        return self._last_failure
 
     @property
     def half_open_max_calls(self) -> int:
@@ -328,8 +403,8 @@ class CircuitBreaker(BreakerState):
 
     @property
     def is_open(self) -> bool:
-        """True while calls are rejected for the reset timeout."""
-        return self._state_code() == OPEN
+        """True while calls are rejected: open for the reset timeout, or forced open."""
+        return self._state_code() in (OPEN, FORCED_OPEN)
 
     @property
     def is_closed(self) -> bool:
@@ -368,12 +443,24 @@ class CircuitBreaker(BreakerState):
                 "ignored": ignored,
                 "opened": self._opened,
                 "failure_threshold": self._threshold,
-                "reset_timeout": self._reset_timeout,
+                "reset_timeout": policy.base_timeout(self),
                 "half_open_max_calls": self._half_open_max,
             }
         return stats
 
     # -- changing it by hand ----------------------------------------------
+
+    def force_open(self) -> None:
+        """Reject every call (``CircuitState.FORCED_OPEN``) until :meth:`reset`.
+
+        The process's own decision: with a store, the shared state is left
+        alone, and no other process is forced open.
+        """
+        self._steer(FORCED_OPEN)
+
+    def disable(self) -> None:
+        """Admit every call and record nothing (``CircuitState.DISABLED``) until :meth:`reset`."""
+        self._steer(DISABLED)
 
     def reset(self) -> None:
         """Close the breaker and clear its failure and trial counts.
@@ -418,7 +505,7 @@ class CircuitBreaker(BreakerState):
             self._on_success(self._epoch)
         else:
             self._promote()
-            self._on_failure(self._epoch)
+            self._on_failure(self._epoch, exc=exception)
 
     def add_listener(self, callback: Callable[[Any, CircuitState, CircuitState], object]) -> None:
         """Call ``callback(breaker, old_state, new_state)`` after every state change."""
