@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import _match
 from ._sentinel import NO_DEFAULT
 from .errors import AllFallbacksFailedError
 
@@ -36,12 +37,29 @@ def _log(name: str, func: object, error: BaseException) -> None:
         logger.warning("fallback chain %s: %s failed: %r", name, describe(func), error)
 
 
-def _finish(name: str, errors: list[BaseException], default: object, log: bool) -> Any:
+_NOTHING: Any = object()  # no function of the chain returned (every one raised)
+
+
+def _log_rejected(name: str, func: object, value: object) -> None:
+    if logger.isEnabledFor(logging.WARNING):
+        logger.warning("fallback chain %s: %s returned a rejected result: %r", name, describe(func), value)
+
+
+def _finish(name: str, errors: list[BaseException], default: object, log: bool, rejected: object = _NOTHING) -> Any:
     if default is not NO_DEFAULT:
         if log and logger.isEnabledFor(logging.INFO):
             logger.info("fallback chain %s: every function failed; the default answered", name)
         return default
+    if rejected is not _NOTHING:
+        # No default, and a function did return: its (last) rejected result
+        # is a better answer than an error that hides it, as retry_on_result.
+        return rejected
     raise AllFallbacksFailedError(name, errors) from (errors[-1] if errors else None)
+
+
+def rejects(on_result: Callable[[Any], object] | None, value: object, name: str) -> bool:
+    """Whether ``fallback_on_result`` turns ``value`` down."""
+    return on_result is not None and _match.result_matches(on_result, value, "fallback_on_result", name)
 
 
 def continue_chain(
@@ -52,20 +70,36 @@ def continue_chain(
     kwargs: dict[str, Any],
     errors: list[BaseException],
     default: object,
-    exceptions: tuple[type[Exception], ...],
+    exceptions: tuple[Any, ...],
     log: bool,
+    on_result: Callable[[Any], object] | None = None,
+    rejected: object = _NOTHING,
 ) -> Any:
-    """Run ``funcs[start:]`` after ``errors`` (the failures so far, already raised)."""
-    if log and errors:
-        _log(name, funcs[start - 1], errors[-1])
+    """Run ``funcs[start:]`` after ``errors`` (the failures so far, already raised).
+
+    ``rejected`` is the last result ``on_result`` turned down so far, if any.
+    """
+    if log and start > 0:  # the core called funcs[0] itself: it failed, or its result was turned down
+        if rejected is not _NOTHING:
+            _log_rejected(name, funcs[start - 1], rejected)
+        elif errors:
+            _log(name, funcs[start - 1], errors[-1])
     for func in funcs[start:]:
         try:
-            return func(*args, **kwargs)
-        except exceptions as exc:
+            result = func(*args, **kwargs)
+        except Exception as exc:
+            if not _match.matches(exc, exceptions, "exceptions", name):
+                raise
             errors.append(exc)
             if log:
                 _log(name, func, exc)
-    return _finish(name, errors, default, log)
+            continue
+        if not rejects(on_result, result, name):
+            return result
+        rejected = result
+        if log:
+            _log_rejected(name, func, result)
+    return _finish(name, errors, default, log, rejected)
 
 
 async def run_chain_async(
@@ -75,8 +109,9 @@ async def run_chain_async(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     default: object,
-    exceptions: tuple[type[Exception], ...],
+    exceptions: tuple[Any, ...],
     log: bool,
+    on_result: Callable[[Any], object] | None = None,
 ) -> Any:
     """Run a chain that holds async functions; ``awaited[i]`` says whether to await ``funcs[i]``.
 
@@ -84,12 +119,22 @@ async def run_chain_async(
     as one of its functions is.
     """
     errors: list[BaseException] = []
+    rejected: object = _NOTHING
     for func, is_async in zip(funcs, awaited, strict=True):
         try:
             result = func(*args, **kwargs)
-            return (await result) if is_async else result
-        except exceptions as exc:
+            if is_async:
+                result = await result
+        except Exception as exc:
+            if not _match.matches(exc, exceptions, "exceptions", name):
+                raise
             errors.append(exc)
             if log:
                 _log(name, func, exc)
-    return _finish(name, errors, default, log)
+            continue
+        if not rejects(on_result, result, name):
+            return result
+        rejected = result
+        if log:
+            _log_rejected(name, func, result)
+    return _finish(name, errors, default, log, rejected)

@@ -10,7 +10,7 @@ both cores define (names, bases, members), with the same parameters.
 from collections.abc import Callable
 from typing import Any, overload
 
-from ._types import P, ProtectedCallable, ProtectedClassMethod, ProtectedStaticMethod, R
+from ._types import ExceptionsArg, P, ProtectedCallable, ProtectedClassMethod, ProtectedStaticMethod, R
 from .jitter import Jitter
 from .state import CircuitState
 from .store import BreakerStore
@@ -39,10 +39,16 @@ class CircuitBreaker(BreakerState):
         failure_threshold: int = 5,
         reset_timeout: float = 60.0,
         half_open_max_calls: int = 3,
-        excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = (),
+        excluded_exceptions: ExceptionsArg | None = (),
         *,
         clock: Callable[[], float] = ...,
         store: BreakerStore | None = None,
+        failure_exceptions: ExceptionsArg | None = None,
+        failure_on_result: Callable[[Any], object] | None = None,
+        success_threshold: int | None = None,
+        half_open_max_wait: float | None = None,
+        reset_backoff: float = 1.0,
+        max_reset_timeout: float | None = None,
     ) -> None: ...
     @property
     def name(self) -> str:
@@ -57,8 +63,29 @@ class CircuitBreaker(BreakerState):
     def half_open_max_calls(self) -> int:
         """Trial calls admitted while half-open, and successes needed to close."""
     @property
-    def excluded_exceptions(self) -> tuple[type[BaseException], ...]:
-        """Exception types that count as neither success nor failure."""
+    def excluded_exceptions(self) -> tuple[Any, ...]:
+        """Exception classes and predicates that count as neither success nor failure."""
+    @property
+    def failure_exceptions(self) -> tuple[Any, ...] | None:
+        """The exception classes and predicates that are failures; ``None``: every ``Exception``."""
+    @property
+    def failure_on_result(self) -> Callable[[Any], object] | None:
+        """The predicate on a returned value that makes it a failure, or ``None``."""
+    @property
+    def success_threshold(self) -> int:
+        """Trial successes that close a half-open breaker."""
+    @property
+    def half_open_max_wait(self) -> float | None:
+        """Seconds after which trials that hold every slot count as a failure; ``None``: no limit."""
+    @property
+    def reset_backoff(self) -> float:
+        """What the reset timeout is multiplied by each time a half-open period fails."""
+    @property
+    def max_reset_timeout(self) -> float | None:
+        """The cap of the backed-off reset timeout; ``None``: no cap."""
+    @property
+    def last_failure(self) -> BaseException | None:
+        """The exception that last opened the circuit, or ``None``."""
     @property
     def store(self) -> BreakerStore | None:
         """The store that shares this breaker's state between processes, or ``None``."""
@@ -77,10 +104,14 @@ class CircuitBreaker(BreakerState):
         """A snapshot of the state, the counts and the lifetime totals."""
     def reset(self) -> None:
         """Close the breaker and clear its failure and trial counts."""
+    def force_open(self) -> None:
+        """Reject every call (``CircuitState.FORCED_OPEN``) until :meth:`reset`."""
+    def disable(self) -> None:
+        """Admit every call and record nothing (``CircuitState.DISABLED``) until :meth:`reset`."""
     def record_success(self) -> None:
         """Record a success of a call made without the breaker's help."""
     def record_failure(self, exception: BaseException) -> None:
-        """Record a failure; an exception of an excluded type is counted as ignored."""
+        """Record the outcome of a call that raised ``exception``, classified as a call's error is."""
     def add_listener(self, callback: Callable[[Any, CircuitState, CircuitState], object]) -> None:
         """Call ``callback(breaker, old_state, new_state)`` after every state change."""
     def remove_listener(self, callback: Callable[[Any, CircuitState, CircuitState], object]) -> None:
@@ -119,7 +150,7 @@ class RetryConfig(RetryPolicy):
         initial_delay: float = 1.0,
         max_delay: float = 60.0,
         jitter: bool | Jitter = True,
-        retryable_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+        retryable_exceptions: ExceptionsArg = (Exception,),
         *,
         retry_on_result: Callable[[Any], object] | None = None,
         deadline: float | None = None,
@@ -176,8 +207,9 @@ def chain(
     name: str,
     funcs: tuple[Callable[..., Any], ...],
     default: object,
-    exceptions: tuple[type[Exception], ...],
+    exceptions: tuple[Any, ...],
     log: bool,
+    on_result: Callable[[Any], object] | None = None,
 ) -> Callable[..., Any]: ...
 def timed(
     func: Callable[P, R], seconds: float, operation: str, fallback: Callable[..., Any] | None = None

@@ -34,7 +34,7 @@ import time
 import types
 
 from hardy import _blocks, _chain, _deadlines, _descriptors, _events, _live, _safe_points, _sleep
-from hardy import _timeout_log, _validate, _wrapping
+from hardy import _match, _timeout_log, _validate, _wrapping
 from hardy import _retry_gen, _retry_run
 from hardy._retry_state import RetryState, RetryStatistics
 from hardy import errors as _errors
@@ -113,6 +113,7 @@ cdef extern from "Python.h":
     PyObject* PyExc_ValueError
     PyObject* PyExc_TypeError
     bint PyFloat_CheckExact(PyObject* o)
+    bint PyType_Check(PyObject* o)
     double PyFloat_AS_DOUBLE(PyObject* o)
     PyObject* PyExc_StopIteration
     PyObject* Py_None
@@ -144,7 +145,7 @@ include "_c/bulkhead.pxi"
 # Internal types are made only by the functions that fill them (see
 # hardy_disallow_instantiation in hardy.h).
 for _internal in (
-    _BreakerExtras, _Local, _Wrapper, _Protected, _Awaiter, _Retrying, _Chain,
+    BreakerTuning, _BreakerExtras, _Local, _Wrapper, _Protected, _Awaiter, _Retrying, _Chain,
     _Deadline, _ThreadDeadlines, _CompiledDeadlines, _Timed,
     _Waiter, _Guarded,
 ):

@@ -22,8 +22,15 @@ class BreakerSettings:
     failure_threshold: int
     reset_timeout: float
     half_open_max_calls: int
-    excluded_exceptions: tuple[type[BaseException], ...]
+    excluded_exceptions: tuple[Any, ...]  # classes and predicates (hardy._match)
     clock: Callable[[], float]
+    failure_exceptions: tuple[Any, ...] | None = None  # None: every Exception is a failure
+    failure_on_result: Callable[[Any], object] | None = None
+    success_threshold: int = 0  # trial successes that close; half_open_max_calls unless given
+    half_open_max_wait: float = 0.0  # 0.0: no limit
+    reset_backoff: float = 1.0
+    max_reset_timeout: float = 0.0  # _validate.NO_CAP: no cap
+    tuned: bool = False  # any of the four above differs from a plain breaker's
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +52,7 @@ class RetrySettings:
     max_delay: float
     jitter: int
     jitter_given: Any
-    retryable_exceptions: tuple[type[BaseException], ...]
+    retryable_exceptions: tuple[Any, ...]  # classes and predicates (hardy._match)
     retry_circuit_open: bool
     retry_on_result: Callable[[Any], object] | None
     deadline: float | None

@@ -267,3 +267,10 @@ class BreakerDecorator(Protocol):
 
     @overload
     def __call__(self, func: Callable[P, R], /) -> ProtectedCallable[P, R]: ...
+
+
+# What an exception parameter takes (excluded_exceptions, failure_exceptions,
+# retryable_exceptions, a fallback's exceptions): classes and predicates on
+# the exception, alone or in a tuple or list (hardy._match).
+ExceptionMatcher = type[BaseException] | Callable[[BaseException], object]
+ExceptionsArg = ExceptionMatcher | tuple[ExceptionMatcher, ...] | list[ExceptionMatcher]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -86,14 +87,20 @@ def callable_arg(name: str, value: object) -> Callable[..., Any]:
     return value
 
 
-def exception_types(name: str, value: object) -> tuple[type[BaseException], ...]:
-    """Normalise an exception class, or a tuple or list of them, to a tuple.
+# An exception specification: classes and predicates on the exception, in order (hardy._match).
+ExceptionSpec = tuple[type[BaseException] | Callable[[BaseException], object], ...]
 
-    ``None`` means "none". Anything else is refused here, because
-    ``isinstance`` would otherwise fail only when the first error arrives,
-    long after the mistake; so are other containers: a dict would give its
-    keys, a set or a generator has no order to show in ``repr`` and
-    comparisons, and a one-shot iterator would be consumed by the check.
+
+def exception_types(name: str, value: object) -> ExceptionSpec:
+    """Normalise an exception class or predicate, or a tuple or list of them, to a tuple.
+
+    ``None`` means "none". A predicate is any callable that is not a class
+    (``Callable[[BaseException], bool]``, see :mod:`hardy._match`). Anything
+    else is refused here, because ``isinstance`` would otherwise fail only
+    when the first error arrives, long after the mistake; so are other
+    containers: a dict would give its keys, a set or a generator has no
+    order to show in ``repr`` and comparisons, and a one-shot iterator would
+    be consumed by the check.
     """
     if value is None:
         return ()
@@ -102,18 +109,39 @@ def exception_types(name: str, value: object) -> tuple[type[BaseException], ...]
         return tuple(_exception_element(name, item, items) for item in items)
     if _is_exception_class(value):
         return (value,)
+    if callable(value) and not isinstance(value, type):
+        return (value,)
     raise TypeError(
-        f"{name} must be an exception class, or a tuple or list of exception classes, "
+        f"{name} must be an exception class or a predicate, or a tuple or list of them, "
         f"got {value!r} ({type(value).__name__}){_container_hint(value)}"
     )
 
 
-def _exception_element(name: str, item: object, container: object) -> type[BaseException]:
-    # One element of an exception tuple. Kept apart so that other kinds of
-    # element (predicates on the exception) can be accepted here later.
+def _exception_element(
+    name: str, item: object, container: object
+) -> type[BaseException] | Callable[[BaseException], object]:
+    # One element of an exception tuple: a class, or a predicate on the exception.
     if _is_exception_class(item):
         return item
-    raise TypeError(f"{name} must hold exception classes, got {item!r} ({type(item).__name__}) in {container!r}")
+    if not isinstance(item, type) and callable(item):
+        return cast("Callable[[BaseException], object]", item)
+    raise TypeError(
+        f"{name} must hold exception classes, got {item!r} ({type(item).__name__}) in {container!r} "
+        "(an element may also be a predicate: a callable taking the exception)"
+    )
+
+
+def result_predicate(name: str, value: object) -> Callable[[Any], object] | None:
+    """``value`` if it is ``None`` or a callable (a predicate on a returned value).
+
+    An exception class is refused: it is callable, but passing one here is
+    a mix-up with the exception parameters.
+    """
+    if value is None:
+        return None
+    if _is_exception_class(value) or not callable(value):
+        raise TypeError(f"{name} must be a callable taking the returned value, or None, got {value!r}")
+    return cast("Callable[[Any], object]", value)
 
 
 def _is_exception_class(value: object) -> TypeGuard[type[BaseException]]:
@@ -220,16 +248,73 @@ def breaker_settings(
     half_open_max_calls: object,
     excluded_exceptions: object,
     clock: object,
+    *,
+    failure_exceptions: object = None,
+    failure_on_result: object = None,
+    success_threshold: object = None,
+    half_open_max_wait: object = None,
+    reset_backoff: object = 1.0,
+    max_reset_timeout: object = None,
 ) -> BreakerSettings:
     """Check a circuit breaker's settings and return them normalised."""
+    failures: ExceptionSpec | None = None
+    if failure_exceptions is not None:
+        failures = exception_types("failure_exceptions", failure_exceptions)
+        _outcome_classes("failure_exceptions", failures)
+    timeout = seconds("reset_timeout", reset_timeout)
+    max_calls = positive_int("half_open_max_calls", half_open_max_calls)
+    successes = max_calls
+    if success_threshold is not None:
+        successes = positive_int("success_threshold", success_threshold)
+        if successes > max_calls:
+            raise ValueError(
+                f"success_threshold must be <= half_open_max_calls ({max_calls}), got {success_threshold!r}: "
+                "a trial keeps its slot, so more successes than slots could never close the circuit"
+            )
+    max_wait = 0.0
+    if half_open_max_wait is not None:
+        max_wait = seconds("half_open_max_wait", half_open_max_wait, allow_zero=False)
+    backoff = _finite("reset_backoff", reset_backoff)
+    if backoff < 1.0:
+        raise ValueError(f"reset_backoff must be >= 1, got {reset_backoff!r}")
+    cap = NO_CAP
+    if max_reset_timeout is not None:
+        cap = seconds("max_reset_timeout", max_reset_timeout)
+        if cap < timeout:
+            raise ValueError(
+                f"max_reset_timeout must be >= reset_timeout ({reset_timeout!r}), got {max_reset_timeout!r}"
+            )
     return BreakerSettings(
         name=non_empty_name(name),
         failure_threshold=positive_int("failure_threshold", failure_threshold),
-        reset_timeout=seconds("reset_timeout", reset_timeout),
-        half_open_max_calls=positive_int("half_open_max_calls", half_open_max_calls),
+        reset_timeout=timeout,
+        half_open_max_calls=max_calls,
         excluded_exceptions=exception_types("excluded_exceptions", excluded_exceptions),
         clock=clock_arg("clock", clock),
+        failure_exceptions=failures,
+        failure_on_result=result_predicate("failure_on_result", failure_on_result),
+        success_threshold=successes,
+        half_open_max_wait=max_wait,
+        reset_backoff=backoff,
+        max_reset_timeout=cap,
+        tuned=successes != max_calls or max_wait > 0.0 or backoff != 1.0 or cap != NO_CAP,
     )
+
+
+# max_reset_timeout=None: the backed-off reset timeout has no cap (the largest float).
+NO_CAP = sys.float_info.max
+
+
+def _outcome_classes(name: str, spec: ExceptionSpec) -> None:
+    """The classes of ``spec`` must be ``Exception`` subclasses, and ``spec`` not empty."""
+    for kind in spec:
+        if isinstance(kind, type) and not issubclass(kind, Exception):
+            raise ValueError(
+                f"{name} must be Exception subclasses, got {kind.__name__} "
+                "(interruptions and cancellations are never an outcome)"
+            )
+    if not spec:
+        raise ValueError(f"{name} must name at least one exception class or predicate (or be None: every error)")
 
 
 # The cores keep the jitter as the policy's code for it.
@@ -282,7 +367,7 @@ def retry_settings(
         jitter=code,
         jitter_given=jitter,
         retryable_exceptions=retryable,
-        retry_circuit_open=any(issubclass(kind, CircuitOpenError) for kind in retryable),
+        retry_circuit_open=any(isinstance(kind, type) and issubclass(kind, CircuitOpenError) for kind in retryable),
         retry_on_result=predicate,
         deadline=None if deadline is None else seconds("deadline", deadline, allow_zero=False),
         random=callable_arg("random", random),  # never called here: that would shift a seeded sequence
@@ -299,7 +384,7 @@ def _finite(name: str, value: object) -> float:
     return result
 
 
-def fallback_exceptions(value: object) -> tuple[type[Exception], ...]:
+def fallback_exceptions(value: object) -> ExceptionSpec:
     """The error types that fall through to the next function of a chain.
 
     Only ``Exception`` subclasses: an interruption or a cancellation must
@@ -307,14 +392,14 @@ def fallback_exceptions(value: object) -> tuple[type[Exception], ...]:
     """
     result = exception_types("exceptions", value)
     for kind in result:
-        if not issubclass(kind, Exception):
+        if isinstance(kind, type) and not issubclass(kind, Exception):
             raise ValueError(
                 f"exceptions must be Exception subclasses, got {kind.__name__} "
                 "(interruptions and cancellations always propagate)"
             )
     if not result:
-        raise ValueError("exceptions must name at least one exception class")
-    return cast("tuple[type[Exception], ...]", result)  # each kind checked above
+        raise ValueError("exceptions must name at least one exception class or predicate")
+    return result
 
 
 def breaker_store(store: object) -> BreakerStore:

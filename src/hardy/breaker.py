@@ -13,7 +13,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
 from . import _core, _descriptors, _validate
-from ._types import BreakerDecorator, P, ProtectedCallable, ProtectedClassMethod, ProtectedStaticMethod, R
+from ._types import (
+    BreakerDecorator,
+    ExceptionsArg,
+    P,
+    ProtectedCallable,
+    ProtectedClassMethod,
+    ProtectedStaticMethod,
+    R,
+)
 
 if TYPE_CHECKING:
     from ._core import CircuitBreaker
@@ -22,13 +30,20 @@ if TYPE_CHECKING:
 __all__ = ["BreakerRegistry", "ProtectedCallable", "circuit_breaker", "get_circuit_breaker", "registry"]
 
 
-def _settings(breaker: CircuitBreaker) -> tuple[int, float, int, frozenset[type[BaseException]], object]:
+def _settings(breaker: CircuitBreaker) -> tuple[Any, ...]:
+    failures = breaker.failure_exceptions
     return (
         breaker.failure_threshold,
         breaker.reset_timeout,
         breaker.half_open_max_calls,
         frozenset(breaker.excluded_exceptions),
         breaker.store,
+        None if failures is None else frozenset(failures),
+        breaker.failure_on_result,
+        breaker.success_threshold,
+        breaker.half_open_max_wait,
+        breaker.reset_backoff,
+        breaker.max_reset_timeout,
     )
 
 
@@ -55,8 +70,15 @@ class BreakerRegistry:
         failure_threshold: int = 5,
         reset_timeout: float = 60.0,
         half_open_max_calls: int = 3,
-        excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        excluded_exceptions: ExceptionsArg | None = None,
         store: BreakerStore | None = None,
+        *,
+        failure_exceptions: ExceptionsArg | None = None,
+        failure_on_result: Callable[[Any], object] | None = None,
+        success_threshold: int | None = None,
+        half_open_max_wait: float | None = None,
+        reset_backoff: float = 1.0,
+        max_reset_timeout: float | None = None,
     ) -> CircuitBreaker:
         """Return the breaker named ``name``, creating it with these settings.
 
@@ -65,27 +87,64 @@ class BreakerRegistry:
         configuration are a bug, not something to settle silently.
         """
         checked = _validate.breaker_settings(
-            name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, time.monotonic
+            name,
+            failure_threshold,
+            reset_timeout,
+            half_open_max_calls,
+            excluded_exceptions,
+            time.monotonic,
+            failure_exceptions=failure_exceptions,
+            failure_on_result=failure_on_result,
+            success_threshold=success_threshold,
+            half_open_max_wait=half_open_max_wait,
+            reset_backoff=reset_backoff,
+            max_reset_timeout=max_reset_timeout,
         )
         threshold, timeout_s, max_calls = checked.failure_threshold, checked.reset_timeout, checked.half_open_max_calls
         excluded = checked.excluded_exceptions
         if store is not None:
             _validate.breaker_store(store)
-        wanted = (threshold, timeout_s, max_calls, frozenset(excluded), store)
+        failures = checked.failure_exceptions
+        wanted = (
+            threshold,
+            timeout_s,
+            max_calls,
+            frozenset(excluded),
+            store,
+            None if failures is None else frozenset(failures),
+            checked.failure_on_result,
+            checked.success_threshold,
+            None if checked.half_open_max_wait == 0.0 else checked.half_open_max_wait,
+            checked.reset_backoff,
+            None if checked.max_reset_timeout == _validate.NO_CAP else checked.max_reset_timeout,
+        )
         with self._lock:
             existing = self._breakers.get(name)
             if existing is None:
                 # Made under the lock: a breaker with a store binds to it, and
                 # a discarded duplicate would stay bound.
                 created = _core.CircuitBreaker(
-                    name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, store=store
+                    name,
+                    failure_threshold,
+                    reset_timeout,
+                    half_open_max_calls,
+                    excluded_exceptions,
+                    store=store,
+                    failure_exceptions=failure_exceptions,
+                    failure_on_result=failure_on_result,
+                    success_threshold=success_threshold,
+                    half_open_max_wait=half_open_max_wait,
+                    reset_backoff=reset_backoff,
+                    max_reset_timeout=max_reset_timeout,
                 )
                 self._breakers[name] = created
                 return created
         if _settings(existing) != wanted:
             raise ValueError(
                 f"circuit breaker {name!r} already exists with other settings: "
-                f"(failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, store) "
+                f"(failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, store, "
+                f"failure_exceptions, failure_on_result, success_threshold, half_open_max_wait, "
+                f"reset_backoff, max_reset_timeout) "
                 f"= {_settings(existing)}, asked for {wanted}"
             )
         return existing
@@ -162,9 +221,16 @@ def circuit_breaker(
     failure_threshold: int = 5,
     reset_timeout: float = 60.0,
     half_open_max_calls: int = 3,
-    excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    excluded_exceptions: ExceptionsArg | None = None,
     fallback: Callable[..., Any] | None = None,
     store: BreakerStore | None = None,
+    *,
+    failure_exceptions: ExceptionsArg | None = None,
+    failure_on_result: Callable[[Any], object] | None = None,
+    success_threshold: int | None = None,
+    half_open_max_wait: float | None = None,
+    reset_backoff: float = 1.0,
+    max_reset_timeout: float | None = None,
 ) -> BreakerDecorator: ...
 
 
@@ -173,9 +239,16 @@ def circuit_breaker(
     failure_threshold: int = 5,
     reset_timeout: float = 60.0,
     half_open_max_calls: int = 3,
-    excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    excluded_exceptions: ExceptionsArg | None = None,
     fallback: Callable[..., Any] | None = None,
     store: BreakerStore | None = None,
+    *,
+    failure_exceptions: ExceptionsArg | None = None,
+    failure_on_result: Callable[[Any], object] | None = None,
+    success_threshold: int | None = None,
+    half_open_max_wait: float | None = None,
+    reset_backoff: float = 1.0,
+    max_reset_timeout: float | None = None,
 ) -> Any:
     """Protect a function with a named circuit breaker from the registry.
 
@@ -216,6 +289,12 @@ def circuit_breaker(
         half_open_max_calls,
         excluded_exceptions,
         time.monotonic,
+        failure_exceptions=failure_exceptions,
+        failure_on_result=failure_on_result,
+        success_threshold=success_threshold,
+        half_open_max_wait=half_open_max_wait,
+        reset_backoff=reset_backoff,
+        max_reset_timeout=max_reset_timeout,
     )
 
     def decorate(func: Callable[..., Any]) -> Any:
@@ -230,6 +309,12 @@ def circuit_breaker(
             half_open_max_calls,
             excluded_exceptions,
             store,
+            failure_exceptions=failure_exceptions,
+            failure_on_result=failure_on_result,
+            success_threshold=success_threshold,
+            half_open_max_wait=half_open_max_wait,
+            reset_backoff=reset_backoff,
+            max_reset_timeout=max_reset_timeout,
         )
         return _core.protect(breaker, func, fallback)
 

@@ -9,6 +9,7 @@ their own type, message and traceback.
 from __future__ import annotations
 
 import builtins
+from typing import Any
 
 __all__ = [
     "AllFallbacksFailedError",
@@ -36,9 +37,10 @@ class CircuitOpenError(HardyError):
 
     ``name`` is the breaker's name and ``reset_time`` the number of seconds
     until the breaker lets a trial call through (``0.0`` when the breaker is
-    half-open and all its trial slots are taken).
+    half-open and all its trial slots are taken, or forced open).
+    ``last_failure`` is the exception that last opened the circuit.
 
-    The constructor stores its two arguments in ``args`` and nothing else, so
+    The constructor stores its arguments in ``args`` and nothing else, so
     the breaker can build a fresh instance for every rejection for the price
     of an empty exception; the message is formatted only when it is read.
 
@@ -50,8 +52,11 @@ class CircuitOpenError(HardyError):
             retry_after = exc.reset_time
     """
 
-    def __init__(self, name: str, reset_time: float) -> None:
-        super().__init__(name, reset_time)
+    def __init__(self, name: str, reset_time: float, last_failure: BaseException | None = None) -> None:
+        if last_failure is None:
+            super().__init__(name, reset_time)
+        else:
+            super().__init__(name, reset_time, last_failure)
 
     @property
     def name(self) -> str:
@@ -63,15 +68,21 @@ class CircuitOpenError(HardyError):
         """Seconds until the breaker admits a trial call."""
         return self.args[1]  # type: ignore[no-any-return]
 
+    @property
+    def last_failure(self) -> BaseException | None:
+        """The exception that last opened the circuit; ``None`` when it was opened by hand, by a
+        result, by an overdue trial or by another process."""
+        return self.args[2] if len(self.args) > 2 else None
+
     def __str__(self) -> str:
-        name, reset_time = self.args
+        name, reset_time = self.args[0], self.args[1]
         # The reference's words, which users match in logs and tests.
         if reset_time > 0.0:
             return f"Circuit breaker '{name}' is open. Resets in {reset_time:.1f}s"
         return f"Circuit breaker '{name}' is open. Resets in 0.0s: its trial calls are in progress"
 
-    def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, float]]:
-        return (type(self), (self.name, self.reset_time))
+    def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[Any, ...]]:
+        return (type(self), (self.name, self.reset_time, self.last_failure))
 
 
 class TimeoutError(HardyError, builtins.TimeoutError):  # noqa: A001 - the name is the point

@@ -27,7 +27,7 @@ from typing import Any, NoReturn, Protocol, TypeVar, cast, overload
 
 from . import _chain, _core, _descriptors, _validate, _wrapping
 from ._sentinel import NO_DEFAULT
-from ._types import P, R, WrappedCallable, WrappedClassMethod, WrappedStaticMethod
+from ._types import ExceptionsArg, P, R, WrappedCallable, WrappedClassMethod, WrappedStaticMethod
 
 __all__ = ["AsyncChainDecorator", "ChainDecorator", "EmptyChainError", "Fallback", "fallback", "with_fallback"]
 
@@ -37,7 +37,8 @@ D_co = TypeVar("D_co", covariant=True)
 # What an async fallback looks like to a type checker.
 _AsyncFunc = Callable[..., Awaitable[Any]]
 _AnyFunc = Callable[..., Any]
-_Exceptions = type[Exception] | tuple[type[Exception], ...]
+_Exceptions = ExceptionsArg
+_OnResult = Callable[[Any], object] | None
 
 
 def _check_functions(parameter: str, value: object) -> list[Callable[..., Any]]:
@@ -112,10 +113,12 @@ class Fallback:
         *,
         exceptions: _Exceptions = (Exception,),
         log_failures: bool = True,
+        fallback_on_result: _OnResult = None,
     ) -> None:
         self.name: str = _validate.non_empty_name(name)
         self._default: object = default_value
         self._exceptions = _validate.fallback_exceptions(exceptions)
+        self._on_result = _validate.result_predicate("fallback_on_result", fallback_on_result)
         self._log = _check_log(log_failures)
         self._functions: list[Callable[..., Any]] = (
             [] if functions is None else _check_functions("functions", functions)
@@ -181,10 +184,10 @@ class Fallback:
         awaited = tuple(_wrapping.is_async_callable(func) for func in functions)
         if any(awaited):
             return _chain.run_chain_async(
-                self.name, functions, awaited, args, kwargs, self._default, self._exceptions, self._log
+                self.name, functions, awaited, args, kwargs, self._default, self._exceptions, self._log, self._on_result
             )
         return _chain.continue_chain(
-            self.name, functions, 0, args, kwargs, [], self._default, self._exceptions, self._log
+            self.name, functions, 0, args, kwargs, [], self._default, self._exceptions, self._log, self._on_result
         )
 
     async def execute_async(self, *args: Any, **kwargs: Any) -> Any:
@@ -192,7 +195,7 @@ class Fallback:
         functions = self._snapshot()
         awaited = tuple(_wrapping.is_async_callable(func) for func in functions)
         return await _chain.run_chain_async(
-            self.name, functions, awaited, args, kwargs, self._default, self._exceptions, self._log
+            self.name, functions, awaited, args, kwargs, self._default, self._exceptions, self._log, self._on_result
         )
 
     def __repr__(self) -> str:
@@ -297,6 +300,7 @@ def with_fallback(
     fallbacks: Iterable[_AnyFunc],
     *,
     exceptions: _Exceptions = ...,
+    fallback_on_result: _OnResult = ...,
     log_failures: bool = ...,
 ) -> WrappedCallable[P, Coroutine[Any, Any, R]]: ...
 
@@ -308,6 +312,7 @@ def with_fallback(
     default: D,
     *,
     exceptions: _Exceptions = ...,
+    fallback_on_result: _OnResult = ...,
     log_failures: bool = ...,
 ) -> WrappedCallable[P, Coroutine[Any, Any, R | D]]: ...
 
@@ -318,6 +323,7 @@ def with_fallback(
     fallbacks: Iterable[_AsyncFunc],
     *,
     exceptions: _Exceptions = ...,
+    fallback_on_result: _OnResult = ...,
     log_failures: bool = ...,
 ) -> WrappedCallable[P, Coroutine[Any, Any, R]]: ...
 
@@ -329,6 +335,7 @@ def with_fallback(
     default: D,
     *,
     exceptions: _Exceptions = ...,
+    fallback_on_result: _OnResult = ...,
     log_failures: bool = ...,
 ) -> WrappedCallable[P, Coroutine[Any, Any, R | D]]: ...
 
@@ -339,6 +346,7 @@ def with_fallback(
     fallbacks: Iterable[_AnyFunc],
     *,
     exceptions: _Exceptions = ...,
+    fallback_on_result: _OnResult = ...,
     log_failures: bool = ...,
 ) -> WrappedCallable[P, R]: ...
 
@@ -350,6 +358,7 @@ def with_fallback(
     default: D,
     *,
     exceptions: _Exceptions = ...,
+    fallback_on_result: _OnResult = ...,
     log_failures: bool = ...,
 ) -> WrappedCallable[P, R | D]: ...
 
@@ -361,6 +370,7 @@ def with_fallback(
     *,
     exceptions: _Exceptions = (Exception,),
     log_failures: bool = True,
+    fallback_on_result: _OnResult = None,
 ) -> Callable[..., Any]:
     """A function that calls ``primary``, then each fallback in turn, then gives ``default``.
 
@@ -381,6 +391,7 @@ def with_fallback(
         default,
         _validate.fallback_exceptions(exceptions),
         _check_log(log_failures),
+        _validate.result_predicate("fallback_on_result", fallback_on_result),
     )
 
 
@@ -392,6 +403,7 @@ def fallback(  # pyright: ignore[reportOverlappingOverload]
     *fallback_funcs: _AnyFunc,
     log_failures: bool = ...,
     exceptions: _Exceptions = ...,
+    fallback_on_result: _OnResult = ...,
 ) -> AsyncChainDecorator[NoReturn]: ...
 
 
@@ -403,6 +415,7 @@ def fallback(
     default: D,
     log_failures: bool = ...,
     exceptions: _Exceptions = ...,
+    fallback_on_result: _OnResult = ...,
 ) -> AsyncChainDecorator[D]: ...
 
 
@@ -414,6 +427,7 @@ def fallback(
     *fallback_funcs: _AnyFunc,
     log_failures: bool = ...,
     exceptions: _Exceptions = ...,
+    fallback_on_result: _OnResult = ...,
 ) -> AsyncChainDecorator[NoReturn]: ...
 
 
@@ -426,6 +440,7 @@ def fallback(
     default: D,
     log_failures: bool = ...,
     exceptions: _Exceptions = ...,
+    fallback_on_result: _OnResult = ...,
 ) -> AsyncChainDecorator[D]: ...
 
 
@@ -438,6 +453,7 @@ def fallback(
     *fallback_funcs: _AnyFunc,
     log_failures: bool = ...,
     exceptions: _Exceptions = ...,
+    fallback_on_result: _OnResult = ...,
 ) -> AsyncChainDecorator[NoReturn]: ...
 
 
@@ -451,6 +467,7 @@ def fallback(
     default: D,
     log_failures: bool = ...,
     exceptions: _Exceptions = ...,
+    fallback_on_result: _OnResult = ...,
 ) -> AsyncChainDecorator[D]: ...
 
 
@@ -459,6 +476,7 @@ def fallback(
     *fallback_funcs: _AnyFunc,
     log_failures: bool = ...,
     exceptions: _Exceptions = ...,
+    fallback_on_result: _OnResult = ...,
 ) -> ChainDecorator[NoReturn]: ...
 
 
@@ -468,6 +486,7 @@ def fallback(
     default: D,
     log_failures: bool = ...,
     exceptions: _Exceptions = ...,
+    fallback_on_result: _OnResult = ...,
 ) -> ChainDecorator[D]: ...
 
 
@@ -476,6 +495,7 @@ def fallback(
     default: object = NO_DEFAULT,
     log_failures: bool = True,
     exceptions: _Exceptions = (Exception,),
+    fallback_on_result: _OnResult = None,
 ) -> Any:
     """Decorate a function with fallbacks: on failure, try each in turn, then ``default``.
 
@@ -491,12 +511,13 @@ def fallback(
     funcs = tuple(_validate.callable_arg("fallback_funcs", func) for func in fallback_funcs)
     checked = _validate.fallback_exceptions(exceptions)
     log = _check_log(log_failures)
+    on_result = _validate.result_predicate("fallback_on_result", fallback_on_result)
 
     def decorate(func: Any) -> Any:  # a callable, a staticmethod or a classmethod
         rewrapped = _descriptors.rewrap(func, decorate)
         if rewrapped is not None:
             return rewrapped
         _validate.callable_arg("func", func)
-        return _core.chain(_chain.describe(func), (func, *funcs), default, checked, log)
+        return _core.chain(_chain.describe(func), (func, *funcs), default, checked, log, on_result)
 
     return decorate

@@ -284,8 +284,15 @@ cdef void _settle_return(CircuitBreaker b, long long epoch) noexcept:
     cdef PyObject* etype
     cdef PyObject* evalue
     cdef PyObject* etb
+    cdef int rc
     PyErr_Fetch(&etype, &evalue, &etb)
-    if _on_success(b, epoch) < 0:
+    PyErr_NormalizeException(&etype, &evalue, &etb)
+    if b._flags & FLAG_RESULT:
+        value = getattr(<object>evalue, "value", None)
+        rc = _on_result(b, epoch, <PyObject*>value)
+    else:
+        rc = _on_success(b, epoch)
+    if rc < 0:
         PyErr_WriteUnraisable(<PyObject*>b)
     PyErr_Restore(etype, evalue, etb)
 
@@ -381,10 +388,13 @@ cdef int _awaiter_step(_Awaiter aw, PyObject* arg, PyObject** presult) noexcept:
     aw._settled()
     if stage == STAGE_RUNNING:
         if status == PYGEN_RETURN:
-            if b._state == CLOSED and b._failure_count == 0:
+            if b._state == CLOSED and b._failure_count == 0 and b._flags == 0:
                 hardy_add_one(&b._successes)
-            elif _on_success(b, aw._epoch) < 0:
+            elif _on_result(b, aw._epoch, presult[0]) < 0:
+                # An error return leaves no result: a caller such as
+                # asyncio's Task reads a non-NULL one as the return value.
                 xdecref(presult[0])
+                presult[0] = NULL
                 status = PYGEN_ERROR
         else:
             _settle_error(b, aw._epoch)

@@ -5,11 +5,20 @@
 
 cdef object _notify_listeners = _events.notify
 cdef PyObject* _open_error_type = <PyObject*>CircuitOpenError
-cdef tuple _CODES = (CLOSED, OPEN, HALF_OPEN)
+cdef double _NO_CAP = _validate.NO_CAP  # max_reset_timeout=None
+cdef tuple _CODES = (CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, DISABLED)
+cdef object _predicates_match = _match.predicates_match
+cdef object _result_matches = _match.result_matches
+
+# What an exception raised by a protected call counts as (_classify).
+cdef enum:
+    OUTCOME_FAILURE = 0
+    OUTCOME_IGNORED = 1
+    OUTCOME_SUCCESS = 2
 
 
 cdef class _BreakerExtras:
-    """What only some breakers have: a clock of their own, listeners, a store, excluded exceptions.
+    """What only some breakers have: a clock of their own, listeners, a store, what counts as what.
 
     Kept out of the breaker itself so that a plain breaker stays small (see
     the memory benchmark): it points at no extras at all.
@@ -18,7 +27,12 @@ cdef class _BreakerExtras:
     cdef object clock           # None: read the monotonic clock in C
     cdef list listeners         # None until the first listener
     cdef object store           # the store's binding (hardy.store), or None
-    cdef tuple excluded         # None: no excluded exceptions
+    cdef tuple excluded         # None: no excluded exceptions; classes and predicates (hardy._match)
+    cdef bint excluded_preds    # excluded holds a predicate
+    cdef tuple failures         # None: every Exception is a failure (failure_exceptions)
+    cdef bint failure_preds     # failures holds a predicate
+    cdef object on_result       # failure_on_result, or None
+    cdef object last_failure    # the exception that last opened the circuit (CircuitOpenError.last_failure)
 
 
 cdef class CircuitBreaker(BreakerState):
@@ -62,17 +76,38 @@ cdef class CircuitBreaker(BreakerState):
         *,
         clock=_monotonic,
         store=None,
+        failure_exceptions=None,
+        failure_on_result=None,
+        success_threshold=None,
+        half_open_max_wait=None,
+        reset_backoff=1.0,
+        max_reset_timeout=None,
     ):
         if self._name is not None:
             raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
         settings = _validate.breaker_settings(
-            name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, clock
+            name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, clock,
+            failure_exceptions=failure_exceptions, failure_on_result=failure_on_result,
+            success_threshold=success_threshold, half_open_max_wait=half_open_max_wait,
+            reset_backoff=reset_backoff, max_reset_timeout=max_reset_timeout,
         )
         configure_breaker(self, settings.failure_threshold, settings.reset_timeout, settings.half_open_max_calls)
+        if settings.tuned:
+            tune_breaker(
+                self, BreakerTuning.__new__(BreakerTuning), settings.success_threshold, settings.reset_backoff,
+                settings.max_reset_timeout, settings.half_open_max_wait,
+            )
         if settings.clock is not _monotonic:
             _extras_of(self).clock = settings.clock
         if settings.excluded_exceptions:
             _extras_of(self).excluded = settings.excluded_exceptions
+            _extras_of(self).excluded_preds = _match.has_predicates(settings.excluded_exceptions)
+        if settings.failure_exceptions is not None:
+            _extras_of(self).failures = settings.failure_exceptions
+            _extras_of(self).failure_preds = _match.has_predicates(settings.failure_exceptions)
+        if settings.failure_on_result is not None:
+            _extras_of(self).on_result = settings.failure_on_result
+            self._flags |= FLAG_RESULT
         self._name = settings.name
         if store is not None:
             _extras_of(self).store = _validate.breaker_store(store).bind(self, _Local.__new__(_Local, self))
@@ -98,8 +133,37 @@ cdef class CircuitBreaker(BreakerState):
 
     @property
     def reset_timeout(self):
-        """Seconds the breaker stays open before admitting trial calls."""
-        return self._reset_timeout
+        """Seconds the breaker stays open before admitting trial calls (before any backoff)."""
+        return base_timeout(self)
+
+    @property
+    def success_threshold(self):
+        """Trial successes that close a half-open breaker."""
+        return success_threshold_of(self)
+
+    @property
+    def half_open_max_wait(self):
+        """Seconds after which trials that hold every slot count as a failure; ``None``: no limit."""
+        if self._tuning is None or self._tuning._max_wait == 0.0:
+            return None
+        return self._tuning._max_wait
+
+    @property
+    def reset_backoff(self):
+        """What the reset timeout is multiplied by each time a half-open period fails."""
+        return 1.0 if self._tuning is None else self._tuning._backoff
+
+    @property
+    def max_reset_timeout(self):
+        """The cap of the backed-off reset timeout; ``None``: no cap."""
+        if self._tuning is None or self._tuning._max_timeout == _NO_CAP:
+            return None
+        return self._tuning._max_timeout
+
+    @property
+    def last_failure(self):
+        """The exception that last opened the circuit, or ``None``."""
+        return None if self._extras is None else self._extras.last_failure
 
     @property
     def half_open_max_calls(self):
@@ -108,9 +172,19 @@ cdef class CircuitBreaker(BreakerState):
 
     @property
     def excluded_exceptions(self):
-        """Exception types that count as neither success nor failure."""
+        """Exception classes and predicates that count as neither success nor failure."""
         excluded = _excluded_of(self)
         return () if excluded is None else excluded
+
+    @property
+    def failure_exceptions(self):
+        """The exception classes and predicates that are failures; ``None``: every ``Exception``."""
+        return None if self._extras is None else self._extras.failures
+
+    @property
+    def failure_on_result(self):
+        """The predicate on a returned value that makes it a failure, or ``None``."""
+        return None if self._extras is None else self._extras.on_result
 
     @property
     def store(self):
@@ -125,8 +199,9 @@ cdef class CircuitBreaker(BreakerState):
 
     @property
     def is_open(self):
-        """True while calls are rejected for the reset timeout."""
-        return _state_code(self) == OPEN
+        """True while calls are rejected: open for the reset timeout, or forced open."""
+        cdef int code = _state_code(self)
+        return code == OPEN or code == FORCED_OPEN
 
     @property
     def is_closed(self):
@@ -176,11 +251,25 @@ cdef class CircuitBreaker(BreakerState):
             "ignored": ignored,
             "opened": opened,
             "failure_threshold": self._threshold,
-            "reset_timeout": self._reset_timeout,
+            "reset_timeout": base_timeout(self),
             "half_open_max_calls": self._half_open_max,
         }
 
     # -- changing it by hand ----------------------------------------------
+
+    def force_open(self):
+        """Reject every call (``CircuitState.FORCED_OPEN``) until :meth:`reset`.
+
+        The process's own decision: with a store, the shared state is left
+        alone, and no other process is forced open.
+        """
+        if _steer(self, FORCED_OPEN) < 0:
+            _propagate()
+
+    def disable(self):
+        """Admit every call and record nothing (``CircuitState.DISABLED``) until :meth:`reset`."""
+        if _steer(self, DISABLED) < 0:
+            _propagate()
 
     def reset(self):
         """Close the breaker and clear its failure and trial counts.
@@ -206,20 +295,30 @@ cdef class CircuitBreaker(BreakerState):
             _propagate()
 
     def record_failure(self, exception):
-        """Record a failure; an exception of an excluded type is counted as ignored.
+        """Record the outcome of a call that raised ``exception``, made without the breaker's help.
 
-        Past the reset timeout an open breaker is half-open, and the failure
-        opens it again for a full ``reset_timeout``.
+        It is classified as a call's error is: an excluded one is counted as
+        ignored, and with ``failure_exceptions`` one that does not match is a
+        success. Past the reset timeout an open breaker is half-open, and a
+        failure opens it again for a full ``reset_timeout``.
         """
+        cdef int kind
         if not isinstance(exception, BaseException):
             raise TypeError(f"exception must be an exception instance, got {exception!r}")
-        if _is_excluded(self, exception):
+        if not isinstance(exception, Exception):
+            return
+        kind = _classify(self, <PyObject*>Py_TYPE(<PyObject*>exception), <PyObject*>exception)
+        if kind < 0:
+            _propagate()
+        if kind == OUTCOME_IGNORED:
             hardy_lock(&self._guard)
             self._ignored += 1
             hardy_unlock(&self._guard)
-        elif isinstance(exception, Exception):
-            if _promote(self) < 0 or _on_failure(self, self._epoch) < 0:
+        elif kind == OUTCOME_SUCCESS:
+            if _promote(self) < 0 or _on_success(self, self._epoch) < 0:
                 _propagate()
+        elif _promote(self) < 0 or _on_failure(self, self._epoch, <PyObject*>exception) < 0:
+            _propagate()
 
     def add_listener(self, callback):
         """Call ``callback(breaker, old_state, new_state)`` after every state change."""
@@ -257,7 +356,7 @@ cdef class CircuitBreaker(BreakerState):
             raise
         if PyCoro_CheckExact(<PyObject*>result):
             return _admitted_awaiter(self, result, epoch)
-        if _on_success(self, epoch) < 0:
+        if _on_result(self, epoch, <PyObject*>result) < 0:
             _propagate()
         return result
 
@@ -331,7 +430,7 @@ cdef class _Local:
             _propagate()
 
     def fail(self, long long epoch):
-        if _on_failure_impl(self._breaker, epoch, False, False) < 0:
+        if _on_failure_impl(self._breaker, epoch, False, False, NULL) < 0:
             _propagate()
 
     def count_rejection(self):
@@ -379,9 +478,41 @@ cdef inline tuple _excluded_of(CircuitBreaker self):
     return None if self._extras is None else self._extras.excluded
 
 
-cdef inline bint _is_excluded(CircuitBreaker self, object exc):
-    cdef tuple excluded = _excluded_of(self)
-    return excluded is not None and isinstance(exc, excluded)
+cdef int _classify(CircuitBreaker self, PyObject* etype, PyObject* evalue) noexcept:
+    """What an ``Exception`` a call raised counts as: an ``OUTCOME_*``, or -1 with an error set.
+
+    Classes are matched in C; predicates (hardy._match) run only when no
+    class matched. The error a predicate raises is left set.
+    """
+    cdef _BreakerExtras x = self._extras
+    cdef int hit
+    if x is None:
+        return OUTCOME_FAILURE
+    if x.excluded is not None:
+        if PyErr_GivenExceptionMatches(etype, <PyObject*>x.excluded):
+            return OUTCOME_IGNORED
+        if x.excluded_preds:
+            hit = _predicate_says(x.excluded, evalue, "excluded_exceptions", self)
+            if hit != 0:
+                return -1 if hit < 0 else OUTCOME_IGNORED
+    if x.failures is None:
+        return OUTCOME_FAILURE
+    if PyErr_GivenExceptionMatches(etype, <PyObject*>x.failures):
+        return OUTCOME_FAILURE
+    if x.failure_preds:
+        hit = _predicate_says(x.failures, evalue, "failure_exceptions", self)
+        if hit != 0:
+            return -1 if hit < 0 else OUTCOME_FAILURE
+    return OUTCOME_SUCCESS
+
+
+cdef int _predicate_says(tuple spec, PyObject* exc, str what, CircuitBreaker owner) noexcept:
+    """1 if a predicate of ``spec`` matches ``exc``, 0 if none does, -1 with its error set."""
+    try:
+        return 1 if _predicates_match(<object>exc, spec, what, owner) else 0
+    except BaseException as error:
+        _set_error(error)
+        return -1
 
 
 # -- every live breaker (hardy._live) ------------------------------------------------------
@@ -451,7 +582,9 @@ cdef long long _admit_impl(CircuitBreaker self, bint shared) noexcept:
     cdef int code
     if self._state == CLOSED:
         return self._epoch
-    if _now(self, &now) < 0:
+    if not needs_clock(self):
+        now = 0.0  # a manual state: no clock is read
+    elif _now(self, &now) < 0:
         return -2
     shared = shared and _store_of(self) is not None
     hardy_lock(&self._guard)
@@ -460,6 +593,8 @@ cdef long long _admit_impl(CircuitBreaker self, bint shared) noexcept:
     hardy_unlock(&self._guard)
     if epoch == ASK_STORE:
         return _binding_admit(self)
+    if code and event_new(code) == OPEN:
+        _remember_opening(self, NULL)  # trials overdue (half_open_max_wait): no exception did it
     if code and _notify(self, code) < 0:
         # A listener raised (an interrupt: others are logged) before the call
         # could start: its trial slot must not stay taken.
@@ -497,6 +632,23 @@ cdef inline int _on_success(CircuitBreaker self, long long epoch) noexcept:
     return _on_success_impl(self, epoch, True, True)
 
 
+cdef int _on_result(CircuitBreaker self, long long epoch, PyObject* value) noexcept:
+    """Settle a call that returned ``value``: a success, or a failure if ``failure_on_result`` says so."""
+    cdef int verdict
+    if not (self._flags & FLAG_RESULT):
+        return _on_success(self, epoch)
+    try:
+        verdict = _result_matches(self._extras.on_result, <object>value, "failure_on_result", self)
+    except BaseException as error:
+        # Not an outcome: the trial slot the call held comes back.
+        _release(self, epoch, False)
+        _set_error(error)
+        return -1
+    if verdict:
+        return _on_failure(self, epoch, NULL)
+    return _on_success(self, epoch)
+
+
 cdef int _on_success_impl(CircuitBreaker self, long long epoch, bint shared, bint count) noexcept:
     cdef int action
     cdef int code
@@ -514,11 +666,11 @@ cdef int _on_success_impl(CircuitBreaker self, long long epoch, bint shared, bin
     return 0
 
 
-cdef inline int _on_failure(CircuitBreaker self, long long epoch) noexcept:
-    return _on_failure_impl(self, epoch, True, True)
+cdef inline int _on_failure(CircuitBreaker self, long long epoch, PyObject* exc) noexcept:
+    return _on_failure_impl(self, epoch, True, True, exc)
 
 
-cdef int _on_failure_impl(CircuitBreaker self, long long epoch, bint shared, bint count) noexcept:
+cdef int _on_failure_impl(CircuitBreaker self, long long epoch, bint shared, bint count, PyObject* exc) noexcept:
     cdef double now
     cdef int action
     cdef int code
@@ -537,6 +689,8 @@ cdef int _on_failure_impl(CircuitBreaker self, long long epoch, bint shared, bin
     code = take_event(self)
     hardy_unlock(&self._guard)
     if code:
+        if event_new(code) == OPEN:
+            _remember_opening(self, exc)
         return _notify(self, code)
     if action == STORE_FAILURE:
         return _binding_settle(self, action, epoch)
@@ -583,6 +737,25 @@ cdef void _release_shared(CircuitBreaker self, long long epoch) noexcept:
     PyErr_Restore(etype, evalue, etb)
 
 
+cdef void _remember_opening(CircuitBreaker self, PyObject* exc) noexcept:
+    """Keep what opened the circuit for CircuitOpenError.last_failure (NULL: no exception did)."""
+    if exc != NULL:
+        _extras_of(self).last_failure = <object>exc
+    elif self._extras is not None:
+        self._extras.last_failure = None
+
+
+cdef int _steer(CircuitBreaker self, int state) noexcept:
+    cdef int code
+    hardy_lock(&self._guard)
+    steer(self, state)
+    code = take_event(self)
+    hardy_unlock(&self._guard)
+    if state == FORCED_OPEN:
+        _remember_opening(self, NULL)
+    return _notify(self, code) if code else 0
+
+
 cdef int _reset_locally(CircuitBreaker self) noexcept:
     cdef int code
     hardy_lock(&self._guard)
@@ -594,11 +767,20 @@ cdef int _reset_locally(CircuitBreaker self) noexcept:
 
 cdef int _record_outcome(CircuitBreaker self, BaseException exc, long long epoch) except -1:
     """Settle an outcome given as an exception object (``call``, ``__exit__``)."""
+    cdef int kind
     if not isinstance(exc, Exception):
         _release(self, epoch, False)
-    elif _is_excluded(self, exc):
+        return 0
+    kind = _classify(self, <PyObject*>Py_TYPE(<PyObject*>exc), <PyObject*>exc)
+    if kind < 0:
+        _release(self, epoch, False)
+        return -1
+    if kind == OUTCOME_IGNORED:
         _release(self, epoch, True)
-    elif _on_failure(self, epoch) < 0:
+    elif kind == OUTCOME_SUCCESS:
+        if _on_success(self, epoch) < 0:
+            return -1
+    elif _on_failure(self, epoch, <PyObject*>exc) < 0:
         return -1
     return 0
 
@@ -612,20 +794,29 @@ cdef int _settle_error(CircuitBreaker self, long long epoch) noexcept:
     cdef PyObject* nvalue
     cdef PyObject* ntb
     cdef int rc = 0
-    cdef tuple excluded = _excluded_of(self)
+    cdef int kind
     PyErr_Fetch(&etype, &evalue, &etb)
     PyErr_NormalizeException(&etype, &evalue, &etb)
     if not PyErr_GivenExceptionMatches(etype, PyExc_Exception):
         # Interrupted or cancelled: not an outcome, but a trial slot it
         # held must come back or the breaker would stay half-open forever.
         _release(self, epoch, False)
-    elif excluded is not None and PyErr_GivenExceptionMatches(etype, <PyObject*>excluded):
-        _release(self, epoch, True)
     else:
-        rc = _on_failure(self, epoch)
+        if etb != NULL and self._extras is not None:
+            PyException_SetTraceback(evalue, etb)  # a predicate may look at it
+        kind = _classify(self, etype, evalue)
+        if kind < 0:
+            _release(self, epoch, False)
+            rc = -1
+        elif kind == OUTCOME_IGNORED:
+            _release(self, epoch, True)
+        elif kind == OUTCOME_SUCCESS:
+            rc = _on_success(self, epoch)
+        else:
+            rc = _on_failure(self, epoch, evalue)
     if rc < 0:
-        # The settling itself raised (a clock or a listener): that error
-        # propagates, with the call's own error as its context.
+        # The settling itself raised (a clock, a listener, a predicate): that
+        # error propagates, with the call's own error as its context.
         PyErr_Fetch(&ntype, &nvalue, &ntb)
         PyErr_NormalizeException(&ntype, &nvalue, &ntb)
         if etb != NULL:
@@ -642,18 +833,24 @@ cdef int _settle_error(CircuitBreaker self, long long epoch) noexcept:
 cdef int _raise_rejection(CircuitBreaker self) noexcept:
     cdef PyObject* args
     cdef PyObject* exc
+    cdef PyObject* last = NULL
     cdef double wait = 0.0
     cdef double now
     if self._state == OPEN:
         if _now(self, &now) < 0:
             return -1
         wait = time_until_reset(self, now)
-    args = PyTuple_New(2)
+    if self._extras is not None and self._extras.last_failure is not None:
+        last = <PyObject*>self._extras.last_failure
+    args = PyTuple_New(2 if last == NULL else 3)
     if args == NULL:
         return -1
     Py_INCREF(self._name)
     PyTuple_SET_ITEM(args, 0, <PyObject*>self._name)
     PyTuple_SET_ITEM(args, 1, PyFloat_FromDouble(wait))
+    if last != NULL:
+        xincref(last)
+        PyTuple_SET_ITEM(args, 2, last)
     exc = hardy_new_exception(_open_error_type, args)
     xdecref(args)
     if exc == NULL:

@@ -117,3 +117,13 @@ cdef int _checked_reading(object check, object source, PyObject* result, double*
     if out[0] == -1.0 and PyErr_Occurred() != NULL:
         return -1
     return 0
+
+
+cdef bint _holds_predicate(tuple spec) noexcept:
+    """Whether an exception specification holds a predicate (hardy._match); runs no Python code,
+    so it may be asked while an error is set."""
+    cdef Py_ssize_t i
+    for i in range(PyTuple_GET_SIZE(<PyObject*>spec)):
+        if not PyType_Check(PyTuple_GET_ITEM(<PyObject*>spec, i)):
+            return True
+    return False

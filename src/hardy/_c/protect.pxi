@@ -69,9 +69,9 @@ cdef PyObject* _protected_vectorcall(
     if result == NULL:
         _settle_error(b, epoch)
         return NULL
-    if b._state == CLOSED and b._failure_count == 0:
+    if b._state == CLOSED and b._failure_count == 0 and b._flags == 0:
         hardy_add_one(&b._successes)
-    elif _on_success(b, epoch) < 0:
+    elif _on_result(b, epoch, result) < 0:
         xdecref(result)
         return NULL
     return result

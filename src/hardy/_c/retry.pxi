@@ -247,16 +247,35 @@ cdef inline int _draw(RetryConfig c, double* r) noexcept:
 
 
 cdef bint _retries_current(RetryConfig c) noexcept:
-    """Whether the exception currently set is one ``c`` retries."""
+    """Whether the exception currently set is one ``c`` retries.
+
+    No class matched: a predicate of ``retryable_exceptions`` (hardy._match)
+    may still say yes. One that raises leaves its error set, with the call's
+    error as its context, and the answer is no.
+    """
     if not PyErr_ExceptionMatches(PyExc_Exception):
         return False
     if not PyErr_ExceptionMatches(<PyObject*>c._retryable):
-        return False
+        if not _holds_predicate(c._retryable):
+            return False
+        exc = _fetch_error()
+        try:
+            retried = _match.predicates_match(exc, c._retryable, "retryable_exceptions", c)
+        except BaseException as error:
+            error.__context__ = exc
+            _set_error(error)
+            return False
+        _set_error(exc)
+        return retried and (c._retry_circuit_open or not isinstance(exc, CircuitOpenError))
     return c._retry_circuit_open or not PyErr_ExceptionMatches(_open_error_type)
 
 
 cdef bint _retries_exc(RetryConfig c, BaseException exc):
-    return isinstance(exc, c._retryable) and (c._retry_circuit_open or not isinstance(exc, CircuitOpenError))
+    # Classes in C (the non-class elements of the tuple match nothing there), then predicates.
+    if not PyErr_GivenExceptionMatches(<PyObject*>exc, <PyObject*>c._retryable):
+        if not _match.predicates_match(exc, c._retryable, "retryable_exceptions", c):
+            return False
+    return c._retry_circuit_open or not isinstance(exc, CircuitOpenError)
 
 
 cdef int _ask_delay(RetryConfig c, object outcome, double* out) except -1:

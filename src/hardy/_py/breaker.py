@@ -19,10 +19,21 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .. import _blocks, _descriptors, _events, _live, _validate
+from .. import _blocks, _descriptors, _events, _live, _match, _validate
 from ..errors import CircuitOpenError
 from ..policies import breaker as policy
-from ..policies.breaker import ASK_STORE, CLOSED, HALF_OPEN, OPEN, REJECTED, BreakerState
+from ..policies.breaker import (
+    ASK_STORE,
+    CLOSED,
+    DISABLED,
+    FLAG_RESULT,
+    FORCED_OPEN,
+    HALF_OPEN,
+    OPEN,
+    REJECTED,
+    BreakerState,
+    BreakerTuning,
+)
 from ..state import STATE_BY_CODE, CircuitState
 
 if TYPE_CHECKING:
@@ -34,6 +45,9 @@ __all__ = ["GIL_ENABLED", "CircuitBreaker"]
 # The closed-state success count is bumped without a lock where the GIL makes
 # that atomic; a free-threaded interpreter takes the lock instead.
 GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
+
+# What an exception raised by a protected call counts as (CircuitBreaker._classify).
+_FAILURE, _IGNORED, _SUCCESS = 0, 1, 2
 
 
 class CircuitBreaker(BreakerState):
@@ -59,7 +73,22 @@ class CircuitBreaker(BreakerState):
             legacy_charge()
     """
 
-    __slots__ = ("__weakref__", "_clock", "_excluded", "_listeners", "_lock", "_name", "_store")
+    __slots__ = (
+        "__weakref__",
+        "_clock",
+        "_excluded",
+        "_excluded_classes",
+        "_excluded_preds",
+        "_failure_classes",
+        "_failure_preds",
+        "_failures_spec",
+        "_last_failure",
+        "_listeners",
+        "_lock",
+        "_name",
+        "_result_predicate",
+        "_store",
+    )
 
     def __init__(
         self,
@@ -67,19 +96,55 @@ class CircuitBreaker(BreakerState):
         failure_threshold: int = 5,
         reset_timeout: float = 60.0,
         half_open_max_calls: int = 3,
-        excluded_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = (),
+        excluded_exceptions: Any = (),
         *,
         clock: Callable[[], float] = time.monotonic,
         store: BreakerStore | None = None,
+        failure_exceptions: Any = None,
+        failure_on_result: Callable[[Any], object] | None = None,
+        success_threshold: int | None = None,
+        half_open_max_wait: float | None = None,
+        reset_backoff: float = 1.0,
+        max_reset_timeout: float | None = None,
     ) -> None:
         if getattr(self, "_name", None) is not None:
             raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
         settings = _validate.breaker_settings(
-            name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, clock
+            name,
+            failure_threshold,
+            reset_timeout,
+            half_open_max_calls,
+            excluded_exceptions,
+            clock,
+            failure_exceptions=failure_exceptions,
+            failure_on_result=failure_on_result,
+            success_threshold=success_threshold,
+            half_open_max_wait=half_open_max_wait,
+            reset_backoff=reset_backoff,
+            max_reset_timeout=max_reset_timeout,
         )
         policy.configure_breaker(self, settings.failure_threshold, settings.reset_timeout, settings.half_open_max_calls)
+        if settings.tuned:
+            policy.tune_breaker(
+                self,
+                BreakerTuning(),
+                settings.success_threshold,
+                settings.reset_backoff,
+                settings.max_reset_timeout,
+                settings.half_open_max_wait,
+            )
+        self._last_failure: BaseException | None = None
         self._clock = settings.clock
         self._excluded = settings.excluded_exceptions
+        self._excluded_classes = _match.classes_of(self._excluded)
+        self._excluded_preds = _match.has_predicates(self._excluded)
+        self._failures_spec = settings.failure_exceptions
+        spec = () if self._failures_spec is None else self._failures_spec
+        self._failure_classes = _match.classes_of(spec)
+        self._failure_preds = _match.has_predicates(spec)
+        self._result_predicate = settings.failure_on_result
+        if self._result_predicate is not None:
+            self._flags |= FLAG_RESULT
         self._listeners: list[Callable[..., Any]] = []
         self._lock = threading.Lock()
         self._store: SharedBreaker | None = None
@@ -104,7 +169,8 @@ class CircuitBreaker(BreakerState):
         """The epoch of an admitted call, or REJECTED after counting a rejection."""
         if self._state == CLOSED:
             return self._epoch
-        now = self._now()  # user code: read before the critical section
+        # User code: read before the critical section; a manual state needs no reading.
+        now = self._now() if policy.needs_clock(self) else 0.0
         with self._lock:
             epoch = policy.admit(self, now, shared and self._store is not None)
             code = policy.take_event(self)
@@ -112,6 +178,8 @@ class CircuitBreaker(BreakerState):
             # The policy asks the store only when told there is one.
             return int(cast("SharedBreaker", self._store).admit())
         if code:
+            if policy.event_new(code) == OPEN:
+                self._last_failure = None  # trials overdue (half_open_max_wait): no exception did it
             try:
                 self._notify(code)
             except BaseException:
@@ -142,7 +210,9 @@ class CircuitBreaker(BreakerState):
         elif action != policy.DONE:
             self._binding_settle(action, epoch)
 
-    def _on_failure(self, epoch: int, shared: bool = True, count: bool = True) -> None:
+    def _on_failure(
+        self, epoch: int, shared: bool = True, count: bool = True, exc: BaseException | None = None
+    ) -> None:
         try:
             now = self._now()
         except BaseException:
@@ -157,6 +227,8 @@ class CircuitBreaker(BreakerState):
             action = policy.settle_failure(self, epoch, now, shared and self._store is not None, count)
             code = policy.take_event(self)
         if code:
+            if policy.event_new(code) == OPEN:
+                self._last_failure = exc
             self._notify(code)
         elif action != policy.DONE:
             self._binding_settle(action, epoch)
@@ -171,15 +243,54 @@ class CircuitBreaker(BreakerState):
         else:
             store.clear(epoch)
 
+    def _classify(self, exc: BaseException) -> int:
+        """What an ``Exception`` a call raised counts as; a predicate's error propagates.
+
+        Classes first, then predicates (hardy._match), as the compiled core.
+        """
+        if isinstance(exc, self._excluded_classes):
+            return _IGNORED
+        if self._excluded_preds and _match.predicates_match(exc, self._excluded, "excluded_exceptions", self):
+            return _IGNORED
+        if self._failures_spec is None or isinstance(exc, self._failure_classes):
+            return _FAILURE
+        if self._failure_preds and _match.predicates_match(exc, self._failures_spec, "failure_exceptions", self):
+            return _FAILURE
+        return _SUCCESS
+
     def _on_exception(self, exc: BaseException, epoch: int) -> None:
         if not isinstance(exc, Exception):
             # Interrupted or cancelled: not an outcome, but a trial slot it
             # held must come back or the breaker would stay half-open forever.
             self._release(epoch, ignored=False)
-        elif isinstance(exc, self._excluded):
+            return
+        try:
+            kind = self._classify(exc)
+        except BaseException:
+            self._release(epoch, ignored=False)
+            raise
+        if kind == _IGNORED:
             self._release(epoch, ignored=True)
+        elif kind == _SUCCESS:
+            self._on_success(epoch)
         else:
-            self._on_failure(epoch)
+            self._on_failure(epoch, exc=exc)
+
+    def _on_result(self, epoch: int, value: object) -> None:
+        """Settle a call that returned ``value``: a success, or a failure if ``failure_on_result`` says so."""
+        if self._result_predicate is None:
+            self._on_success(epoch)
+            return
+        try:
+            failed = _match.result_matches(self._result_predicate, value, "failure_on_result", self)
+        except BaseException:
+            # Not an outcome: the trial slot the call held comes back.
+            self._release(epoch, ignored=False)
+            raise
+        if failed:
+            self._on_failure(epoch)  # no exception: last_failure becomes None if this opens
+        else:
+            self._on_success(epoch)
 
     def _release(self, epoch: int, ignored: bool) -> None:
         with self._lock:
@@ -187,6 +298,15 @@ class CircuitBreaker(BreakerState):
         if held and self._store is not None:
             # Never blocks (the store queues it), so a deallocator may call it.
             self._store.release(epoch)
+
+    def _steer(self, state: int) -> None:
+        with self._lock:
+            policy.steer(self, state)
+            code = policy.take_event(self)
+        if state == FORCED_OPEN:
+            self._last_failure = None
+        if code:
+            self._notify(code)
 
     def _reset_locally(self) -> None:
         with self._lock:
@@ -196,7 +316,7 @@ class CircuitBreaker(BreakerState):
             self._notify(code)
 
     def _rejection(self) -> CircuitOpenError:
-        return CircuitOpenError(self._name, self.get_time_until_reset())
+        return CircuitOpenError(self._name, self.get_time_until_reset(), self._last_failure)
 
     def _notify(self, code: int) -> None:
         """Tell the listeners about transition ``code`` (hardy.policies.breaker.event)."""
@@ -222,8 +342,37 @@ class CircuitBreaker(BreakerState):
 
     @property
     def reset_timeout(self) -> float:
-        """Seconds the breaker stays open before admitting trial calls."""
-        return self._reset_timeout
+        """Seconds the breaker stays open before admitting trial calls (before any backoff)."""
+        return policy.base_timeout(self)
+
+    @property
+    def success_threshold(self) -> int:
+        """Trial successes that close a half-open breaker."""
+        return policy.success_threshold_of(self)
+
+    @property
+    def half_open_max_wait(self) -> float | None:
+        """Seconds after which trials that hold every slot count as a failure; ``None``: no limit."""
+        if self._tuning is None or self._tuning._max_wait == 0.0:
+            return None
+        return self._tuning._max_wait
+
+    @property
+    def reset_backoff(self) -> float:
+        """What the reset timeout is multiplied by each time a half-open period fails."""
+        return 1.0 if self._tuning is None else self._tuning._backoff
+
+    @property
+    def max_reset_timeout(self) -> float | None:
+        """The cap of the backed-off reset timeout; ``None``: no cap."""
+        if self._tuning is None or self._tuning._max_timeout == _validate.NO_CAP:
+            return None
+        return self._tuning._max_timeout
+
+    @property
+    def last_failure(self) -> BaseException | None:
+        """The exception that last opened the circuit, or ``None``."""
+        return self._last_failure
 
     @property
     def half_open_max_calls(self) -> int:
@@ -231,9 +380,19 @@ class CircuitBreaker(BreakerState):
         return self._half_open_max
 
     @property
-    def excluded_exceptions(self) -> tuple[type[BaseException], ...]:
-        """Exception types that count as neither success nor failure."""
+    def excluded_exceptions(self) -> tuple[Any, ...]:
+        """Exception classes and predicates that count as neither success nor failure."""
         return self._excluded
+
+    @property
+    def failure_exceptions(self) -> tuple[Any, ...] | None:
+        """The exception classes and predicates that are failures; ``None``: every ``Exception``."""
+        return self._failures_spec
+
+    @property
+    def failure_on_result(self) -> Callable[[Any], object] | None:
+        """The predicate on a returned value that makes it a failure, or ``None``."""
+        return self._result_predicate
 
     @property
     def store(self) -> BreakerStore | None:
@@ -247,8 +406,8 @@ class CircuitBreaker(BreakerState):
 
     @property
     def is_open(self) -> bool:
-        """True while calls are rejected for the reset timeout."""
-        return self._state_code() == OPEN
+        """True while calls are rejected: open for the reset timeout, or forced open."""
+        return self._state_code() in (OPEN, FORCED_OPEN)
 
     @property
     def is_closed(self) -> bool:
@@ -287,12 +446,24 @@ class CircuitBreaker(BreakerState):
                 "ignored": ignored,
                 "opened": self._opened,
                 "failure_threshold": self._threshold,
-                "reset_timeout": self._reset_timeout,
+                "reset_timeout": policy.base_timeout(self),
                 "half_open_max_calls": self._half_open_max,
             }
         return stats
 
     # -- changing it by hand ----------------------------------------------
+
+    def force_open(self) -> None:
+        """Reject every call (``CircuitState.FORCED_OPEN``) until :meth:`reset`.
+
+        The process's own decision: with a store, the shared state is left
+        alone, and no other process is forced open.
+        """
+        self._steer(FORCED_OPEN)
+
+    def disable(self) -> None:
+        """Admit every call and record nothing (``CircuitState.DISABLED``) until :meth:`reset`."""
+        self._steer(DISABLED)
 
     def reset(self) -> None:
         """Close the breaker and clear its failure and trial counts.
@@ -317,19 +488,27 @@ class CircuitBreaker(BreakerState):
         self._on_success(self._epoch)
 
     def record_failure(self, exception: BaseException) -> None:
-        """Record a failure; an exception of an excluded type is counted as ignored.
+        """Record the outcome of a call that raised ``exception``, made without the breaker's help.
 
-        Past the reset timeout an open breaker is half-open, and the failure
-        opens it again for a full ``reset_timeout``.
+        It is classified as a call's error is: an excluded one is counted as
+        ignored, and with ``failure_exceptions`` one that does not match is a
+        success. Past the reset timeout an open breaker is half-open, and a
+        failure opens it again for a full ``reset_timeout``.
         """
         if not isinstance(exception, BaseException):
             raise TypeError(f"exception must be an exception instance, got {exception!r}")
-        if isinstance(exception, self._excluded):
+        if not isinstance(exception, Exception):
+            return
+        kind = self._classify(exception)
+        if kind == _IGNORED:
             with self._lock:
                 self._ignored += 1
-        elif isinstance(exception, Exception):
+        elif kind == _SUCCESS:
             self._promote()
-            self._on_failure(self._epoch)
+            self._on_success(self._epoch)
+        else:
+            self._promote()
+            self._on_failure(self._epoch, exc=exception)
 
     def add_listener(self, callback: Callable[[Any, CircuitState, CircuitState], object]) -> None:
         """Call ``callback(breaker, old_state, new_state)`` after every state change."""
@@ -362,7 +541,7 @@ class CircuitBreaker(BreakerState):
         if type(result) is types.CoroutineType:
             guard = _TrialSlot(self, epoch) if self._state == HALF_OPEN else None
             return _settle_later(self, result, epoch, guard)
-        self._on_success(epoch)
+        self._on_result(epoch, result)
         return result
 
     def __call__(self, func: Callable[P, R]) -> ProtectedCallable[P, R]:
@@ -483,5 +662,5 @@ async def _settle_later(breaker: CircuitBreaker, coro: Any, epoch: int, guard: _
         raise
     if guard is not None:
         guard.disarm()
-    breaker._on_success(epoch)
+    breaker._on_result(epoch, result)
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import _chain, _wrapping
+from .. import _chain, _match, _wrapping
 
 __all__ = ["chain"]
 
@@ -18,10 +18,11 @@ def chain(
     name: str,
     funcs: tuple[Callable[..., Any], ...],
     default: object,
-    exceptions: tuple[type[Exception], ...],
+    exceptions: tuple[Any, ...],
     log: bool,
+    on_result: Callable[[Any], object] | None = None,
 ) -> Callable[..., Any]:
-    """Call ``funcs[0]``; when it raises one of ``exceptions``, the next, and so on.
+    """Call ``funcs[0]``; when it raises one of ``exceptions`` (or ``on_result`` turns its result down), the next.
 
     When all fail: ``default`` unless it is ``NO_DEFAULT``, else
     ``AllFallbacksFailedError``. The result is async when any function is
@@ -33,15 +34,20 @@ def chain(
     if any(awaited):
 
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            return await _chain.run_chain_async(name, funcs, awaited, args, kwargs, default, exceptions, log)
+            return await _chain.run_chain_async(name, funcs, awaited, args, kwargs, default, exceptions, log, on_result)
 
         return _wrapping.copy_metadata(run_async, first, is_async=True)  # type: ignore[no-any-return]
 
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
-            return first(*args, **kwargs)
-        except exceptions as exc:
+            result = first(*args, **kwargs)
+        except Exception as exc:
+            if not _match.matches(exc, exceptions, "exceptions", name):
+                raise
             errors: list[BaseException] = [exc]
-        return _chain.continue_chain(name, funcs, 1, args, kwargs, errors, default, exceptions, log)
+            return _chain.continue_chain(name, funcs, 1, args, kwargs, errors, default, exceptions, log, on_result)
+        if on_result is None or not _chain.rejects(on_result, result, name):
+            return result
+        return _chain.continue_chain(name, funcs, 1, args, kwargs, [], default, exceptions, log, on_result, result)
 
     return _wrapping.copy_metadata(run, first, is_async=False)  # type: ignore[no-any-return]

@@ -37,7 +37,10 @@ def protect(
     if _retry_gen.is_generator_function(func):
         return _retry_gen.protect_generator(breaker, func, fallback)  # type: ignore[no-any-return]
     b = breaker
-    unlocked_count = GIL_ENABLED
+    # Every success goes through the policy when the GIL does not make the
+    # closed-state count atomic, or when the breaker judges results (its
+    # flags are set once, at construction).
+    judged = not GIL_ENABLED or bool(b._flags)
     if _wrapping.is_async_callable(func):
         fallback_is_async = fallback is not None and _wrapping.is_async_callable(fallback)
         async_func = cast("Callable[..., Awaitable[Any]]", func)
@@ -58,8 +61,8 @@ def protect(
             except BaseException as exc:
                 b._on_exception(exc, epoch)
                 raise
-            if b._state or b._failure_count or not unlocked_count:
-                b._on_success(epoch)
+            if b._state or b._failure_count or judged:
+                b._on_result(epoch, result)
             else:
                 b._successes += 1
             return result
@@ -84,8 +87,8 @@ def protect(
             raise
         # The closed-state success needs no lock under the GIL: adding one to
         # an int attribute runs no Python code, so it cannot be interleaved.
-        if b._state or b._failure_count or not unlocked_count:
-            b._on_success(epoch)
+        if b._state or b._failure_count or judged:
+            b._on_result(epoch, result)
         else:
             b._successes += 1
         return result

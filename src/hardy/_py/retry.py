@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .. import _retry_gen, _retry_run, _sleep, _validate, _wrapping
+from .. import _match, _retry_gen, _retry_run, _sleep, _validate, _wrapping
 from .._retry_state import Counters, RetryState, RetryStatistics
 from ..errors import CircuitOpenError
 from ..jitter import Jitter
@@ -199,7 +199,9 @@ class RetryConfig(RetryPolicy):
         return wait
 
     def _retries(self, exc: BaseException) -> bool:
-        return isinstance(exc, self._retryable) and (self._retry_circuit_open or not isinstance(exc, CircuitOpenError))
+        # Classes, then predicates (hardy._match): isinstance() refuses a predicate in the tuple.
+        retried = _match.matches(exc, self._retryable, "retryable_exceptions", self)
+        return retried and (self._retry_circuit_open or not isinstance(exc, CircuitOpenError))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return _validate.rebuild, (type(self), self._settings())

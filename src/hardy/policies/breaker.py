@@ -29,16 +29,43 @@ except ModuleNotFoundError:  # the twin, where Cython is not installed
 CLOSED = cython.declare(cython.int, 0)
 OPEN = cython.declare(cython.int, 1)
 HALF_OPEN = cython.declare(cython.int, 2)
+FORCED_OPEN = cython.declare(cython.int, 3)  # force_open(): rejects everything until reset()
+DISABLED = cython.declare(cython.int, 4)  # disable(): admits everything, records nothing, until reset()
+STATES = cython.declare(cython.int, 5)  # how many there are (event codes)
 
 # What admit() returns besides an admitted call's epoch (>= 0).
 REJECTED = cython.declare(cython.longlong, -1)
 ASK_STORE = cython.declare(cython.longlong, -3)  # a trial: the store grants the permits
+
+# What a breaker's dispatch must look at beyond the closed-and-clean count
+# (``_flags``): with any of them set, every outcome goes through the policy.
+FLAG_RESULT = cython.declare(cython.int, 1)  # failure_on_result: the returned value is judged
 
 # What a settling asks the caller to do next.
 DONE = cython.declare(cython.int, 0)
 STORE_TRIAL_SUCCESS = cython.declare(cython.int, 1)
 STORE_CLEAR = cython.declare(cython.int, 2)
 STORE_FAILURE = cython.declare(cython.int, 3)
+
+
+@cython.cclass
+class BreakerTuning:
+    """What only tuned breakers have (``success_threshold``, open-state backoff, ``half_open_max_wait``).
+
+    A plain breaker points at none (``_tuning`` is ``None``), so it stays
+    small. ``_base_timeout`` is the configured ``reset_timeout``; the
+    breaker's own ``_reset_timeout`` is the current one, which the backoff
+    lengthens after each failed half-open period.
+    """
+
+    __slots__ = ("_backoff", "_base_timeout", "_last_trial", "_max_timeout", "_max_wait", "_success_threshold")
+
+    _success_threshold: cython.int
+    _backoff: cython.double  # factor applied to the reset timeout on each re-opening (1.0: none)
+    _max_timeout: cython.double  # the cap of that growth
+    _base_timeout: cython.double
+    _max_wait: cython.double  # half_open_max_wait; 0.0: none
+    _last_trial: cython.double  # when the newest trial was admitted
 
 
 @cython.cclass
@@ -55,6 +82,7 @@ class BreakerState:
         "_event",
         "_failure_count",
         "_failures",
+        "_flags",
         "_guard",
         "_half_open_max",
         "_ignored",
@@ -67,6 +95,7 @@ class BreakerState:
         "_threshold",
         "_trial_successes",
         "_trials",
+        "_tuning",
     )
 
     _threshold: cython.int
@@ -79,12 +108,14 @@ class BreakerState:
     _state: cython.char
     _guard: cython.char
     _event: cython.char  # the last transition not yet told (see event()), 0 if none
+    _flags: cython.char  # what the dispatch must do beyond counting a success (FLAG_*); set once
     _reset_timeout: cython.double
     _opened_at: cython.double
     _successes: cython.longlong
     _failures: cython.longlong
     _ignored: cython.longlong
     _rejections: cython.longlong
+    _tuning: BreakerTuning | None  # None for a plain breaker
 
 
 @cython.cfunc
@@ -104,12 +135,63 @@ def configure_breaker(
     s._state = CLOSED
     s._guard = 0
     s._event = 0
+    s._flags = 0
     s._reset_timeout = reset_timeout
     s._opened_at = 0.0
     s._successes = 0
     s._failures = 0
     s._ignored = 0
     s._rejections = 0
+    s._tuning = None
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def tune_breaker(
+    s: BreakerState,
+    t: BreakerTuning,
+    success_threshold: cython.int,
+    backoff: cython.double,
+    max_timeout: cython.double,
+    max_wait: cython.double,
+) -> None:
+    """Give a new breaker the settings of a tuned one."""
+    t._success_threshold = success_threshold
+    t._backoff = backoff
+    t._max_timeout = max_timeout
+    t._base_timeout = s._reset_timeout
+    t._max_wait = max_wait
+    t._last_trial = 0.0
+    s._tuning = t
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def success_threshold_of(s: BreakerState) -> cython.int:
+    """Trial successes that close a half-open breaker (``half_open_max_calls`` unless tuned)."""
+    if s._tuning is None:
+        return s._half_open_max
+    return s._tuning._success_threshold
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def base_timeout(s: BreakerState) -> cython.double:
+    """The configured reset timeout (the current one may be longer, after backoff)."""
+    if s._tuning is None:
+        return s._reset_timeout
+    return s._tuning._base_timeout
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def needs_clock(s: BreakerState) -> cython.bint:
+    """Whether admitting a call in the current state needs a clock reading."""
+    return s._state == OPEN or s._state == HALF_OPEN
 
 
 @cython.cfunc
@@ -117,7 +199,7 @@ def configure_breaker(
 @cython.exceptval(check=False)
 def event(old: cython.int, new: cython.int) -> cython.int:
     """The code of a transition from ``old`` to ``new`` (never 0)."""
-    return 1 + old * 3 + new
+    return 1 + old * STATES + new
 
 
 @cython.cfunc
@@ -134,20 +216,30 @@ def take_event(s: BreakerState) -> cython.int:
 @cython.inline
 @cython.exceptval(check=False)
 def event_old(code: cython.int) -> cython.int:
-    return (code - 1) // 3
+    return (code - 1) // STATES
 
 
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
 def event_new(code: cython.int) -> cython.int:
-    return (code - 1) % 3
+    return (code - 1) % STATES
 
 
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
 def _open(s: BreakerState, now: cython.double) -> None:
+    t: BreakerTuning | None = s._tuning
+    if t is not None:
+        # Open-state backoff: a failed half-open period waits longer next
+        # time, up to the cap; opening from closed starts again from the base.
+        if s._state == HALF_OPEN:
+            s._reset_timeout = s._reset_timeout * t._backoff
+            if s._reset_timeout > t._max_timeout:
+                s._reset_timeout = t._max_timeout
+        else:
+            s._reset_timeout = t._base_timeout
     s._event = event(s._state, OPEN)
     s._state = OPEN
     s._epoch += 1
@@ -160,15 +252,33 @@ def _open(s: BreakerState, now: cython.double) -> None:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
+def _close(s: BreakerState) -> None:
+    s._event = event(s._state, CLOSED)
+    s._state = CLOSED
+    s._failure_count = 0
+    s._trials = 0
+    s._trial_successes = 0
+    if s._tuning is not None:
+        s._reset_timeout = s._tuning._base_timeout
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
 def admit(s: BreakerState, now: cython.double, shared: cython.bint) -> cython.longlong:
     """May a call start? Its epoch if so, ``REJECTED`` (counted) if not, ``ASK_STORE`` for a shared trial.
 
     Past the reset timeout an open breaker turns half-open here, on the
     first admission (leaving the event); half-open, it admits at most
-    ``half_open_max_calls`` trials at a time.
+    ``half_open_max_calls`` trials at a time. With ``half_open_max_wait``,
+    trials that have all been running that long count as a failed period:
+    the breaker opens again (and this call is rejected).
     """
-    if s._state == CLOSED:
+    if s._state == CLOSED or s._state == DISABLED:
         return s._epoch
+    if s._state == FORCED_OPEN:
+        s._rejections += 1
+        return REJECTED
     if s._state == OPEN:
         if now - s._opened_at < s._reset_timeout:
             s._rejections += 1
@@ -183,7 +293,18 @@ def admit(s: BreakerState, now: cython.double, shared: cython.bint) -> cython.lo
         if shared:
             return ASK_STORE
         s._trials += 1
+        if s._tuning is not None:
+            s._tuning._last_trial = now
         return s._epoch
+    if (
+        not shared
+        and s._tuning is not None
+        and s._tuning._max_wait > 0.0
+        and now - s._tuning._last_trial >= s._tuning._max_wait
+    ):
+        # Every slot is held by a trial admitted at least max_wait ago (the
+        # newest is that old): they free their slots and count as a failure.
+        _open(s, now)
     s._rejections += 1
     return REJECTED
 
@@ -193,6 +314,8 @@ def admit(s: BreakerState, now: cython.double, shared: cython.bint) -> cython.lo
 @cython.exceptval(check=False)
 def settle_success(s: BreakerState, epoch: cython.longlong, shared: cython.bint, count: cython.bint) -> cython.int:
     """A call of ``epoch`` succeeded: ``DONE``, or what to ask the store."""
+    if s._state == DISABLED:
+        return DONE
     if count:
         s._successes += 1
     if epoch != s._epoch:
@@ -205,12 +328,8 @@ def settle_success(s: BreakerState, epoch: cython.longlong, shared: cython.bint,
         if shared:
             return STORE_TRIAL_SUCCESS
         s._trial_successes += 1
-        if s._trial_successes >= s._half_open_max:
-            s._event = event(HALF_OPEN, CLOSED)
-            s._state = CLOSED
-            s._failure_count = 0
-            s._trials = 0
-            s._trial_successes = 0
+        if s._trial_successes >= success_threshold_of(s):
+            _close(s)
     return DONE
 
 
@@ -221,6 +340,8 @@ def settle_failure(
     s: BreakerState, epoch: cython.longlong, now: cython.double, shared: cython.bint, count: cython.bint
 ) -> cython.int:
     """A call of ``epoch`` failed at ``now``: ``DONE``, or ``STORE_FAILURE`` to let the store decide."""
+    if s._state == DISABLED:
+        return DONE
     if count:
         s._failures += 1
     if epoch != s._epoch:
@@ -244,7 +365,7 @@ def release(s: BreakerState, epoch: cython.longlong, ignored: cython.bint) -> cy
 
     True when it held one (a shared breaker then gives its permit back).
     """
-    if ignored:
+    if ignored and s._state != DISABLED:
         s._ignored += 1
     if epoch == s._epoch and s._state == HALF_OPEN and s._trials > 0:
         s._trials -= 1
@@ -268,10 +389,33 @@ def promote(s: BreakerState, now: cython.double) -> None:
 @cython.inline
 @cython.exceptval(check=False)
 def reset(s: BreakerState) -> None:
-    """Back to closed; the counts of the state are cleared, the lifetime totals kept."""
+    """Back to closed (from any state, the manual ones too); the counts of the state are cleared,
+    the lifetime totals kept, the backoff forgotten."""
     if s._state != CLOSED:
         s._event = event(s._state, CLOSED)
     s._state = CLOSED
+    s._epoch += 1
+    s._failure_count = 0
+    s._trials = 0
+    s._trial_successes = 0
+    if s._tuning is not None:
+        s._reset_timeout = s._tuning._base_timeout
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def steer(s: BreakerState, state: cython.int) -> None:
+    """Put the breaker in a manual state (``FORCED_OPEN`` or ``DISABLED``) until ``reset``.
+
+    Calls running now become stale: their outcomes count in the totals (a
+    forced-open breaker's) but move nothing.
+    """
+    if s._state != state:
+        s._event = event(s._state, state)
+        if state == FORCED_OPEN:
+            s._opened += 1
+    s._state = state
     s._epoch += 1
     s._failure_count = 0
     s._trials = 0
@@ -297,8 +441,13 @@ def adopt(
     opened_at: cython.double,
     new_period: cython.bint,
 ) -> cython.longlong:
-    """Take a state read from a store; the epoch from now on. ``new_period``: calls running now are stale."""
+    """Take a state read from a store; the epoch from now on. ``new_period``: calls running now are stale.
+
+    A manual state is the process's own: the store's state does not replace it.
+    """
     old: cython.int = s._state
+    if old >= FORCED_OPEN:  # FORCED_OPEN or DISABLED
+        return s._epoch
     if new_period:
         s._epoch += 1
         if state == OPEN and old != OPEN:
