@@ -17,11 +17,13 @@ cdef enum:
     OUTCOME_SUCCESS = 2
 
 
-cdef class _BreakerExtras:
+cdef class _BreakerExtras(BreakerTuning):
     """What only some breakers have: a clock of their own, listeners, a store, what counts as what.
 
     Kept out of the breaker itself so that a plain breaker stays small (see
-    the memory benchmark): it points at no extras at all.
+    the memory benchmark): it points at no extras at all. The extras are
+    also the breaker's tuning (the policy's ``_tuning``, untuned unless
+    settings ask otherwise), so one pointer serves both.
     """
 
     cdef object clock           # None: read the monotonic clock in C
@@ -59,7 +61,6 @@ cdef class CircuitBreaker(BreakerState):
     """
 
     cdef str _name
-    cdef _BreakerExtras _extras     # None: default clock, no listener, no store, nothing excluded
     cdef object __weakref__
     # Every initialised breaker is in one doubly linked list (hardy._live),
     # through these two borrowed pointers: no weak reference per breaker.
@@ -94,7 +95,7 @@ cdef class CircuitBreaker(BreakerState):
         configure_breaker(self, settings.failure_threshold, settings.reset_timeout, settings.half_open_max_calls)
         if settings.tuned:
             tune_breaker(
-                self, BreakerTuning.__new__(BreakerTuning), settings.success_threshold, settings.reset_backoff,
+                self, _extras_of(self), settings.success_threshold, settings.reset_backoff,
                 settings.max_reset_timeout, settings.half_open_max_wait,
             )
         if settings.clock is not _monotonic:
@@ -163,7 +164,7 @@ cdef class CircuitBreaker(BreakerState):
     @property
     def last_failure(self):
         """The exception that last opened the circuit, or ``None``."""
-        return None if self._extras is None else self._extras.last_failure
+        return None if _x(self) is None else _x(self).last_failure
 
     @property
     def half_open_max_calls(self):
@@ -179,12 +180,12 @@ cdef class CircuitBreaker(BreakerState):
     @property
     def failure_exceptions(self):
         """The exception classes and predicates that are failures; ``None``: every ``Exception``."""
-        return None if self._extras is None else self._extras.failures
+        return None if _x(self) is None else _x(self).failures
 
     @property
     def failure_on_result(self):
         """The predicate on a returned value that makes it a failure, or ``None``."""
-        return None if self._extras is None else self._extras.on_result
+        return None if _x(self) is None else _x(self).on_result
 
     @property
     def store(self):
@@ -330,7 +331,7 @@ cdef class CircuitBreaker(BreakerState):
 
     def remove_listener(self, callback):
         """Stop calling ``callback``; a :class:`ValueError` if it was not added."""
-        listeners = None if self._extras is None else self._extras.listeners
+        listeners = None if _x(self) is None else _x(self).listeners
         if listeners is None or callback not in listeners:
             raise ValueError(_validate.NOT_A_LISTENER.format(callback=callback, breaker=self))
         listeners.remove(callback)
@@ -461,21 +462,27 @@ cdef class _Local:
 
 
 cdef _BreakerExtras _extras_of(CircuitBreaker self):
-    if self._extras is None:
-        self._extras = _BreakerExtras.__new__(_BreakerExtras)
-    return self._extras
+    """The breaker's extras, made on first need, untuned: they change no decision."""
+    if self._tuning is None:
+        tune_breaker(self, _BreakerExtras.__new__(_BreakerExtras), self._half_open_max, 1.0, _NO_CAP, 0.0)
+    return <_BreakerExtras>self._tuning
+
+
+cdef inline _BreakerExtras _x(CircuitBreaker self):
+    """The extras, or None (every tuning object of the compiled core is a _BreakerExtras)."""
+    return <_BreakerExtras>self._tuning
 
 
 cdef inline object _clock_of(CircuitBreaker self):
-    return None if self._extras is None else self._extras.clock
+    return None if _x(self) is None else _x(self).clock
 
 
 cdef inline object _store_of(CircuitBreaker self):
-    return None if self._extras is None else self._extras.store
+    return None if _x(self) is None else _x(self).store
 
 
 cdef inline tuple _excluded_of(CircuitBreaker self):
-    return None if self._extras is None else self._extras.excluded
+    return None if _x(self) is None else _x(self).excluded
 
 
 cdef int _classify(CircuitBreaker self, PyObject* etype, PyObject* evalue) noexcept:
@@ -484,7 +491,7 @@ cdef int _classify(CircuitBreaker self, PyObject* etype, PyObject* evalue) noexc
     Classes are matched in C; predicates (hardy._match) run only when no
     class matched. The error a predicate raises is left set.
     """
-    cdef _BreakerExtras x = self._extras
+    cdef _BreakerExtras x = _x(self)
     cdef int hit
     if x is None:
         return OUTCOME_FAILURE
@@ -638,7 +645,7 @@ cdef int _on_result(CircuitBreaker self, long long epoch, PyObject* value) noexc
     if not (self._flags & FLAG_RESULT):
         return _on_success(self, epoch)
     try:
-        verdict = _result_matches(self._extras.on_result, <object>value, "failure_on_result", self)
+        verdict = _result_matches(_x(self).on_result, <object>value, "failure_on_result", self)
     except BaseException as error:
         # Not an outcome: the trial slot the call held comes back.
         _release(self, epoch, False)
@@ -741,8 +748,8 @@ cdef void _remember_opening(CircuitBreaker self, PyObject* exc) noexcept:
     """Keep what opened the circuit for CircuitOpenError.last_failure (NULL: no exception did)."""
     if exc != NULL:
         _extras_of(self).last_failure = <object>exc
-    elif self._extras is not None:
-        self._extras.last_failure = None
+    elif _x(self) is not None:
+        _x(self).last_failure = None
 
 
 cdef int _steer(CircuitBreaker self, int state) noexcept:
@@ -802,7 +809,7 @@ cdef int _settle_error(CircuitBreaker self, long long epoch) noexcept:
         # held must come back or the breaker would stay half-open forever.
         _release(self, epoch, False)
     else:
-        if etb != NULL and self._extras is not None:
+        if etb != NULL and _x(self) is not None:
             PyException_SetTraceback(evalue, etb)  # a predicate may look at it
         kind = _classify(self, etype, evalue)
         if kind < 0:
@@ -840,8 +847,9 @@ cdef int _raise_rejection(CircuitBreaker self) noexcept:
         if _now(self, &now) < 0:
             return -1
         wait = time_until_reset(self, now)
-    if self._extras is not None and self._extras.last_failure is not None:
-        last = <PyObject*>self._extras.last_failure
+    cdef _BreakerExtras x = _x(self)
+    if x is not None and x.last_failure is not None:
+        last = <PyObject*>x.last_failure  # x holds it
     args = PyTuple_New(2 if last == NULL else 3)
     if args == NULL:
         return -1
@@ -863,7 +871,7 @@ cdef int _raise_rejection(CircuitBreaker self) noexcept:
 cdef int _notify(CircuitBreaker self, int code) noexcept:
     """Tell the listeners about transition ``code`` (hardy.policies.breaker.event)."""
     cdef PyObject* result
-    cdef list listeners = None if self._extras is None else self._extras.listeners
+    cdef list listeners = None if _x(self) is None else _x(self).listeners
     if listeners is None or len(listeners) == 0:
         return 0
     result = PyObject_CallFunctionObjArgs(

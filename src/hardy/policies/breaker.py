@@ -53,7 +53,9 @@ class BreakerTuning:
     """What only tuned breakers have (``success_threshold``, open-state backoff, ``half_open_max_wait``).
 
     A plain breaker points at none (``_tuning`` is ``None``), so it stays
-    small. ``_base_timeout`` is the configured ``reset_timeout``; the
+    small. A tuning with ``success_threshold == half_open_max_calls``, a
+    backoff of 1.0 and no ``half_open_max_wait`` decides exactly as none: the
+    compiled dispatch subclasses it to hold its other extras. ``_base_timeout`` is the configured ``reset_timeout``; the
     breaker's own ``_reset_timeout`` is the current one, which the backoff
     lengthens after each failed half-open period.
     """
