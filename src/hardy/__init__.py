@@ -17,7 +17,7 @@ Example::
 
 from __future__ import annotations
 
-from . import testing
+from . import events, testing
 from ._core import IMPLEMENTATION, CircuitBreaker, RetryConfig
 from ._safe_points import defer_timeouts_in
 from .breaker import BreakerRegistry, circuit_breaker, get_circuit_breaker, registry
@@ -63,6 +63,7 @@ __all__ = [
     "__version__",
     "circuit_breaker",
     "defer_timeouts_in",
+    "events",
     "fallback",
     "get_circuit_breaker",
     "get_health_check",

@@ -4,6 +4,8 @@ The cores call the first function themselves (the fast path, in C for the
 compiled core); once it has failed, everything else happens here, written
 once: the remaining functions in order, one WARNING per failed step, then
 the default (logged at INFO) or :class:`~hardy.AllFallbacksFailedError`.
+A fallback or default that answers is also a ``"fallback"`` event and one
+more fallback used in :mod:`hardy._tallies` (the metrics' count).
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import _log, _tallies, events
 from ._sentinel import NO_DEFAULT
 from .errors import AllFallbacksFailedError
 
 __all__ = ["continue_chain", "describe", "run_chain_async"]
 
-logger = logging.getLogger("hardy")
+logger = _log.component("fallback")
 
 
 def describe(func: object) -> str:
@@ -31,15 +34,49 @@ def describe(func: object) -> str:
     return f"{module}.{qualname}" if isinstance(module, str) else qualname
 
 
-def _log(name: str, func: object, error: BaseException) -> None:
+def _log_failure(name: str, func: object, error: BaseException) -> None:
     if logger.isEnabledFor(logging.WARNING):
-        logger.warning("fallback chain %s: %s failed: %r", name, describe(func), error)
+        described = describe(func)
+        _log.warn_limited(
+            logger,
+            ("step", name, described, id(func)),
+            "fallback chain %s: %s failed: %r",
+            name,
+            described,
+            error,
+            extra=_log.fields("fallback", name, "step_failed", error_type=type(error).__name__, function=described),
+        )
+
+
+def _used(name: str, func: object, errors: list[BaseException]) -> None:
+    """A fallback (``func``, or the default when ``None``) answered after ``errors``."""
+    _tallies.count(_tallies.fallbacks, name)
+    if events.active:
+        events.emit(
+            "fallback",
+            name,
+            {
+                "via": "default" if func is None else "function",
+                "function": None if func is None else describe(func),
+                "error_type": type(errors[-1]).__name__ if errors else None,
+            },
+        )
 
 
 def _finish(name: str, errors: list[BaseException], default: object, log: bool) -> Any:
     if default is not NO_DEFAULT:
+        _used(name, None, errors)
         if log and logger.isEnabledFor(logging.INFO):
-            logger.info("fallback chain %s: every function failed; the default answered", name)
+            _log.warn_limited(
+                logger,
+                ("default", name),
+                "fallback chain %s: every function failed; the default answered",
+                name,
+                extra=_log.fields(
+                    "fallback", name, "default_answered", error_type=type(errors[-1]).__name__ if errors else None
+                ),
+                level=logging.INFO,
+            )
         return default
     raise AllFallbacksFailedError(name, errors) from (errors[-1] if errors else None)
 
@@ -57,14 +94,18 @@ def continue_chain(
 ) -> Any:
     """Run ``funcs[start:]`` after ``errors`` (the failures so far, already raised)."""
     if log and errors:
-        _log(name, funcs[start - 1], errors[-1])
+        _log_failure(name, funcs[start - 1], errors[-1])
     for func in funcs[start:]:
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
         except exceptions as exc:
             errors.append(exc)
             if log:
-                _log(name, func, exc)
+                _log_failure(name, func, exc)
+        else:
+            if errors:
+                _used(name, func, errors)
+            return result
     return _finish(name, errors, default, log)
 
 
@@ -87,9 +128,14 @@ async def run_chain_async(
     for func, is_async in zip(funcs, awaited, strict=True):
         try:
             result = func(*args, **kwargs)
-            return (await result) if is_async else result
+            if is_async:
+                result = await result
         except exceptions as exc:
             errors.append(exc)
             if log:
-                _log(name, func, exc)
+                _log_failure(name, func, exc)
+        else:
+            if errors:
+                _used(name, func, errors)
+            return result
     return _finish(name, errors, default, log)

@@ -31,7 +31,7 @@ import time
 import types
 
 from hardy import _blocks, _chain, _deadlines, _descriptors, _events, _live, _safe_points, _sleep
-from hardy import _timeout_log, _validate, _wrapping
+from hardy import _rejections, _retry_events, _timeout_log, _validate, _wrapping, events
 from hardy.errors import CircuitOpenError, TimeoutError as HardyTimeoutError
 from hardy.state import STATE_BY_CODE
 

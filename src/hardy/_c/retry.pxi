@@ -10,6 +10,9 @@ cdef object _default_random = random.random
 cdef object _getrandbits = random.getrandbits
 cdef object _sync_sleep = _sleep.sync_sleep
 cdef object _async_sleep = _sleep.async_sleep
+# Called only when the loop retries or gives up (hardy._retry_events): never on a first-attempt success.
+cdef object _report_retried = _retry_events.retried
+cdef object _report_gave_up = _retry_events.gave_up
 
 
 cdef class RetryConfig(RetryPolicy):
@@ -257,25 +260,45 @@ cdef PyObject* _retry_sync(
     cdef PyObject* error = NULL
     cdef PyObject* value
     cdef PyObject* number
+    cdef PyObject* delay_obj
     while True:
         if result == NULL:
-            if out_of_attempts(c, attempt) or not _retries_current(c):
+            if not _retries_current(c):
                 return NULL
             error = _take_error()
+            if out_of_attempts(c, attempt):
+                return _report_and_give_up(r, error, NULL, attempt)
         else:
             verdict = _result_fails(c, result)
             if verdict < 0:
                 xdecref(result)
                 return NULL
-            if verdict == 0 or out_of_attempts(c, attempt):
+            if verdict == 0:
                 return result
+            if out_of_attempts(c, attempt):
+                return _report_and_give_up(r, NULL, result, attempt)
         if _retry_delay(c, attempt, previous, &wait) < 0:
             return _fail_during_retry(error, result)
         if c._has_deadline:
             if _clock_now(c._clock, &now) < 0:
                 return _fail_during_retry(error, result)
             if out_of_time(c, now - started, wait):
-                return _give_up(error, result)
+                return _report_and_give_up(r, error, result, attempt)
+        number = PyLong_FromLong(attempt)
+        if number == NULL:
+            return _fail_during_retry(error, result)
+        delay_obj = PyFloat_FromDouble(wait)
+        if delay_obj == NULL:
+            xdecref(number)
+            return _fail_during_retry(error, result)
+        value = PyObject_CallFunctionObjArgs(
+            <PyObject*>_report_retried, <PyObject*>r, error if error != NULL else Py_None, number, delay_obj, NULL
+        )
+        xdecref(number)
+        xdecref(delay_obj)
+        if value == NULL:
+            return _fail_during_retry(error, result)
+        xdecref(value)
         if r._on_retry is not None:
             number = PyLong_FromLong(attempt)
             if number == NULL:
@@ -316,6 +339,22 @@ cdef int _result_fails(RetryConfig c, PyObject* result) noexcept:
     truth = PyObject_IsTrue(verdict)
     xdecref(verdict)
     return truth
+
+
+cdef PyObject* _report_and_give_up(_Retrying r, PyObject* error, PyObject* result, long attempt) noexcept:
+    """Tell hardy._retry_events that ``r`` gives up, then give up (an error it raises wins)."""
+    cdef PyObject* number = PyLong_FromLong(attempt)
+    cdef PyObject* value
+    if number == NULL:
+        return _fail_during_retry(error, result)
+    value = PyObject_CallFunctionObjArgs(
+        <PyObject*>_report_gave_up, <PyObject*>r, error if error != NULL else Py_None, number, NULL
+    )
+    xdecref(number)
+    if value == NULL:
+        return _fail_during_retry(error, result)
+    xdecref(value)
+    return _give_up(error, result)
 
 
 cdef PyObject* _give_up(PyObject* error, PyObject* result) noexcept:
@@ -376,11 +415,16 @@ async def _retry_async(_Retrying r, tuple args, dict kwargs):
         try:
             result = await func(*args, **kwargs)
         except Exception as exc:
-            if out_of_attempts(c, attempt) or not _retries_exc(c, exc):
+            if not _retries_exc(c, exc):
+                raise
+            if out_of_attempts(c, attempt):
+                _report_gave_up(r, exc, attempt)
                 raise
             wait = _delay_or_raise(c, attempt, previous)
             if c._has_deadline and out_of_time(c, _clock_or_raise(c._clock) - started, wait):
+                _report_gave_up(r, exc, attempt)
                 raise
+            _report_retried(r, exc, attempt, wait)
             if on_retry is not None:
                 if r._on_retry_is_async:
                     await on_retry(exc, attempt)
@@ -389,11 +433,16 @@ async def _retry_async(_Retrying r, tuple args, dict kwargs):
             if wait > 0.0:
                 await _async_sleep(wait)
         else:
-            if c._retry_on_result is None or not c._retry_on_result(result) or out_of_attempts(c, attempt):
+            if c._retry_on_result is None or not c._retry_on_result(result):
+                return result
+            if out_of_attempts(c, attempt):
+                _report_gave_up(r, None, attempt)
                 return result
             wait = _delay_or_raise(c, attempt, previous)
             if c._has_deadline and out_of_time(c, _clock_or_raise(c._clock) - started, wait):
+                _report_gave_up(r, None, attempt)
                 return result
+            _report_retried(r, None, attempt, wait)
             if on_retry is not None:
                 if r._on_retry_is_async:
                     await on_retry(None, attempt)

@@ -19,7 +19,7 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import _blocks, _descriptors, _events, _live, _validate
+from .. import _blocks, _descriptors, _events, _live, _rejections, _validate, events
 from ..errors import CircuitOpenError
 from ..policies import breaker as policy
 from ..policies.breaker import ASK_STORE, CLOSED, HALF_OPEN, OPEN, REJECTED, BreakerState
@@ -33,6 +33,17 @@ __all__ = ["GIL_ENABLED", "CircuitBreaker"]
 # The closed-state success count is bumped without a lock where the GIL makes
 # that atomic; a free-threaded interpreter takes the lock instead.
 GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
+
+# hardy._rejections.rejected while a subscriber wants "rejection" events, else None.
+_rejection_hook: Callable[[Any, Any], None] | None = None
+
+
+def _watch_rejections(wanted: frozenset[str]) -> None:
+    global _rejection_hook
+    _rejection_hook = _rejections.hook_for(wanted)
+
+
+events.watch(_watch_rejections)
 
 
 class CircuitBreaker(BreakerState):
@@ -193,12 +204,15 @@ class CircuitBreaker(BreakerState):
             self._notify(code)
 
     def _rejection(self) -> CircuitOpenError:
-        return CircuitOpenError(self._name, self.get_time_until_reset())
+        error = CircuitOpenError(self._name, self.get_time_until_reset())
+        hook = _rejection_hook
+        if hook is not None:
+            hook(self, error)
+        return error
 
     def _notify(self, code: int) -> None:
-        """Tell the listeners about transition ``code`` (hardy.policies.breaker.event)."""
-        if self._listeners:
-            _events.notify(self, self._listeners, policy.event_old(code), policy.event_new(code))
+        """Tell the listeners, hardy.events and the log about transition ``code`` (hardy.policies.breaker.event)."""
+        _events.notify(self, self._listeners, policy.event_old(code), policy.event_new(code))
 
     def _state_code(self) -> int:
         if self._state == OPEN:
@@ -257,6 +271,12 @@ class CircuitBreaker(BreakerState):
         if self._state != OPEN:
             return 0.0
         return policy.time_until_reset(self, self._now())
+
+    def _counts(self) -> tuple[str, int, int, int, int, int, int]:
+        """``(name, state code, successes, failures, ignored, rejections, opened)``, for hardy.metrics."""
+        state = self._state_code()
+        with self._lock:
+            return (self._name, state, self._successes, self._failures, self._ignored, self._rejections, self._opened)
 
     def get_stats(self) -> dict[str, Any]:
         """A snapshot of the state, the counts and the lifetime totals.

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .. import _sleep, _validate, _wrapping
+from .. import _retry_events, _sleep, _validate, _wrapping
 from ..errors import CircuitOpenError
 from ..jitter import Jitter
 from ..policies import retry as policy
@@ -204,6 +204,8 @@ def retrying(
     clock = c._clock
     out_of_attempts = policy.out_of_attempts
     out_of_time = policy.out_of_time
+    retried_hook = _retry_events.retried
+    gave_up = _retry_events.gave_up
     if _wrapping.is_async_callable(func):
         async_func = cast("Callable[..., Awaitable[Any]]", func)
         on_retry_is_async = on_retry is not None and _wrapping.is_async_callable(on_retry)
@@ -216,11 +218,16 @@ def retrying(
                 try:
                     result = await async_func(*args, **kwargs)
                 except Exception as exc:
-                    if out_of_attempts(c, attempt) or not c._retries(exc):
+                    if not c._retries(exc):
+                        raise
+                    if out_of_attempts(c, attempt):
+                        gave_up(retried_async, exc, attempt)
                         raise
                     delay = c._delay(attempt, previous)
                     if timed and out_of_time(c, clock() - started, delay):
+                        gave_up(retried_async, exc, attempt)
                         raise
+                    retried_hook(retried_async, exc, attempt, delay)
                     if on_retry is not None:
                         if on_retry_is_async:
                             await on_retry(exc, attempt)  # type: ignore[misc]
@@ -229,11 +236,16 @@ def retrying(
                     if delay > 0.0:
                         await _sleep.async_sleep(delay)
                 else:
-                    if retry_on_result is None or not retry_on_result(result) or out_of_attempts(c, attempt):
+                    if retry_on_result is None or not retry_on_result(result):
+                        return result
+                    if out_of_attempts(c, attempt):
+                        gave_up(retried_async, None, attempt)
                         return result
                     delay = c._delay(attempt, previous)
                     if timed and out_of_time(c, clock() - started, delay):
+                        gave_up(retried_async, None, attempt)
                         return result
+                    retried_hook(retried_async, None, attempt, delay)
                     if on_retry is not None:
                         if on_retry_is_async:
                             await on_retry(None, attempt)  # type: ignore[misc]
@@ -259,21 +271,31 @@ def retrying(
             try:
                 result = func(*args, **kwargs)
             except Exception as exc:
-                if out_of_attempts(c, attempt) or not c._retries(exc):
+                if not c._retries(exc):
+                    raise
+                if out_of_attempts(c, attempt):
+                    gave_up(retried, exc, attempt)
                     raise
                 delay = c._delay(attempt, previous)
                 if timed and out_of_time(c, clock() - started, delay):
+                    gave_up(retried, exc, attempt)
                     raise
+                retried_hook(retried, exc, attempt, delay)
                 if on_retry is not None:
                     on_retry(exc, attempt)
                 if delay > 0.0:
                     _sleep.sync_sleep(delay)
             else:
-                if retry_on_result is None or not retry_on_result(result) or out_of_attempts(c, attempt):
+                if retry_on_result is None or not retry_on_result(result):
+                    return result
+                if out_of_attempts(c, attempt):
+                    gave_up(retried, None, attempt)
                     return result
                 delay = c._delay(attempt, previous)
                 if timed and out_of_time(c, clock() - started, delay):
+                    gave_up(retried, None, attempt)
                     return result
+                retried_hook(retried, None, attempt, delay)
                 if on_retry is not None:
                     on_retry(None, attempt)
                 if delay > 0.0:
