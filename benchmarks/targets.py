@@ -126,6 +126,30 @@ TARGETS = [
         0.1,
         extra="retained_bytes_per_rejection",
     ),
+    Target(
+        "compiled breaker, closed success: every exporter on vs off (ratio)",
+        "observed-success",
+        "breaker-closed-success",
+        None,
+        1.05,
+        extra="ratio",
+    ),
+    Target(
+        "compiled retry, first-attempt success: every exporter on vs off (ratio)",
+        "observed-success",
+        "retry-first-attempt-success",
+        None,
+        1.05,
+        extra="ratio",
+    ),
+    Target(
+        "Prometheus collect() over 10,000 breakers, ms",
+        "prometheus-scrape-10000",
+        "c",
+        None,
+        50.0,
+        extra="collect_ms",
+    ),
 ]
 
 

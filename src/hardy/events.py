@@ -126,7 +126,7 @@ def _check_kinds(kinds: Collection[str] | None) -> frozenset[str]:
 def _publish(subscribers: tuple[_Subscriber, ...]) -> None:
     global _subscribers, active, wanted
     _subscribers = subscribers
-    wanted = frozenset().union(*(s.kinds for s in subscribers))
+    wanted = frozenset(kind for s in subscribers for kind in s.kinds)
     active = bool(subscribers)
     for watcher in tuple(_watchers):
         watcher(wanted)
