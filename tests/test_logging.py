@@ -141,10 +141,36 @@ def test_a_repeated_warning_is_logged_once_per_interval(clocked: FakeClock, capl
 
 
 def test_different_sources_are_limited_apart(clocked: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="hardy.fallback"):
+    with caplog.at_level(logging.INFO, logger="hardy.retry"):
         for name in ("a", "b", "a", "b"):
-            hardy.Fallback(name, [fail, lambda: 1]).execute()
-    assert [r.source for r in caplog.records] == ["a", "b"]  # type: ignore[attr-defined]
+            with pytest.raises(Boom):
+                hardy.retry(max_attempts=1)(named(name))()
+    assert [r.source for r in caplog.records] == ["tests.test_logging.a", "tests.test_logging.b"]  # type: ignore[attr-defined]
+
+
+def test_fallback_steps_and_listener_failures_are_never_held_back(caplog: pytest.LogCaptureFixture) -> None:
+    # The spec: each failed step is logged while log_failures is on; a listener that raises is logged.
+    breaker = hardy.CircuitBreaker("flapping", failure_threshold=1, reset_timeout=0.0)
+    breaker.add_listener(lambda b, old, new: 1 / 0)
+    with caplog.at_level(logging.WARNING, logger="hardy"):
+        for _ in range(3):
+            assert hardy.Fallback("steps", [fail, lambda: 1]).execute() == 1
+        for _ in range(2):
+            with pytest.raises(Boom):
+                breaker.call(fail)
+            breaker.reset()
+    steps = [r for r in caplog.records if r.event == "step_failed"]  # type: ignore[attr-defined]
+    listeners = [r for r in caplog.records if r.event == "listener_failed"]  # type: ignore[attr-defined]
+    assert len(steps) == 3
+    assert len(listeners) == 4  # closed -> open and open -> closed, twice
+
+
+def named(name: str) -> Any:
+    def func() -> None:
+        raise Boom(name)
+
+    func.__qualname__ = name
+    return func
 
 
 def emitted_json(clock: FakeClock, formatter: logging.Formatter) -> list[dict[str, Any]]:

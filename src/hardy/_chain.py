@@ -35,11 +35,11 @@ def describe(func: object) -> str:
 
 
 def _log_failure(name: str, func: object, error: BaseException) -> None:
+    # Every failure, not rate-limited: the spec promises one WARNING per failed step
+    # while log_failures is on (and log_failures=False turns them off).
     if logger.isEnabledFor(logging.WARNING):
         described = describe(func)
-        _log.warn_limited(
-            logger,
-            ("step", name, described, id(func)),
+        logger.warning(
             "fallback chain %s: %s failed: %r",
             name,
             described,

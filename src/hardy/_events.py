@@ -34,17 +34,14 @@ def notify(breaker: Any, listeners: Sequence[Callable[..., Any]], old: int, new:
         try:
             listener(breaker, old_state, new_state)
         except Exception as exc:
-            _log.warn_limited(
-                logger,
-                ("listener", breaker.name, id(listener), old, new),
+            # Every failure, not rate-limited: a listener bug, on a transition (rare by nature).
+            logger.exception(
                 "circuit breaker %r: listener %r failed on %s -> %s",
                 breaker.name,
                 listener,
                 old_state.value,
                 new_state.value,
                 extra=_log.fields("breaker", breaker.name, "listener_failed", error_type=type(exc).__name__),
-                level=logging.ERROR,
-                exc_info=True,
             )
     if events.active:
         events.emit("state_change", breaker.name, {"old_state": old_state.value, "new_state": new_state.value})
