@@ -53,7 +53,7 @@ logger = _log.component("events")
 class Event:
     """One thing hardy did off the success path.
 
-    ``kind`` is one of :data:`KINDS`; ``source`` the name of what emitted it
+    ``kind`` is one of ``hardy.events.KINDS``; ``source`` the name of what emitted it
     (the breaker's name, the retried function's qualified name, the fallback
     chain's or timed operation's name, the health check's name); ``time`` the
     wall-clock time (``time.time()``) it happened; ``data`` what else is

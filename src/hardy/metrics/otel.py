@@ -139,7 +139,7 @@ def instrument(meter_provider: Any = None, *, span_events: bool = True) -> Instr
 
     ``meter_provider`` is an OpenTelemetry ``MeterProvider`` (the global one
     when ``None``). Instruments are made for the metrics of every source known
-    now (:func:`hardy.metrics.add_source`): add yours before instrumenting.
+    now (``hardy.metrics.add_source``): add yours before instrumenting.
     Instrumenting one provider twice is a ``ValueError``; :meth:`Instrumentation.close`
     first.
 
