@@ -427,3 +427,50 @@ def test_an_async_subscriber_without_a_loop_is_warned_about(caplog: pytest.LogCa
         stop()
     dropped = [r for r in caplog.records if "dropped" in r.getMessage()]
     assert len(dropped) == 1  # rate-limited: once, not once per event
+
+
+def test_a_subscriber_that_raises_base_exception_on_a_rejection_replaces_the_rejection() -> None:
+    breaker = hardy.CircuitBreaker("interrupted", failure_threshold=1)
+    with pytest.raises(Boom):
+        breaker.call(fail)
+    protected = breaker(lambda: 1)
+
+    def interrupt(event: Event) -> None:
+        raise KeyboardInterrupt
+
+    stop = hardy.events.subscribe(interrupt, kinds={"rejection"})
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            protected()
+        with pytest.raises(KeyboardInterrupt):
+            breaker.call(lambda: 1)
+    finally:
+        stop()
+    with pytest.raises(hardy.CircuitOpenError):
+        protected()
+    assert breaker.get_stats()["rejections"] == 3
+
+
+def test_a_subscriber_calling_the_open_breaker_again_does_not_recurse() -> None:
+    breaker = hardy.CircuitBreaker("reentrant", failure_threshold=1)
+    with pytest.raises(Boom):
+        breaker.call(fail)
+    protected = breaker(lambda: 1)
+    mine: list[Event] = []
+    others: list[Event] = []
+
+    def call_again(event: Event) -> None:
+        mine.append(event)
+        with pytest.raises(hardy.CircuitOpenError):
+            protected()
+
+    stop_mine = hardy.events.subscribe(call_again, kinds={"rejection"})
+    stop_others = hardy.events.subscribe(others.append, kinds={"rejection"})
+    try:
+        with pytest.raises(hardy.CircuitOpenError):
+            protected()
+    finally:
+        stop_mine()
+        stop_others()
+    assert len(mine) == 1
+    assert len(others) == 2  # the outer rejection and the one the subscriber caused

@@ -103,6 +103,9 @@ wanted: frozenset[str] = frozenset()
 _watchers: list[Callable[[frozenset[str]], None]] = []
 # Tasks of async subscribers, kept until done (the loop holds them weakly).
 _tasks: set[asyncio.Future[Any] | concurrent.futures.Future[Any]] = set()
+# The sync subscribers running on each thread: an event their own handling
+# causes (a subscriber calling an open breaker on "rejection") skips them.
+_running = threading.local()
 
 
 def _check_kinds(kinds: Collection[str] | None) -> frozenset[str]:
@@ -184,6 +187,10 @@ def emit(kind: str, source: str, data: Mapping[str, Any] = _EMPTY) -> None:
         if subscriber.is_async:
             _schedule(subscriber, event)
             continue
+        running = _running.__dict__.setdefault("subscribers", set())
+        if subscriber in running:
+            continue  # caused by its own handling, on this thread: it would recurse
+        running.add(subscriber)
         try:
             subscriber.callback(event)
         except Exception:
@@ -194,6 +201,8 @@ def emit(kind: str, source: str, data: Mapping[str, Any] = _EMPTY) -> None:
                 source,
                 extra=_log.fields("events", source, kind, error_type=None),
             )
+        finally:
+            running.discard(subscriber)
 
 
 def _schedule(subscriber: _Subscriber, event: Event) -> None:
