@@ -34,7 +34,7 @@ from typing import Any
 
 import hardy
 
-from . import peers, targets, timeout_latency
+from . import observability, peers, targets, timeout_latency
 from ._harness import CALLS, load_core
 from .scenarios import SCENARIOS, Case, Scenario
 from .test_resources_bench import (
@@ -301,16 +301,25 @@ def main(argv: list[str] | None = None) -> int:
     memory = measure_memory()
     log("timeout lateness")
     lateness = timeout_latency.measure()
+    log("observability")
+    observed = observability.overhead(max(5, args.rounds // 2))
+    scraped = observability.scrape()
     view = _targets_view(timed, threads, memory)
+    for case, figures in observed.items():
+        view[("observed-success", case)] = {"stats": {"min": 0.0, "median": 0.0}, "extra_info": figures}
+    view[("prometheus-scrape-10000", "c")] = {"stats": {"min": 0.0, "median": 0.0}, "extra_info": scraped}
     measured_groups = {scenario.group for scenario in scenarios} | {
         "breaker-8-threads-2ms",
         "breaker-memory",
         "breaker-open-memory-flat",
+        "observed-success",
+        "prometheus-scrape-10000",
     }
     verdicts = evaluate(view, measured_groups if args.only else None)
     command = "python -m benchmarks.report " + " ".join(sys.argv[1:] if argv is None else argv)
     markdown = render_markdown(scenarios, timed, threads, memory, verdicts, command)
     markdown += "\n".join(timeout_latency.render(lateness)) + "\n"
+    markdown += "\n".join(observability.render(observed, scraped)) + "\n"
     skipped = render_chart(scenarios, timed, args.out / "report.png")
     if skipped:
         markdown += f"\n(No chart: {skipped}.)\n"
@@ -322,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                 "threads_seconds": threads,
                 "memory_bytes": memory,
                 "timeout_lateness": lateness,
+                "observability": {"success": observed, "scrape": scraped},
                 "targets": [{"target": d, "measured": m, "limit": lim, "passed": p} for d, m, lim, p in verdicts],
             },
             indent=1,

@@ -199,6 +199,34 @@ TARGETS += [
     ),
 ]
 
+# Issue 20: observability at zero hot-path cost.
+TARGETS += [
+    Target(
+        "compiled breaker, closed success: every exporter on vs off (ratio)",
+        "observed-success",
+        "breaker-closed-success",
+        None,
+        1.05,
+        extra="ratio",
+    ),
+    Target(
+        "compiled retry, first-attempt success: every exporter on vs off (ratio)",
+        "observed-success",
+        "retry-first-attempt-success",
+        None,
+        1.05,
+        extra="ratio",
+    ),
+    Target(
+        "Prometheus collect() over 10,000 breakers, ms",
+        "prometheus-scrape-10000",
+        "c",
+        None,
+        50.0,
+        extra="collect_ms",
+    ),
+]
+
 
 def _case(name: str) -> str:
     return name.split("[", 1)[1].rstrip("]") if "[" in name else name

@@ -17,7 +17,7 @@ from types import ModuleType
 import pytest
 
 import hardy
-from hardy import _core
+from hardy import _core, _log
 
 CORE_NAMES = (
     "IMPLEMENTATION",
@@ -63,6 +63,7 @@ def core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
             monkeypatch.setattr(hardy, name, getattr(module, name))
     hardy.registry.clear()
     hardy.bulkheads.clear()
+    _log.reset_limits()  # a warning one test logged must not be held back in the next
     yield module
     hardy.registry.clear()
     hardy.bulkheads.clear()

@@ -534,7 +534,7 @@ def test_a_timeout_logs_one_warning_and_a_fallback_one_info(caplog: pytest.LogCa
     assert info.value.operation == "slow"
     assert str(info.value) == "Operation 'slow' timed out after 0.01s"
     assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("hardy", "WARNING", str(info.value)),
+        ("hardy.timeout", "WARNING", str(info.value)),
     ]
     caplog.clear()
     assert hardy.timeout(0.01, error_message="slow", fallback=lambda: "cached")(slow)() == "cached"

@@ -17,7 +17,7 @@ Example::
 
 from __future__ import annotations
 
-from . import testing
+from . import events, testing
 from ._core import IMPLEMENTATION, Bulkhead, CircuitBreaker, RetryConfig
 from ._retry_state import RetryState, RetryStatistics
 from ._safe_points import defer_timeouts_in
@@ -66,6 +66,7 @@ __all__ = [
     "__version__",
     "circuit_breaker",
     "defer_timeouts_in",
+    "events",
     "fallback",
     "get_circuit_breaker",
     "get_health_check",

@@ -4,6 +4,8 @@ The cores call the first function themselves (the fast path, in C for the
 compiled core); once it has failed, everything else happens here, written
 once: the remaining functions in order, one WARNING per failed step, then
 the default (logged at INFO) or :class:`~hardy.AllFallbacksFailedError`.
+A fallback or default that answers is also a ``"fallback"`` event and one
+more fallback used in :mod:`hardy._tallies` (the metrics' count).
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import _match
+from . import _log, _match, _tallies, events
 from ._sentinel import NO_DEFAULT
 from .errors import AllFallbacksFailedError
 
-__all__ = ["continue_chain", "describe", "run_chain_async"]
+__all__ = ["continue_chain", "describe", "rejects", "run_chain_async"]
 
-logger = logging.getLogger("hardy")
+logger = _log.component("fallback")
+
+_NOTHING: Any = object()  # no function of the chain returned (every one raised)
 
 
 def describe(func: object) -> str:
@@ -32,23 +36,61 @@ def describe(func: object) -> str:
     return f"{module}.{qualname}" if isinstance(module, str) else qualname
 
 
-def _log(name: str, func: object, error: BaseException) -> None:
+def _log_failure(name: str, func: object, error: BaseException) -> None:
+    # Every failure, not rate-limited: the spec promises one WARNING per failed step
+    # while log_failures is on (and log_failures=False turns them off).
     if logger.isEnabledFor(logging.WARNING):
-        logger.warning("fallback chain %s: %s failed: %r", name, describe(func), error)
-
-
-_NOTHING: Any = object()  # no function of the chain returned (every one raised)
+        described = describe(func)
+        logger.warning(
+            "fallback chain %s: %s failed: %r",
+            name,
+            described,
+            error,
+            extra=_log.fields("fallback", name, "step_failed", error_type=type(error).__name__, function=described),
+        )
 
 
 def _log_rejected(name: str, func: object, value: object) -> None:
     if logger.isEnabledFor(logging.WARNING):
-        logger.warning("fallback chain %s: %s returned a rejected result: %r", name, describe(func), value)
+        described = describe(func)
+        logger.warning(
+            "fallback chain %s: %s returned a rejected result: %r",
+            name,
+            described,
+            value,
+            extra=_log.fields("fallback", name, "step_rejected", function=described),
+        )
+
+
+def _used(name: str, func: object, errors: list[BaseException]) -> None:
+    """A fallback (``func``, or the default when ``None``) answered after ``errors``."""
+    _tallies.count(_tallies.fallbacks, name)
+    if events.active:
+        events.emit(
+            "fallback",
+            name,
+            {
+                "via": "default" if func is None else "function",
+                "function": None if func is None else describe(func),
+                "error_type": type(errors[-1]).__name__ if errors else None,
+            },
+        )
 
 
 def _finish(name: str, errors: list[BaseException], default: object, log: bool, rejected: object = _NOTHING) -> Any:
     if default is not NO_DEFAULT:
+        _used(name, None, errors)
         if log and logger.isEnabledFor(logging.INFO):
-            logger.info("fallback chain %s: every function failed; the default answered", name)
+            _log.warn_limited(
+                logger,
+                ("default", name),
+                "fallback chain %s: every function failed; the default answered",
+                name,
+                extra=_log.fields(
+                    "fallback", name, "default_answered", error_type=type(errors[-1]).__name__ if errors else None
+                ),
+                level=logging.INFO,
+            )
         return default
     if rejected is not _NOTHING:
         # No default, and a function did return: its (last) rejected result
@@ -83,7 +125,7 @@ def continue_chain(
         if rejected is not _NOTHING:
             _log_rejected(name, funcs[start - 1], rejected)
         elif errors:
-            _log(name, funcs[start - 1], errors[-1])
+            _log_failure(name, funcs[start - 1], errors[-1])
     for func in funcs[start:]:
         try:
             result = func(*args, **kwargs)
@@ -92,9 +134,11 @@ def continue_chain(
                 raise
             errors.append(exc)
             if log:
-                _log(name, func, exc)
+                _log_failure(name, func, exc)
             continue
         if not rejects(on_result, result, name):
+            if start > 0 or errors or rejected is not _NOTHING:
+                _used(name, func, errors)
             return result
         rejected = result
         if log:
@@ -130,9 +174,11 @@ async def run_chain_async(
                 raise
             errors.append(exc)
             if log:
-                _log(name, func, exc)
+                _log_failure(name, func, exc)
             continue
         if not rejects(on_result, result, name):
+            if errors or rejected is not _NOTHING:
+                _used(name, func, errors)
             return result
         rejected = result
         if log:

@@ -34,7 +34,7 @@ import time
 import types
 
 from hardy import _blocks, _chain, _deadlines, _descriptors, _events, _live, _safe_points, _sleep
-from hardy import _match, _timeout_log, _validate, _wrapping
+from hardy import _match, _rejections, _retry_events, _timeout_log, _validate, _wrapping, events
 from hardy import _retry_gen, _retry_run
 from hardy._retry_state import RetryState, RetryStatistics
 from hardy import errors as _errors

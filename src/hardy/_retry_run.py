@@ -15,7 +15,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
-from . import _sleep, _validate
+from . import _retry_events, _sleep, _validate
 from ._retry_state import RetryState
 
 __all__ = ["ACCEPT", "GIVE_UP", "PROPAGATE", "RETRY", "Hooks", "Run", "finish_async", "finish_sync", "retry_with"]
@@ -163,11 +163,21 @@ class Run:
 
     # -- sync ---------------------------------------------------------------
 
+    def _report_retry(self, exc: BaseException | None) -> None:
+        # Metrics, events and the log (hardy._retry_events): for wrapped functions, not blocks.
+        if self.fn is not None:
+            _retry_events.retried(self.fn, exc, self.attempt, self.wait)
+
+    def _report_give_up(self, exc: BaseException | None) -> None:
+        if self.fn is not None:
+            _retry_events.gave_up(self.fn, exc, self.attempt)
+
     def retry(self, exc: BaseException | None, result: Any) -> None:
         """The hooks and the sleep before the next attempt."""
         wait = self.wait
         h = self.hooks
         self.counters._add(0, 1, 0, 0, wait)
+        self._report_retry(exc)
         try:
             if h.on_retry is not None:
                 h.on_retry(exc, self.attempt)
@@ -189,6 +199,7 @@ class Run:
             except BaseException as error:
                 _chain(error, exc)
                 raise
+        self._report_give_up(exc)
 
     # -- async --------------------------------------------------------------
 
@@ -196,6 +207,7 @@ class Run:
         wait = self.wait
         h = self.hooks
         self.counters._add(0, 1, 0, 0, wait)
+        self._report_retry(exc)
         try:
             if h.on_retry is not None:
                 done = h.on_retry(exc, self.attempt)
@@ -223,6 +235,7 @@ class Run:
             except BaseException as error:
                 _chain(error, exc)
                 raise
+        self._report_give_up(exc)
 
 
 def finish_sync(run: Run, func: Callable[..., Any], exc: BaseException | None, result: Any) -> Any:

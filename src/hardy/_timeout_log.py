@@ -1,28 +1,51 @@
-"""What a timeout tells the logs: one WARNING when it fires, one INFO when its fallback answers.
+"""What a timeout tells the logs and subscribers: it fired; its fallback answered.
 
 Shared by every kind of timeout (sync in both cores, thread mode, async), so
-each fired deadline is logged once, in the same words, on the ``hardy``
-logger.
+each fired deadline is reported once, in the same words: a (rate-limited)
+WARNING on ``hardy.timeout``, a ``"timeout"`` event, one more in the
+timeouts-fired count; and when a fallback answers for it, an INFO on
+``hardy.fallback``, a ``"fallback"`` event and one more fallback used.
 """
 
 from __future__ import annotations
 
 import logging
 
+from . import _log, _tallies, events
 from .errors import TimeoutError  # noqa: A004 - hardy.TimeoutError subclasses the builtin
 
 __all__ = ["fallback_answered", "timed_out"]
 
-logger = logging.getLogger("hardy")
+logger = _log.component("timeout")
+fallback_logger = _log.component("fallback")
 
 
 def timed_out(operation: str, seconds: float) -> TimeoutError:
-    """Log that ``operation`` ran out of its ``seconds``; the error to raise for it."""
+    """Report that ``operation`` ran out of its ``seconds``; the error to raise for it."""
     error = TimeoutError(operation, seconds)
-    logger.warning("%s", error)
+    _tallies.count(_tallies.timeouts, operation)
+    if events.active:
+        events.emit("timeout", operation, {"seconds": seconds})
+    _log.warn_limited(
+        logger,
+        ("timeout", operation),
+        "%s",
+        error,
+        extra=_log.fields("timeout", operation, "timeout", delay=seconds, error_type="TimeoutError"),
+    )
     return error
 
 
 def fallback_answered(operation: str) -> None:
-    """Log that the fallback of a timed-out ``operation`` returned in its place."""
-    logger.info("Operation '%s' timed out; its fallback answered", operation)
+    """Report that the fallback of a timed-out ``operation`` returned in its place."""
+    _tallies.count(_tallies.fallbacks, operation)
+    if events.active:
+        events.emit("fallback", operation, {"via": "timeout", "function": None, "error_type": "TimeoutError"})
+    _log.warn_limited(
+        fallback_logger,
+        ("timeout-fallback", operation),
+        "Operation '%s' timed out; its fallback answered",
+        operation,
+        extra=_log.fields("fallback", operation, "fallback", error_type="TimeoutError"),
+        level=logging.INFO,
+    )

@@ -21,12 +21,12 @@ import uuid
 import weakref
 from typing import Any
 
-from . import _redis_lua, _validate
+from . import _log, _redis_lua, _validate
 from .store import BreakerStore, Op, SharedBreaker, Snapshot
 
 __all__ = ["RedisStore"]
 
-logger: logging.Logger = logging.getLogger("hardy.redis")
+logger: logging.Logger = _log.component("redis")
 
 _MAX_BACKOFF = 5.0  # seconds between reconnection attempts, at most
 _SETTLE = 1.0  # seconds the store must work, after an error, before the outage is over
@@ -257,14 +257,19 @@ class RedisStore(BreakerStore):
         self._send.set()
         if new_outage:
             logger.warning(
-                "hardy: Redis is unavailable (%s: %s); shared circuit breakers %s decide on local state "
-                "until it returns",
+                "Redis is unavailable (%s: %s); shared circuit breakers %s decide on local state until it returns",
                 type(exc).__name__,
                 exc,
                 sorted(self._bindings),
+                extra=_log.fields("redis", None, "store_down", error_type=type(exc).__name__),
             )
         else:
-            logger.debug("hardy: Redis is still unavailable (%s: %s)", type(exc).__name__, exc)
+            logger.debug(
+                "Redis is still unavailable (%s: %s)",
+                type(exc).__name__,
+                exc,
+                extra=_log.fields("redis", None, "store_still_down", error_type=type(exc).__name__),
+            )
 
     def _up(self) -> None:
         with self._lock:
@@ -284,8 +289,9 @@ class RedisStore(BreakerStore):
                 return False
             self._outage_since = None
         logger.info(
-            "hardy: Redis is available again after %.1fs; shared circuit breakers resume their shared state",
+            "Redis is available again after %.1fs; shared circuit breakers resume their shared state",
             now - since,
+            extra=_log.fields("redis", None, "store_up", delay=now - since),
         )
         return True
 
@@ -305,10 +311,11 @@ class RedisStore(BreakerStore):
                 each.detached = True
         if new:
             logger.warning(
-                "hardy: the shared state of circuit breaker %r cannot be used (%s); it decides on local state "
+                "the shared state of circuit breaker %r cannot be used (%s); it decides on local state "
                 "until that key is deleted",
                 name,
                 exc,
+                extra=_log.fields("redis", name, "key_unusable", error_type=type(exc).__name__),
             )
 
     def _reattach(self, binding: SharedBreaker) -> None:
@@ -322,7 +329,9 @@ class RedisStore(BreakerStore):
         for each in group:
             each.forget_version()
         if was:
-            logger.info("hardy: circuit breaker %r shares its state again", name)
+            logger.info(
+                "circuit breaker %r shares its state again", name, extra=_log.fields("redis", name, "key_usable")
+            )
 
     def _all(self) -> list[SharedBreaker]:
         with self._lock:
@@ -336,7 +345,13 @@ class RedisStore(BreakerStore):
             # Once at WARNING: whoever publishes on the channel must not flood the log.
             level = logging.DEBUG if self._malformed else logging.WARNING
             self._malformed = True
-            logger.log(level, "hardy: ignored a malformed message on %s: %r", self._channel, data)
+            logger.log(
+                level,
+                "ignored a malformed message on %s: %r",
+                self._channel,
+                data,
+                extra=_log.fields("redis", None, "malformed_message"),
+            )
             return
         with self._lock:
             group = list(self._bindings.get(name, ()))

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
-from . import _core, _descriptors
+from . import _core, _descriptors, _retry_events
 from ._types import Decorator, P, R, WrappedCallable, WrappedClassMethod, WrappedStaticMethod
 from .jitter import Jitter
 
@@ -155,7 +155,9 @@ def retry(
         rewrapped = _descriptors.rewrap(func, decorate)
         if rewrapped is not None:
             return rewrapped
-        return _core.retrying(config, func, on_retry, before_sleep=before_sleep, on_giveup=on_giveup)
+        wrapper = _core.retrying(config, func, on_retry, before_sleep=before_sleep, on_giveup=on_giveup)
+        _retry_events.declare(wrapper)  # its metrics show zero before the first retry
+        return wrapper
 
     return decorate
 

@@ -15,6 +15,14 @@ cdef enum:
     OUTCOME_FAILURE = 0
     OUTCOME_IGNORED = 1
     OUTCOME_SUCCESS = 2
+cdef tuple _NO_LISTENERS = ()
+# hardy._rejections.rejected while a subscriber wants "rejection" events, else None.
+cdef object _rejection_hook = None
+
+
+def _watch_rejections(wanted):
+    global _rejection_hook
+    _rejection_hook = _rejections.hook_for(wanted)
 
 
 cdef class _BreakerExtras(BreakerTuning):
@@ -217,6 +225,18 @@ cdef class CircuitBreaker(BreakerState):
         if _now(self, &now) < 0:
             _propagate()
         return time_until_reset(self, now)
+
+    def _counts(self):
+        """``(name, state code, successes, failures, ignored, rejections, opened)``, for hardy.metrics."""
+        cdef int state = _state_code(self)
+        hardy_lock(&self._guard)
+        cdef long long successes = self._successes
+        cdef long long failures = self._failures
+        cdef long long ignored = self._ignored
+        cdef long long rejections = self._rejections
+        cdef unsigned int opened = self._opened
+        hardy_unlock(&self._guard)
+        return (self._name, state, successes, failures, ignored, rejections, opened)
 
     def get_stats(self):
         """A snapshot of the state, the counts and the lifetime totals.
@@ -563,6 +583,7 @@ cdef void _measure_live_offsets():
 
 _measure_live_offsets()
 _live.add_source(live_breakers)
+events.watch(_watch_rejections)
 
 
 # -- the dispatch around the state machine -----------------------------------------------
@@ -863,21 +884,34 @@ cdef int _raise_rejection(CircuitBreaker self) noexcept:
     xdecref(args)
     if exc == NULL:
         return -1
+    if _rejection_hook is not None and _report_rejection(self, exc) < 0:
+        xdecref(exc)
+        return -1
     PyErr_SetObject(_open_error_type, exc)
     xdecref(exc)
     return -1
 
 
+cdef int _report_rejection(CircuitBreaker self, PyObject* exc) noexcept:
+    cdef PyObject* result = PyObject_CallFunctionObjArgs(<PyObject*>_rejection_hook, <PyObject*>self, exc, NULL)
+    if result == NULL:
+        return -1
+    xdecref(result)
+    return 0
+
+
 cdef int _notify(CircuitBreaker self, int code) noexcept:
-    """Tell the listeners about transition ``code`` (hardy.policies.breaker.event)."""
+    """Tell the listeners, hardy.events and the log about transition ``code`` (hardy.policies.breaker.event).
+
+    Every transition goes to hardy._events.notify, listeners or not: transitions
+    are rare, and subscribers and the log hear of them there.
+    """
     cdef PyObject* result
     cdef list listeners = None if _x(self) is None else _x(self).listeners
-    if listeners is None or len(listeners) == 0:
-        return 0
     result = PyObject_CallFunctionObjArgs(
         <PyObject*>_notify_listeners,
         <PyObject*>self,
-        <PyObject*>listeners,
+        <PyObject*>(_NO_LISTENERS if listeners is None else listeners),
         PyTuple_GET_ITEM(<PyObject*>_CODES, event_old(code)),
         PyTuple_GET_ITEM(<PyObject*>_CODES, event_new(code)),
         NULL,

@@ -20,6 +20,9 @@ cdef long _attempt_cap() except -1:
     if not _sleep_records:
         return 0
     return _read_attempt_cap()
+# Called only when the loop retries or gives up (hardy._retry_events): never on a first-attempt success.
+cdef object _report_retried = _retry_events.retried
+cdef object _report_gave_up = _retry_events.gave_up
 
 
 cdef class RetryConfig(RetryPolicy):
@@ -368,6 +371,7 @@ cdef PyObject* _retry_sync(
     cdef PyObject* error = NULL
     cdef PyObject* value
     cdef PyObject* number
+    cdef PyObject* delay_obj
     hardy_add_one(&r._slow_calls)
     while True:
         if result == NULL:
@@ -401,6 +405,21 @@ cdef PyObject* _retry_sync(
                 return _give_up_sync(r, error, result, attempt, started, args, nargsf, kwnames)
         hardy_add_one(&r._retries)
         r._slept += wait
+        number = PyLong_FromLong(attempt)
+        if number == NULL:
+            return _fail_during_retry(error, result)
+        delay_obj = PyFloat_FromDouble(wait)
+        if delay_obj == NULL:
+            xdecref(number)
+            return _fail_during_retry(error, result)
+        value = PyObject_CallFunctionObjArgs(
+            <PyObject*>_report_retried, <PyObject*>r, error if error != NULL else Py_None, number, delay_obj, NULL
+        )
+        xdecref(number)
+        xdecref(delay_obj)
+        if value == NULL:
+            return _fail_during_retry(error, result)
+        xdecref(value)
         if r._on_retry is not None:
             number = PyLong_FromLong(attempt)
             if number == NULL:
@@ -484,7 +503,7 @@ cdef PyObject* _give_up_sync(
         r, r._on_giveup, attempt, -1.0, started, error, result, args, nargsf, kwnames
     ) < 0:
         return _fail_during_retry(error, result)
-    return _give_up(error, result)
+    return _report_and_give_up(r, error, result, attempt)
 
 
 cdef int _result_fails(RetryConfig c, PyObject* result) noexcept:
@@ -499,6 +518,22 @@ cdef int _result_fails(RetryConfig c, PyObject* result) noexcept:
     truth = PyObject_IsTrue(verdict)
     xdecref(verdict)
     return truth
+
+
+cdef PyObject* _report_and_give_up(_Retrying r, PyObject* error, PyObject* result, long attempt) noexcept:
+    """Tell hardy._retry_events that ``r`` gives up, then give up (an error it raises wins)."""
+    cdef PyObject* number = PyLong_FromLong(attempt)
+    cdef PyObject* value
+    if number == NULL:
+        return _fail_during_retry(error, result)
+    value = PyObject_CallFunctionObjArgs(
+        <PyObject*>_report_gave_up, <PyObject*>r, error if error != NULL else Py_None, number, NULL
+    )
+    xdecref(number)
+    if value == NULL:
+        return _fail_during_retry(error, result)
+    xdecref(value)
+    return _give_up(error, result)
 
 
 cdef PyObject* _give_up(PyObject* error, PyObject* result) noexcept:

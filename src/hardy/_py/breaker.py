@@ -19,7 +19,7 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .. import _blocks, _descriptors, _events, _live, _match, _validate
+from .. import _blocks, _descriptors, _events, _live, _match, _rejections, _validate, events
 from ..errors import CircuitOpenError
 from ..policies import breaker as policy
 from ..policies.breaker import (
@@ -48,6 +48,17 @@ GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 # What an exception raised by a protected call counts as (CircuitBreaker._classify).
 _FAILURE, _IGNORED, _SUCCESS = 0, 1, 2
+
+# hardy._rejections.rejected while a subscriber wants "rejection" events, else None.
+_rejection_hook: Callable[[Any, Any], None] | None = None
+
+
+def _watch_rejections(wanted: frozenset[str]) -> None:
+    global _rejection_hook
+    _rejection_hook = _rejections.hook_for(wanted)
+
+
+events.watch(_watch_rejections)
 
 
 class CircuitBreaker(BreakerState):
@@ -316,12 +327,15 @@ class CircuitBreaker(BreakerState):
             self._notify(code)
 
     def _rejection(self) -> CircuitOpenError:
-        return CircuitOpenError(self._name, self.get_time_until_reset(), self._last_failure)
+        error = CircuitOpenError(self._name, self.get_time_until_reset(), self._last_failure)
+        hook = _rejection_hook
+        if hook is not None:
+            hook(self, error)
+        return error
 
     def _notify(self, code: int) -> None:
-        """Tell the listeners about transition ``code`` (hardy.policies.breaker.event)."""
-        if self._listeners:
-            _events.notify(self, self._listeners, policy.event_old(code), policy.event_new(code))
+        """Tell the listeners, hardy.events and the log about transition ``code`` (hardy.policies.breaker.event)."""
+        _events.notify(self, self._listeners, policy.event_old(code), policy.event_new(code))
 
     def _state_code(self) -> int:
         if self._state == OPEN:
@@ -419,6 +433,12 @@ class CircuitBreaker(BreakerState):
         if self._state != OPEN:
             return 0.0
         return policy.time_until_reset(self, self._now())
+
+    def _counts(self) -> tuple[str, int, int, int, int, int, int]:
+        """``(name, state code, successes, failures, ignored, rejections, opened)``, for hardy.metrics."""
+        state = self._state_code()
+        with self._lock:
+            return (self._name, state, self._successes, self._failures, self._ignored, self._rejections, self._opened)
 
     def get_stats(self) -> dict[str, Any]:
         """A snapshot of the state, the counts and the lifetime totals.

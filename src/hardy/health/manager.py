@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import os
 import reprlib
 import threading
@@ -12,7 +13,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from .. import _aio, _validate, _wrapping
+from .. import _aio, _log, _validate, _wrapping, events
 from ..timeout import _await_with_deadline, _Elapsed
 from ._workers import Run, Workers
 from .results import _STATUS_VALUES, HealthCheckResult, HealthStatus, SystemHealth
@@ -20,6 +21,33 @@ from .results import _STATUS_VALUES, HealthCheckResult, HealthStatus, SystemHeal
 __all__ = ["HealthCheck", "get_health_check"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = _log.component("health")
+
+
+def _report(check: _Check, result: HealthCheckResult) -> HealthCheckResult:
+    """A ``"health"`` event and a log record when a check's status changes (a first run: unless healthy)."""
+    previous = check.last_status
+    check.last_status = result.status
+    if result.status is previous or (previous is None and result.status is HealthStatus.HEALTHY):
+        return result
+    before = HealthStatus.UNKNOWN.value if previous is None else previous.value
+    if events.active:
+        events.emit(
+            "health", result.name, {"status": result.status.value, "previous": before, "message": result.message}
+        )
+    level = logging.INFO if result.status is HealthStatus.HEALTHY else logging.WARNING
+    _log.warn_limited(
+        logger,
+        ("health", result.name, result.status),
+        "%s: %s -> %s%s",
+        result.name,
+        before,
+        result.status.value,
+        f" ({result.message})" if result.message else "",
+        extra=_log.fields("health", result.name, "health", status=result.status.value, previous=before),
+        level=level,
+    )
+    return result
 
 
 @dataclass(eq=False)
@@ -34,6 +62,7 @@ class _Check:
     # The run in progress per asyncio loop (its task) or trio run (a _SharedRun)
     in_flight: dict[object, Any] = field(default_factory=dict[object, Any])
     running: Run | None = None  # a sync check's latest run, shared by the probes of every loop
+    last_status: HealthStatus | None = None  # of the latest run, for the "health" events
 
 
 @dataclass(eq=False)
@@ -194,6 +223,9 @@ class HealthCheck:
             return run
 
     async def _execute(self, name: str, check: _Check) -> HealthCheckResult:
+        return _report(check, await self._run(name, check))
+
+    async def _run(self, name: str, check: _Check) -> HealthCheckResult:
         started = time.perf_counter()
         try:
             if check.is_async:

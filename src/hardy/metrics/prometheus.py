@@ -1,0 +1,122 @@
+"""hardy's metrics for prometheus-client (``pip install "hardy[prometheus]"``).
+
+:class:`HardyCollector` reads every live circuit breaker's state and counts,
+and every retried function's, timeout's and fallback's, when Prometheus
+scrapes: a call pays nothing for being measured. :func:`register` adds one
+to a registry (the default one when none is given).
+
+The metrics (``name`` is the breaker's name, the retried function's
+``module.qualname``, the fallback chain's name or the timed operation):
+
+* ``hardy_circuit_breaker_state{name, state}``: gauge, 1 for the breaker's
+  state (``closed``, ``open``, ``half_open``), 0 for the two others;
+* ``hardy_circuit_breaker_calls_total{name, outcome}``: counter, outcome
+  ``success``, ``failure``, ``ignored`` (an excluded exception) or ``rejected``;
+* ``hardy_circuit_breaker_opened_total{name}``: counter, times opened;
+* ``hardy_retries_total{name}`` and ``hardy_retry_giveups_total{name}``;
+* ``hardy_timeouts_total{name}`` (timeouts fired) and
+  ``hardy_fallbacks_total{name}`` (fallbacks used).
+
+Example::
+
+    import prometheus_client
+    import hardy.metrics.prometheus
+
+    hardy.metrics.prometheus.register()
+    prometheus_client.start_http_server(9100)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
+
+try:
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import REGISTRY, Collector
+    from prometheus_client.samples import Sample
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+    raise ModuleNotFoundError(
+        'hardy.metrics.prometheus needs prometheus-client: pip install "hardy[prometheus]"', name=exc.name
+    ) from exc
+
+from . import _sources
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
+
+__all__ = ["HardyCollector", "register"]
+
+
+class HardyCollector(Collector):
+    """A prometheus-client collector of every hardy metric, read at scrape time.
+
+    Register it once per registry (:func:`register` does). ``describe()``
+    returns nothing, so a registry never collects it at registration: names
+    come and go with the breakers and functions of the process.
+
+    Example::
+
+        registry = prometheus_client.CollectorRegistry()
+        registry.register(hardy.metrics.prometheus.HardyCollector())
+        print(prometheus_client.generate_latest(registry).decode())
+    """
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(_sources.paused_gc(self._metrics))
+
+    def __init__(self) -> None:
+        # id of a source's chunk of samples -> (that chunk, its Samples). A source that
+        # hands the same chunk again (a breaker that did not change) gets the same Samples.
+        self._made: dict[int, tuple[Any, tuple[Sample, ...]]] = {}
+
+    def _metrics(self) -> list[Metric]:
+        metrics: list[Metric] = []
+        found = self._made.get
+        kept: dict[int, tuple[Any, tuple[Sample, ...]]] = {}
+        for family in _sources.collect():
+            metric = Metric(family.name, family.help, family.kind)
+            name = f"{family.name}_total" if family.kind == "counter" else family.name
+            samples = _samples(name, family.samples)
+            for chunk in family.chunks:
+                hit = found(id(chunk))
+                if hit is None or hit[0] is not chunk or hit[1][0].name != name:
+                    hit = (chunk, tuple(_samples(name, chunk)))
+                kept[id(chunk)] = hit
+                samples.extend(hit[1])
+            metric.samples = samples
+            metrics.append(metric)
+        self._made = kept
+        return metrics
+
+
+def _samples(name: str, pairs: Iterable[tuple[Any, float]]) -> list[Sample]:
+    # Made directly (Sample's fields in order): add_metric would copy every label
+    # mapping, and the namedtuple's __new__ is Python code.
+    new = cast("Callable[[type[Sample], tuple[Any, ...]], Sample]", tuple.__new__)  # pyright: ignore[reportUnknownMemberType]
+    return [new(Sample, (name, labels, value, None, None, None)) for labels, value in pairs]
+
+
+def register(registry: CollectorRegistry | None = None) -> HardyCollector:
+    """Register a :class:`HardyCollector` with ``registry`` (prometheus-client's default one if ``None``).
+
+    Returns the collector, for ``registry.unregister(collector)``. A
+    registry already holding one raises ``ValueError``, as registering any
+    collector twice does in prometheus-client.
+
+    Example::
+
+        collector = hardy.metrics.prometheus.register()
+    """
+    target: Any = REGISTRY if registry is None else registry
+    if not hasattr(target, "register"):
+        raise TypeError(f"registry must be a prometheus_client CollectorRegistry or None, got {registry!r}")
+    for existing in list(getattr(target, "_collector_to_names", {})):
+        if isinstance(existing, HardyCollector):
+            raise ValueError(f"registry {registry!r} already has a HardyCollector: register it once")
+    collector = HardyCollector()
+    target.register(collector)
+    return collector

@@ -1,0 +1,214 @@
+"""hardy.metrics.prometheus: a real scrape over HTTP on loopback, parsed by prometheus-client's parser."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import prometheus_client
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import hardy
+import hardy.metrics
+import hardy.metrics.prometheus
+from hardy.metrics import Family
+
+from .conftest import FakeClock
+
+
+class Boom(Exception):
+    pass
+
+
+class Ignored(Exception):
+    pass
+
+
+@pytest.fixture
+def scrape() -> Iterator[Any]:
+    """A function that scrapes a fresh registry holding a HardyCollector over HTTP."""
+    registry = prometheus_client.CollectorRegistry()
+    hardy.metrics.prometheus.register(registry)
+    server, thread = prometheus_client.start_http_server(0, addr="127.0.0.1", registry=registry)
+    port = server.server_port
+
+    def get() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        samples = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        get.types = {family.name: family.type for family in text_string_to_metric_families(text)}  # type: ignore[attr-defined]
+        return samples
+
+    yield get
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+def value(samples: dict[Any, float], metric: str, **labels: str) -> float:
+    return samples[(metric, tuple(sorted(labels.items())))]
+
+
+def fail() -> None:
+    raise Boom("down")
+
+
+def test_a_breaker_state_and_calls_by_outcome(clock: FakeClock, scrape: Any) -> None:
+    breaker = hardy.CircuitBreaker(
+        "payments", failure_threshold=2, reset_timeout=30, excluded_exceptions=(Ignored,), clock=clock
+    )
+    protected = breaker(lambda: "ok")
+    for _ in range(3):
+        assert protected() == "ok"
+
+    def ignored() -> None:
+        raise Ignored
+
+    with pytest.raises(Ignored):
+        breaker.call(ignored)
+    samples = scrape()
+    assert value(samples, "hardy_circuit_breaker_state", name="payments", state="closed") == 1.0
+    assert value(samples, "hardy_circuit_breaker_state", name="payments", state="open") == 0.0
+    assert value(samples, "hardy_circuit_breaker_state", name="payments", state="half_open") == 0.0
+    for _ in range(2):
+        with pytest.raises(Boom):
+            breaker.call(fail)
+    for _ in range(4):
+        with pytest.raises(hardy.CircuitOpenError):
+            protected()
+    samples = scrape()
+    assert value(samples, "hardy_circuit_breaker_state", name="payments", state="open") == 1.0
+    assert value(samples, "hardy_circuit_breaker_state", name="payments", state="closed") == 0.0
+    calls = {
+        outcome: value(samples, "hardy_circuit_breaker_calls_total", name="payments", outcome=outcome)
+        for outcome in ("success", "failure", "ignored", "rejected")
+    }
+    assert calls == {"success": 3.0, "failure": 2.0, "ignored": 1.0, "rejected": 4.0}
+    assert value(samples, "hardy_circuit_breaker_opened_total", name="payments") == 1.0
+    clock.advance(30.0)  # due for a trial: the scrape says half-open, as get_stats() does
+    assert value(scrape(), "hardy_circuit_breaker_state", name="payments", state="half_open") == 1.0
+    assert scrape.types["hardy_circuit_breaker_calls"] == "counter"
+    assert scrape.types["hardy_circuit_breaker_state"] == "gauge"
+
+
+def test_breakers_sharing_a_name_are_added_up_and_dead_ones_leave(scrape: Any) -> None:
+    first = hardy.CircuitBreaker("twin", failure_threshold=1)
+    second = hardy.CircuitBreaker("twin", failure_threshold=1)
+    first.call(lambda: 1)
+    second.call(lambda: 1)
+    with pytest.raises(Boom):
+        second.call(fail)
+    samples = scrape()
+    assert value(samples, "hardy_circuit_breaker_calls_total", name="twin", outcome="success") == 2.0
+    assert value(samples, "hardy_circuit_breaker_state", name="twin", state="closed") == 1.0
+    assert value(samples, "hardy_circuit_breaker_state", name="twin", state="open") == 1.0
+    del first, second
+    gc.collect()
+    assert not any(labels == (("name", "twin"), ("outcome", "success")) for _, labels in scrape())
+
+
+def test_retries_give_ups_timeouts_and_fallbacks(scrape: Any) -> None:
+    calls = {"n": 0}
+
+    @hardy.retry(max_attempts=3, initial_delay=0)
+    def sometimes() -> str:
+        calls["n"] += 1
+        if calls["n"] % 2:
+            raise Boom("odd")
+        return "even"
+
+    @hardy.retry(max_attempts=2, initial_delay=0)
+    def never() -> None:
+        raise Boom("never")
+
+    @hardy.retry(max_attempts=2, initial_delay=0)
+    def untouched() -> int:
+        return 1
+
+    name = "tests.test_metrics_prometheus.test_retries_give_ups_timeouts_and_fallbacks.<locals>."
+    # Counts are per name for the process's life (the other core's run of this test counted too): compare.
+    before = scrape()
+    assert ("hardy_retries_total", (("name", name + "untouched"),)) in before
+
+    def counted(metric: str, source: str) -> float:
+        return value(samples, metric, name=source) - before.get((metric, (("name", source),)), 0.0)
+
+    assert sometimes() == "even"
+    assert sometimes() == "even"
+    for _ in range(3):
+        with pytest.raises(Boom):
+            never()
+    assert untouched() == 1
+
+    async def slow() -> str:
+        await asyncio.sleep(10)
+        return "late"
+
+    async def timeouts() -> None:
+        assert await hardy.with_timeout(slow(), 0.01, fallback_value="cached") == "cached"
+        with pytest.raises(hardy.TimeoutError):
+            await hardy.with_timeout(slow(), 0.01)
+
+    asyncio.run(timeouts())
+    assert hardy.Fallback("profile", [fail, lambda: "spare"]).execute() == "spare"
+    assert hardy.Fallback("profile", [lambda: "primary"]).execute() == "primary"
+    samples = scrape()
+    assert counted("hardy_retries_total", name + "sometimes") == 2.0
+    assert counted("hardy_retry_giveups_total", name + "sometimes") == 0.0
+    assert counted("hardy_retries_total", name + "never") == 3.0
+    assert counted("hardy_retry_giveups_total", name + "never") == 3.0
+    assert counted("hardy_retries_total", name + "untouched") == 0.0
+    assert counted("hardy_timeouts_total", "coroutine") == 2.0
+    assert counted("hardy_fallbacks_total", "coroutine") == 1.0
+    assert counted("hardy_fallbacks_total", "profile") == 1.0
+
+
+def test_register_uses_the_default_registry_and_refuses_a_second_collector() -> None:
+    collector = hardy.metrics.prometheus.register()
+    try:
+        breaker = hardy.CircuitBreaker("default-registry")
+        text = prometheus_client.generate_latest().decode()
+        assert 'hardy_circuit_breaker_state{name="default-registry",state="closed"} 1.0' in text
+        with pytest.raises(ValueError, match="already has a HardyCollector"):
+            hardy.metrics.prometheus.register()
+    finally:
+        prometheus_client.REGISTRY.unregister(collector)
+    assert breaker.is_closed
+    with pytest.raises(TypeError, match="registry must be"):
+        hardy.metrics.prometheus.register(42)  # type: ignore[arg-type]
+
+
+def test_a_source_that_raises_is_logged_and_the_rest_exported(scrape: Any, caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> list[Family]:
+        raise RuntimeError("source bug")
+
+    def extra() -> list[Family]:
+        return [
+            Family("hardy_extra_things", "gauge", "A component of another helper.", ("name",), [({"name": "x"}, 7)])
+        ]
+
+    hardy.metrics.add_source(broken)
+    hardy.metrics.add_source(extra)
+    hardy.metrics.add_source(extra)  # once per function
+    breaker = hardy.CircuitBreaker("still-here")
+    try:
+        with caplog.at_level(logging.ERROR, logger="hardy"):
+            samples = scrape()
+    finally:
+        hardy.metrics.remove_source(broken)
+        hardy.metrics.remove_source(extra)
+    assert value(samples, "hardy_extra_things", name="x") == 7.0
+    assert value(samples, "hardy_circuit_breaker_state", name="still-here", state="closed") == 1.0
+    assert [r.getMessage()[:20] for r in caplog.records if r.name == "hardy.metrics"] == ["metric source <funct"]
+    assert ("hardy_extra_things", (("name", "x"),)) not in scrape()
+    assert breaker.is_closed
+    with pytest.raises(TypeError, match="source must be callable"):
+        hardy.metrics.add_source(42)  # type: ignore[arg-type]
