@@ -62,6 +62,7 @@ def fail() -> None:
 
 
 def test_a_breaker_state_and_calls_by_outcome(clock: FakeClock, scrape: Any) -> None:
+    gc.collect()  # breakers of earlier tests named "payments" would be added up with this one
     breaker = hardy.CircuitBreaker(
         "payments", failure_threshold=2, reset_timeout=30, excluded_exceptions=(Ignored,), clock=clock
     )
@@ -212,3 +213,16 @@ def test_a_source_that_raises_is_logged_and_the_rest_exported(scrape: Any, caplo
     assert breaker.is_closed
     with pytest.raises(TypeError, match="source must be callable"):
         hardy.metrics.add_source(42)  # type: ignore[arg-type]
+
+
+def test_the_manual_states_have_their_gauges(scrape: Any) -> None:
+    forced, disabled = hardy.CircuitBreaker("forced-gauge"), hardy.CircuitBreaker("disabled-gauge")
+    forced.force_open()
+    disabled.disable()
+    twin = hardy.CircuitBreaker("forced-gauge")  # two of one name: added up
+    samples = scrape()
+    assert value(samples, "hardy_circuit_breaker_state", name="forced-gauge", state="forced_open") == 1.0
+    assert value(samples, "hardy_circuit_breaker_state", name="forced-gauge", state="closed") == 1.0
+    assert value(samples, "hardy_circuit_breaker_state", name="disabled-gauge", state="disabled") == 1.0
+    assert value(samples, "hardy_circuit_breaker_state", name="disabled-gauge", state="closed") == 0.0
+    assert twin.is_closed

@@ -76,5 +76,6 @@ def test_classifiers_name_the_platforms_the_wheels_cover() -> None:
 
 
 def test_extras_are_runtime_or_test_only() -> None:
-    # Development-only sets (lint, bench, ...) are [dependency-groups], never extras.
-    assert sorted(metadata().get_all("Provides-Extra") or []) == ["redis", "test"]
+    # Development-only sets (lint, bench, ...) are [dependency-groups], never extras;
+    # the extras are the optional integrations and the test set.
+    assert sorted(metadata().get_all("Provides-Extra") or []) == ["otel", "prometheus", "redis", "test"]

@@ -81,15 +81,13 @@ def _finish(name: str, errors: list[BaseException], default: object, log: bool, 
     if default is not NO_DEFAULT:
         _used(name, None, errors)
         if log and logger.isEnabledFor(logging.INFO):
-            _log.warn_limited(
-                logger,
-                ("default", name),
+            # One record each time, never rate-limited: the spec promises it.
+            logger.info(
                 "fallback chain %s: every function failed; the default answered",
                 name,
                 extra=_log.fields(
                     "fallback", name, "default_answered", error_type=type(errors[-1]).__name__ if errors else None
                 ),
-                level=logging.INFO,
             )
         return default
     if rejected is not _NOTHING:

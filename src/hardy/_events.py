@@ -18,7 +18,13 @@ __all__ = ["logger", "notify"]
 
 logger = _log.component("breaker")
 
-_LEVELS = {CircuitState.OPEN: logging.WARNING, CircuitState.HALF_OPEN: logging.INFO, CircuitState.CLOSED: logging.INFO}
+_LEVELS = {
+    CircuitState.OPEN: logging.WARNING,
+    CircuitState.HALF_OPEN: logging.INFO,
+    CircuitState.CLOSED: logging.INFO,
+    CircuitState.FORCED_OPEN: logging.WARNING,
+    CircuitState.DISABLED: logging.WARNING,
+}
 
 
 def notify(breaker: Any, listeners: Sequence[Callable[..., Any]], old: int, new: int) -> None:

@@ -177,8 +177,8 @@ class Run:
         wait = self.wait
         h = self.hooks
         self.counters._add(0, 1, 0, 0, wait)
-        self._report_retry(exc)
         try:
+            self._report_retry(exc)
             if h.on_retry is not None:
                 h.on_retry(exc, self.attempt)
             if h.before_sleep is not None:
@@ -199,7 +199,11 @@ class Run:
             except BaseException as error:
                 _chain(error, exc)
                 raise
-        self._report_give_up(exc)
+        try:
+            self._report_give_up(exc)
+        except BaseException as error:
+            _chain(error, exc)
+            raise
 
     # -- async --------------------------------------------------------------
 
@@ -207,8 +211,8 @@ class Run:
         wait = self.wait
         h = self.hooks
         self.counters._add(0, 1, 0, 0, wait)
-        self._report_retry(exc)
         try:
+            self._report_retry(exc)
             if h.on_retry is not None:
                 done = h.on_retry(exc, self.attempt)
                 if h.on_retry_is_async:
@@ -235,7 +239,11 @@ class Run:
             except BaseException as error:
                 _chain(error, exc)
                 raise
-        self._report_give_up(exc)
+        try:
+            self._report_give_up(exc)
+        except BaseException as error:
+            _chain(error, exc)
+            raise
 
 
 def finish_sync(run: Run, func: Callable[..., Any], exc: BaseException | None, result: Any) -> Any:

@@ -26,13 +26,13 @@ def timed_out(operation: str, seconds: float) -> TimeoutError:
     _tallies.count(_tallies.timeouts, operation)
     if events.active:
         events.emit("timeout", operation, {"seconds": seconds})
-    _log.warn_limited(
-        logger,
-        ("timeout", operation),
-        "%s",
-        error,
-        extra=_log.fields("timeout", operation, "timeout", delay=seconds, error_type="TimeoutError"),
-    )
+    # One record per timeout, never rate-limited: issue 13 (and the reference) promise it.
+    if logger.isEnabledFor(logging.WARNING):
+        logger.warning(
+            "%s",
+            error,
+            extra=_log.fields("timeout", operation, "timeout", delay=seconds, error_type="TimeoutError"),
+        )
     return error
 
 
@@ -41,11 +41,9 @@ def fallback_answered(operation: str) -> None:
     _tallies.count(_tallies.fallbacks, operation)
     if events.active:
         events.emit("fallback", operation, {"via": "timeout", "function": None, "error_type": "TimeoutError"})
-    _log.warn_limited(
-        fallback_logger,
-        ("timeout-fallback", operation),
-        "Operation '%s' timed out; its fallback answered",
-        operation,
-        extra=_log.fields("fallback", operation, "fallback", error_type="TimeoutError"),
-        level=logging.INFO,
-    )
+    if fallback_logger.isEnabledFor(logging.INFO):
+        fallback_logger.info(
+            "Operation '%s' timed out; its fallback answered",
+            operation,
+            extra=_log.fields("fallback", operation, "fallback", error_type="TimeoutError"),
+        )

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .. import _live, _log, _tallies
+from ..state import STATE_BY_CODE
 
 __all__ = ["Family", "add_source", "collect", "paused_gc", "remove_source"]
 
@@ -132,7 +133,9 @@ def _collect() -> list[Family]:
 
 # -- the breakers -------------------------------------------------------------------------
 
-_STATES = ("closed", "open", "half_open")
+# Every state a breaker can be in, in the order of the cores' state codes.
+_STATES = tuple(state.value for state in STATE_BY_CODE)
+_N = len(_STATES)
 _OUTCOMES = ("success", "failure", "ignored", "rejected")
 # name -> (its counts at the last scrape, its samples then): a breaker whose
 # counts did not change reuses its samples, the very same objects, which lets
@@ -157,12 +160,17 @@ def _labels_of(name: str) -> tuple[Mapping[str, str], ...]:
 def _samples_of(counts: tuple[Any, ...]) -> Any:
     name, state, successes, failures, ignored, rejections, opened = counts
     labels = _labels_of(name)
-    if isinstance(state, int):  # one breaker: a state code (hardy.policies.breaker: 0, 1, 2)
-        states = ((labels[0], int(state == 0)), (labels[1], int(state == 1)), (labels[2], int(state == 2)))
+    if isinstance(state, int):  # one breaker: a state code (hardy.policies.breaker)
+        states = tuple((labels[code], int(state == code)) for code in range(_N))
     else:  # breakers added up: how many are in each state
-        states = ((labels[0], state[0]), (labels[1], state[1]), (labels[2], state[2]))
-    outcomes = ((labels[3], successes), (labels[4], failures), (labels[5], ignored), (labels[6], rejections))
-    return (counts, states, outcomes, ((labels[7], opened),))
+        states = tuple((labels[code], state[code]) for code in range(_N))
+    outcomes = (
+        (labels[_N], successes),
+        (labels[_N + 1], failures),
+        (labels[_N + 2], ignored),
+        (labels[_N + 3], rejections),
+    )
+    return (counts, states, outcomes, ((labels[_N + 4], opened),))
 
 
 def breakers() -> list[Family]:
@@ -210,7 +218,7 @@ def _added_up(counts: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     for name, state, *numbers in counts:
         row = rows.get(name)
         if row is None:
-            row = rows[name] = [name, [0, 0, 0], 0, 0, 0, 0, 0]
+            row = rows[name] = [name, [0] * _N, 0, 0, 0, 0, 0]
         row[1][state] += 1
         for index, number in enumerate(numbers, 2):
             row[index] += number
