@@ -29,6 +29,8 @@ CORE_NAMES = (
     "timed",
     "Bulkhead",
     "guard_bulkhead",
+    "RateLimiter",
+    "guard_rate_limit",
 )
 
 
@@ -63,9 +65,11 @@ def core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
             monkeypatch.setattr(hardy, name, getattr(module, name))
     hardy.registry.clear()
     hardy.bulkheads.clear()
+    hardy.rate_limiters.clear()
     yield module
     hardy.registry.clear()
     hardy.bulkheads.clear()
+    hardy.rate_limiters.clear()
 
 
 class FakeClock:
