@@ -249,9 +249,14 @@ cdef PyObject* _limited_vectorcall(
     cdef double now = 0.0
     cdef double reserved
     cdef double delay
-    if _clock_now(r._clock, &now) < 0:
+    if r._clock is None:
+        now = _dl_now()  # the monotonic clock, in C (clock_gettime where there is one)
+    elif _read_clock(r._clock, &now) < 0:
         return NULL
-    delay = r._take(now, r._max_wait, &reserved)
+    hardy_lock(&r._guard)
+    delay = ratelimit_take(r, now, r._max_wait)
+    reserved = r._tat
+    hardy_unlock(&r._guard)
     if delay != 0.0:
         if r._spend(now, delay, reserved) < 0:
             return NULL
