@@ -404,3 +404,56 @@ def test_policy_arithmetic() -> None:
     assert state._tat == pytest.approx(11.0)
     assert policy.ratelimit_available(state, 12.0) == 2
     assert (state._admitted, state._waited, state._rejected) == (2, 0, 1)
+
+
+def test_base_exceptions_where_user_code_runs(clock: FakeClock) -> None:
+    class Stop(BaseException):
+        pass
+
+    state = {"stop": False}
+
+    def clock_reading() -> float:
+        if state["stop"]:
+            raise Stop
+        return clock.now
+
+    limiter = hardy.RateLimiter("api", rate=2, clock=clock_reading)
+
+    @limiter
+    def stop_inside() -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        stop_inside()  # from the function: the permit is spent, the error unchanged
+    assert limiter.get_stats()["admitted"] == 1
+    state["stop"] = True
+    with pytest.raises(Stop):
+        stop_inside()  # from the clock, before any decision: nothing taken
+    state["stop"] = False
+    assert limiter.get_stats()["admitted"] == 1
+    assert limiter.try_acquire()
+    assert not limiter.try_acquire()
+
+
+def test_reentry_from_the_function_and_the_clock(clock: FakeClock) -> None:
+    limiter = hardy.RateLimiter("api", rate=3, clock=clock)
+
+    @limiter
+    def nested(depth: int) -> int:
+        return depth if depth == 0 else nested(depth - 1) + 1
+
+    assert nested(2) == 2
+    with pytest.raises(hardy.RateLimitExceededError):
+        nested(0)
+    seen: list[bool] = []
+    other = hardy.RateLimiter("other", rate=10, clock=clock)  # the clock is also read twice at construction
+
+    def nosy_clock() -> float:
+        seen.append(other.try_acquire())  # a clock that itself takes a permit elsewhere
+        return clock.now
+
+    nosy = hardy.RateLimiter("nosy", rate=1, clock=nosy_clock)
+    seen.clear()
+    assert nosy.try_acquire()
+    assert seen == [True]
+    assert other.get_stats()["admitted"] == 3
