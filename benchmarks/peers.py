@@ -643,3 +643,61 @@ def bulkhead_uncontended_async(func: Callable[[int], Awaitable[int]]) -> dict[st
 
         out["hyx"] = hyx_bulkhead(max_concurrency=_BULKHEAD_LIMIT, max_capacity=_BULKHEAD_LIMIT)(func)
     return out
+
+
+# -- rate limiters ------------------------------------------------------------------------
+#
+# Uncontended: a rate far above what a benchmark can call (10**9 per second), so every
+# permit is granted at once; no waiting. Each peer in its cheapest in-memory setup:
+# limits with its fixed window (its cheapest strategy), pyrate-limiter's in-memory
+# bucket, aiolimiter (asyncio-only: in the async builder alone).
+
+_RATE = 10**9
+
+
+def rate_limit_uncontended(func: Callable[[int], int]) -> dict[str, _SyncCallable]:
+    """A rate limiter of 10**9 calls per second around ``func``; each call takes a permit."""
+    out: dict[str, _SyncCallable] = {}
+    if _load("limits") is not None:
+        from limits import RateLimitItemPerSecond
+        from limits.storage import MemoryStorage
+        from limits.strategies import FixedWindowRateLimiter
+
+        limits_limiter = FixedWindowRateLimiter(MemoryStorage())
+        item = RateLimitItemPerSecond(_RATE)
+
+        def with_limits(x: int) -> int:
+            if not limits_limiter.hit(item, "bench"):
+                raise RuntimeError("limits refused a permit")
+            return func(x)
+
+        out["limits"] = with_limits
+    if _load("pyrate_limiter") is not None:
+        from pyrate_limiter import Duration, Limiter, Rate
+
+        pyrate = Limiter(Rate(_RATE, Duration.SECOND))
+
+        def with_pyrate(x: int) -> int:
+            if not pyrate.try_acquire("bench"):
+                raise RuntimeError("pyrate-limiter refused a permit")
+            return func(x)
+
+        out["pyrate-limiter"] = with_pyrate
+    return out
+
+
+def rate_limit_uncontended_async(func: Callable[[int], Awaitable[int]]) -> dict[str, _AsyncCallable]:
+    """As :func:`rate_limit_uncontended`, for a coroutine function."""
+    _require_coroutine_function(func)
+    out: dict[str, _AsyncCallable] = {}
+    if _load("aiolimiter") is not None:
+        from aiolimiter import AsyncLimiter
+
+        limiter = AsyncLimiter(_RATE, 1.0)
+
+        async def with_aiolimiter(x: int) -> Any:
+            async with limiter:
+                return await func(x)
+
+        out["aiolimiter"] = with_aiolimiter
+    return out

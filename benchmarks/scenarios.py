@@ -203,6 +203,10 @@ def _bulkhead(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], A
     return core_module.guard_bulkhead(core_module.Bulkhead("bench", 10), func)  # type: ignore[no-any-return]
 
 
+def _rate_limited(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:
+    return core_module.guard_rate_limit(core_module.RateLimiter("bench", 10**9), func)  # type: ignore[no-any-return]
+
+
 def _timed(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:
     return core_module.timed(func, 10.0, "bench")  # type: ignore[no-any-return]
 
@@ -404,6 +408,28 @@ SCENARIOS: tuple[Scenario, ...] = (
             BARE_AWAIT,
             *hardy_cases(lambda c: _bulkhead(c, async_work), awaited),
             *peer_cases(lambda: peers.bulkhead_uncontended_async(async_work), awaited),
+        ),
+    ),
+    Scenario(
+        "ratelimit-uncontended",
+        "Rate limiter, uncontended (10**9 permits per second, never refused): take a permit, call",
+        "bare",
+        (
+            BARE,
+            PARTIAL,
+            sync("minimal-wrapper", "floor", lambda: MinimalWrapper(work)),
+            *hardy_cases(lambda c: _rate_limited(c, work)),
+            *peer_cases(lambda: peers.rate_limit_uncontended(work)),
+        ),
+    ),
+    Scenario(
+        "ratelimit-async-uncontended",
+        "Rate limiter, async, uncontended (10**9 permits per second): take a permit, await",
+        "bare-await",
+        (
+            BARE_AWAIT,
+            *hardy_cases(lambda c: _rate_limited(c, async_work), awaited),
+            *peer_cases(lambda: peers.rate_limit_uncontended_async(async_work), awaited),
         ),
     ),
 )

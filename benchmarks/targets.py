@@ -143,6 +143,20 @@ TARGETS = [
         "minimal-wrapper",
         1.5,
     ),
+    Target(
+        "compiled rate limiter, uncontended, permit/call vs functools.partial",
+        "ratelimit-uncontended",
+        "hardy-c",
+        "partial",
+        1.3,
+    ),
+    Target(
+        "pure twin rate limiter, uncontended, vs minimal class wrapper",
+        "ratelimit-uncontended",
+        "hardy-py",
+        "minimal-wrapper",
+        1.5,
+    ),
 ]
 
 

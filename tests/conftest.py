@@ -29,6 +29,8 @@ CORE_NAMES = (
     "timed",
     "Bulkhead",
     "guard_bulkhead",
+    "RateLimiter",
+    "guard_rate_limit",
 )
 
 
@@ -64,9 +66,11 @@ def core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
     hardy.registry.clear()
     hardy.bulkheads.clear()
     _log.reset_limits()  # a warning one test logged must not be held back in the next
+    hardy.rate_limiters.clear()
     yield module
     hardy.registry.clear()
     hardy.bulkheads.clear()
+    hardy.rate_limiters.clear()
 
 
 class FakeClock:

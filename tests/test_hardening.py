@@ -123,7 +123,10 @@ def test_no_internal_type_of_the_compiled_core_can_be_instantiated(core: ModuleT
 
         # The policies' states (hardy/policies) hold only numbers and have no
         # methods: an empty one is as harmless as the twin's plain classes.
-        public = {"CircuitBreaker", "RetryConfig", "BreakerState", "RetryPolicy", "Bulkhead", "BulkheadState"}
+        public = {
+            "CircuitBreaker", "RetryConfig", "BreakerState", "RetryPolicy", "Bulkhead", "BulkheadState",
+            "RateLimiter", "RateLimiterState",
+        }
         for name in sorted(vars(_core_c)):
             kind = getattr(_core_c, name)
             if isinstance(kind, type) and kind.__module__ == "hardy._core_c" and name not in public:

@@ -1312,7 +1312,7 @@ class TestRegisterDefaultChecks:
         register_default_checks(h)
         # differs: hardy's own checks, not the reference's application checks
         # (workflow_registry, smart_router, chain_executor, memory_graph).
-        assert set(h._checks) == {"circuit_breakers", "bulkheads", "process"}
+        assert set(h._checks) == {"circuit_breakers", "bulkheads", "rate_limiters", "process"}
 
     def test_an_open_breaker_made_directly_is_seen(self) -> None:
         # Issue 13: every live breaker, registered or not.

@@ -18,13 +18,13 @@ Example::
 from __future__ import annotations
 
 from . import events, testing
-from ._core import IMPLEMENTATION, Bulkhead, CircuitBreaker, RetryConfig
+from ._core import IMPLEMENTATION, Bulkhead, CircuitBreaker, RateLimiter, RetryConfig
 from ._retry_state import RetryState, RetryStatistics
 from ._safe_points import defer_timeouts_in
 from .attempts import attempts
 from .breaker import BreakerRegistry, circuit_breaker, get_circuit_breaker, registry
 from .bulkhead import BulkheadRegistry, bulkhead, bulkheads, get_bulkhead
-from .errors import AllFallbacksFailedError, BulkheadFullError, CircuitOpenError, HardyError
+from .errors import AllFallbacksFailedError, BulkheadFullError, CircuitOpenError, HardyError, RateLimitExceededError
 from .errors import TimeoutError as TimeoutError  # noqa: A004 - hardy.TimeoutError, kept out of __all__
 from .fallback import Fallback, fallback, with_fallback
 from .health import (
@@ -36,6 +36,7 @@ from .health import (
     register_default_checks,
 )
 from .jitter import Jitter
+from .ratelimit import RateLimiterRegistry, get_rate_limiter, rate_limit, rate_limiters
 from .redis_store import RedisStore
 from .retry import retry, retry_with_backoff
 from .state import CircuitState
@@ -87,4 +88,10 @@ __all__ = [
     "bulkhead",
     "bulkheads",
     "get_bulkhead",
+    "RateLimiter",
+    "RateLimitExceededError",
+    "RateLimiterRegistry",
+    "rate_limit",
+    "rate_limiters",
+    "get_rate_limiter",
 ]

@@ -15,7 +15,7 @@ from .jitter import Jitter
 from .state import CircuitState
 from .store import BreakerStore
 
-__all__ = ["IMPLEMENTATION", "Bulkhead", "CircuitBreaker", "RetryConfig", "chain", "guard_bulkhead", "protect", "retrying", "timed"]  # noqa: E501 - one line: tests/test_core_stub.py edits it
+__all__ = ["IMPLEMENTATION", "Bulkhead", "CircuitBreaker", "RateLimiter", "RetryConfig", "chain", "guard_bulkhead", "guard_rate_limit", "protect", "retrying", "timed"]  # noqa: E501 - one line: tests/test_core_stub.py edits it
 
 IMPLEMENTATION: str
 
@@ -269,3 +269,63 @@ class Bulkhead(BulkheadState):
 
 def guard_bulkhead(bulkhead: Bulkhead, func: Callable[P, R]) -> Callable[P, R]:
     """Wrap ``func`` so that every call holds a slot of ``bulkhead`` while it runs."""
+
+class RateLimiterState:
+    """What a rate limiter decides from: :class:`hardy.policies.ratelimit.RateLimiterState`, compiled."""
+
+class RateLimiter(RateLimiterState):
+    """A rate limiter: at most ``rate`` calls per ``period`` seconds, ``burst`` at once after a quiet spell.
+
+    Example::
+
+        api = hardy.RateLimiter("api", rate=10, period=1.0, max_wait=0.5)
+
+        with api:
+            call_api()
+    """
+
+    def __init__(
+        self,
+        name: str,
+        rate: float,
+        period: float = 1.0,
+        burst: int | None = None,
+        max_wait: float = 0.0,
+        *,
+        clock: Callable[[], float] = ...,
+    ) -> None: ...
+    @property
+    def name(self) -> str:
+        """The limiter's name."""
+    @property
+    def rate(self) -> float:
+        """Permits per ``period`` at steady state."""
+    @property
+    def period(self) -> float:
+        """The period ``rate`` is counted over, in seconds."""
+    @property
+    def burst(self) -> int:
+        """Permits that may be taken at once after a quiet period."""
+    @property
+    def max_wait(self) -> float:
+        """Seconds a call over the rate waits for a permit before it is rejected."""
+    @property
+    def available(self) -> int:
+        """Permits that could be taken now without waiting."""
+    def get_stats(self) -> dict[str, Any]:
+        """A snapshot of the settings, the permits available now and the lifetime totals."""
+    def try_acquire(self) -> bool:
+        """Take a permit if one is free now (never waits)."""
+    def acquire(self) -> None:
+        """Take a permit, sleeping up to ``max_wait``; :class:`~hardy.RateLimitExceededError` if none frees up."""
+    async def acquire_async(self) -> None:
+        """Take a permit, awaiting up to ``max_wait``; :class:`~hardy.RateLimitExceededError` if none frees up."""
+    def __enter__(self) -> RateLimiter: ...
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None: ...
+    async def __aenter__(self) -> RateLimiter: ...
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None: ...
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        """Decorate ``func``: every call takes a permit first."""
+
+def guard_rate_limit(limiter: RateLimiter, func: Callable[P, R]) -> Callable[P, R]:
+    """Wrap ``func`` so that every call takes a permit of ``limiter`` first."""

@@ -130,6 +130,7 @@ include "policies/breaker.py"
 include "policies/retry.py"
 include "policies/deadlines.py"
 include "policies/bulkhead.py"
+include "policies/ratelimit.py"
 
 # The dispatch.
 include "_c/calls.pxi"
@@ -140,6 +141,7 @@ include "_c/retry.pxi"
 include "_c/chain.pxi"
 include "_c/deadlines.pxi"
 include "_c/bulkhead.pxi"
+include "_c/ratelimit.pxi"
 
 
 # Internal types are made only by the functions that fill them (see
@@ -148,6 +150,7 @@ for _internal in (
     BreakerTuning, _BreakerExtras, _Local, _Wrapper, _Protected, _Awaiter, _Retrying, _Chain,
     _Deadline, _ThreadDeadlines, _CompiledDeadlines, _Timed,
     _Waiter, _Guarded,
+    _Limited,
 ):
     hardy_disallow_instantiation(_internal)
 del _internal

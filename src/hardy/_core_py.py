@@ -14,15 +14,18 @@ from ._py.bulkhead import Bulkhead, guard_bulkhead
 from ._py.chain import chain
 from ._py.deadlines import timed
 from ._py.protect import protect
+from ._py.ratelimit import RateLimiter, guard_rate_limit
 from ._py.retry import RetryConfig, retrying
 
 __all__ = [
     "IMPLEMENTATION",
     "Bulkhead",
     "CircuitBreaker",
+    "RateLimiter",
     "RetryConfig",
     "chain",
     "guard_bulkhead",
+    "guard_rate_limit",
     "protect",
     "retrying",
     "timed",

@@ -62,14 +62,14 @@ class Hooks:
         for name, hook in (("on_retry", on_retry), ("before_sleep", before_sleep), ("on_giveup", on_giveup)):
             if hook is not None:
                 _validate.callable_arg(name, hook)
-        self.on_retry = on_retry
-        self.before_sleep = before_sleep
-        self.on_giveup = on_giveup
-        self.on_retry_is_async = on_retry is not None and _validate.is_async_hook(on_retry)
-        self.before_sleep_is_async = before_sleep is not None and _validate.is_async_hook(before_sleep)
-        self.on_giveup_is_async = on_giveup is not None and _validate.is_async_hook(on_giveup)
+        self.on_retry: Callable[..., Any] | None = on_retry
+        self.before_sleep: Callable[..., Any] | None = before_sleep
+        self.on_giveup: Callable[..., Any] | None = on_giveup
+        self.on_retry_is_async: bool = on_retry is not None and _validate.is_async_hook(on_retry)
+        self.before_sleep_is_async: bool = before_sleep is not None and _validate.is_async_hook(before_sleep)
+        self.on_giveup_is_async: bool = on_giveup is not None and _validate.is_async_hook(on_giveup)
         # A RetryState carries ``elapsed``: the call's start is read only when a hook will want it.
-        self.reads_clock = before_sleep is not None or on_giveup is not None
+        self.reads_clock: bool = before_sleep is not None or on_giveup is not None
 
     @property
     def any_async(self) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BreakerSettings", "BulkheadSettings", "RetrySettings"]
+__all__ = ["BreakerSettings", "BulkheadSettings", "RateLimiterSettings", "RetrySettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,5 +68,17 @@ class BulkheadSettings:
 
     name: str
     max_concurrent: int
+    max_wait: float
+    clock: Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimiterSettings:
+    """A rate limiter's settings, checked and normalised."""
+
+    name: str
+    rate: float
+    period: float
+    burst: int
     max_wait: float
     clock: Callable[[], float]

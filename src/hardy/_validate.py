@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, TypeGuard, cast
 
-from ._settings import BreakerSettings, BulkheadSettings, RetrySettings
+from ._settings import BreakerSettings, BulkheadSettings, RateLimiterSettings, RetrySettings
 from ._wrapping import is_async_callable
 from .errors import CircuitOpenError
 from .jitter import Jitter
@@ -452,6 +452,26 @@ def bulkhead_settings(name: object, max_concurrent: object, max_wait: object, cl
     return BulkheadSettings(
         name=non_empty_name(name),
         max_concurrent=positive_int("max_concurrent", max_concurrent),
+        max_wait=seconds("max_wait", max_wait),
+        clock=clock_arg("clock", clock),
+    )
+
+
+def rate_limiter_settings(
+    name: object, rate: object, period: object, burst: object, max_wait: object, clock: object
+) -> RateLimiterSettings:
+    """Check a rate limiter's settings and return them normalised (``burst=None``: ``rate``, at least 1)."""
+    checked_rate = _as_float("rate", rate, "a number of calls")
+    if not math.isfinite(checked_rate) or checked_rate <= 0.0:
+        raise ValueError(f"rate must be a finite number > 0, got {rate!r}")
+    checked_period = seconds("period", period, allow_zero=False)
+    default_burst = max(1, min(_INT32_MAX, math.floor(checked_rate)))
+    checked_burst = default_burst if burst is None else positive_int("burst", burst)
+    return RateLimiterSettings(
+        name=non_empty_name(name),
+        rate=checked_rate,
+        period=checked_period,
+        burst=checked_burst,
         max_wait=seconds("max_wait", max_wait),
         clock=clock_arg("clock", clock),
     )

@@ -46,7 +46,7 @@ class Attempt:
 
     def __init__(self, owner: Attempts, number: int) -> None:
         self._attempts = owner
-        self.number = number
+        self.number: int = number
         self._entered = False
         self._exited = False
         self._has_result = False

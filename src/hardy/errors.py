@@ -16,6 +16,7 @@ __all__ = [
     "BulkheadFullError",
     "CircuitOpenError",
     "HardyError",
+    "RateLimitExceededError",
     "TimeoutError",
 ]
 
@@ -174,3 +175,40 @@ class BulkheadFullError(HardyError):
 
     def __reduce__(self) -> tuple[type[BulkheadFullError], tuple[str, int, float]]:
         return (type(self), (self.name, self.max_concurrent, self.max_wait))
+
+
+class RateLimitExceededError(HardyError):
+    """A rate limiter turned the call away: no permit frees up within the time it could wait.
+
+    ``name`` is the limiter's name and ``retry_after`` the seconds until the
+    next permit frees up (what an HTTP ``Retry-After`` header would carry).
+    Like :class:`CircuitOpenError`, it keeps its arguments in ``args`` and
+    formats its message only when it is read.
+
+    Example::
+
+        try:
+            call_api()
+        except hardy.RateLimitExceededError as exc:
+            schedule_later(exc.retry_after)
+    """
+
+    def __init__(self, name: str, retry_after: float) -> None:
+        super().__init__(name, retry_after)
+
+    @property
+    def name(self) -> str:
+        """The name of the rate limiter that turned the call away."""
+        return self.args[0]  # type: ignore[no-any-return]
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until the limiter has a permit again."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+    def __str__(self) -> str:
+        name, retry_after = self.args
+        return f"rate limiter {name!r} is over its rate; the next permit frees up in {retry_after:.6g}s"
+
+    def __reduce__(self) -> tuple[type[RateLimitExceededError], tuple[str, float]]:
+        return (type(self), (self.name, self.retry_after))

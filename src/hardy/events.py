@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import logging
 import threading
 import time as _time
 from collections.abc import Callable, Collection, Coroutine, Mapping
@@ -46,7 +47,7 @@ __all__ = ["KINDS", "Event", "subscribe"]
 KINDS: frozenset[str] = frozenset({"state_change", "retry", "giveup", "fallback", "timeout", "health", "rejection"})
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-logger = _log.component("events")
+logger: logging.Logger = _log.component("events")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,7 @@ _lock = threading.Lock()
 # Replaced, never changed in place: emit() reads it without the lock.
 _subscribers: tuple[_Subscriber, ...] = ()
 # Emitters test this before building an event.
-active = False
+active: bool = False
 # Kind -> whether anyone wants it; read by the emitters of costly-to-build kinds.
 wanted: frozenset[str] = frozenset()
 # Called with the new ``wanted`` after every change (the cores' rejection hook).

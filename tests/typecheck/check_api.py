@@ -118,3 +118,17 @@ async def use_timeouts() -> None:
 
 chained("x")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 bounded(3)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+limiter = hardy.RateLimiter("typed-limit", rate=5, burst=2, max_wait=0.1)
+
+
+@limiter
+def limited(x: int) -> str:
+    return ""
+
+
+assert_type(limited(1), str)
+assert_type(limiter.try_acquire(), bool)
+assert_type(hardy.RateLimitExceededError("typed-limit", 0.5).retry_after, float)
+hardy.RateLimiter("typed-limit", rate=5, store=None)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]

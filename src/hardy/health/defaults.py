@@ -99,6 +99,28 @@ def bulkheads_check() -> dict[str, Any]:
     return {"status": HealthStatus.DEGRADED, "message": f"bulkheads full: {listing}", "bulkheads": full}
 
 
+def rate_limiters_check() -> dict[str, Any]:
+    """DEGRADED while any registered rate limiter (:data:`hardy.rate_limiters`) has no permit left, naming each.
+
+    A limiter with no permit left turns further calls away (or makes them
+    wait) until its rate frees one. Each is listed with its rate, its burst
+    and its rejections so far.
+    """
+    from ..ratelimit import rate_limiters  # the registry imports the core: not at module import
+
+    spent: dict[str, Any] = {}
+    for name, limiter in rate_limiters.all().items():
+        stats = limiter.get_stats()
+        if stats["available"] == 0:
+            spent[name] = {key: stats[key] for key in ("rate", "period", "burst", "waited", "rejections")}
+    if not spent:
+        return {"status": HealthStatus.HEALTHY, "message": "every rate limiter has permits", "rate_limiters": {}}
+    listing = ", ".join(
+        f"{name} ({info['rate']:g}/{info['period']:g}s, {info['rejections']} rejected)" for name, info in spent.items()
+    )
+    return {"status": HealthStatus.DEGRADED, "message": f"rate limiters spent: {listing}", "rate_limiters": spent}
+
+
 def process_check() -> dict[str, Any]:
     """Uptime, resident memory and thread count; always HEALTHY."""
     return {
@@ -111,7 +133,7 @@ def process_check() -> dict[str, Any]:
 
 
 def register_default_checks(health: HealthCheck) -> HealthCheck:
-    """Register ``circuit_breakers``, ``bulkheads`` and ``process`` on ``health`` (all non-critical).
+    """Register ``circuit_breakers``, ``bulkheads``, ``rate_limiters`` and ``process`` on ``health`` (all non-critical).
 
     Example::
 
@@ -120,4 +142,5 @@ def register_default_checks(health: HealthCheck) -> HealthCheck:
     health.register("circuit_breakers", timeout=5.0)(circuit_breakers_check)
     health.register("process", timeout=5.0)(process_check)
     health.register("bulkheads", timeout=5.0)(bulkheads_check)
+    health.register("rate_limiters", timeout=5.0)(rate_limiters_check)
     return health

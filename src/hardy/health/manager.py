@@ -21,7 +21,7 @@ from .results import _STATUS_VALUES, HealthCheckResult, HealthStatus, SystemHeal
 __all__ = ["HealthCheck", "get_health_check"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-logger = _log.component("health")
+logger: logging.Logger = _log.component("health")
 
 
 def _report(check: _Check, result: HealthCheckResult) -> HealthCheckResult:

@@ -35,10 +35,10 @@ from typing import Any
 
 try:
     from opentelemetry import metrics, trace
-except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+except ModuleNotFoundError as _missing:  # pragma: no cover - depends on the install
     raise ModuleNotFoundError(
-        'hardy.metrics.otel needs opentelemetry-api: pip install "hardy[otel]"', name=exc.name
-    ) from exc
+        'hardy.metrics.otel needs opentelemetry-api: pip install "hardy[otel]"', name=_missing.name
+    ) from _missing
 
 from .. import __version__, events
 from . import _sources

@@ -35,10 +35,10 @@ try:
     from prometheus_client.metrics_core import Metric
     from prometheus_client.registry import REGISTRY, Collector
     from prometheus_client.samples import Sample
-except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+except ModuleNotFoundError as _missing:  # pragma: no cover - depends on the install
     raise ModuleNotFoundError(
-        'hardy.metrics.prometheus needs prometheus-client: pip install "hardy[prometheus]"', name=exc.name
-    ) from exc
+        'hardy.metrics.prometheus needs prometheus-client: pip install "hardy[prometheus]"', name=_missing.name
+    ) from _missing
 
 from . import _sources
 
