@@ -98,7 +98,7 @@ def draw(panel: dict[str, Any], ax: Any, rng: random.Random) -> None:
         ax.set_yticks(range(len(BREAKERS)), BREAKERS)
         ax.set_xticks([])
     elif kind == "bargauge":
-        values = [3, 0, 0]  # payments opened three times (each trial failed until the end)
+        values: list[float] = [3, 0, 0]  # payments opened three times (each trial failed until the end)
         ax.barh(BREAKERS, values, color=["#f2495c" if v else "#73bf69" for v in values])
         ax.set_xlim(0, 4)
     else:
