@@ -31,6 +31,11 @@ cdef PyObject* _chain_vectorcall(PyObject* self, PyObject* const* args, size_t n
     cdef PyObject* error
     if ch._is_async:
         positional, keywords = _pack_args(args, nargsf, kwnames)
+        if ch._awaited[0] and ch._on_result is None:
+            # The primary is awaited by the compiled awaiter (first_try.pxi).
+            coro = _first_try(ch, False, positional, keywords)
+            xincref(<PyObject*>coro)
+            return <PyObject*>coro
         coro = _run_chain_async(
             ch._name, ch._funcs, ch._awaited, positional, keywords, ch._default, ch._exceptions, ch._log,
             ch._on_result,

@@ -336,7 +336,8 @@ cdef PyObject* _retrying_vectorcall(
     cdef PyObject* result
     cdef double started = 0.0
     if r._is_async:
-        coro = _retry_async(r, *_pack_args(args, nargsf, kwnames))
+        positional, keywords = _pack_args(args, nargsf, kwnames)
+        coro = _first_try(r, True, positional, keywords)
         xincref(<PyObject*>coro)
         return <PyObject*>coro
     if r._reads_clock and _clock_now(c._clock, &started) < 0:
@@ -544,24 +545,6 @@ cdef double _clock_or_raise(object clock) except? -1.0:
     if _clock_now(clock, &now) < 0:
         _propagate()
     return now
-
-
-async def _retry_async(_Retrying r, tuple args, dict kwargs):
-    # The first attempt; the rest is hardy._retry_run.finish_async, as in the twin.
-    cdef RetryConfig c = r._config
-    cdef double started = _clock_or_raise(c._clock) if r._reads_clock else 0.0
-    func = r._func
-    try:
-        result = await func(*args, **kwargs)
-    except Exception as exc:
-        error = exc
-        result = None
-    else:
-        if c._retry_on_result is None:
-            hardy_add_one(&r._first_ok)
-            return result
-        error = None
-    return await _finish_async(_Run(c, r._hooks, func, args, kwargs, r, started), func, error, result)
 
 
 hardy_enable_vectorcall(_Retrying, _vectorcall_offset())
