@@ -97,16 +97,59 @@ cdef inline void _try_done(_FirstTry aw) noexcept:
     aw._stage = TRY_DONE
     aw._coro = None
     aw._args = None
-    aw._kwargs = None
+    if aw._kwargs is not None:
+        aw._kwargs = None
+    if HARDY_REUSE_AWAITERS:
+        if aw._is_retry:
+            if (<_Retrying>aw._owner)._spare is None:
+                (<_Retrying>aw._owner)._spare = aw
+        elif (<_Chain>aw._owner)._spare is None:
+            (<_Chain>aw._owner)._spare = aw
 
 
-cdef object _first_try(object owner, bint is_retry, tuple args, dict kwargs):
-    cdef _FirstTry aw = _FirstTry.__new__(_FirstTry)
-    aw._owner = owner
-    aw._is_retry = is_retry
-    aw._args = args
-    aw._kwargs = kwargs
-    return aw
+cdef PyObject* _start_first_try(
+    object owner, bint is_retry, PyObject* const* args, size_t nargsf, PyObject* kwnames
+) except NULL:
+    """The awaitable of one call: the owner's finished spare when nobody else holds it, else a new one."""
+    cdef _FirstTry aw
+    cdef Py_ssize_t nargs = PyVectorcall_NARGS(nargsf)
+    cdef Py_ssize_t i
+    cdef PyObject* positional
+    spare = (<_Retrying>owner)._spare if is_retry else (<_Chain>owner)._spare
+    # As _start_async: reused when the references are this local and the
+    # owner's ``_spare`` only (never on free-threaded builds).
+    if (
+        HARDY_REUSE_AWAITERS
+        and spare is not None
+        and (<_FirstTry>spare)._stage == TRY_DONE
+        and Py_REFCNT(<PyObject*>spare) == 2
+    ):
+        aw = <_FirstTry>spare
+        if is_retry:
+            (<_Retrying>owner)._spare = None
+        else:
+            (<_Chain>owner)._spare = None
+        aw._stage = TRY_NEW
+    else:
+        aw = _FirstTry.__new__(_FirstTry)
+        aw._owner = owner
+        aw._is_retry = is_retry
+    if kwnames == NULL or PyTuple_GET_SIZE(kwnames) == 0:
+        positional = PyTuple_New(nargs)
+        if positional == NULL:
+            return NULL
+        for i in range(nargs):
+            xincref(args[i])
+            PyTuple_SET_ITEM(positional, i, args[i])
+        aw._args = <tuple>positional
+        xdecref(positional)
+        aw._kwargs = None  # no keywords: the attempt is called without a dict
+    else:
+        packed = _pack_args(args, nargsf, kwnames)
+        aw._args = <tuple>packed[0]
+        aw._kwargs = <dict>packed[1]
+    xincref(<PyObject*>aw)
+    return <PyObject*>aw
 
 
 cdef int _try_send(PyObject* self, PyObject* arg, PyObject** presult) noexcept:
@@ -145,7 +188,7 @@ cdef int _try_step(_FirstTry aw, PyObject* arg, PyObject** presult) noexcept:
                 return PYGEN_ERROR
         else:
             func = <PyObject*>(<_Chain>aw._owner)._func
-        coro = PyObject_Call(func, <PyObject*>aw._args, <PyObject*>aw._kwargs)
+        coro = PyObject_Call(func, <PyObject*>aw._args, NULL if aw._kwargs is None else <PyObject*>aw._kwargs)
         if coro == NULL:
             return _try_outcome(aw, PYGEN_ERROR, presult)
         if not PyCoro_CheckExact(coro):
@@ -246,16 +289,17 @@ cdef int _try_outcome(_FirstTry aw, int status, PyObject** presult) noexcept:
                     _try_done(aw)
                     return PYGEN_ERROR
         error = _fetch_error()
+    kwargs = {} if aw._kwargs is None else aw._kwargs
     try:
         if aw._is_retry:
             r = <_Retrying>aw._owner
             cont = _finish_async(
-                _Run(r._config, r._hooks, r._func, aw._args, aw._kwargs, r, aw._t0), r._func, error, result
+                _Run(r._config, r._hooks, r._func, aw._args, kwargs, r, aw._t0), r._func, error, result
             )
         else:
             ch = <_Chain>aw._owner
             cont = _run_chain_async(
-                ch._name, ch._funcs, ch._awaited, aw._args, aw._kwargs, ch._default, ch._exceptions, ch._log,
+                ch._name, ch._funcs, ch._awaited, aw._args, kwargs, ch._default, ch._exceptions, ch._log,
                 ch._on_result, _one_element, [error],
             )
     except BaseException as exc:

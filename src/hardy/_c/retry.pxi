@@ -299,6 +299,7 @@ cdef class _Retrying(_Wrapper):
     cdef object _before_sleep
     cdef object _on_giveup
     cdef object _hooks             # the same hooks, as hardy._retry_run.Hooks (async calls)
+    cdef object _spare             # a finished _FirstTry to reuse (async only)
     cdef bint _is_async
     cdef bint _reads_clock         # a deadline or a hook that wants ``elapsed``: read the start
     # statistics (hardy._retry_state.RetryStatistics reads them): plain adds, off the success path but one
@@ -336,10 +337,7 @@ cdef PyObject* _retrying_vectorcall(
     cdef PyObject* result
     cdef double started = 0.0
     if r._is_async:
-        positional, keywords = _pack_args(args, nargsf, kwnames)
-        coro = _first_try(r, True, positional, keywords)
-        xincref(<PyObject*>coro)
-        return <PyObject*>coro
+        return _start_first_try(r, True, args, nargsf, kwnames)
     if r._reads_clock and _clock_now(c._clock, &started) < 0:
         return NULL
     result = PyObject_Vectorcall(<PyObject*>r._func, args, nargsf, kwnames)
