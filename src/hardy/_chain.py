@@ -154,14 +154,23 @@ async def run_chain_async(
     exceptions: tuple[Any, ...],
     log: bool,
     on_result: Callable[[Any], object] | None = None,
+    start: int = 0,
+    errors: list[BaseException] | None = None,
 ) -> Any:
     """Run a chain that holds async functions; ``awaited[i]`` says whether to await ``funcs[i]``.
 
     Any member may be sync, the first one included: a chain is async as soon
-    as one of its functions is.
+    as one of its functions is. The compiled core awaits ``funcs[0]`` itself
+    and comes here with ``start=1`` and its error once it failed.
     """
-    errors: list[BaseException] = []
+    if errors is None:
+        errors = []
     rejected: object = _NOTHING
+    if start:
+        if log and errors:
+            _log_failure(name, funcs[start - 1], errors[-1])
+        funcs = funcs[start:]
+        awaited = awaited[start:]
     for func, is_async in zip(funcs, awaited, strict=True):
         try:
             result = func(*args, **kwargs)

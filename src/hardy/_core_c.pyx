@@ -139,6 +139,7 @@ include "_c/protect.pxi"
 include "_c/awaiter.pxi"
 include "_c/retry.pxi"
 include "_c/chain.pxi"
+include "_c/first_try.pxi"
 include "_c/deadlines.pxi"
 include "_c/bulkhead.pxi"
 include "_c/ratelimit.pxi"
@@ -149,7 +150,7 @@ include "_c/ratelimit.pxi"
 for _internal in (
     BreakerTuning, _BreakerExtras, _Local, _Wrapper, _Protected, _Awaiter, _Retrying, _Chain,
     _Deadline, _ThreadDeadlines, _CompiledDeadlines, _Timed,
-    _Waiter, _Guarded,
+    _Waiter, _Guarded, _FirstTry,
     _Limited,
 ):
     hardy_disallow_instantiation(_internal)

@@ -20,6 +20,8 @@ cdef class _Chain(_Wrapper):
     cdef object _on_result         # fallback_on_result, or None
     cdef bint _log
     cdef bint _is_async
+    cdef bint _first_awaited       # async primary, no fallback_on_result: first_try.pxi awaits it
+    cdef object _spare             # a finished _FirstTry to reuse
 
     def __repr__(self):
         return f"<fallback chain {self._name}>"
@@ -30,6 +32,9 @@ cdef PyObject* _chain_vectorcall(PyObject* self, PyObject* const* args, size_t n
     cdef PyObject* result
     cdef PyObject* error
     if ch._is_async:
+        if ch._first_awaited:
+            # The primary is awaited by the compiled awaiter (first_try.pxi).
+            return _start_first_try(ch, False, args, nargsf, kwnames)
         positional, keywords = _pack_args(args, nargsf, kwnames)
         coro = _run_chain_async(
             ch._name, ch._funcs, ch._awaited, positional, keywords, ch._default, ch._exceptions, ch._log,
@@ -117,6 +122,7 @@ def chain(name, funcs, default, exceptions, log, on_result=None):
     ch._on_result = on_result
     ch._log = log
     ch._is_async = any(ch._awaited)
+    ch._first_awaited = ch._awaited[0] and on_result is None
     return _wrapping.copy_metadata(ch, ch._func, is_async=ch._is_async)
 
 

@@ -302,6 +302,7 @@ cdef class _Retrying(_Wrapper):
     cdef object _before_sleep
     cdef object _on_giveup
     cdef object _hooks             # the same hooks, as hardy._retry_run.Hooks (async calls)
+    cdef object _spare             # a finished _FirstTry to reuse (async only)
     cdef bint _is_async
     cdef bint _reads_clock         # a deadline or a hook that wants ``elapsed``: read the start
     # statistics (hardy._retry_state.RetryStatistics reads them): plain adds, off the success path but one
@@ -339,9 +340,7 @@ cdef PyObject* _retrying_vectorcall(
     cdef PyObject* result
     cdef double started = 0.0
     if r._is_async:
-        coro = _retry_async(r, *_pack_args(args, nargsf, kwnames))
-        xincref(<PyObject*>coro)
-        return <PyObject*>coro
+        return _start_first_try(r, True, args, nargsf, kwnames)
     if r._reads_clock and _clock_now(c._clock, &started) < 0:
         return NULL
     result = PyObject_Vectorcall(<PyObject*>r._func, args, nargsf, kwnames)
@@ -579,24 +578,6 @@ cdef double _clock_or_raise(object clock) except? -1.0:
     if _clock_now(clock, &now) < 0:
         _propagate()
     return now
-
-
-async def _retry_async(_Retrying r, tuple args, dict kwargs):
-    # The first attempt; the rest is hardy._retry_run.finish_async, as in the twin.
-    cdef RetryConfig c = r._config
-    cdef double started = _clock_or_raise(c._clock) if r._reads_clock else 0.0
-    func = r._func
-    try:
-        result = await func(*args, **kwargs)
-    except Exception as exc:
-        error = exc
-        result = None
-    else:
-        if c._retry_on_result is None:
-            hardy_add_one(&r._first_ok)
-            return result
-        error = None
-    return await _finish_async(_Run(c, r._hooks, func, args, kwargs, r, started), func, error, result)
 
 
 hardy_enable_vectorcall(_Retrying, _vectorcall_offset())
