@@ -27,6 +27,11 @@ _NOTHING: Any = object()  # no function of the chain returned (every one raised)
 
 def describe(func: object) -> str:
     """A readable name for any callable, even one without ``__name__``."""
+    # Functions and hardy's wrappers first: this runs on every retry (hardy._retry_events).
+    qualname = getattr(func, "__qualname__", None)
+    if type(qualname) is str:
+        module = getattr(func, "__module__", None)
+        return f"{module}.{qualname}" if type(module) is str else qualname
     target = getattr(func, "func", None) if not hasattr(func, "__qualname__") else None
     named = target if target is not None else func
     qualname = getattr(named, "__qualname__", None) or getattr(named, "__name__", None)

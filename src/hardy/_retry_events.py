@@ -23,6 +23,8 @@ from ._chain import describe
 __all__ = ["declare", "gave_up", "retried"]
 
 logger = _log.component("retry")
+_count_lock = _tallies._lock
+_retries = _tallies.retries
 
 
 def declare(wrapper: Any) -> None:
@@ -35,11 +37,13 @@ def declare(wrapper: Any) -> None:
 def retried(wrapper: Any, error: BaseException | None, attempt: int, delay: float) -> None:
     """Attempt ``attempt`` of ``wrapper`` failed with ``error`` (``None``: its result); next in ``delay`` s."""
     name = describe(wrapper)
-    _tallies.count(_tallies.retries, name)
-    error_type = None if error is None else type(error).__name__
+    with _count_lock:  # _tallies.count, inlined: this runs on every retry
+        _retries[name] = _retries.get(name, 0) + 1
     if events.active:
+        error_type = None if error is None else type(error).__name__
         events.emit("retry", name, {"attempt": attempt, "delay": delay, "error": error, "error_type": error_type})
     if logger.isEnabledFor(logging.DEBUG):
+        error_type = None if error is None else type(error).__name__
         logger.debug(
             "%s: attempt %d failed (%s); retrying in %.3gs",
             name,
