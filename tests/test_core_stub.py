@@ -32,6 +32,7 @@ STUB = Path(hardy.__file__).with_name("_core_c.pyi")
 _UNTYPED_DUNDERS = frozenset(
     {"__doc__", "__module__", "__new__", "__reduce__", "__repr__", "__slots__", "__weakref__", "__dict__"}
     | {"__pyx_vtable__"}  # Cython's table of a class's C methods
+    | {"__firstlineno__", "__static_attributes__"}  # 3.13+: where a class is defined, what it assigns
 )
 _PROPERTY_TYPES = (property, types.GetSetDescriptorType, types.MemberDescriptorType)
 _KINDS = {

@@ -11,12 +11,13 @@ gives its slot back.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import sys
 import threading
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 from .. import _blocks, _descriptors, _events, _live, _match, _rejections, _validate, events
@@ -559,8 +560,10 @@ class CircuitBreaker(BreakerState):
             self._on_exception(exc, epoch)
             raise
         if type(result) is types.CoroutineType:
-            guard = _TrialSlot(self, epoch) if self._state == HALF_OPEN else None
-            return _settle_later(self, result, epoch, guard)
+            if self._state != HALF_OPEN:
+                return _settle_later(self, result, epoch, None)
+            guard = _TrialSlot(self, epoch)
+            return _TrialCall(_settle_later(self, result, epoch, guard), guard)
         self._on_result(epoch, result)
         return result
 
@@ -667,9 +670,52 @@ class _TrialSlot:
     def disarm(self) -> None:
         self.breaker = None
 
+    def give_back(self) -> None:
+        """The call ends before it started (closed, or thrown into): its slot comes back now."""
+        breaker = self.breaker
+        if breaker is not None:
+            self.breaker = None
+            breaker._on_exception(GeneratorExit(), self.epoch)
+
     def __del__(self) -> None:
         if self.breaker is not None:
             self.breaker._on_exception(GeneratorExit(), self.epoch)
+
+
+class _TrialCall(Coroutine[Any, Any, Any]):
+    """The awaitable ``call()`` returns for an async trial: a coroutine that gives its slot back when it
+    is closed or thrown into before it starts, as the compiled core's awaiter does.
+
+    A native coroutine that never started keeps its arguments (here the
+    guard) after ``close()`` until it is freed, on 3.12+: the slot would stay
+    taken for as long as anyone holds the closed call.
+    """
+
+    __slots__ = ("_coro", "_guard")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], guard: _TrialSlot) -> None:
+        self._coro = coro
+        self._guard = guard
+
+    def _unstarted(self) -> bool:
+        return inspect.getcoroutinestate(self._coro) == inspect.CORO_CREATED
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._coro.__await__()
+
+    def send(self, value: Any) -> Any:
+        return self._coro.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        if self._unstarted():
+            self._guard.give_back()
+        return self._coro.throw(*args)
+
+    def close(self) -> None:
+        if self._unstarted():
+            self._guard.give_back()
+        self._coro.close()
+
 
 
 async def _settle_later(breaker: CircuitBreaker, coro: Any, epoch: int, guard: _TrialSlot | None) -> Any:
