@@ -6,6 +6,7 @@ twice). Probes that fork run in a subprocess.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import itertools
 import logging
@@ -585,10 +586,20 @@ def test_near_deadline_calls_in_many_threads_leave_nothing_behind(
 
     logger.setLevel(logging.INFO)
     threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30.0)
+    # Other libraries' gc callbacks (Hypothesis installs one) run inside the
+    # timed calls whenever a collection happens there; a deadline landing in
+    # one is swallowed by the interpreter as unraisable and re-delivered (a
+    # documented limit, docs/fallback-and-timeout.md). This test is about
+    # hardy's own guarantees, so it runs without them.
+    foreign = list(gc.callbacks)
+    gc.callbacks.clear()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30.0)
+    finally:
+        gc.callbacks[:] = foreign
     assert escaped == []
     assert late == []
     assert free_from_another_thread(handler.lock)
