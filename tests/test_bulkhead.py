@@ -444,7 +444,9 @@ def test_policy_counts_and_hands_off() -> None:
     assert (state._active, state._admitted, state._peak) == (0, 3, 2)
 
 
-def test_both_cores_agree_on_random_sequences() -> None:
+@pytest.mark.parametrize("core", [pytest.param("c", marks=pytest.mark.c_extension)], indirect=True)
+def test_both_cores_agree_on_random_sequences(core: Any) -> None:
+    # Holds one bulkhead of each core itself: pinned to one run, which needs the compiled core.
     import random
 
     from hardy import _core
