@@ -140,7 +140,7 @@ def continue_chain(
                 _log_failure(name, func, exc)
             continue
         if not rejects(on_result, result, name):
-            if start > 0 or errors or rejected is not _NOTHING:
+            if errors or rejected is not _NOTHING:  # a fallback answered, not the first function
                 _used(name, func, errors)
             return result
         rejected = result
