@@ -189,7 +189,9 @@ def _open_breaker(core_module: Any, func: Callable[[int], Any]) -> Callable[[int
 
 
 def _retrying(core_module: Any, func: Callable[[int], Any], **settings: Any) -> Callable[[int], Any]:
-    return core_module.retrying(core_module.RetryConfig(**settings), func)  # type: ignore[no-any-return]
+    wrapper = core_module.retrying(core_module.RetryConfig(**settings), func)
+    hardy._retry_events.declare(wrapper)  # as hardy.retry does: its metrics read its counters
+    return wrapper  # type: ignore[no-any-return]
 
 
 ZERO_WAIT = {"max_attempts": 4, "initial_delay": 0.0, "max_delay": 0.0}

@@ -148,7 +148,7 @@ include "_c/ratelimit.pxi"
 # Internal types are made only by the functions that fill them (see
 # hardy_disallow_instantiation in hardy.h).
 for _internal in (
-    BreakerTuning, _BreakerExtras, _Local, _Wrapper, _Protected, _Awaiter, _Retrying, _Chain,
+    BreakerTuning, _BreakerExtras, _Local, _Wrapper, _Protected, _Awaiter, _Retrying, _RetryCounts, _Chain,
     _Deadline, _ThreadDeadlines, _CompiledDeadlines, _Timed,
     _Waiter, _Guarded, _FirstTry,
     _Limited,

@@ -10,35 +10,104 @@ retries at DEBUG, give-ups at INFO, on ``hardy.retry``.
 
 The wrapper's name is its qualified name (``module.qualname``), the one its
 metrics and events carry.
+
+A wrapper made by :func:`hardy.retry` is *declared*: its metrics read the
+counters it keeps for ``fn.statistics`` at scrape time (:func:`counts`), so
+nothing is tallied per retry and the compiled loop calls :func:`retried` only
+while an event or a DEBUG record is wanted. A wrapper that is gone leaves its
+last-read counts in the tallies, so the exported counters never go down. Other
+wrappers (``retry_with_backoff``'s, one per call) are tallied per retry.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from . import _log, _tallies, events
 from ._chain import describe
 
-__all__ = ["declare", "gave_up", "retried"]
+__all__ = ["counts", "declare", "gave_up", "retried"]
 
 logger = _log.component("retry")
 _count_lock = _tallies._lock
 _retries = _tallies.retries
 
 
+class _Declared:
+    """A declared wrapper: its name, a weak reference, and how to read its counters.
+
+    The reader is ``fn.statistics``' (bound to the counters, not to the
+    wrapper), so the counts can still be read once the wrapper is gone.
+    """
+
+    __slots__ = ("name", "read", "ref")
+
+    def __init__(self, name: str, wrapper: Any) -> None:
+        self.name = name
+        self.ref = weakref.ref(wrapper)
+        self.read: Callable[[], tuple[Any, ...]] = wrapper.statistics._read
+
+
+_live: list[_Declared] = []
+_prune_at = 64  # prune the gone wrappers when the list reaches this length (then twice what is left)
+
+
 def declare(wrapper: Any) -> None:
-    """Make ``wrapper``'s counts appear (at zero) before its first retry: at decoration."""
+    """Count ``wrapper``'s retries from its own counters; they show (at zero) from now on."""
+    global _prune_at
     name = describe(wrapper)
-    _tallies.declare(_tallies.retries, name)
-    _tallies.declare(_tallies.giveups, name)
+    entry = _Declared(name, wrapper)
+    with _count_lock:
+        _tallies.retries.setdefault(name, 0)
+        _tallies.giveups.setdefault(name, 0)
+        _live.append(entry)
+        if len(_live) >= _prune_at:
+            _prune()
+            _prune_at = max(64, 2 * len(_live))
+    # Its counters (both cores') now stand for the tally: the compiled loop skips reports nobody wants.
+    owner: Any = getattr(entry.read, "__self__", None)
+    if owner is not None and hasattr(owner, "_counted"):
+        owner._counted = True
 
 
-def retried(wrapper: Any, error: BaseException | None, attempt: int, delay: float) -> None:
-    """Attempt ``attempt`` of ``wrapper`` failed with ``error`` (``None``: its result); next in ``delay`` s."""
+def _prune() -> None:
+    """Fold what each gone wrapper counted into the tallies (under the lock)."""
+    alive: list[_Declared] = []
+    for entry in _live:
+        if entry.ref() is None:
+            read = entry.read()
+            _tallies.retries[entry.name] = _tallies.retries.get(entry.name, 0) + read[2]
+            _tallies.giveups[entry.name] = _tallies.giveups.get(entry.name, 0) + read[4]
+        else:
+            alive.append(entry)
+    _live[:] = alive
+
+
+def counts() -> tuple[dict[str, int], dict[str, int]]:
+    """Retries and give-ups per wrapper name: the tallies plus every declared wrapper's counters."""
+    with _count_lock:
+        _prune()
+        retries = dict(_tallies.retries)
+        giveups = dict(_tallies.giveups)
+        for entry in _live:
+            read = entry.read()
+            retries[entry.name] = retries.get(entry.name, 0) + read[2]
+            giveups[entry.name] = giveups.get(entry.name, 0) + read[4]
+    return retries, giveups
+
+
+def retried(wrapper: Any, error: BaseException | None, attempt: int, delay: float, counters: Any = None) -> None:
+    """Attempt ``attempt`` of ``wrapper`` failed with ``error`` (``None``: its result); next in ``delay`` s.
+
+    ``counters`` are the wrapper's; declared ones count the retry themselves.
+    """
     name = describe(wrapper)
-    with _count_lock:  # _tallies.count, inlined: this runs on every retry
-        _retries[name] = _retries.get(name, 0) + 1
+    if not getattr(counters, "_counted", False):
+        with _count_lock:  # _tallies.count, inlined: this runs on every retry
+            _retries[name] = _retries.get(name, 0) + 1
     if events.active:
         error_type = None if error is None else type(error).__name__
         events.emit("retry", name, {"attempt": attempt, "delay": delay, "error": error, "error_type": error_type})
@@ -54,10 +123,11 @@ def retried(wrapper: Any, error: BaseException | None, attempt: int, delay: floa
         )
 
 
-def gave_up(wrapper: Any, error: BaseException | None, attempt: int) -> None:
+def gave_up(wrapper: Any, error: BaseException | None, attempt: int, counters: Any = None) -> None:
     """``wrapper`` stops after ``attempt`` attempts; the last failed with ``error`` (``None``: its result)."""
     name = describe(wrapper)
-    _tallies.count(_tallies.giveups, name)
+    if not getattr(counters, "_counted", False):
+        _tallies.count(_tallies.giveups, name)
     error_type = None if error is None else type(error).__name__
     if events.active:
         events.emit("giveup", name, {"attempt": attempt, "error": error, "error_type": error_type})

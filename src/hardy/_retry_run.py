@@ -166,11 +166,11 @@ class Run:
     def _report_retry(self, exc: BaseException | None) -> None:
         # Metrics, events and the log (hardy._retry_events): for wrapped functions, not blocks.
         if self.fn is not None:
-            _retry_events.retried(self.fn, exc, self.attempt, self.wait)
+            _retry_events.retried(self.fn, exc, self.attempt, self.wait, self.counters)
 
     def _report_give_up(self, exc: BaseException | None) -> None:
         if self.fn is not None:
-            _retry_events.gave_up(self.fn, exc, self.attempt)
+            _retry_events.gave_up(self.fn, exc, self.attempt, self.counters)
 
     def retry(self, exc: BaseException | None, result: Any) -> None:
         """The hooks and the sleep before the next attempt."""

@@ -111,9 +111,10 @@ class Counters:
     success path, take the lock.
     """
 
-    __slots__ = ("_lock", "first_ok", "giveups", "retries", "slept", "slow_calls", "slow_ok")
+    __slots__ = ("_counted", "_lock", "first_ok", "giveups", "retries", "slept", "slow_calls", "slow_ok")
 
     def __init__(self) -> None:
+        self._counted = False  # metrics read these (hardy._retry_events.declare)
         self._lock = threading.Lock()
         self.first_ok = 0
         self.slow_calls = 0

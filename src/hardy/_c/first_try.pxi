@@ -271,7 +271,7 @@ cdef int _try_outcome(_FirstTry aw, int status, PyObject** presult) noexcept:
             return status
         r = <_Retrying>aw._owner
         if r._config._retry_on_result is None:
-            hardy_add_one(&r._first_ok)
+            hardy_add_one(&r._n._first_ok)
             _try_done(aw)
             return status
         result = _steal(presult[0])
@@ -294,7 +294,7 @@ cdef int _try_outcome(_FirstTry aw, int status, PyObject** presult) noexcept:
         if aw._is_retry:
             r = <_Retrying>aw._owner
             cont = _finish_async(
-                _Run(r._config, r._hooks, r._func, aw._args, kwargs, r, aw._t0), r._func, error, result
+                _Run(r._config, r._hooks, r._func, aw._args, kwargs, r._n, aw._t0), r._func, error, result
             )
         else:
             ch = <_Chain>aw._owner

@@ -23,6 +23,8 @@ cdef long _attempt_cap() except -1:
 # Called only when the loop retries or gives up (hardy._retry_events): never on a first-attempt success.
 cdef object _report_retried = _retry_events.retried
 cdef object _report_gave_up = _retry_events.gave_up
+cdef object _retry_watchers = _retry_events.events   # .active: someone wants "retry" events
+cdef object _retry_logger = _retry_events.logger
 
 
 cdef class RetryConfig(RetryPolicy):
@@ -294,27 +296,18 @@ cdef int _ask_delay(RetryConfig c, object outcome, double* out) except -1:
 
 
 @cython.final
-cdef class _Retrying(_Wrapper):
-    """A function retried as its ``RetryConfig`` says (see ``retrying``)."""
+cdef class _RetryCounts:
+    """A retried function's statistics (hardy._retry_state.RetryStatistics
+    reads them): plain adds, off the success path but one. Apart from the
+    wrapper so that hardy._retry_events can read them after it is gone."""
 
-    cdef RetryConfig _config
-    cdef object _on_retry
-    cdef object _before_sleep
-    cdef object _on_giveup
-    cdef object _hooks             # the same hooks, as hardy._retry_run.Hooks (async calls)
-    cdef object _spare             # a finished _FirstTry to reuse (async only)
-    cdef bint _is_async
-    cdef bint _reads_clock         # a deadline or a hook that wants ``elapsed``: read the start
-    # statistics (hardy._retry_state.RetryStatistics reads them): plain adds, off the success path but one
     cdef long long _first_ok
     cdef long long _slow_calls
     cdef long long _retries
     cdef long long _slow_ok
     cdef long long _giveups
     cdef double _slept
-
-    def __repr__(self):
-        return f"<retrying {self._func!r} with {self._config!r}>"
+    cdef public bint _counted      # metrics read these (hardy._retry_events.declare): no report per retry
 
     def _counters(self):
         return self._first_ok, self._slow_calls, self._retries, self._slow_ok, self._giveups, self._slept
@@ -332,6 +325,24 @@ cdef class _Retrying(_Wrapper):
         self._slept += slept
 
 
+@cython.final
+cdef class _Retrying(_Wrapper):
+    """A function retried as its ``RetryConfig`` says (see ``retrying``)."""
+
+    cdef RetryConfig _config
+    cdef object _on_retry
+    cdef object _before_sleep
+    cdef object _on_giveup
+    cdef object _hooks             # the same hooks, as hardy._retry_run.Hooks (async calls)
+    cdef object _spare             # a finished _FirstTry to reuse (async only)
+    cdef _RetryCounts _n
+    cdef bint _is_async
+    cdef bint _reads_clock         # a deadline or a hook that wants ``elapsed``: read the start
+
+    def __repr__(self):
+        return f"<retrying {self._func!r} with {self._config!r}>"
+
+
 cdef PyObject* _retrying_vectorcall(
     PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames
 ) except NULL:
@@ -345,7 +356,7 @@ cdef PyObject* _retrying_vectorcall(
         return NULL
     result = PyObject_Vectorcall(<PyObject*>r._func, args, nargsf, kwnames)
     if result != NULL and c._retry_on_result is None:
-        hardy_add_one(&r._first_ok)
+        hardy_add_one(&r._n._first_ok)
         return result
     return _retry_sync(r, args, nargsf, kwnames, result, started)
 
@@ -371,7 +382,8 @@ cdef PyObject* _retry_sync(
     cdef PyObject* value
     cdef PyObject* number
     cdef PyObject* delay_obj
-    hardy_add_one(&r._slow_calls)
+    cdef int wanted
+    hardy_add_one(&r._n._slow_calls)
     while True:
         if result == NULL:
             if not _retries_current(c):
@@ -383,7 +395,7 @@ cdef PyObject* _retry_sync(
                 xdecref(result)
                 return NULL
             if verdict == 0:
-                hardy_add_one(&r._slow_ok)
+                hardy_add_one(&r._n._slow_ok)
                 return result
         cap = _attempt_cap_noexcept()
         if cap < 0:
@@ -402,23 +414,28 @@ cdef PyObject* _retry_sync(
                 return _fail_during_retry(error, result)
             if out_of_time(c, now - started, wait):
                 return _give_up_sync(r, error, result, attempt, started, args, nargsf, kwnames)
-        hardy_add_one(&r._retries)
-        r._slept += wait
-        number = PyLong_FromLong(attempt)
-        if number == NULL:
+        hardy_add_one(&r._n._retries)
+        r._n._slept += wait
+        wanted = _retry_report_wanted_noexcept(r)
+        if wanted < 0:
             return _fail_during_retry(error, result)
-        delay_obj = PyFloat_FromDouble(wait)
-        if delay_obj == NULL:
+        if wanted:
+            number = PyLong_FromLong(attempt)
+            if number == NULL:
+                return _fail_during_retry(error, result)
+            delay_obj = PyFloat_FromDouble(wait)
+            if delay_obj == NULL:
+                xdecref(number)
+                return _fail_during_retry(error, result)
+            value = PyObject_CallFunctionObjArgs(
+                <PyObject*>_report_retried, <PyObject*>r, error if error != NULL else Py_None, number, delay_obj,
+                <PyObject*>r._n, NULL
+            )
             xdecref(number)
-            return _fail_during_retry(error, result)
-        value = PyObject_CallFunctionObjArgs(
-            <PyObject*>_report_retried, <PyObject*>r, error if error != NULL else Py_None, number, delay_obj, NULL
-        )
-        xdecref(number)
-        xdecref(delay_obj)
-        if value == NULL:
-            return _fail_during_retry(error, result)
-        xdecref(value)
+            xdecref(delay_obj)
+            if value == NULL:
+                return _fail_during_retry(error, result)
+            xdecref(value)
         if r._on_retry is not None:
             number = PyLong_FromLong(attempt)
             if number == NULL:
@@ -449,6 +466,23 @@ cdef PyObject* _retry_sync(
         previous = wait
         attempt += 1
         result = PyObject_Vectorcall(<PyObject*>r._func, args, nargsf, kwnames)
+
+
+cdef int _retry_report_wanted(_Retrying r) except -1:
+    """Whether a retry must go through hardy._retry_events: a counted wrapper
+    (hardy.retry's) keeps its count in ``_retries``, so only for an event or a
+    DEBUG record; another one (retry_with_backoff's) also for its tally."""
+    if not r._n._counted or _retry_watchers.active:
+        return 1
+    return _retry_logger.isEnabledFor(10)
+
+
+cdef int _retry_report_wanted_noexcept(_Retrying r) noexcept:
+    try:
+        return _retry_report_wanted(r)
+    except BaseException as exc:
+        _set_error(exc)
+        return -1
 
 
 cdef long _attempt_cap_noexcept() noexcept:
@@ -497,7 +531,7 @@ cdef PyObject* _give_up_sync(
     PyObject* const* args, size_t nargsf, PyObject* kwnames,
 ) noexcept:
     """Attempts or the deadline ran out: tell ``on_giveup``, then raise the last error or return the last result."""
-    hardy_add_one(&r._giveups)
+    hardy_add_one(&r._n._giveups)
     if r._on_giveup is not None and _call_hook(
         r, r._on_giveup, attempt, -1.0, started, error, result, args, nargsf, kwnames
     ) < 0:
@@ -526,7 +560,7 @@ cdef PyObject* _report_and_give_up(_Retrying r, PyObject* error, PyObject* resul
     if number == NULL:
         return _fail_during_retry(error, result)
     value = PyObject_CallFunctionObjArgs(
-        <PyObject*>_report_gave_up, <PyObject*>r, error if error != NULL else Py_None, number, NULL
+        <PyObject*>_report_gave_up, <PyObject*>r, error if error != NULL else Py_None, number, <PyObject*>r._n, NULL
     )
     xdecref(number)
     if value == NULL:
@@ -611,6 +645,7 @@ def retrying(config, func, on_retry=None, *, before_sleep=None, on_giveup=None):
         hooks.check_sync(func)
     _wrapping.copy_metadata(r, func, is_async=r._is_async)
     setattr(r, "retry_config", config)
-    setattr(r, "statistics", RetryStatistics(r._counters))
+    r._n = _RetryCounts.__new__(_RetryCounts)
+    setattr(r, "statistics", RetryStatistics(r._n._counters))
     setattr(r, "retry_with", _retry_run.bind_retry_with(retrying, config, func, hooks))
     return r

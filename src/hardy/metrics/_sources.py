@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .. import _live, _log, _tallies
+from .. import _live, _log, _retry_events, _tallies
 from ..state import STATE_BY_CODE
 
 __all__ = ["Family", "add_source", "collect", "paused_gc", "remove_source"]
@@ -230,25 +230,26 @@ def _added_up(counts: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 def _tally(name: str, text: str, tally: dict[str, int], unit: str = "1") -> Family:
     family = Family(name, "counter", text, ("name",), unit=unit)
-    family.samples.extend(({"name": key}, float(value)) for key, value in _tallies.snapshot(tally).items())
+    family.samples.extend(({"name": key}, float(value)) for key, value in tally.items())
     return family
 
 
 def tallies() -> list[Family]:
     """Retries and give-ups per retried function, timeouts fired and fallbacks used per operation."""
+    retries, giveups = _retry_events.counts()
     return [
-        _tally("hardy_retries", "Retries made by each retried function (attempts after the first).", _tallies.retries),
+        _tally("hardy_retries", "Retries made by each retried function (attempts after the first).", retries),
         _tally(
             "hardy_retry_giveups",
             "Calls each retried function gave up on (out of attempts or out of time) with a retryable failure.",
-            _tallies.giveups,
+            giveups,
         ),
-        _tally("hardy_timeouts", "Timeouts that fired, by operation.", _tallies.timeouts),
+        _tally("hardy_timeouts", "Timeouts that fired, by operation.", _tallies.snapshot(_tallies.timeouts)),
         _tally(
             "hardy_fallbacks",
             "Fallbacks used, by chain or timed operation: a later function, a default or a timeout's fallback "
             "answered.",
-            _tallies.fallbacks,
+            _tallies.snapshot(_tallies.fallbacks),
         ),
     ]
 
