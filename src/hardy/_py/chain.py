@@ -31,6 +31,21 @@ def chain(
     """
     first = funcs[0]
     awaited = tuple(_wrapping.is_async_callable(func) for func in funcs)
+    if awaited[0] and on_result is None:
+        run_chain_async = _chain.run_chain_async
+
+        # As the compiled core's first try: await the primary here, and hand
+        # the rest of the chain its failure (the chain logs it, as its own).
+        async def first_then_chain(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await first(*args, **kwargs)
+            except Exception as exc:
+                if not _match.matches(exc, exceptions, "exceptions", name):
+                    raise
+                errors: list[BaseException] = [exc]
+            return await run_chain_async(name, funcs, awaited, args, kwargs, default, exceptions, log, None, 1, errors)
+
+        return _wrapping.copy_metadata(first_then_chain, first, is_async=True)  # type: ignore[no-any-return]
     if any(awaited):
 
         async def run_async(*args: Any, **kwargs: Any) -> Any:
