@@ -58,8 +58,8 @@ class _Cache(dict[Hashable, Any]):
     """One keyed function's protected function per key (a dict that a ``WeakSet`` can hold)."""
 
     # By identity: the group's WeakSet must tell two caches with equal contents apart.
-    __hash__ = object.__hash__  # type: ignore[assignment]
-    __eq__ = object.__eq__  # type: ignore[assignment]
+    __hash__ = object.__hash__  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
+    __eq__ = object.__eq__
 
 
 class BreakerGroup:
