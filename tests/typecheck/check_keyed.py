@@ -36,7 +36,7 @@ assert_type(fetch.breakers["example.org"], hardy.CircuitBreaker)
 assert_type(fetch.breakers.max_keys, int)
 first: Hashable = next(iter(fetch.breakers))
 fetch(1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
-missing: object = fetch.breaker  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
+missing: object = fetch.breaker  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
 
 
 @hardy.circuit_breaker(name="per-user", failure_threshold=3, key=same)
