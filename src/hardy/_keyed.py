@@ -79,6 +79,7 @@ class BreakerGroup:
         "_make",
         "_names",
         "_order",
+        "_remember",
         "_retired",
         "identity",
         "max_keys",
@@ -91,6 +92,7 @@ class BreakerGroup:
         max_keys: int,
         make: Callable[[str], CircuitBreaker],
         forget: Callable[[CircuitBreaker], object],
+        remember: Callable[[CircuitBreaker], object] | None = None,
         *,
         keeps_evicted: bool = False,
         identity: object = None,
@@ -99,7 +101,8 @@ class BreakerGroup:
         self.max_keys = max_keys
         self.identity = identity  # the settings, compared when a second function asks for this name
         self._make = make
-        self._forget = forget
+        self._forget = forget  # an evicted breaker leaves the registry...
+        self._remember = remember  # ...and a reused one (keeps_evicted) goes back
         # A store holds on to every breaker bound to it: an evicted breaker
         # cannot be freed, so it is kept to be reused if its key comes back
         # (binding a second breaker of that name would grow the store's list).
@@ -121,7 +124,7 @@ class BreakerGroup:
             if breaker is not None:
                 self._order.move_to_end(key)
                 return breaker
-            breaker = self._retired.pop(key, None)
+            breaker = self._retired.get(key)
             if breaker is None:
                 name = f"{self.name}[{key!r}]"
                 if name in self._names:
@@ -132,8 +135,9 @@ class BreakerGroup:
                     )
                 breaker = self._make(name)  # may raise: nothing is changed yet
                 self._names[name] = key
-            else:
-                self._make(breaker.name)  # back in the registry
+            elif self._remember is not None:
+                self._remember(breaker)  # may raise (the name was taken meanwhile): it stays retired
+                self._retired.pop(key)
             if len(self._order) >= self.max_keys:
                 evicted = self._evict()
             self._order[key] = breaker

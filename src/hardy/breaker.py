@@ -428,7 +428,13 @@ def circuit_breaker(
             group_name,
             identity,
             lambda: _keyed.BreakerGroup(
-                group_name, keys, make_breaker, registry._discard, keeps_evicted=store is not None, identity=identity
+                group_name,
+                keys,
+                make_breaker,
+                registry._discard,
+                registry.register,
+                keeps_evicted=store is not None,
+                identity=identity,
             ),
         )
         return _keyed.protect_keyed(group, func, key, fallback, _core.protect)
