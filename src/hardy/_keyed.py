@@ -59,7 +59,9 @@ class _Cache(dict[Hashable, Any]):
 
     # By identity: the group's WeakSet must tell two caches with equal contents apart.
     __hash__ = object.__hash__  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
-    __eq__ = object.__eq__
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
 
 
 class BreakerGroup:
@@ -97,9 +99,9 @@ class BreakerGroup:
         keeps_evicted: bool = False,
         identity: object = None,
     ) -> None:
-        self.name = name
-        self.max_keys = max_keys
-        self.identity = identity  # the settings, compared when a second function asks for this name
+        self.name: str = name
+        self.max_keys: int = max_keys
+        self.identity: object = identity  # the settings, compared when a second function asks for this name
         self._make = make
         self._forget = forget  # an evicted breaker leaves the registry...
         self._remember = remember  # ...and a reused one (keeps_evicted) goes back
@@ -191,6 +193,7 @@ class BreakerGroup:
             return protected
 
     def new_cache(self) -> _Cache:
+        """A new keyed function's cache, emptied with the group's evictions."""
         cache = _Cache()
         with self._lock:
             self._caches.add(cache)
