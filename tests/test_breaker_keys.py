@@ -322,6 +322,21 @@ def test_two_keys_with_one_repr_are_an_error_not_a_shared_breaker() -> None:
     assert len(f.breakers) == 1
 
 
+def test_a_breaker_that_cannot_be_made_fails_the_call_and_leaves_nothing_behind() -> None:
+    # Another breaker already holds the name, with other settings: the registry refuses.
+    taken = hardy.registry.get_or_create("fetch['a']", failure_threshold=9)
+    fetch = make_fetch()
+    for _ in range(2):  # the same error each time, never a "same repr" one
+        with pytest.raises(ValueError, match="already exists with other settings"):
+            fetch("http://a/")
+    assert fetch.calls == []
+    assert "a" not in fetch.breakers
+    assert fetch("http://b/") == "http://b/"
+    hardy.registry.remove("fetch['a']")
+    assert fetch("http://a/") == "http://a/"
+    assert fetch.breakers["a"] is not taken
+
+
 # -- the key function ---------------------------------------------------------------------
 
 

@@ -127,22 +127,24 @@ class BreakerGroup:
                 self._order.move_to_end(key)
                 return breaker
             breaker = self._retired.get(key)
-            if breaker is None:
-                name = f"{self.name}[{key!r}]"
-                if name in self._names:
-                    raise ValueError(
-                        f"keys {self._names[name]!r} and {key!r} of the keyed circuit breaker {self.name!r} "
-                        f"have the same repr, so their breakers would share the name {name!r}: "
-                        "give the keys distinct reprs"
-                    )
-                breaker = self._make(name)  # may raise: nothing is changed yet
-                self._names[name] = key
-            elif self._remember is not None:
-                self._remember(breaker)  # may raise (the name was taken meanwhile): it stays retired
-                self._retired.pop(key)
+            name = f"{self.name}[{key!r}]" if breaker is None else breaker.name
+            if breaker is None and name in self._names:
+                raise ValueError(
+                    f"keys {self._names[name]!r} and {key!r} of the keyed circuit breaker {self.name!r} "
+                    f"have the same repr, so their breakers would share the name {name!r}: "
+                    "give the keys distinct reprs"
+                )
+            # Room first: if making the breaker fails, what changed is an
+            # eviction the next new key would have made anyway.
             if len(self._order) >= self.max_keys:
                 evicted = self._evict()
+            if breaker is None:
+                breaker = self._make(name)
+            elif self._remember is not None:
+                self._remember(breaker)  # may raise (the name was taken meanwhile): it stays retired
+                del self._retired[key]
             self._order[key] = breaker
+            self._names[name] = key
         if evicted is not None:
             # Logged outside the lock: a handler is user code.
             _log.warn_limited(
@@ -165,7 +167,9 @@ class BreakerGroup:
         """
         victim: Hashable = None
         found = False
-        for key, breaker in self._order.items():
+        # A copy: reading a state may run Python code (the twin's property),
+        # during which another thread's call may reorder the LRU (no lock on a hit).
+        for key, breaker in list(self._order.items()):
             if breaker.state is _CLOSED:
                 victim, found = key, True
                 break
