@@ -362,7 +362,7 @@ def test_an_error_of_the_key_function_propagates_unchanged_and_the_function_is_n
     def key(url: str) -> str:
         raise LookupError("no host in " + url)
 
-    @hardy.circuit_breaker(key=key)
+    @hardy.circuit_breaker(key=key, fallback=lambda url: called.append("fallback"))
     def f(url: str) -> None:
         called.append(url)
 
