@@ -188,6 +188,18 @@ def _open_breaker(core_module: Any, func: Callable[[int], Any]) -> Callable[[int
     return breaker(func)  # type: ignore[no-any-return]
 
 
+def _keyed_breaker(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:
+    """``circuit_breaker(key=...)``'s dispatch on ``core_module``, one key: a hit in the LRU per call."""
+    group = hardy._keyed.BreakerGroup("bench-keyed", 1024, core_module.CircuitBreaker, lambda breaker: None)
+    keyed = hardy._keyed.protect_keyed(group, func, _key_of, None, core_module.protect)
+    keyed(1)  # the key's breaker exists: the benchmark measures the hit
+    return keyed  # type: ignore[no-any-return]
+
+
+def _key_of(x: int) -> int:
+    return x
+
+
 def _retrying(core_module: Any, func: Callable[[int], Any], **settings: Any) -> Callable[[int], Any]:
     wrapper = core_module.retrying(core_module.RetryConfig(**settings), func)
     hardy._retry_events.declare(wrapper)  # as hardy.retry does: its metrics read its counters
@@ -458,6 +470,23 @@ SCENARIOS += (
                     ("stacked", _stacked),
                 )
             ),
+        ),
+    ),
+)
+
+# One breaker per key (circuit_breaker(key=...)): the keyed dispatch is plain
+# Python on both cores; no target is set (issue 17), the report shows the ratio.
+SCENARIOS += (
+    Scenario(
+        "breaker-keyed-closed-success",
+        "Circuit breaker per key (key=), closed, call succeeds: the key function, a dict hit, the breaker",
+        "bare",
+        (
+            BARE,
+            PARTIAL,
+            sync("minimal-wrapper", "floor", lambda: MinimalWrapper(work)),
+            sync("plain-breaker-c", "hardy", lambda: _breaker(core("c"), work)),
+            *hardy_cases(lambda c: _keyed_breaker(c, work)),
         ),
     ),
 )

@@ -384,3 +384,106 @@ def test_the_machine_records_by_hand_past_the_reset_timeout(core: Any, half_open
         (OPEN, HALF_OPEN),
         (HALF_OPEN, OPEN),
     ]
+
+
+# -- one breaker per key ------------------------------------------------------------------
+
+
+class KeyedModelParity(RuleBasedStateMachine):
+    """Keyed functions of both cores against independent :class:`Model` breakers in a model LRU.
+
+    Each key's breaker must behave as a breaker of its own (what one key
+    does never moves another), and the keys kept must be those of a
+    bounded LRU that evicts the least recently used *closed* breaker first
+    (else the least recently used): docs/circuit-breaker.md.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock()
+        self.functions: list[Any] = []
+        self.models: dict[int, Model] = {}  # in LRU order, least recently used first
+        self.max_keys = 0
+        self.settings: tuple[int, float, int] = (0, 0.0, 0)
+
+    @rule(
+        threshold=st.integers(1, 3),
+        reset_timeout=st.sampled_from([0.0, 1.0, 5.0]),
+        half_open=st.integers(1, 2),
+        max_keys=st.integers(1, 3),
+    )
+    @precondition(lambda self: not self.functions)
+    def create(self, threshold: int, reset_timeout: float, half_open: int, max_keys: int) -> None:
+        from hardy import _keyed
+
+        for name in ("c", "py"):
+            module = _core.load(name)
+
+            def make(breaker_name: str, module: Any = module) -> Any:
+                return module.CircuitBreaker(
+                    breaker_name, threshold, reset_timeout, half_open, (Excluded,), clock=self.clock
+                )
+
+            group = _keyed.BreakerGroup(f"keyed-{name}", max_keys, make, lambda breaker: None)
+
+            def body(key: int, kind: str) -> str:
+                if kind != "ok":
+                    raise {"fail": Failure, "excluded": Excluded, "interrupt": KeyboardInterrupt}[kind]()
+                return "ok"
+
+            self.functions.append(_keyed.protect_keyed(group, body, lambda key, kind: key, None, module.protect))
+        self.max_keys = max_keys
+        self.settings = (threshold, reset_timeout, half_open)
+
+    def model_for(self, key: int) -> Model:
+        model = self.models.pop(key, None)
+        if model is None:
+            if len(self.models) >= self.max_keys:
+                closed = [k for k, m in self.models.items() if m.effective() is CLOSED]
+                del self.models[closed[0] if closed else next(iter(self.models))]
+            model = Model(self.clock, *self.settings)
+        self.models[key] = model
+        return model
+
+    @precondition(lambda self: bool(self.functions))
+    @rule(key=st.integers(0, 3), kind=st.sampled_from(["ok", "fail", "fail", "excluded", "interrupt"]))
+    def call(self, key: int, kind: str) -> None:
+        results = [outcome_of(lambda f=f: f(key, kind)) for f in self.functions]
+        assert results[0] == results[1], results
+        expected = self.model_for(key).call(kind)
+        assert results[0] == expected, (results[0], "the model says", expected)
+
+    @precondition(lambda self: bool(self.functions))
+    @rule(seconds=st.sampled_from([0.5, 1.0, 6.0]))
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @precondition(lambda self: bool(self.models))
+    @rule(index=st.integers(0, 2))
+    def reset_one(self, index: int) -> None:
+        key = list(self.models)[index % len(self.models)]
+        for f in self.functions:
+            f.breakers[key].reset()  # by hand: not a use, the order stays
+        self.models[key].reset()
+
+    @invariant()
+    def each_key_is_a_breaker_of_its_own(self) -> None:
+        if not self.functions:
+            return
+        for f in self.functions:
+            assert list(f.breakers) == list(self.models)
+            for key, model in self.models.items():
+                stats = f.breakers[key].get_stats()
+                assert stats.pop("name") == f"{f.breakers.name}[{key!r}]"
+                expected = model.stats()
+                del expected["name"]
+                assert stats == expected, (key, stats, expected)
+
+
+KeyedModelParity.TestCase.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
+
+
+@pytest.mark.parametrize("core", [pytest.param("c", marks=pytest.mark.c_extension)], indirect=True)
+def test_keyed_breakers_behave_as_independent_model_breakers_in_an_lru(core: Any) -> None:
+    # As ModelParity: the machine holds a keyed function of each core itself.
+    KeyedModelParity.TestCase().runTest()

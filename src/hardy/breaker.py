@@ -7,12 +7,14 @@ name, and the decorator that uses it.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, overload
 
-from . import _core, _descriptors, _validate
+from . import _core, _descriptors, _keyed, _validate
+from ._keyed import KeyedBreakerDecorator, KeyedBreakers, KeyedCallable, KeyedClassMethod, KeyedStaticMethod
 from ._types import (
     BreakerDecorator,
     ExceptionsArg,
@@ -27,7 +29,21 @@ if TYPE_CHECKING:
     from ._core import CircuitBreaker
     from .store import BreakerStore
 
-__all__ = ["BreakerRegistry", "ProtectedCallable", "circuit_breaker", "get_circuit_breaker", "registry"]
+__all__ = [
+    "BreakerRegistry",
+    "KeyedBreakerDecorator",
+    "KeyedBreakers",
+    "KeyedCallable",
+    "KeyedClassMethod",
+    "KeyedStaticMethod",
+    "ProtectedCallable",
+    "circuit_breaker",
+    "get_circuit_breaker",
+    "registry",
+]
+
+#: How many keys a keyed ``circuit_breaker(key=...)`` keeps when ``max_keys`` is not given.
+DEFAULT_MAX_KEYS = 1024
 
 
 def _settings(breaker: CircuitBreaker) -> tuple[Any, ...]:
@@ -59,6 +75,9 @@ class BreakerRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
+        # The keyed names (circuit_breaker(key=...)): their per-key breakers
+        # are in _breakers, as f"{name}[{key!r}]".
+        self._groups: dict[str, _keyed.BreakerGroup] = {}
 
     def get(self, name: str) -> CircuitBreaker | None:
         """The breaker registered under ``name``, or ``None``."""
@@ -171,6 +190,27 @@ class BreakerRegistry:
         """Forget every breaker."""
         with self._lock:
             self._breakers.clear()
+            self._groups.clear()
+
+    def _group(self, name: str, identity: object, make: Callable[[], _keyed.BreakerGroup]) -> _keyed.BreakerGroup:
+        """The keyed breakers named ``name``, made by ``make()`` on first use; other settings: a ValueError."""
+        with self._lock:
+            group = self._groups.get(name)
+            if group is None:
+                group = self._groups[name] = make()
+                return group
+        if group.identity != identity:
+            raise ValueError(
+                f"keyed circuit breaker {name!r} already exists with other settings (or another max_keys): "
+                f"{group.identity}, asked for {identity}"
+            )
+        return group
+
+    def _discard(self, breaker: CircuitBreaker) -> None:
+        """Forget ``breaker`` if it is the one registered under its name (an evicted keyed breaker)."""
+        with self._lock:
+            if self._breakers.get(breaker.name) is breaker:
+                del self._breakers[breaker.name]
 
 
 registry: BreakerRegistry = BreakerRegistry()
@@ -231,6 +271,29 @@ def circuit_breaker(
     half_open_max_wait: float | None = None,
     reset_backoff: float = 1.0,
     max_reset_timeout: float | None = None,
+    key: Callable[..., Hashable],
+    max_keys: int | None = None,
+) -> KeyedBreakerDecorator: ...
+
+
+@overload
+def circuit_breaker(
+    name: str | None = None,
+    failure_threshold: int = 5,
+    reset_timeout: float = 60.0,
+    half_open_max_calls: int = 3,
+    excluded_exceptions: ExceptionsArg | None = None,
+    fallback: Callable[..., Any] | None = None,
+    store: BreakerStore | None = None,
+    *,
+    failure_exceptions: ExceptionsArg | None = None,
+    failure_on_result: Callable[[Any], object] | None = None,
+    success_threshold: int | None = None,
+    half_open_max_wait: float | None = None,
+    reset_backoff: float = 1.0,
+    max_reset_timeout: float | None = None,
+    key: None = None,
+    max_keys: None = None,
 ) -> BreakerDecorator: ...
 
 
@@ -249,6 +312,8 @@ def circuit_breaker(
     half_open_max_wait: float | None = None,
     reset_backoff: float = 1.0,
     max_reset_timeout: float | None = None,
+    key: Callable[..., Hashable] | None = None,
+    max_keys: int | None = None,
 ) -> Any:
     """Protect a function with a named circuit breaker from the registry.
 
@@ -262,12 +327,24 @@ def circuit_breaker(
     ``@classmethod``) and other callables. With ``store=`` (a :class:`~hardy.RedisStore`)
     the breaker's circuit is shared by every process that uses the store.
 
+    With ``key=``, each call goes through the breaker of
+    ``key(*args, **kwargs)``: one breaker per key, all with these settings,
+    made on first use, registered as ``f"{name}[{key!r}]"`` and kept for at
+    most ``max_keys`` keys (default 1024; the least recently used closed
+    one is evicted first). The wrapper then exposes them as ``.breakers``
+    (a read-only mapping, key -> breaker) instead of ``.breaker``.
+
     Example::
 
         @hardy.circuit_breaker(failure_threshold=3, reset_timeout=30, fallback=lambda user_id: None)
         async def fetch_profile(user_id: int) -> dict[str, str]: ...
 
         fetch_profile.breaker.get_stats()
+
+        @hardy.circuit_breaker(key=lambda url, **_: urlsplit(url).netloc, max_keys=1024)
+        def fetch(url: str, timeout: float = 5.0) -> bytes: ...
+
+        fetch.breakers["example.org"].state   # one dead host trips its own breaker only
     """
     if isinstance(name, (staticmethod, classmethod)) or (callable(name) and not isinstance(name, str)):
         bare: Callable[[Any], Any] = circuit_breaker()
@@ -281,8 +358,15 @@ def circuit_breaker(
         _validate.callable_arg("fallback", fallback)
     if store is not None:
         _validate.breaker_store(store)
+    keys = DEFAULT_MAX_KEYS
+    if key is not None:
+        _validate.callable_arg("key", key)
+        keys = DEFAULT_MAX_KEYS if max_keys is None else _validate.positive_int("max_keys", max_keys)
+    elif max_keys is not None:
+        _validate.positive_int("max_keys", max_keys)
+        raise ValueError(f"max_keys applies only with key= (one breaker per key), got max_keys={max_keys!r}")
     # Check the settings now, at the point of the mistake, not at decoration.
-    _validate.breaker_settings(
+    checked = _validate.breaker_settings(
         "unnamed" if name is None else name,
         failure_threshold,
         reset_timeout,
@@ -302,6 +386,8 @@ def circuit_breaker(
         if rewrapped is not None:
             return rewrapped
         _validate.callable_arg("func", func)
+        if key is not None:
+            return _keyed_function(_default_name(func) if name is None else name, func, key, keys)
         breaker = registry.get_or_create(
             _default_name(func) if name is None else name,
             failure_threshold,
@@ -318,4 +404,44 @@ def circuit_breaker(
         )
         return _core.protect(breaker, func, fallback)
 
+    def _keyed_function(group_name: str, func: Callable[..., Any], key: Callable[..., Hashable], keys: int) -> Any:
+        def make_breaker(breaker_name: str) -> CircuitBreaker:
+            return registry.get_or_create(
+                breaker_name,
+                failure_threshold,
+                reset_timeout,
+                half_open_max_calls,
+                excluded_exceptions,
+                store,
+                failure_exceptions=failure_exceptions,
+                failure_on_result=failure_on_result,
+                success_threshold=success_threshold,
+                half_open_max_wait=half_open_max_wait,
+                reset_backoff=reset_backoff,
+                max_reset_timeout=max_reset_timeout,
+            )
+
+        # The settings as checked (the name aside), the store and the bound:
+        # two functions asking for one keyed name must agree on all three.
+        identity = (_replace_name(checked), store, keys)
+        group = registry._group(
+            group_name,
+            identity,
+            lambda: _keyed.BreakerGroup(
+                group_name,
+                keys,
+                make_breaker,
+                registry._discard,
+                registry.register,
+                keeps_evicted=store is not None,
+                identity=identity,
+            ),
+        )
+        return _keyed.protect_keyed(group, func, key, fallback, _core.protect)
+
     return decorate
+
+
+def _replace_name(checked: Any) -> Any:
+    """``checked`` settings with a neutral name, for comparing the settings alone."""
+    return dataclasses.replace(checked, name="")
