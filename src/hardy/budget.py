@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import _core, _validate
+from . import _budget_store, _core, _validate
+from .redis_store import RedisStore
 
 __all__ = ["RetryBudget", "RetryBudgetStatistics"]
 
@@ -63,20 +64,49 @@ class RetryBudget:
         def store(key: str, data: bytes) -> None: ...
     """
 
-    __slots__ = ("__weakref__", "_ledger", "_settings")
+    __slots__ = ("__weakref__", "_ledger", "_name", "_settings", "_store")
 
     def __init__(
         self,
         ratio: float = 0.2,
         min_per_second: float = 10,
         window: float = 10.0,
+        store: RedisStore | None = None,
         *,
+        name: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         settings = _validate.retry_budget_settings(ratio, min_per_second, window, clock)
+        if store is not None:
+            if not isinstance(store, RedisStore):
+                raise TypeError(f"store must be a hardy.RedisStore, got {store!r} ({type(store).__name__})")
+            if not store.blocking:
+                raise TypeError(
+                    f"store {store!r} has an asyncio client: a retry budget asks it from sync code, "
+                    "give it a redis.Redis client"
+                )
+            if name is None:
+                raise TypeError("a RetryBudget shared through a store needs a name= (the processes find it by name)")
+        self._name = None if name is None else _validate.non_empty_name(name)
         self._settings = settings
+        self._store = store
         # The core in use keeps the state: its retry loops read it in C (or in the twin).
         self._ledger: Any = _core.RetryConfig._budget_ledger(settings)
+        if store is not None and self._name is not None:
+            _, withdrawal, reserve = self._ledger._amounts()
+            self._ledger._share(
+                _budget_store.SharedBudget(store, self._name, settings.window, reserve, withdrawal, self._ledger._now())
+            )
+
+    @property
+    def name(self) -> str | None:
+        """The name the processes sharing the budget through its store know it by, if any."""
+        return self._name
+
+    @property
+    def store(self) -> RedisStore | None:
+        """The store the budget is shared through, if any (``None``: this process's own)."""
+        return self._store
 
     @property
     def ratio(self) -> float:
@@ -115,4 +145,5 @@ class RetryBudget:
 
     def __repr__(self) -> str:
         s = self._settings
-        return f"RetryBudget(ratio={s.ratio!r}, min_per_second={s.min_per_second!r}, window={s.window!r})"
+        shared = "" if self._name is None else f", name={self._name!r}"
+        return f"RetryBudget(ratio={s.ratio!r}, min_per_second={s.min_per_second!r}, window={s.window!r}{shared})"

@@ -150,4 +150,5 @@ assert_type(hardy.RetryConfig(budget=budget).budget, "hardy.RetryBudget | None")
 for _attempt in hardy.attempts(budget=budget):
     pass
 hardy.retry(budget=0.2)  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
-hardy.RetryBudget(store=None)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+hardy.RetryBudget(name=3)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+assert_type(hardy.RetryBudget(store=None).store, "hardy.RedisStore | None")

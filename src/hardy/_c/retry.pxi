@@ -37,9 +37,23 @@ cdef class _BudgetLedger(BudgetState):
     """
 
     cdef object _clock          # None: read the monotonic clock in C
+    cdef object _shared         # a hardy._budget_store.SharedBudget, or None: process-local
+    cdef object __weakref__
 
     def _add_call(self):
         hardy_add_one(&self._calls)
+
+    def _now(self):
+        return _clock_or_raise(self._clock)
+
+    def _deposit_units(self):
+        return self._deposit
+
+    def _amounts(self):
+        return self._deposit, self._withdrawal, self._reserve
+
+    def _share(self, shared):
+        self._shared = shared
 
     def _withdraw(self):
         cdef int allowed = _budget_allows(self)
@@ -50,6 +64,10 @@ cdef class _BudgetLedger(BudgetState):
     def _balance(self):
         cdef double now = _clock_or_raise(self._clock)
         cdef long long balance
+        if self._shared is not None:
+            answer = self._shared.ask(self, now, False)
+            if answer is not None:
+                return max(0, (self._reserve + answer[1]) // self._withdrawal)
         hardy_lock(&self._guard)
         balance = budget_balance(self, now)
         hardy_unlock(&self._guard)
@@ -71,12 +89,34 @@ cdef int _budget_allows(_BudgetLedger b) noexcept:
     """1 when the budget lets a retry go (and takes its withdrawal), 0 when not, -1 if the clock raised."""
     cdef double now
     cdef bint allowed
+    cdef int verdict
     if _clock_now(b._clock, &now) < 0:
         return -1
+    if b._shared is not None:
+        verdict = _ask_store(b, now)
+        if verdict < 0:
+            return -1
+        if verdict < 2:
+            hardy_lock(&b._guard)
+            budget_record(b, now, verdict == 1)
+            hardy_unlock(&b._guard)
+            return verdict
     hardy_lock(&b._guard)
     allowed = budget_withdraw(b, now)
     hardy_unlock(&b._guard)
     return 1 if allowed else 0
+
+
+cdef int _ask_store(_BudgetLedger b, double now) noexcept:
+    """The store's answer: 1 allowed, 0 refused, 2 cannot be asked now (decide locally), -1 with the error set."""
+    try:
+        answer = b._shared.ask(b, now, True)
+    except BaseException as exc:
+        _set_error(exc)
+        return -1
+    if answer is None:
+        return 2
+    return 1 if answer[0] else 0
 
 
 cdef class RetryConfig(RetryPolicy):

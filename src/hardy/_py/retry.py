@@ -37,11 +37,12 @@ class BudgetLedger(BudgetState):
     under ``_lock`` on the retry path only (hardy/policies/budget.py).
     """
 
-    __slots__ = ("_clock", "_lock")
+    __slots__ = ("__weakref__", "_clock", "_lock", "_shared")
 
     def __init__(self, settings: Any) -> None:
         self._clock: Callable[[], float] = settings.clock
         self._lock = threading.Lock()
+        self._shared: Any = None  # a hardy._budget_store.SharedBudget, or None: process-local
         budget_policy.budget_configure(self, settings.ratio, settings.min_per_second, settings.window, self._now())
 
     def _now(self) -> float:
@@ -50,13 +51,31 @@ class BudgetLedger(BudgetState):
     def _add_call(self) -> None:
         budget_policy.budget_deposit(self)
 
+    def _deposit_units(self) -> int:
+        return self._deposit
+
+    def _amounts(self) -> tuple[int, int, int]:
+        return self._deposit, self._withdrawal, self._reserve
+
+    def _share(self, shared: Any) -> None:
+        self._shared = shared
+
     def _withdraw(self) -> bool:
         now = self._now()  # user code: before the lock
+        if self._shared is not None:
+            answer = self._shared.ask(self, now, True)
+            if answer is not None:
+                with self._lock:
+                    return budget_policy.budget_record(self, now, bool(answer[0]))
         with self._lock:
             return budget_policy.budget_withdraw(self, now)
 
     def _balance(self) -> int:
         now = self._now()
+        if self._shared is not None:
+            answer = self._shared.ask(self, now, False)
+            if answer is not None:
+                return max(0, (self._reserve + int(answer[1])) // self._withdrawal)
         with self._lock:
             return budget_policy.budget_balance(self, now)
 

@@ -284,3 +284,17 @@ def budget_balance(s: BudgetState, now: cython.double) -> cython.longlong:
     budget_roll(s, now)
     balance = (s._reserve + s._sum) // s._withdrawal
     return balance if balance > 0 else 0
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def budget_record(s: BudgetState, now: cython.double, allowed: cython.bint) -> cython.bint:
+    """The store decided (a budget shared by processes): keep the local accounting as if this budget had."""
+    budget_roll(s, now)
+    if allowed:
+        budget_slot_add(s, cython.cast(cython.int, s._slice_no % BUDGET_SLICES), -s._withdrawal)
+        s._withdrawn += 1
+    else:
+        s._exhausted += 1
+    return allowed
