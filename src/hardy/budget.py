@@ -51,7 +51,10 @@ class RetryBudget:
     it in :attr:`statistics`. ``ratio`` is in ``[0, 1000]`` (``0``: only the
     floor; ``2.0``: two retries per call), ``clock`` returns monotonic seconds
     and may be replaced in tests. Thread-safe; the arithmetic is Finagle's
-    (``docs/retry.md``).
+    (``docs/retry.md``). With ``store`` (a :class:`~hardy.RedisStore` with a
+    sync client) and ``name``, every process with the same store and name
+    shares one budget: calls still make no round trip, each retry asked makes
+    one, and while Redis is down each process decides on its own accounting.
 
     Example::
 

@@ -129,7 +129,8 @@ cdef class RetryConfig(RetryPolicy):
     Keyword-only: ``retry_on_result`` (a predicate that makes a returned value
     count as a failure), ``deadline`` (a budget in seconds for all attempts
     and sleeps), ``random`` (returns floats in ``[0, 1)``) and ``clock``
-    (monotonic seconds), injectable for reproducible tests.
+    (monotonic seconds), injectable for reproducible tests, and ``budget``
+    (a :class:`~hardy.RetryBudget` every retry draws on).
 
     Example::
 
