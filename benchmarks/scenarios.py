@@ -491,4 +491,34 @@ SCENARIOS += (
     ),
 )
 
+
+def _budgeted(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:
+    """A retry with a RetryBudget (Finagle's defaults), its state made by ``core_module``."""
+    import time
+
+    settings = hardy._validate.retry_budget_settings(0.2, 10, 10.0, time.monotonic)
+    budget: Any = object.__new__(hardy.RetryBudget)
+    budget._settings = settings
+    budget._ledger = core_module.RetryConfig._budget_ledger(settings)
+    return _retrying(core_module, func, budget=budget)
+
+
+# A retry budget costs one deposit per call (an add, no clock): beside the same retry without one.
+SCENARIOS += (
+    Scenario(
+        "retry-budget-first-attempt-success",
+        "Retry with a RetryBudget, success on the first attempt, vs without",
+        "bare",
+        (
+            BARE,
+            PARTIAL,
+            *(
+                sync(f"hardy-{name}-no-budget", "hardy", functools.partial(_retrying, core(name), work))
+                for name in ("c", "py")
+            ),
+            *hardy_cases(lambda c: _budgeted(c, work)),
+        ),
+    ),
+)
+
 BY_GROUP = {scenario.group: scenario for scenario in SCENARIOS}

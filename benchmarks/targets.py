@@ -157,6 +157,20 @@ TARGETS = [
         "minimal-wrapper",
         1.5,
     ),
+    Target(
+        "compiled retry with a budget, first-attempt success vs without",
+        "retry-budget-first-attempt-success",
+        "hardy-c",
+        "hardy-c-no-budget",
+        1.1,
+    ),
+    Target(
+        "compiled retry with a budget, first-attempt success vs functools.partial",
+        "retry-budget-first-attempt-success",
+        "hardy-c",
+        "partial",
+        1.25,
+    ),
 ]
 
 

@@ -23,6 +23,7 @@ from ._retry_state import RetryState, RetryStatistics
 from ._safe_points import defer_timeouts_in
 from .attempts import attempts
 from .breaker import BreakerRegistry, circuit_breaker, get_circuit_breaker, registry
+from .budget import RetryBudget, RetryBudgetStatistics
 from .bulkhead import BulkheadRegistry, bulkhead, bulkheads, get_bulkhead
 from .errors import AllFallbacksFailedError, BulkheadFullError, CircuitOpenError, HardyError, RateLimitExceededError
 from .errors import TimeoutError as TimeoutError  # noqa: A004 - hardy.TimeoutError, kept out of __all__
@@ -94,4 +95,6 @@ __all__ = [
     "rate_limit",
     "rate_limiters",
     "get_rate_limiter",
+    "RetryBudget",
+    "RetryBudgetStatistics",
 ]

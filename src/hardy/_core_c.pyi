@@ -10,7 +10,9 @@ both cores define (names, bases, members), with the same parameters.
 from collections.abc import Callable
 from typing import Any, overload
 
+from ._settings import RetryBudgetSettings
 from ._types import ExceptionsArg, P, ProtectedCallable, ProtectedClassMethod, ProtectedStaticMethod, R
+from .budget import RetryBudget
 from .jitter import Jitter
 from .state import CircuitState
 from .store import BreakerStore
@@ -158,7 +160,13 @@ class RetryConfig(RetryPolicy):
         clock: Callable[[], float] = ...,
         retry_after: Callable[[Any], float | None] | None = None,
         sleep: Callable[[float], object] | None = None,
+        budget: RetryBudget | None = None,
     ) -> None: ...
+    @property
+    def budget(self) -> RetryBudget | None:
+        """The retry budget every retry draws on, if any."""
+    @staticmethod
+    def _budget_ledger(settings: RetryBudgetSettings) -> Any: ...
     @property
     def max_attempts(self) -> int:
         """Calls in all, the first one included."""

@@ -131,6 +131,7 @@ include "policies/retry.py"
 include "policies/deadlines.py"
 include "policies/bulkhead.py"
 include "policies/ratelimit.py"
+include "policies/budget.py"
 
 # The dispatch.
 include "_c/calls.pxi"
@@ -152,6 +153,7 @@ for _internal in (
     _Deadline, _ThreadDeadlines, _CompiledDeadlines, _Timed,
     _Waiter, _Guarded, _FirstTry,
     _Limited,
+    BudgetState, _BudgetLedger,
 ):
     hardy_disallow_instantiation(_internal)
 del _internal

@@ -123,23 +123,34 @@ def retried(wrapper: Any, error: BaseException | None, attempt: int, delay: floa
         )
 
 
-def gave_up(wrapper: Any, error: BaseException | None, attempt: int, counters: Any = None) -> None:
-    """``wrapper`` stops after ``attempt`` attempts; the last failed with ``error`` (``None``: its result)."""
+def gave_up(
+    wrapper: Any, error: BaseException | None, attempt: int, counters: Any = None, budget_exhausted: bool = False
+) -> None:
+    """``wrapper`` stops after ``attempt`` attempts; the last failed with ``error`` (``None``: its result).
+
+    ``budget_exhausted``: its retry budget (:class:`hardy.RetryBudget`), not
+    its attempts or deadline, stopped it; the event and the record say so.
+    """
     name = describe(wrapper)
     if not getattr(counters, "_counted", False):
         _tallies.count(_tallies.giveups, name)
     error_type = None if error is None else type(error).__name__
     if events.active:
-        events.emit("giveup", name, {"attempt": attempt, "error": error, "error_type": error_type})
+        data = {"attempt": attempt, "error": error, "error_type": error_type}
+        if budget_exhausted:
+            data["budget_exhausted"] = True
+        events.emit("giveup", name, data)
     if logger.isEnabledFor(logging.INFO):
+        more: dict[str, bool] = {"budget_exhausted": True} if budget_exhausted else {}
         _log.warn_limited(
             logger,
             ("giveup", name),
-            "%s: giving up after %d attempt%s (%s)",
+            "%s: giving up after %d attempt%s (%s)%s",
             name,
             attempt,
             "" if attempt == 1 else "s",
             error_type or "result retried",
-            extra=_log.fields("retry", name, "giveup", attempt=attempt, error_type=error_type),
+            ": retry budget exhausted" if budget_exhausted else "",
+            extra=_log.fields("retry", name, "giveup", attempt=attempt, error_type=error_type, **more),
             level=logging.INFO,
         )

@@ -100,7 +100,19 @@ def _chain(error: BaseException, cause: BaseException | None) -> None:
 class Run:
     """One retried call (or block) after an attempt ended: what to do next, the hooks and the sleep."""
 
-    __slots__ = ("args", "attempt", "config", "counters", "fn", "hooks", "kwargs", "previous", "started", "wait")
+    __slots__ = (
+        "args",
+        "attempt",
+        "budget_exhausted",
+        "config",
+        "counters",
+        "fn",
+        "hooks",
+        "kwargs",
+        "previous",
+        "started",
+        "wait",
+    )
 
     def __init__(
         self,
@@ -122,6 +134,7 @@ class Run:
         self.attempt = 1
         self.previous = -1.0
         self.wait = 0.0
+        self.budget_exhausted = False  # the last GIVE_UP came from the retry budget
 
     def settle(self, exc: BaseException | None, result: Any) -> int:
         """RETRY (``self.wait`` is set), ACCEPT the result, PROPAGATE the error, or GIVE_UP."""
@@ -141,6 +154,7 @@ class Run:
             _chain(error, exc)
             raise
         if wait < 0.0:
+            self.budget_exhausted = wait < -1.5  # _next_wait's -2.0
             return GIVE_UP
         self.wait = wait
         return RETRY
@@ -170,7 +184,7 @@ class Run:
 
     def _report_give_up(self, exc: BaseException | None) -> None:
         if self.fn is not None:
-            _retry_events.gave_up(self.fn, exc, self.attempt, self.counters)
+            _retry_events.gave_up(self.fn, exc, self.attempt, self.counters, self.budget_exhausted)
 
     def retry(self, exc: BaseException | None, result: Any) -> None:
         """The hooks and the sleep before the next attempt."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BreakerSettings", "BulkheadSettings", "RateLimiterSettings", "RetrySettings"]
+__all__ = ["BreakerSettings", "BulkheadSettings", "RateLimiterSettings", "RetryBudgetSettings", "RetrySettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,7 @@ class RetrySettings:
     clock: Callable[[], float]
     retry_after: Callable[[Any], float | None] | None = None
     sleep: Callable[[float], object] | None = None
+    budget: Any = None  # a hardy.RetryBudget, or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,4 +82,14 @@ class RateLimiterSettings:
     period: float
     burst: int
     max_wait: float
+    clock: Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBudgetSettings:
+    """A retry budget's settings, checked and normalised."""
+
+    ratio: float
+    min_per_second: float
+    window: float
     clock: Callable[[], float]

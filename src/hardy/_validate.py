@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, TypeGuard, cast
 
-from ._settings import BreakerSettings, BulkheadSettings, RateLimiterSettings, RetrySettings
+from ._settings import BreakerSettings, BulkheadSettings, RateLimiterSettings, RetryBudgetSettings, RetrySettings
 from ._wrapping import is_async_callable
 from .errors import CircuitOpenError
 from .jitter import Jitter
@@ -339,6 +339,7 @@ def retry_settings(
     clock: object,
     retry_after: object = None,
     sleep: object = None,
+    budget: object = None,
 ) -> RetrySettings:
     """Check a retry configuration and return it normalised."""
     attempts = positive_int("max_attempts", max_attempts)
@@ -374,6 +375,7 @@ def retry_settings(
         clock=clock_arg("clock", clock),
         retry_after=None if retry_after is None else callable_arg("retry_after", retry_after),
         sleep=None if sleep is None else callable_arg("sleep", sleep),
+        budget=None if budget is None else retry_budget(budget),
     )
 
 
@@ -475,3 +477,32 @@ def rate_limiter_settings(
         max_wait=seconds("max_wait", max_wait),
         clock=clock_arg("clock", clock),
     )
+
+
+# The budget's window is cut into ten slices counted from its start: at least
+# a millisecond keeps that count far inside a C long long for any clock.
+MIN_BUDGET_WINDOW = 0.001
+MAX_BUDGET_RATIO = 1000.0  # Finagle's bound on percentCanRetry: a thousand retries per call
+
+
+def retry_budget_settings(ratio: object, min_per_second: object, window: object, clock: object) -> RetryBudgetSettings:
+    """Check a retry budget's settings (``hardy.RetryBudget``) and return them normalised."""
+    share = _as_float("ratio", ratio, "a number")
+    if not math.isfinite(share) or not 0.0 <= share <= MAX_BUDGET_RATIO:
+        raise ValueError(f"ratio must be a finite number in [0, {MAX_BUDGET_RATIO:g}], got {ratio!r}")
+    floor = _as_float("min_per_second", min_per_second, "a number")
+    if not math.isfinite(floor) or floor < 0.0:
+        raise ValueError(f"min_per_second must be a finite number >= 0, got {min_per_second!r}")
+    span = seconds("window", window, allow_zero=False)
+    if span < MIN_BUDGET_WINDOW:
+        raise ValueError(f"window must be at least {MIN_BUDGET_WINDOW} seconds, got {window!r}")
+    return RetryBudgetSettings(ratio=share, min_per_second=floor, window=span, clock=clock_arg("clock", clock))
+
+
+def retry_budget(budget: object) -> Any:
+    """``budget`` if it is a :class:`hardy.RetryBudget`, else a ``TypeError``."""
+    from .budget import RetryBudget  # hardy.budget builds on this module
+
+    if not isinstance(budget, RetryBudget):
+        raise TypeError(f"budget must be a hardy.RetryBudget, got {budget!r} ({type(budget).__name__})")
+    return budget

@@ -16,11 +16,14 @@ from __future__ import annotations
 import random as _random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _core, _retry_run
 from ._retry_state import RetryState
 from .jitter import Jitter
+
+if TYPE_CHECKING:
+    from .budget import RetryBudget
 
 __all__ = ["Attempt", "Attempts", "attempts"]
 
@@ -87,6 +90,8 @@ class Attempts:
 
     def _start(self) -> None:
         c = self._config
+        if c.budget is not None:
+            c.budget._ledger._add_call()  # a run of the block is one call
         started = c._now() if (c.deadline is not None or self._hooks.reads_clock) else 0.0
         self._run = _retry_run.Run(c, self._hooks, None, (), {}, _retry_run.NO_COUNTERS, started)
         self._current = None
@@ -187,6 +192,7 @@ def attempts(
     before_sleep: Callable[[RetryState], object] | None = None,
     on_giveup: Callable[[RetryState], object] | None = None,
     sleep: Callable[[float], object] | None = None,
+    budget: RetryBudget | None = None,
 ) -> Attempts:
     """Retry a block of code with the settings, hooks and testing switch of :func:`hardy.retry`.
 
@@ -217,5 +223,6 @@ def attempts(
         clock=clock,
         retry_after=retry_after,
         sleep=sleep,
+        budget=budget,
     )
     return Attempts(config, _retry_run.Hooks(on_retry, before_sleep, on_giveup))

@@ -28,6 +28,7 @@ from .jitter import Jitter
 if TYPE_CHECKING:
     from ._core import RetryConfig
     from ._retry_state import RetryState
+    from .budget import RetryBudget
 
 __all__ = ["Jitter", "RetryConfig", "retry", "retry_with_backoff"]
 
@@ -72,6 +73,7 @@ def retry(
     before_sleep: Callable[[RetryState], object] | None = None,
     on_giveup: Callable[[RetryState], object] | None = None,
     sleep: Callable[[float], object] | None = None,
+    budget: RetryBudget | None = None,
 ) -> Decorator: ...
 
 
@@ -92,6 +94,7 @@ def retry(
     before_sleep: Callable[[RetryState], object] | None = None,
     on_giveup: Callable[[RetryState], object] | None = None,
     sleep: Callable[[float], object] | None = None,
+    budget: RetryBudget | None = None,
 ) -> Any:
     """Retry a function on failure, with exponential backoff and jitter.
 
@@ -117,6 +120,9 @@ def retry(
     ``time.sleep`` / ``asyncio.sleep`` (awaited if it returns an awaitable).
     The wrapper has ``.statistics`` (:class:`~hardy.RetryStatistics`) and
     ``.retry_with(**changes)``, a new wrapper with some settings changed.
+    ``budget`` (a :class:`~hardy.RetryBudget`, shareable between functions)
+    caps retries to a ratio of recent calls: a retry it refuses is not
+    attempted, and the call gives up at once with the last error.
     Generator functions are retried until their first item. Works bare (``@retry``) and called, on functions,
     ``async def`` functions, methods, static and class methods (above or
     below ``@staticmethod`` / ``@classmethod``) and other callables.
@@ -146,6 +152,7 @@ def retry(
         clock=clock,
         retry_after=retry_after,
         sleep=sleep,
+        budget=budget,
     )
     for name, hook in (("on_retry", on_retry), ("before_sleep", before_sleep), ("on_giveup", on_giveup)):
         if hook is not None and not callable(hook):

@@ -132,3 +132,23 @@ assert_type(limited(1), str)
 assert_type(limiter.try_acquire(), bool)
 assert_type(hardy.RateLimitExceededError("typed-limit", 0.5).retry_after, float)
 hardy.RateLimiter("typed-limit", rate=5, store=None)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+
+
+budget = hardy.RetryBudget(ratio=0.1, min_per_second=5, window=10.0)
+
+
+@hardy.retry(max_attempts=3, budget=budget)
+def budgeted(x: int) -> str:
+    return ""
+
+
+assert_type(budgeted(1), str)
+assert_type(budget.balance, int)
+assert_type(budget.statistics, hardy.RetryBudgetStatistics)
+assert_type(budget.statistics.exhausted, int)
+assert_type(hardy.RetryConfig(budget=budget).budget, "hardy.RetryBudget | None")
+for _attempt in hardy.attempts(budget=budget):
+    pass
+hardy.retry(budget=0.2)  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
+hardy.RetryBudget(name=3)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+assert_type(hardy.RetryBudget(store=None).store, "hardy.RedisStore | None")

@@ -181,6 +181,8 @@ cdef int _try_step(_FirstTry aw, PyObject* arg, PyObject** presult) noexcept:
         aw._stage = TRY_FIRST
         if aw._is_retry:
             func = <PyObject*>(<_Retrying>aw._owner)._func
+            if (<_Retrying>aw._owner)._config._ledger is not None:
+                hardy_add_one(&(<_Retrying>aw._owner)._config._ledger._calls)  # the call deposits as it starts
             if (<_Retrying>aw._owner)._reads_clock and _clock_now(
                 (<_Retrying>aw._owner)._config._clock, &aw._t0
             ) < 0:

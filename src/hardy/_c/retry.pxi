@@ -27,6 +27,98 @@ cdef object _retry_watchers = _retry_events.events   # .active: someone wants "r
 cdef object _retry_logger = _retry_events.logger
 
 
+@cython.final
+cdef class _BudgetLedger(BudgetState):
+    """The compiled state of a :class:`hardy.RetryBudget` (the public object holds it).
+
+    Calls are counted with an atomic add and no clock (``_calls``); the
+    window is brought up to date under ``_guard`` on the retry path only
+    (hardy/policies/budget.py). The twin's is hardy._py.retry.BudgetLedger.
+    """
+
+    cdef object _clock          # None: read the monotonic clock in C
+    cdef object _shared         # a hardy._budget_store.SharedBudget, or None: process-local
+    cdef object __weakref__
+
+    def _add_call(self):
+        hardy_add_one(&self._calls)
+
+    def _now(self):
+        return _clock_or_raise(self._clock)
+
+    def _deposit_units(self):
+        return self._deposit
+
+    def _amounts(self):
+        return self._deposit, self._withdrawal, self._reserve
+
+    def _share(self, shared):
+        self._shared = shared
+
+    def _withdraw(self):
+        cdef int allowed = _budget_allows(self)
+        if allowed < 0:
+            _propagate()
+        return allowed == 1
+
+    def _balance(self):
+        cdef double now = _clock_or_raise(self._clock)
+        cdef long long balance
+        if self._shared is not None:
+            answer = self._shared.ask(self, now, False)
+            if answer is not None:
+                return max(0, (self._reserve + answer[1]) // self._withdrawal)
+        hardy_lock(&self._guard)
+        balance = budget_balance(self, now)
+        hardy_unlock(&self._guard)
+        return balance
+
+    def _counts(self):
+        return self._calls, self._withdrawn, self._exhausted
+
+
+cdef _BudgetLedger _new_budget_ledger(settings):
+    """A ledger for checked settings (hardy._settings.RetryBudgetSettings); reads the clock once."""
+    cdef _BudgetLedger b = _BudgetLedger.__new__(_BudgetLedger)
+    b._clock = None if settings.clock is _monotonic else settings.clock
+    budget_configure(b, settings.ratio, settings.min_per_second, settings.window, _clock_or_raise(b._clock))
+    return b
+
+
+cdef int _budget_allows(_BudgetLedger b) noexcept:
+    """1 when the budget lets a retry go (and takes its withdrawal), 0 when not, -1 if the clock raised."""
+    cdef double now
+    cdef bint allowed
+    cdef int verdict
+    if _clock_now(b._clock, &now) < 0:
+        return -1
+    if b._shared is not None:
+        verdict = _ask_store(b, now)
+        if verdict < 0:
+            return -1
+        if verdict < 2:
+            hardy_lock(&b._guard)
+            budget_record(b, now, verdict == 1)
+            hardy_unlock(&b._guard)
+            return verdict
+    hardy_lock(&b._guard)
+    allowed = budget_withdraw(b, now)
+    hardy_unlock(&b._guard)
+    return 1 if allowed else 0
+
+
+cdef int _ask_store(_BudgetLedger b, double now) noexcept:
+    """The store's answer: 1 allowed, 0 refused, 2 cannot be asked now (decide locally), -1 with the error set."""
+    try:
+        answer = b._shared.ask(b, now, True)
+    except BaseException as exc:
+        _set_error(exc)
+        return -1
+    if answer is None:
+        return 2
+    return 1 if answer[0] else 0
+
+
 cdef class RetryConfig(RetryPolicy):
     """How to retry: how many attempts, which errors, and how long to wait between them.
 
@@ -37,7 +129,8 @@ cdef class RetryConfig(RetryPolicy):
     Keyword-only: ``retry_on_result`` (a predicate that makes a returned value
     count as a failure), ``deadline`` (a budget in seconds for all attempts
     and sleeps), ``random`` (returns floats in ``[0, 1)``) and ``clock``
-    (monotonic seconds), injectable for reproducible tests.
+    (monotonic seconds), injectable for reproducible tests, and ``budget``
+    (a :class:`~hardy.RetryBudget` every retry draws on).
 
     Example::
 
@@ -55,6 +148,8 @@ cdef class RetryConfig(RetryPolicy):
     cdef object _jitter_given   # jitter as passed: True, False or a Jitter member
     cdef object _retry_after    # None: always the computed backoff
     cdef object _sleep          # None: time.sleep / asyncio.sleep
+    cdef object _budget         # the hardy.RetryBudget, or None
+    cdef _BudgetLedger _ledger  # its compiled state, or None
     cdef object __weakref__
 
     def __init__(
@@ -72,6 +167,7 @@ cdef class RetryConfig(RetryPolicy):
         clock=_monotonic,
         retry_after=None,
         sleep=None,
+        budget=None,
     ):
         if self._retryable is not None:
             raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
@@ -88,6 +184,7 @@ cdef class RetryConfig(RetryPolicy):
             clock,
             retry_after,
             sleep,
+            budget,
         )
         configure_retry(
             self,
@@ -105,6 +202,12 @@ cdef class RetryConfig(RetryPolicy):
         self._jitter_given = settings.jitter_given
         self._retry_after = settings.retry_after
         self._sleep = settings.sleep
+        if settings.budget is not None:
+            ledger = settings.budget._ledger
+            if not isinstance(ledger, _BudgetLedger):
+                raise TypeError(f"budget {settings.budget!r} was made with the other core (hardy._core)")
+            self._budget = settings.budget
+            self._ledger = <_BudgetLedger>ledger
         self._clock = None if settings.clock is _monotonic else settings.clock
         self._random = None if settings.random is _default_random else settings.random
         if self._random is None:
@@ -165,6 +268,16 @@ cdef class RetryConfig(RetryPolicy):
         """The injected sleep between attempts, if any (``None``: ``time.sleep`` / ``asyncio.sleep``)."""
         return self._sleep
 
+    @property
+    def budget(self):
+        """The :class:`~hardy.RetryBudget` every retry draws on, if any."""
+        return self._budget
+
+    @staticmethod
+    def _budget_ledger(settings):
+        # hardy.RetryBudget makes its state with the core its configs will use.
+        return _new_budget_ledger(settings)
+
     def _now(self):
         return _clock_or_raise(self._clock)
 
@@ -175,6 +288,7 @@ cdef class RetryConfig(RetryPolicy):
         """The wait before attempt ``attempt + 1``, or -1 to give up (the twin's is the same)."""
         cdef double asked = -1.0
         cdef double wait = 0.0
+        cdef int allowed
         if attempts_exhausted(self, attempt, _attempt_cap()):
             return -1.0
         if self._retry_after is not None:
@@ -184,6 +298,12 @@ cdef class RetryConfig(RetryPolicy):
         wait = retry_wait(asked, wait)
         if self._has_deadline and out_of_time(self, _clock_or_raise(self._clock) - started, wait):
             return -1.0
+        if self._ledger is not None:
+            allowed = _budget_allows(self._ledger)
+            if allowed < 0:
+                _propagate()
+            if allowed == 0:
+                return -2.0  # the budget said no (hardy._retry_run reports it)
         return wait
 
     def get_delay(self, attempt, previous_delay=None):
@@ -225,6 +345,7 @@ cdef class RetryConfig(RetryPolicy):
             "clock": _monotonic if self._clock is None else self._clock,
             "retry_after": self._retry_after,
             "sleep": self._sleep,
+            "budget": self._budget,
         }
 
     def __repr__(self):
@@ -361,6 +482,14 @@ cdef PyObject* _retrying_vectorcall(
     return _retry_sync(r, args, nargsf, kwnames, result, started)
 
 
+cdef PyObject* _budgeted_vectorcall(
+    PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames
+) except NULL:
+    # A sync function with a budget: the call deposits (one atomic add, no clock), then as above.
+    hardy_add_one(&(<_Retrying>self)._config._ledger._calls)
+    return _retrying_vectorcall(self, args, nargsf, kwnames)
+
+
 cdef PyObject* _retry_sync(
     _Retrying r, PyObject* const* args, size_t nargsf, PyObject* kwnames, PyObject* result, double started
 ) noexcept:
@@ -383,6 +512,7 @@ cdef PyObject* _retry_sync(
     cdef PyObject* number
     cdef PyObject* delay_obj
     cdef int wanted
+    cdef int allowed
     hardy_add_one(&r._n._slow_calls)
     while True:
         if result == NULL:
@@ -414,6 +544,12 @@ cdef PyObject* _retry_sync(
                 return _fail_during_retry(error, result)
             if out_of_time(c, now - started, wait):
                 return _give_up_sync(r, error, result, attempt, started, args, nargsf, kwnames)
+        if c._ledger is not None:
+            allowed = _budget_allows(c._ledger)
+            if allowed < 0:
+                return _fail_during_retry(error, result)
+            if allowed == 0:
+                return _give_up_sync(r, error, result, attempt, started, args, nargsf, kwnames, True)
         hardy_add_one(&r._n._retries)
         r._n._slept += wait
         wanted = _retry_report_wanted_noexcept(r)
@@ -528,15 +664,15 @@ cdef int _call_hook(
 
 cdef PyObject* _give_up_sync(
     _Retrying r, PyObject* error, PyObject* result, long attempt, double started,
-    PyObject* const* args, size_t nargsf, PyObject* kwnames,
+    PyObject* const* args, size_t nargsf, PyObject* kwnames, bint budget_exhausted=False,
 ) noexcept:
-    """Attempts or the deadline ran out: tell ``on_giveup``, then raise the last error or return the last result."""
+    """Attempts, the deadline or the budget ran out: tell ``on_giveup``, then give up."""
     hardy_add_one(&r._n._giveups)
     if r._on_giveup is not None and _call_hook(
         r, r._on_giveup, attempt, -1.0, started, error, result, args, nargsf, kwnames
     ) < 0:
         return _fail_during_retry(error, result)
-    return _report_and_give_up(r, error, result, attempt)
+    return _report_and_give_up(r, error, result, attempt, budget_exhausted)
 
 
 cdef int _result_fails(RetryConfig c, PyObject* result) noexcept:
@@ -553,14 +689,18 @@ cdef int _result_fails(RetryConfig c, PyObject* result) noexcept:
     return truth
 
 
-cdef PyObject* _report_and_give_up(_Retrying r, PyObject* error, PyObject* result, long attempt) noexcept:
+cdef PyObject* _report_and_give_up(
+    _Retrying r, PyObject* error, PyObject* result, long attempt, bint budget_exhausted
+) noexcept:
     """Tell hardy._retry_events that ``r`` gives up, then give up (an error it raises wins)."""
     cdef PyObject* number = PyLong_FromLong(attempt)
     cdef PyObject* value
+    cdef object flag = budget_exhausted  # a bool (no allocation)
     if number == NULL:
         return _fail_during_retry(error, result)
     value = PyObject_CallFunctionObjArgs(
-        <PyObject*>_report_gave_up, <PyObject*>r, error if error != NULL else Py_None, number, <PyObject*>r._n, NULL
+        <PyObject*>_report_gave_up, <PyObject*>r, error if error != NULL else Py_None, number, <PyObject*>r._n,
+        <PyObject*>flag, NULL
     )
     xdecref(number)
     if value == NULL:
@@ -640,6 +780,8 @@ def retrying(config, func, on_retry=None, *, before_sleep=None, on_giveup=None):
     r._on_giveup = on_giveup
     r._hooks = hooks
     r._is_async = _wrapping.is_async_callable(func)
+    if (<RetryConfig>config)._ledger is not None and not r._is_async:
+        r._vectorcall = _budgeted_vectorcall  # an async call deposits as it starts (_try_step)
     r._reads_clock = (<RetryConfig>config)._has_deadline or hooks.reads_clock
     if not r._is_async:
         hooks.check_sync(func)

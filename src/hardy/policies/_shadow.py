@@ -51,3 +51,8 @@ def declare(kind: object = None, value: Any = None, **kwargs: object) -> Any:
 
 def final(obj: F) -> F:
     return obj
+
+
+def cast(kind: Callable[[Any], Any], value: Any) -> Any:
+    # As C's cast for the numbers the policies convert: int() truncates toward zero.
+    return kind(value)
