@@ -516,6 +516,30 @@ def test_generator_retries_are_bounded_by_the_budget(clock: FakeClock) -> None:
     assert budget.statistics.retries == 1
 
 
+def test_generator_calls_deposit_once_each(clock: FakeClock) -> None:
+    budget = hardy.RetryBudget(ratio=1.0, min_per_second=0, window=10, clock=clock)
+    tries = [0]
+
+    @hardy.retry(max_attempts=3, initial_delay=0, budget=budget)
+    def rows() -> Any:
+        tries[0] += 1
+        if tries[0] % 2:
+            raise Boom()
+        yield 1
+
+    @hardy.retry(max_attempts=3, initial_delay=0, budget=budget)
+    async def agen() -> Any:
+        yield 2
+
+    async def drain() -> list[Any]:
+        return [item async for item in agen()]
+
+    assert list(rows()) == [1]  # one call, one retry: funded by its own deposit (ratio 1: a retry per call)
+    assert asyncio.run(drain()) == [2]
+    assert budget.statistics.calls == 2
+    assert budget.statistics.retries == 1
+
+
 @pytest.mark.c_extension
 @pytest.mark.parametrize("seed", range(5))
 def test_both_cores_decide_the_same(seed: int) -> None:

@@ -58,12 +58,16 @@ def retry_generator(
     counters = Counters()
     reads_clock = config.deadline is not None or hooks.reads_clock
     Run = _retry_run.Run
+    budget = getattr(config, "budget", None)
+    ledger = None if budget is None else budget._ledger  # a call of the generator function deposits once
 
     if inspect.isasyncgenfunction(func):
 
         async def retried_agen(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
             run = Run(config, hooks, func, args, kwargs, counters, config._now() if reads_clock else 0.0)
             counters._add(1, 0, 0, 0, 0.0)
+            if ledger is not None:
+                ledger._add_call()
             while True:
                 agen = func(*args, **kwargs)
                 try:
@@ -108,6 +112,8 @@ def retry_generator(
         def retried_gen(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
             run = Run(config, hooks, func, args, kwargs, counters, config._now() if reads_clock else 0.0)
             counters._add(1, 0, 0, 0, 0.0)
+            if ledger is not None:
+                ledger._add_call()
             while True:
                 gen = func(*args, **kwargs)
                 try:
