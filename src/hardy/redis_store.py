@@ -19,10 +19,13 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _log, _redis_lua, _validate
 from .store import BreakerStore, Op, SharedBreaker, Snapshot
+
+if TYPE_CHECKING:
+    from ._shared_limiter import SharedLimit
 
 __all__ = ["RedisStore"]
 
@@ -31,6 +34,9 @@ logger: logging.Logger = _log.component("redis")
 _MAX_BACKOFF = 5.0  # seconds between reconnection attempts, at most
 _SETTLE = 1.0  # seconds the store must work, after an error, before the outage is over
 _MAX_TTL_MS = 100 * 365 * 86400 * 1000  # a century: "never" for a key's expiry
+# A process counts towards a shared rate limit's processes (each one's share
+# while Redis is away) this long after its last lease.
+_PROCESS_WINDOW_MS = 60_000
 _REDIS_SUBMODULES = (
     "redis.asyncio",
     "redis.asyncio.cluster",
@@ -162,7 +168,9 @@ class RedisStore(BreakerStore):
         self._client = _with_timeout(client, self._timeout, redis)
         self._channel = f"{prefix}events"
         self._sha = hashlib.sha1(_redis_lua.SCRIPT.encode(), usedforsecurity=False).hexdigest()
+        self._lease_sha = hashlib.sha1(_redis_lua.LEASE_SCRIPT.encode(), usedforsecurity=False).hexdigest()
         self._bindings: dict[str, list[SharedBreaker]] = {}
+        self._limits: list[SharedLimit] = []  # the rate limiters sharing their rate through this store
         self._lock = threading.Lock()
         self._available = True
         self._outage_since: float | None = None  # when the current outage started
@@ -255,12 +263,18 @@ class RedisStore(BreakerStore):
             if new_outage:
                 self._outage_since = time.monotonic()
         self._send.set()
+        with self._lock:
+            limits = list(self._limits)
+        for limit in limits:
+            limit.fall_back()
         if new_outage:
+            limiters = f" and rate limiters {sorted(limit.name for limit in limits)} (each at its share of the rate)"
             logger.warning(
-                "Redis is unavailable (%s: %s); shared circuit breakers %s decide on local state until it returns",
+                "Redis is unavailable (%s: %s); shared circuit breakers %s%s decide on local state until it returns",
                 type(exc).__name__,
                 exc,
                 sorted(self._bindings),
+                limiters if limits else "",
                 extra=_log.fields("redis", None, "store_down", error_type=type(exc).__name__),
             )
         else:
@@ -275,8 +289,11 @@ class RedisStore(BreakerStore):
         with self._lock:
             self._available = True
             self._up_since = time.monotonic()
+            limits = list(self._limits)
         for binding in self._all():
             binding.forget_version()
+        for limit in limits:
+            limit.share_again()
 
     def _settled(self) -> bool:
         """Whether the store works; ends an outage that has stayed over for ``_SETTLE`` seconds."""
@@ -503,6 +520,8 @@ class RedisStore(BreakerStore):
                     continue
                 if pubsub is None:
                     self._client.script_load(_redis_lua.SCRIPT)
+                    if self._limits:
+                        self._client.script_load(_redis_lua.LEASE_SCRIPT)
                     pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                     pubsub.subscribe(self._channel)
                     self._up()
@@ -570,6 +589,55 @@ class RedisStore(BreakerStore):
                 self._failed(binding, op, exc)
                 continue
             self._done(binding, op, arg, snap)
+
+    # -- shared rate limiters ---------------------------------------------------
+
+    def _attach_limit(self, limit: SharedLimit) -> None:
+        with self._lock:
+            self._limits.append(limit)
+        self._ensure_thread()  # it notices the end of an outage and switches the limiters back
+        if self._limits_usable():
+            limit.share_again()
+        else:
+            limit.fall_back()
+
+    def _limits_usable(self) -> bool:
+        self._forked()
+        return self._available and not self._closed
+
+    def _limit_keys(self, name: str) -> tuple[str, str]:
+        key = f"{self.prefix}{{{name}}}:rate"
+        return key, f"{key}:procs"
+
+    def _lease_round_trip(self, limit: SharedLimit, count: int) -> tuple[int, float, int]:
+        """One round trip: ``count`` permits of ``limit``'s shared GCRA, usable after a delay (s), and its processes."""
+        self._ensure_thread()
+        key, procs = self._limit_keys(limit.name)
+        args = (
+            key,
+            procs,
+            repr(limit.interval_us),
+            repr(limit.interval_us * limit.burst),
+            count,
+            f"{self._token}:{os.getpid()}",
+            _PROCESS_WINDOW_MS,
+        )
+        try:
+            reply = self._client.evalsha(self._lease_sha, 2, *args)
+        except self._redis.exceptions.NoScriptError:
+            self._client.script_load(_redis_lua.LEASE_SCRIPT)
+            reply = self._client.evalsha(self._lease_sha, 2, *args)
+        granted, delay_us, processes = reply
+        return int(granted), float(_text(delay_us)) / 1e6, int(processes)
+
+    def _limit_unusable(self, limit: SharedLimit, exc: BaseException) -> None:
+        logger.warning(
+            "the shared state of rate limiter %r cannot be used (%s); it runs on its local share of the rate "
+            "until the process restarts",
+            limit.name,
+            exc,
+            extra=_log.fields("redis", limit.name, "key_unusable", error_type=type(exc).__name__),
+        )
 
     # -- asyncio clients ------------------------------------------------------
 
@@ -663,5 +731,7 @@ def _after_fork(ref: weakref.ReferenceType[RedisStore]) -> None:
         store._forked()
         for binding in store._all():
             binding.after_fork()
+        for limit in store._limits:
+            limit.after_fork()
         if store.blocking and store._bindings:
             store._ensure_thread()
