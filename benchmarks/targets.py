@@ -157,6 +157,13 @@ TARGETS = [
         "minimal-wrapper",
         1.5,
     ),
+    Target(
+        "compiled rate limiter shared through Redis, permit/call vs the local limiter",
+        "ratelimit-shared-uncontended",
+        "hardy-c-redis",
+        "hardy-c",
+        1.2,
+    ),
 ]
 
 
