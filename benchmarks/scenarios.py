@@ -227,7 +227,9 @@ def _shared_store() -> Any:
             _SHARED_SERVER.append(RedisServer().start())
             atexit.register(_SHARED_SERVER[0].stop)
     client = redis.Redis(host="127.0.0.1", port=_SHARED_SERVER[0].port)
-    return hardy.RedisStore(client, prefix=f"bench{uuid.uuid4().hex[:6]}:")
+    store = hardy.RedisStore(client, prefix=f"bench{uuid.uuid4().hex[:6]}:")
+    atexit.register(store.close)  # before the server stops (atexit runs last in, first out)
+    return store
 
 
 def _rate_limited_shared(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:

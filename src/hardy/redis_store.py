@@ -267,7 +267,7 @@ class RedisStore(BreakerStore):
             limits = list(self._limits)
         for limit in limits:
             limit.fall_back()
-        if new_outage:
+        if new_outage and not self._closed:  # a closed store's threads may see the server go: no news
             limiters = f" and rate limiters {sorted(limit.name for limit in limits)} (each at its share of the rate)"
             logger.warning(
                 "Redis is unavailable (%s: %s); shared circuit breakers %s%s decide on local state until it returns",
