@@ -78,7 +78,9 @@ class SharedLimit:
 
     def fall_back(self) -> None:
         """The store is away: spend this process's share of the rate locally."""
-        self.limiter._share(RL_FALLBACK, self.processes)
+        # Once per outage: every switch starts the share with a full burst of it.
+        if self.limiter._share_mode() != RL_FALLBACK:
+            self.limiter._share(RL_FALLBACK, self.processes)
 
     def share_again(self) -> None:
         """The store is back: spend leases again (unless the key is unusable)."""

@@ -66,7 +66,7 @@ def _with_timeout(client: Any, timeout: float, redis: Any) -> Any:
     Only plain connection pools can be copied; a Sentinel or Cluster client is
     used as it is, with the timeouts it was given (see the docs).
     """
-    pool = client.connection_pool
+    pool: Any = getattr(client, "connection_pool", None)  # a Cluster client has one per node, not one
     if type(pool) not in (redis.ConnectionPool, redis.asyncio.ConnectionPool):
         return client
     kwargs = {k: v for k, v in pool.connection_kwargs.items() if not k.startswith(("orig_", "maint_"))}
@@ -163,6 +163,8 @@ class RedisStore(BreakerStore):
         self._redis = redis
         self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
         self.blocking: bool = not isinstance(client, async_types)
+        # A Cluster client refuses scripts in a pipeline: it re-reads breaker by breaker.
+        self._cluster = isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster))
         self.client = client
         self.prefix = prefix
         self._client = _with_timeout(client, self._timeout, redis)
@@ -559,6 +561,15 @@ class RedisStore(BreakerStore):
         bindings = self._all()
         if not bindings:
             return
+        if self._cluster:
+            replies: list[Any] = []
+            for binding in bindings:
+                try:
+                    replies.append(self._eval(self._client, self._keys_and_args(binding, Op.READ, "")))
+                except self._redis.exceptions.ResponseError as exc:  # this breaker's key: the others go on
+                    replies.append(exc)
+            self._adopt_replies(bindings, replies)
+            return
         replies = self._read_pipeline(bindings).execute(raise_on_error=False)
         if any(isinstance(reply, self._redis.exceptions.NoScriptError) for reply in replies):
             self._client.script_load(_redis_lua.SCRIPT)  # the script cache was flushed
@@ -698,6 +709,20 @@ class RedisStore(BreakerStore):
     async def _sync_all_async(self) -> None:
         bindings = self._all()
         if not bindings:
+            return
+        if self._cluster:
+            replies: list[Any] = []
+            for binding in bindings:
+                keys_and_args = self._keys_and_args(binding, Op.READ, "")
+                try:
+                    try:
+                        replies.append(await self._client.evalsha(self._sha, 2, *keys_and_args))
+                    except self._redis.exceptions.NoScriptError:
+                        await self._client.script_load(_redis_lua.SCRIPT)
+                        replies.append(await self._client.evalsha(self._sha, 2, *keys_and_args))
+                except self._redis.exceptions.ResponseError as exc:
+                    replies.append(exc)
+            self._adopt_replies(bindings, replies)
             return
         replies = await self._read_pipeline(bindings).execute(raise_on_error=False)
         if any(isinstance(reply, self._redis.exceptions.NoScriptError) for reply in replies):
