@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -344,3 +345,48 @@ def test_processes_keep_working_while_redis_restarts(own_server, prefix, workers
         while w.send("mode") or w.read() != SHARED:
             assert time.monotonic() < deadline, "did not share again"
             time.sleep(0.05)
+
+
+# -- user code on the slow path, fork ---------------------------------------------------
+
+
+def test_a_clock_that_raises_on_the_slow_path_raises_to_the_caller(server, prefix, stores):
+    class Stop(BaseException):
+        pass
+
+    readings = iter([1000.0, 1000.0])
+
+    def clock() -> float:
+        try:
+            return next(readings)
+        except StopIteration:
+            raise Stop("clock gone") from None
+
+    limiter = hardy.RateLimiter("api", rate=5, store=stores(server, prefix), clock=clock)
+    with pytest.raises(Stop, match="clock gone"):
+        limiter.acquire()  # a reading on the slow path (around the round trip) raises: the call sees it
+    readings = iter([2000.0] * 10)
+    assert limiter.try_acquire()  # the limiter still works (no lock left held)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_drops_the_lease_it_inherited(server, prefix, stores):
+    limiter = hardy.RateLimiter("api", rate=10_000, store=stores(server, prefix))
+    assert limiter.try_acquire()
+    assert limiter.available == 199  # the rest of a lease of 200
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() of a threaded process
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if limiter.available == 0 and limiter.try_acquire() else 1
+        finally:
+            os.write(write, bytes([code]))
+            os._exit(0)
+    assert os.read(read, 1) == b"\x00"
+    os.waitpid(pid, 0)
+    os.close(read)
+    os.close(write)
+    assert limiter.available == 199  # the parent keeps its own
