@@ -381,7 +381,9 @@ def test_a_forked_child_drops_the_lease_it_inherited(server, prefix, stores):
     if pid == 0:
         code = 1
         try:
-            code = 0 if limiter.available == 0 and limiter.try_acquire() else 1
+            before = evalsha_calls(server.client())
+            took = limiter.try_acquire()
+            code = 0 if took and evalsha_calls(server.client()) == before + 1 else 1  # a lease of its own
         finally:
             os.write(write, bytes([code]))
             os._exit(0)
@@ -390,3 +392,45 @@ def test_a_forked_child_drops_the_lease_it_inherited(server, prefix, stores):
     os.close(read)
     os.close(write)
     assert limiter.available == 199  # the parent keeps its own
+
+
+# -- the lease decisions, with plain numbers (hardy/policies/ratelimit.py) --------------
+
+
+def test_lease_policy_arithmetic() -> None:
+    from hardy.policies import ratelimit as policy
+
+    state = policy.RateLimiterState()
+    policy.ratelimit_configure(state, 0.001, 100)  # 1,000 per second, a burst of 100
+    assert policy.ratelimit_lease_size(state) == 20  # 20 ms of the rate
+    assert policy.ratelimit_lease_next(state, 10.0, 0.0) == policy.RL_NOT_SHARED
+    policy.ratelimit_share(state, policy.RL_SHARED, 1)
+    assert policy.ratelimit_take(state, 10.0, 0.0) == policy.RL_ASK_STORE  # no lease yet
+    assert policy.ratelimit_available(state, 10.0) == 20  # a lease's worth: the next call asks
+    policy.ratelimit_lease_grant(state, 10.0, 2, 0.5)  # two permits, usable from 10.5
+    assert policy.ratelimit_available(state, 10.0) == 0
+    assert policy.ratelimit_take(state, 10.0, 0.0) == pytest.approx(-0.5)  # refused: counted
+    assert policy.ratelimit_take(state, 10.0, 1.0) == policy.RL_ASK_STORE  # the dispatch waits for it
+    assert policy.ratelimit_lease_next(state, 10.0, 1.0) == pytest.approx(0.5)
+    assert policy.ratelimit_take(state, 10.5, 0.0) == 0.0
+    assert policy.ratelimit_available(state, 10.5) == 1
+    assert policy.ratelimit_take(state, 10.5, 0.0) == 0.0
+    assert policy.ratelimit_take(state, 10.5, 0.0) == policy.RL_ASK_STORE  # spent
+    policy.ratelimit_lease_grant(state, 11.0, 5, 0.0)
+    assert policy.ratelimit_take(state, 11.0 + 0.5, 0.0) == policy.RL_ASK_STORE  # expired: thrown away
+    assert state._leased == 0
+    assert (state._admitted, state._rejected) == (2, 1)
+    policy.ratelimit_lease_grant(state, 12.0, 5, 0.0)
+    policy.ratelimit_share(state, policy.RL_FALLBACK, 4)  # a quarter of the rate and of the burst
+    assert state._leased == 0
+    assert [policy.ratelimit_take(state, 12.0, 0.0) for _ in range(26)][-2:] == [0.0, pytest.approx(-0.004)]
+    assert int(policy.ratelimit_available(state, 12.0)) == 0  # a fraction: the dispatch rounds down
+    policy.ratelimit_lease_grant(state, 12.0, 5, 0.0)  # a late answer after the fallback: ignored
+    assert state._leased == 0
+    policy.ratelimit_share(state, policy.RL_SHARED, 4)
+    assert policy.ratelimit_take(state, 12.0, 0.0) == policy.RL_ASK_STORE
+    state = policy.RateLimiterState()
+    policy.ratelimit_configure(state, 10.0, 3)  # slow: one permit per lease; a tiny burst
+    assert policy.ratelimit_lease_size(state) == 1
+    policy.ratelimit_configure(state, 1e-9, 7)
+    assert policy.ratelimit_lease_size(state) == 7  # never more than the burst

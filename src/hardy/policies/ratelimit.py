@@ -172,9 +172,13 @@ def ratelimit_give_back(s: RateLimiterState, reserved: cython.double) -> cython.
 def ratelimit_available(s: RateLimiterState, now: cython.double) -> cython.double:
     """How many permits could be taken at ``now`` without waiting (a fraction: the dispatch rounds down)."""
     if s._mode == RL_SHARED:
-        if s._leased > 0 and now + _SLACK >= s._lease_start and now < s._lease_end:
+        # What this process's lease holds; none before it starts (other processes reserved the
+        # shared limit first); a lease's worth when it holds none (the next call asks the store).
+        if now + _SLACK < s._lease_start:
+            return 0.0
+        if s._leased > 0 and now < s._lease_end:
             return s._leased * 1.0
-        return 0.0
+        return ratelimit_lease_size(s) * 1.0
     tat: cython.double = s._tat
     if tat < now:
         tat = now
