@@ -20,7 +20,7 @@ from tests.redis_server import RedisCluster, RedisSentinel
 from tests.test_redis_store import wait_for
 
 pytestmark = pytest.mark.redis
-SHARED = 1  # a limiter spending leases (hardy/policies/ratelimit.py)
+SHARED, FALLBACK = 1, 2  # a limiter spending leases, or on its local share (hardy/policies/ratelimit.py)
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +106,26 @@ def test_cluster_rate_limiters_share_one_rate_per_name(cluster, prefix, stores, 
         assert [a.try_acquire(), b.try_acquire(), a.try_acquire(), b.try_acquire()] == [True, True, False, False]
         assert a._share_mode() == SHARED
         assert b._share_mode() == SHARED
+
+
+def test_a_cluster_that_goes_away_fails_no_call(prefix, stores, caplog, clock):
+    own = RedisCluster().start()
+    try:
+        store = stores(own.client(socket_timeout=0.1, socket_connect_timeout=0.1), prefix)
+        breaker = hardy.CircuitBreaker("db", failure_threshold=2, reset_timeout=60, store=store)
+        limiter = hardy.RateLimiter("api", rate=4, period=60.0, store=store, clock=clock)
+        assert limiter.try_acquire()
+        fail(breaker)
+    finally:
+        own.stop()
+    # Every node gone: redis-py's cluster client raises its own errors, which are outages too.
+    fail(breaker)
+    wait_for(lambda: breaker.is_open, seconds=5)  # its local count reached the threshold
+    results = [limiter.try_acquire() for _ in range(6)]
+    assert results.count(True) >= 1
+    assert limiter._share_mode() == FALLBACK
+    assert not store.available
+    assert any(r.getMessage().startswith("Redis is unavailable") for r in caplog.records)
 
 
 # -- Sentinel failover ---------------------------------------------------------------
