@@ -6,6 +6,7 @@ loopback ports, each wait bounded, and stopped on teardown.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis.asyncio.cluster
 
 import hardy
 from tests.redis_server import RedisCluster, RedisSentinel
@@ -126,6 +128,29 @@ def test_a_cluster_that_goes_away_fails_no_call(prefix, stores, caplog, clock):
     assert limiter._share_mode() == FALLBACK
     assert not store.available
     assert any(r.getMessage().startswith("Redis is unavailable") for r in caplog.records)
+
+
+def test_cluster_async_client_shares_the_circuit(cluster, prefix, stores):
+    async def scenario() -> None:
+        sync_side = {
+            name: hardy.CircuitBreaker(name, failure_threshold=1, store=stores(cluster.client(), prefix))
+            for name in NAMES
+        }
+        client = redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=cluster.ports[0])
+        store = hardy.RedisStore(client, prefix=prefix, sync_interval=0.05)
+        breakers = {name: hardy.CircuitBreaker(name, failure_threshold=1, store=store) for name in NAMES}
+        await asyncio.sleep(0.1)  # the store's task starts and reads every breaker, one script each
+        for name in NAMES:
+            fail(sync_side[name])
+        deadline = time.monotonic() + 5
+        while not all(b.is_open for b in breakers.values()):
+            assert time.monotonic() < deadline, "the async side did not see the circuits open"
+            await asyncio.sleep(0.01)
+        assert store.available
+        await store.aclose()
+        await client.aclose()
+
+    asyncio.run(scenario())
 
 
 # -- Sentinel failover ---------------------------------------------------------------
