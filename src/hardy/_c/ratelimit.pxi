@@ -26,7 +26,9 @@ cdef class RateLimiter(RateLimiterState):
     ``retry_after``. Works as a decorator, as a context manager (``with`` and
     ``async with``) and by hand (``acquire()`` / ``try_acquire()``), for
     threads and tasks alike. ``clock`` returns monotonic seconds and may be
-    replaced in tests.
+    replaced in tests. With ``store=`` (a :class:`~hardy.RedisStore`) every
+    process on that Redis shares the one rate: permits come in leases from
+    a GCRA on the server (see the rate limiter docs).
 
     Example::
 

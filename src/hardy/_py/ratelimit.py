@@ -44,6 +44,9 @@ _CLOCK_POLL = 0.005
 class RateLimiter(RateLimiterState):
     """A rate limiter: at most ``rate`` calls per ``period`` seconds, ``burst`` at once after a quiet spell.
 
+    With ``store=`` (a :class:`~hardy.RedisStore`) every process on that
+    Redis shares the one rate (see the rate limiter docs).
+
     Example::
 
         api = hardy.RateLimiter("api", rate=10, period=1.0, max_wait=0.5)
