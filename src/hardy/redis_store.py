@@ -118,12 +118,13 @@ class RedisStore(BreakerStore):
     Sentinel's master client (``Sentinel(...).master_for(name)``, which finds
     the new master after a failover). Rate limiters share their rate through
     a store with a blocking client: ``RateLimiter(..., store=store)``.
-    Commands give up after ``timeout`` seconds: a plain client is copied
-    with that socket timeout and no retries. A breaker made on the store reads its shared state at once (one round trip with a sync client,
-    given up after ``timeout``). While Redis cannot be reached the breakers
-    decide on their local state, one warning is logged per outage, and the
-    store reconnects with backoff. A breaker whose key holds a value of
-    another type runs locally, with one warning, and the key is left alone.
+    Commands give up after ``timeout`` seconds: a plain client is copied with
+    that socket timeout and no retries. A breaker made on the store reads its
+    shared state at once (one round trip with a sync client, given up after
+    ``timeout``). While Redis cannot be reached the breakers decide on their
+    local state, one warning is logged per outage, and the store reconnects
+    with backoff. A breaker whose key holds a value of another type runs
+    locally, with one warning, and the key is left alone.
 
     Keys are ``{prefix}{{name}}`` and ``{prefix}{{name}}:permits``: the hash
     tag keeps a breaker (and a rate limiter's ``...:rate`` keys) in one
