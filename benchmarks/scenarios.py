@@ -221,6 +221,38 @@ def _rate_limited(core_module: Any, func: Callable[[int], Any]) -> Callable[[int
     return core_module.guard_rate_limit(core_module.RateLimiter("bench", 10**9), func)  # type: ignore[no-any-return]
 
 
+_SHARED_SERVER: list[Any] = []  # the redis-server of the Redis-shared limiter's cases, started once
+
+
+def _shared_store() -> Any:
+    """A RedisStore on ``.ci/run``'s redis-server (``HARDY_TEST_REDIS_PORT``), or on one started here."""
+    import atexit
+    import os
+    import uuid
+
+    import redis
+    from tests.redis_server import RedisServer
+
+    if not _SHARED_SERVER:
+        port = os.environ.get("HARDY_TEST_REDIS_PORT")
+        if port:
+            _SHARED_SERVER.append(RedisServer(int(port)))
+        else:
+            _SHARED_SERVER.append(RedisServer().start())
+            atexit.register(_SHARED_SERVER[0].stop)
+    client = redis.Redis(host="127.0.0.1", port=_SHARED_SERVER[0].port)
+    store = hardy.RedisStore(client, prefix=f"bench{uuid.uuid4().hex[:6]}:")
+    atexit.register(store.close)  # before the server stops (atexit runs last in, first out)
+    return store
+
+
+def _rate_limited_shared(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:
+    # Leases of 20 ms of the rate (2 * 10**7 permits): one round trip per lease, or per half second.
+    limiter = core_module.RateLimiter("bench", 10**9, store=_shared_store())
+    limiter.acquire()  # the first lease, before the timing (its round trip would make calibration pick tiny samples)
+    return core_module.guard_rate_limit(limiter, func)  # type: ignore[no-any-return]
+
+
 def _timed(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:
     return core_module.timed(func, 10.0, "bench")  # type: ignore[no-any-return]
 
@@ -434,6 +466,17 @@ SCENARIOS: tuple[Scenario, ...] = (
             sync("minimal-wrapper", "floor", lambda: MinimalWrapper(work)),
             *hardy_cases(lambda c: _rate_limited(c, work)),
             *peer_cases(lambda: peers.rate_limit_uncontended(work)),
+        ),
+    ),
+    Scenario(
+        "ratelimit-shared-uncontended",
+        "Rate limiter shared through Redis (10**9 permits per second): take a permit from the lease, call",
+        "bare",
+        (
+            BARE,
+            *hardy_cases(lambda c: _rate_limited(c, work)),
+            sync("hardy-c-redis", "hardy", lambda: _rate_limited_shared(core("c"), work)),
+            sync("hardy-py-redis", "hardy", lambda: _rate_limited_shared(core("py"), work)),
         ),
     ),
     Scenario(

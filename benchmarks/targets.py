@@ -171,6 +171,13 @@ TARGETS = [
         "partial",
         1.25,
     ),
+    Target(
+        "compiled rate limiter shared through Redis, permit/call vs the local limiter",
+        "ratelimit-shared-uncontended",
+        "hardy-c-redis",
+        "hardy-c",
+        1.2,
+    ),
 ]
 
 

@@ -14,6 +14,7 @@ from ._settings import RetryBudgetSettings
 from ._types import ExceptionsArg, P, ProtectedCallable, ProtectedClassMethod, ProtectedStaticMethod, R
 from .budget import RetryBudget
 from .jitter import Jitter
+from .redis_store import RedisStore
 from .state import CircuitState
 from .store import BreakerStore
 
@@ -299,12 +300,16 @@ class RateLimiter(RateLimiterState):
         period: float = 1.0,
         burst: int | None = None,
         max_wait: float = 0.0,
+        store: RedisStore | None = None,
         *,
         clock: Callable[[], float] = ...,
     ) -> None: ...
     @property
     def name(self) -> str:
         """The limiter's name."""
+    @property
+    def store(self) -> RedisStore | None:
+        """The store the rate is shared through, or ``None`` (this process's own limit)."""
     @property
     def rate(self) -> float:
         """Permits per ``period`` at steady state."""

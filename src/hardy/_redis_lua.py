@@ -146,3 +146,47 @@ if changed then
 end
 return snapshot
 """
+
+LEASE_SCRIPT = """
+local key, procs = KEYS[1], KEYS[2]
+local interval, tolerance, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local token, window = ARGV[4], tonumber(ARGV[5])
+
+for _, check in ipairs({{key, 'string'}, {procs, 'zset'}}) do
+  local kind = redis.call('TYPE', check[1])['ok']
+  if kind ~= 'none' and kind ~= check[2] then
+    return redis.error_reply('WRONGTYPE ' .. check[1] .. ' holds a ' .. kind .. ', not a hardy rate limit ' .. check[2])
+  end
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- Absent (expired) or damaged: a quiet limit, its whole burst free.
+local tat = tonumber(redis.call('GET', key)) or now
+if tat < now then
+  tat = now
+end
+tat = tat + want * interval
+local delay = tat - tolerance - now
+if delay < 0 then
+  delay = 0
+end
+-- Once tat has passed the key says nothing an absent key would not.
+redis.call('SET', key, string.format('%.17g', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+local now_ms = now / 1000
+redis.call('ZADD', procs, now_ms, token)
+redis.call('ZREMRANGEBYSCORE', procs, '-inf', now_ms - window)
+redis.call('PEXPIRE', procs, window)
+return {want, string.format('%.17g', delay), redis.call('ZCARD', procs)}
+"""
+"""The lease of a shared rate limiter: GCRA over the server's ``TIME``, in µs.
+
+``KEYS[1]`` (a string) is the limit's theoretical arrival time; ``KEYS[2]``
+(a sorted set) the processes that took a lease within the window, scored by
+when (ms), so each one knows its share of the rate should Redis go away.
+``ARGV``: interval (µs), burst tolerance (µs), permits wanted, the process's
+token, the window (ms). Every lease is granted, reserved in the order asked:
+the reply ``{granted, delay (µs), processes}`` says when its permits may be
+spent (``0``: at once; later when other processes reserved first). Both keys
+carry the hash tag ``{name}``.
+"""

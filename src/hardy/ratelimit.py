@@ -11,17 +11,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _core, _descriptors, _validate
+from . import _core, _descriptors, _shared_limiter, _validate
 from ._registry import NamedRegistry, default_name
 
 if TYPE_CHECKING:
     from ._core import RateLimiter
+    from .redis_store import RedisStore
 
 __all__ = ["RateLimiterRegistry", "get_rate_limiter", "rate_limit", "rate_limiters"]
 
 
-def _settings(limiter: RateLimiter) -> tuple[float, float, int, float]:
-    return (limiter.rate, limiter.period, limiter.burst, limiter.max_wait)
+def _settings(limiter: RateLimiter) -> tuple[float, float, int, float, object]:
+    return (limiter.rate, limiter.period, limiter.burst, limiter.max_wait, limiter.store)
 
 
 class RateLimiterRegistry(NamedRegistry["RateLimiter"]):
@@ -34,19 +35,25 @@ class RateLimiterRegistry(NamedRegistry["RateLimiter"]):
     """
 
     def __init__(self) -> None:
-        super().__init__("rate limiter", _settings, "rate, period, burst, max_wait")
+        super().__init__("rate limiter", _settings, "rate, period, burst, max_wait, store")
 
     def get_or_create(
-        self, name: str, rate: float, period: float = 1.0, burst: int | None = None, max_wait: float = 0.0
+        self,
+        name: str,
+        rate: float,
+        period: float = 1.0,
+        burst: int | None = None,
+        max_wait: float = 0.0,
+        store: RedisStore | None = None,
     ) -> RateLimiter:
         """Return the rate limiter named ``name``, creating it with these settings.
 
         Asking for an existing name with other settings raises :class:`ValueError`.
         """
         checked = _validate.rate_limiter_settings(name, rate, period, burst, max_wait, time.monotonic)
-        wanted = (checked.rate, checked.period, checked.burst, checked.max_wait)
+        wanted = (checked.rate, checked.period, checked.burst, checked.max_wait, store)
         return self.get_or_make(
-            name, wanted, lambda: _core.RateLimiter(name, rate, period, burst=burst, max_wait=max_wait)
+            name, wanted, lambda: _core.RateLimiter(name, rate, period, burst=burst, max_wait=max_wait, store=store)
         )
 
 
@@ -73,6 +80,7 @@ def rate_limit(
     period: float = 1.0,
     burst: int | None = None,
     max_wait: float = 0.0,
+    store: RedisStore | None = None,
 ) -> Any:
     """Let at most ``rate`` calls of a function start per ``period`` seconds.
 
@@ -84,6 +92,8 @@ def rate_limit(
     one limiter (from :data:`hardy.rate_limiters`). The wrapper exposes it as
     ``.rate_limiter``. Works bare and called, on functions, ``async def``
     functions (they await their permit), methods, static and class methods.
+    With ``store=`` (a :class:`~hardy.RedisStore`) every process on that
+    Redis shares the one rate (see the rate limiter docs).
 
     Example::
 
@@ -100,6 +110,8 @@ def rate_limit(
     if name == "":
         raise ValueError("name must not be empty (pass None, or leave it out, for the function's module.qualname)")
     _validate.rate_limiter_settings("unnamed" if name is None else name, rate, period, burst, max_wait, time.monotonic)
+    if store is not None:
+        _shared_limiter.check_store(store)
 
     def decorate(func: Callable[..., Any]) -> Any:
         rewrapped = _descriptors.rewrap(func, decorate)
@@ -107,7 +119,7 @@ def rate_limit(
             return rewrapped
         _validate.callable_arg("func", func)
         limiter = rate_limiters.get_or_create(
-            default_name(func) if name is None else name, rate, period, burst, max_wait
+            default_name(func) if name is None else name, rate, period, burst, max_wait, store
         )
         return _core.guard_rate_limit(limiter, func)
 

@@ -19,10 +19,13 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _log, _redis_lua, _validate
 from .store import BreakerStore, Op, SharedBreaker, Snapshot
+
+if TYPE_CHECKING:
+    from ._shared_limiter import SharedLimit
 
 __all__ = ["RedisStore"]
 
@@ -31,6 +34,9 @@ logger: logging.Logger = _log.component("redis")
 _MAX_BACKOFF = 5.0  # seconds between reconnection attempts, at most
 _SETTLE = 1.0  # seconds the store must work, after an error, before the outage is over
 _MAX_TTL_MS = 100 * 365 * 86400 * 1000  # a century: "never" for a key's expiry
+# A process counts towards a shared rate limit's processes (each one's share
+# while Redis is away) this long after its last lease.
+_PROCESS_WINDOW_MS = 60_000
 _REDIS_SUBMODULES = (
     "redis.asyncio",
     "redis.asyncio.cluster",
@@ -60,7 +66,7 @@ def _with_timeout(client: Any, timeout: float, redis: Any) -> Any:
     Only plain connection pools can be copied; a Sentinel or Cluster client is
     used as it is, with the timeouts it was given (see the docs).
     """
-    pool = client.connection_pool
+    pool: Any = getattr(client, "connection_pool", None)  # a Cluster client has one per node, not one
     if type(pool) not in (redis.ConnectionPool, redis.asyncio.ConnectionPool):
         return client
     kwargs = {k: v for k, v in pool.connection_kwargs.items() if not k.startswith(("orig_", "maint_"))}
@@ -107,17 +113,22 @@ class RedisStore(BreakerStore):
     learns of a state change by pub/sub within milliseconds, and by a re-read
     every ``sync_interval`` seconds if a message is lost.
 
-    ``client`` is a ``redis.Redis`` or ``redis.asyncio.Redis`` (or a Cluster
-    client). Commands give up after ``timeout`` seconds: a plain client is
-    copied with that socket timeout and no retries. A breaker made on the
-    store reads its shared state at once (one round trip with a sync client,
-    given up after ``timeout``). While Redis cannot be reached the breakers
-    decide on their local state, one warning is logged per outage, and the
-    store reconnects with backoff. A breaker whose key holds a value of
-    another type runs locally, with one warning, and the key is left alone.
+    ``client`` is a ``redis.Redis`` or ``redis.asyncio.Redis``, a Cluster
+    client (``redis.cluster.RedisCluster``, or its asyncio twin), or a
+    Sentinel's master client (``Sentinel(...).master_for(name)``, which finds
+    the new master after a failover). Rate limiters share their rate through
+    a store with a blocking client: ``RateLimiter(..., store=store)``.
+    Commands give up after ``timeout`` seconds: a plain client is copied with
+    that socket timeout and no retries. A breaker made on the store reads its
+    shared state at once (one round trip with a sync client, given up after
+    ``timeout``). While Redis cannot be reached the breakers decide on their
+    local state, one warning is logged per outage, and the store reconnects
+    with backoff. A breaker whose key holds a value of another type runs
+    locally, with one warning, and the key is left alone.
 
     Keys are ``{prefix}{{name}}`` and ``{prefix}{{name}}:permits``: the hash
-    tag keeps a breaker in one Cluster slot. They expire after
+    tag keeps a breaker (and a rate limiter's ``...:rate`` keys) in one
+    Cluster slot. They expire after
     ``idle_expiry`` seconds without a write (plus the reset timeout), which
     loses nothing: an absent key is a closed circuit. A trial permit whose
     process dies is given back after ``trial_lease`` seconds.
@@ -155,14 +166,23 @@ class RedisStore(BreakerStore):
         self._lease = _validate.seconds("trial_lease", trial_lease, allow_zero=False)
         self._expiry = _validate.seconds("idle_expiry", idle_expiry, allow_zero=False)
         self._redis = redis
-        self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
+        # RedisClusterException is not a RedisError: a Cluster client with no node left raises it.
+        self._errors: tuple[type[BaseException], ...] = (
+            redis.exceptions.RedisError,
+            redis.exceptions.RedisClusterException,
+            OSError,
+        )
         self.blocking: bool = not isinstance(client, async_types)
+        # A Cluster client refuses scripts in a pipeline: it re-reads breaker by breaker.
+        self._cluster = isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster))
         self.client = client
         self.prefix = prefix
         self._client = _with_timeout(client, self._timeout, redis)
         self._channel = f"{prefix}events"
         self._sha = hashlib.sha1(_redis_lua.SCRIPT.encode(), usedforsecurity=False).hexdigest()
+        self._lease_sha = hashlib.sha1(_redis_lua.LEASE_SCRIPT.encode(), usedforsecurity=False).hexdigest()
         self._bindings: dict[str, list[SharedBreaker]] = {}
+        self._limits: list[SharedLimit] = []  # the rate limiters sharing their rate through this store
         self._lock = threading.Lock()
         self._available = True
         self._outage_since: float | None = None  # when the current outage started
@@ -255,12 +275,18 @@ class RedisStore(BreakerStore):
             if new_outage:
                 self._outage_since = time.monotonic()
         self._send.set()
-        if new_outage:
+        with self._lock:
+            limits = list(self._limits)
+        for limit in limits:
+            limit.fall_back()
+        if new_outage and not self._closed:  # a closed store's threads may see the server go: no news
+            limiters = f" and rate limiters {sorted(limit.name for limit in limits)} (each at its share of the rate)"
             logger.warning(
-                "Redis is unavailable (%s: %s); shared circuit breakers %s decide on local state until it returns",
+                "Redis is unavailable (%s: %s); shared circuit breakers %s%s decide on local state until it returns",
                 type(exc).__name__,
                 exc,
                 sorted(self._bindings),
+                limiters if limits else "",
                 extra=_log.fields("redis", None, "store_down", error_type=type(exc).__name__),
             )
         else:
@@ -275,8 +301,11 @@ class RedisStore(BreakerStore):
         with self._lock:
             self._available = True
             self._up_since = time.monotonic()
+            limits = list(self._limits)
         for binding in self._all():
             binding.forget_version()
+        for limit in limits:
+            limit.share_again()
 
     def _settled(self) -> bool:
         """Whether the store works; ends an outage that has stayed over for ``_SETTLE`` seconds."""
@@ -503,6 +532,8 @@ class RedisStore(BreakerStore):
                     continue
                 if pubsub is None:
                     self._client.script_load(_redis_lua.SCRIPT)
+                    if self._limits:
+                        self._client.script_load(_redis_lua.LEASE_SCRIPT)
                     pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                     pubsub.subscribe(self._channel)
                     self._up()
@@ -540,6 +571,15 @@ class RedisStore(BreakerStore):
         bindings = self._all()
         if not bindings:
             return
+        if self._cluster:
+            replies: list[Any] = []
+            for binding in bindings:
+                try:
+                    replies.append(self._eval(self._client, self._keys_and_args(binding, Op.READ, "")))
+                except self._redis.exceptions.ResponseError as exc:  # this breaker's key: the others go on
+                    replies.append(exc)
+            self._adopt_replies(bindings, replies)
+            return
         replies = self._read_pipeline(bindings).execute(raise_on_error=False)
         if any(isinstance(reply, self._redis.exceptions.NoScriptError) for reply in replies):
             self._client.script_load(_redis_lua.SCRIPT)  # the script cache was flushed
@@ -570,6 +610,55 @@ class RedisStore(BreakerStore):
                 self._failed(binding, op, exc)
                 continue
             self._done(binding, op, arg, snap)
+
+    # -- shared rate limiters ---------------------------------------------------
+
+    def _attach_limit(self, limit: SharedLimit) -> None:
+        with self._lock:
+            self._limits.append(limit)
+        self._ensure_thread()  # it notices the end of an outage and switches the limiters back
+        if self._limits_usable():
+            limit.share_again()
+        else:
+            limit.fall_back()
+
+    def _limits_usable(self) -> bool:
+        self._forked()
+        return self._available and not self._closed
+
+    def _limit_keys(self, name: str) -> tuple[str, str]:
+        key = f"{self.prefix}{{{name}}}:rate"
+        return key, f"{key}:procs"
+
+    def _lease_round_trip(self, limit: SharedLimit, count: int) -> tuple[int, float, int]:
+        """One round trip: ``count`` permits of ``limit``'s shared GCRA, usable after a delay (s), and its processes."""
+        self._ensure_thread()
+        key, procs = self._limit_keys(limit.name)
+        args = (
+            key,
+            procs,
+            repr(limit.interval_us),
+            repr(limit.interval_us * limit.burst),
+            count,
+            f"{self._token}:{os.getpid()}",
+            _PROCESS_WINDOW_MS,
+        )
+        try:
+            reply = self._client.evalsha(self._lease_sha, 2, *args)
+        except self._redis.exceptions.NoScriptError:
+            self._client.script_load(_redis_lua.LEASE_SCRIPT)
+            reply = self._client.evalsha(self._lease_sha, 2, *args)
+        granted, delay_us, processes = reply
+        return int(granted), float(_text(delay_us)) / 1e6, int(processes)
+
+    def _limit_unusable(self, limit: SharedLimit, exc: BaseException) -> None:
+        logger.warning(
+            "the shared state of rate limiter %r cannot be used (%s); it runs on its local share of the rate "
+            "until the process restarts",
+            limit.name,
+            exc,
+            extra=_log.fields("redis", limit.name, "key_unusable", error_type=type(exc).__name__),
+        )
 
     # -- asyncio clients ------------------------------------------------------
 
@@ -631,6 +720,20 @@ class RedisStore(BreakerStore):
         bindings = self._all()
         if not bindings:
             return
+        if self._cluster:
+            replies: list[Any] = []
+            for binding in bindings:
+                keys_and_args = self._keys_and_args(binding, Op.READ, "")
+                try:
+                    try:
+                        replies.append(await self._client.evalsha(self._sha, 2, *keys_and_args))
+                    except self._redis.exceptions.NoScriptError:
+                        await self._client.script_load(_redis_lua.SCRIPT)
+                        replies.append(await self._client.evalsha(self._sha, 2, *keys_and_args))
+                except self._redis.exceptions.ResponseError as exc:
+                    replies.append(exc)
+            self._adopt_replies(bindings, replies)
+            return
         replies = await self._read_pipeline(bindings).execute(raise_on_error=False)
         if any(isinstance(reply, self._redis.exceptions.NoScriptError) for reply in replies):
             await self._client.script_load(_redis_lua.SCRIPT)
@@ -663,5 +766,7 @@ def _after_fork(ref: weakref.ReferenceType[RedisStore]) -> None:
         store._forked()
         for binding in store._all():
             binding.after_fork()
+        for limit in store._limits:
+            limit.after_fork()
         if store.blocking and store._bindings:
             store._ensure_thread()

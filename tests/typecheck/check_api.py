@@ -131,7 +131,8 @@ def limited(x: int) -> str:
 assert_type(limited(1), str)
 assert_type(limiter.try_acquire(), bool)
 assert_type(hardy.RateLimitExceededError("typed-limit", 0.5).retry_after, float)
-hardy.RateLimiter("typed-limit", rate=5, store=None)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+assert_type(hardy.RateLimiter("typed-limit", rate=5, store=None).store, "hardy.RedisStore | None")
+hardy.RateLimiter("typed-limit", rate=5, store="redis://")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
 
 budget = hardy.RetryBudget(ratio=0.1, min_per_second=5, window=10.0)

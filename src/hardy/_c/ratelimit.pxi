@@ -10,6 +10,7 @@
 # order is the service order.
 
 from hardy import _aio as _rl_aio
+from hardy import _shared_limiter as _rl_shared
 
 cdef object _RateLimitExceededError = _errors.RateLimitExceededError
 cdef object _rl_sleep = time.sleep
@@ -25,7 +26,9 @@ cdef class RateLimiter(RateLimiterState):
     ``retry_after``. Works as a decorator, as a context manager (``with`` and
     ``async with``) and by hand (``acquire()`` / ``try_acquire()``), for
     threads and tasks alike. ``clock`` returns monotonic seconds and may be
-    replaced in tests.
+    replaced in tests. With ``store=`` (a :class:`~hardy.RedisStore`) every
+    process on that Redis shares the one rate: permits come in leases from
+    a GCRA on the server (see the rate limiter docs).
 
     Example::
 
@@ -43,9 +46,10 @@ cdef class RateLimiter(RateLimiterState):
     cdef double _period
     cdef double _max_wait
     cdef object _clock          # None: read the monotonic clock in C
+    cdef object _sharing        # the binding to its store (hardy/_shared_limiter.py), or None
     cdef object __weakref__
 
-    def __init__(self, name, rate, period=1.0, burst=None, max_wait=0.0, *, clock=_monotonic):
+    def __init__(self, name, rate, period=1.0, burst=None, max_wait=0.0, store=None, *, clock=_monotonic):
         if self._name is not None:
             raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
         settings = _validate.rate_limiter_settings(name, rate, period, burst, max_wait, clock)
@@ -55,6 +59,8 @@ cdef class RateLimiter(RateLimiterState):
         self._max_wait = settings.max_wait
         self._clock = None if settings.clock is _monotonic else settings.clock
         self._name = settings.name
+        if store is not None:
+            self._sharing = _rl_shared.bind(self, store)
 
     def __reduce__(self):
         raise TypeError(f"cannot pickle {self!r}: a rate limiter's permits belong to its process")
@@ -97,6 +103,11 @@ cdef class RateLimiter(RateLimiterState):
     def max_wait(self):
         """Seconds a call over the rate waits for a permit before it is rejected."""
         return self._max_wait
+
+    @property
+    def store(self):
+        """The store the rate is shared through, or ``None`` (this process's own limit)."""
+        return None if self._sharing is None else self._sharing.store
 
     @property
     def available(self):
@@ -156,7 +167,10 @@ cdef class RateLimiter(RateLimiterState):
         self._ready()
         cdef double reserved
         cdef double now = self._now()
-        return self._take(now, 0.0, &reserved) >= 0.0
+        cdef double delay = self._take(now, 0.0, &reserved)
+        if delay == RL_ASK_STORE:
+            return self._sharing.try_acquire(now)
+        return delay >= 0.0
 
     def acquire(self):
         """Take a permit, sleeping up to ``max_wait``; :class:`~hardy.RateLimitExceededError` if none frees up."""
@@ -170,6 +184,9 @@ cdef class RateLimiter(RateLimiterState):
     cdef int _spend(self, double now, double delay, double reserved) except -1:
         """Refuse (``delay < 0``) or sleep until the reserved permit is due; give it back if interrupted."""
         cdef double due, remaining
+        if delay == RL_ASK_STORE:
+            self._sharing.acquire(now)
+            return 0
         if delay < 0.0:
             raise _RateLimitExceededError(self._name, -delay)
         try:
@@ -196,6 +213,9 @@ cdef class RateLimiter(RateLimiterState):
         cdef double due, remaining
         if delay == 0.0:
             return
+        if delay == RL_ASK_STORE:
+            await self._sharing.acquire_async(now)
+            return
         if delay < 0.0:
             raise _RateLimitExceededError(self._name, -delay)
         try:
@@ -211,6 +231,38 @@ cdef class RateLimiter(RateLimiterState):
         except BaseException:
             self._give_back(reserved)
             raise
+
+    # -- for the shared limit (hardy/_shared_limiter.py) --------------------------------
+
+    def _clock_now(self):
+        return self._now()
+
+    def _own_clock(self):
+        return self._clock is not None
+
+    def _lease_next(self, double now, double max_wait):
+        cdef double result
+        hardy_lock(&self._guard)
+        result = ratelimit_lease_next(self, now, max_wait)
+        hardy_unlock(&self._guard)
+        return result
+
+    def _lease_size(self):
+        return ratelimit_lease_size(self)
+
+    def _lease_grant(self, long long count, double delay):
+        cdef double now = self._now()
+        hardy_lock(&self._guard)
+        ratelimit_lease_grant(self, now, count, delay)
+        hardy_unlock(&self._guard)
+
+    def _share(self, char mode, long long processes):
+        hardy_lock(&self._guard)
+        ratelimit_share(self, mode, processes)
+        hardy_unlock(&self._guard)
+
+    def _share_mode(self):
+        return self._mode
 
     def __enter__(self):
         self.acquire()

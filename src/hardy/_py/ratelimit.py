@@ -12,17 +12,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from .. import _aio, _validate, _wrapping
+from .. import _aio, _shared_limiter, _validate, _wrapping
 from ..errors import RateLimitExceededError
 from ..policies.ratelimit import (
+    RL_ASK_STORE,
     RateLimiterState,
     ratelimit_available,
     ratelimit_configure,
     ratelimit_give_back,
+    ratelimit_lease_grant,
+    ratelimit_lease_next,
+    ratelimit_lease_size,
+    ratelimit_share,
     ratelimit_take,
 )
+
+if TYPE_CHECKING:
+    from ..redis_store import RedisStore
 
 __all__ = ["RateLimiter", "guard_rate_limit"]
 
@@ -35,6 +43,9 @@ _CLOCK_POLL = 0.005
 
 class RateLimiter(RateLimiterState):
     """A rate limiter: at most ``rate`` calls per ``period`` seconds, ``burst`` at once after a quiet spell.
+
+    With ``store=`` (a :class:`~hardy.RedisStore`) every process on that
+    Redis shares the one rate (see the rate limiter docs).
 
     Example::
 
@@ -51,6 +62,7 @@ class RateLimiter(RateLimiterState):
         period: float = 1.0,
         burst: int | None = None,
         max_wait: float = 0.0,
+        store: RedisStore | None = None,
         *,
         clock: Callable[[], float] = _monotonic,
     ) -> None:
@@ -64,6 +76,9 @@ class RateLimiter(RateLimiterState):
         self._max_wait = settings.max_wait
         self._clock = settings.clock
         self._name: str | None = settings.name
+        self._sharing: _shared_limiter.SharedLimit | None = None
+        if store is not None:
+            self._sharing = _shared_limiter.bind(self, store)
 
     def __reduce__(self) -> Any:
         raise TypeError(f"cannot pickle {self!r}: a rate limiter's permits belong to its process")
@@ -112,6 +127,11 @@ class RateLimiter(RateLimiterState):
         return self._max_wait
 
     @property
+    def store(self) -> RedisStore | None:
+        """The store the rate is shared through, or ``None`` (this process's own limit)."""
+        return None if self._sharing is None else self._sharing.store
+
+    @property
     def available(self) -> int:
         """Permits that could be taken now without waiting."""
         self._ready()
@@ -149,7 +169,10 @@ class RateLimiter(RateLimiterState):
         self._ready()
         now = self._now()
         with self._lock:
-            return ratelimit_take(self, now, 0.0) >= 0.0
+            delay = ratelimit_take(self, now, 0.0)
+        if delay == RL_ASK_STORE:
+            return cast("_shared_limiter.SharedLimit", self._sharing).try_acquire(now)
+        return delay >= 0.0
 
     def acquire(self) -> None:
         """Take a permit, sleeping up to ``max_wait``; :class:`~hardy.RateLimitExceededError` if none frees up."""
@@ -163,6 +186,9 @@ class RateLimiter(RateLimiterState):
 
     def _spend(self, now: float, delay: float, reserved: float) -> None:
         """Refuse (``delay < 0``) or sleep until the reserved permit is due; give it back if interrupted."""
+        if delay == RL_ASK_STORE:
+            cast("_shared_limiter.SharedLimit", self._sharing).acquire(now)
+            return
         if delay < 0.0:
             raise RateLimitExceededError(cast("str", self._name), -delay)
         try:
@@ -189,6 +215,9 @@ class RateLimiter(RateLimiterState):
             reserved = self._tat
         if delay == 0.0:
             return
+        if delay == RL_ASK_STORE:
+            await cast("_shared_limiter.SharedLimit", self._sharing).acquire_async(now)
+            return
         if delay < 0.0:
             raise RateLimitExceededError(cast("str", self._name), -delay)
         try:
@@ -205,6 +234,33 @@ class RateLimiter(RateLimiterState):
             with self._lock:
                 ratelimit_give_back(self, reserved)
             raise
+
+    # -- for the shared limit (hardy/_shared_limiter.py) --------------------------------
+
+    def _clock_now(self) -> float:
+        return self._now()
+
+    def _own_clock(self) -> bool:
+        return self._clock is not _monotonic
+
+    def _lease_next(self, now: float, max_wait: float) -> float:
+        with self._lock:
+            return ratelimit_lease_next(self, now, max_wait)
+
+    def _lease_size(self) -> int:
+        return ratelimit_lease_size(self)
+
+    def _lease_grant(self, count: int, delay: float) -> None:
+        now = self._now()
+        with self._lock:
+            ratelimit_lease_grant(self, now, count, delay)
+
+    def _share(self, mode: int, processes: int) -> None:
+        with self._lock:
+            ratelimit_share(self, mode, processes)
+
+    def _share_mode(self) -> int:
+        return self._mode
 
     # -- as a context manager and a decorator -----------------------------------------
 
