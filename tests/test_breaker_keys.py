@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import AsyncIterator, Hashable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -719,17 +720,22 @@ def test_with_a_store_each_key_shares_its_state_under_its_own_name(redis_store: 
 
 
 @pytest.mark.redis
-def test_with_a_store_an_evicted_keys_breaker_is_reused_when_the_key_returns(redis_store: Any) -> None:
-    # The store keeps every breaker bound to it: binding a second one per
-    # return of a key would grow without bound.
-    fetch = make_fetch(store=redis_store(), max_keys=1)
-    fetch("http://a/")
-    first = fetch.breakers["a"]
-    fetch("http://b/")
-    assert hardy.get_circuit_breaker("fetch['a']") is None
-    fetch("http://a/")
-    assert fetch.breakers["a"] is first
-    assert hardy.get_circuit_breaker("fetch['a']") is first
+def test_with_a_store_an_evicted_keys_breaker_is_freed_and_its_circuit_kept(redis_store: Any) -> None:
+    # The store holds its breakers weakly: evicted keys do not pile up in it,
+    # and a key that comes back reads its shared circuit again.
+    store = redis_store()
+    fetch = make_fetch(store=store, max_keys=1, failure_threshold=1)
+    with pytest.raises(Down):
+        fetch("http://a/", fail=True)
+    first = weakref.ref(fetch.breakers["a"])
+    for round_ in range(50):  # many evictions and returns
+        fetch(f"http://other{round_}/")
+    gc.collect()
+    assert first() is None
+    assert len(store._all()) <= 2  # the live key's breaker (and at most one not yet collected)
+    with pytest.raises(CircuitOpenError):  # "a" opened in the store; its new breaker reads that
+        fetch("http://a/")
+    assert hardy.get_circuit_breaker("fetch['a']") is fetch.breakers["a"]
 
 
 # -- threads ------------------------------------------------------------------------------

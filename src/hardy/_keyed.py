@@ -76,13 +76,10 @@ class BreakerGroup:
         "__weakref__",
         "_caches",
         "_forget",
-        "_keeps_evicted",
         "_lock",
         "_make",
         "_names",
         "_order",
-        "_remember",
-        "_retired",
         "identity",
         "max_keys",
         "name",
@@ -94,23 +91,15 @@ class BreakerGroup:
         max_keys: int,
         make: Callable[[str], CircuitBreaker],
         forget: Callable[[CircuitBreaker], object],
-        remember: Callable[[CircuitBreaker], object] | None = None,
         *,
-        keeps_evicted: bool = False,
         identity: object = None,
     ) -> None:
         self.name: str = name
         self.max_keys: int = max_keys
         self.identity: object = identity  # the settings, compared when a second function asks for this name
         self._make = make
-        self._forget = forget  # an evicted breaker leaves the registry...
-        self._remember = remember  # ...and a reused one (keeps_evicted) goes back
-        # A store holds on to every breaker bound to it: an evicted breaker
-        # cannot be freed, so it is kept to be reused if its key comes back
-        # (binding a second breaker of that name would grow the store's list).
-        self._keeps_evicted = keeps_evicted
+        self._forget = forget  # an evicted breaker leaves the registry (a store holds it weakly)
         self._order: OrderedDict[Hashable, CircuitBreaker] = OrderedDict()
-        self._retired: dict[Hashable, CircuitBreaker] = {}
         self._names: dict[str, Hashable] = {}  # breaker name -> its key: two keys with one repr
         self._caches: weakref.WeakSet[_Cache] = weakref.WeakSet()
         self._lock = threading.RLock()
@@ -126,9 +115,8 @@ class BreakerGroup:
             if breaker is not None:
                 self._order.move_to_end(key)
                 return breaker
-            breaker = self._retired.get(key)
-            name = f"{self.name}[{key!r}]" if breaker is None else breaker.name
-            if breaker is None and name in self._names:
+            name = f"{self.name}[{key!r}]"
+            if name in self._names:
                 raise ValueError(
                     f"keys {self._names[name]!r} and {key!r} of the keyed circuit breaker {self.name!r} "
                     f"have the same repr, so their breakers would share the name {name!r}: "
@@ -138,11 +126,7 @@ class BreakerGroup:
             # eviction the next new key would have made anyway.
             if len(self._order) >= self.max_keys:
                 evicted = self._evict()
-            if breaker is None:
-                breaker = self._make(name)
-            elif self._remember is not None:
-                self._remember(breaker)  # may raise (the name was taken meanwhile): it stays retired
-                del self._retired[key]
+            breaker = self._make(name)
             self._order[key] = breaker
             self._names[name] = key
         if evicted is not None:
@@ -179,10 +163,7 @@ class BreakerGroup:
         for cache in list(self._caches):
             cache.pop(victim, None)
         self._forget(breaker)
-        if self._keeps_evicted:
-            self._retired[victim] = breaker
-        else:
-            self._names.pop(breaker.name, None)
+        self._names.pop(breaker.name, None)
         return None if found else breaker
 
     def protected_for(self, cache: _Cache, key: Hashable, build: Callable[[CircuitBreaker], Any]) -> Any:

@@ -432,8 +432,6 @@ def circuit_breaker(
                 keys,
                 make_breaker,
                 registry._discard,
-                registry.register,
-                keeps_evicted=store is not None,
                 identity=identity,
             ),
         )

@@ -181,7 +181,9 @@ class RedisStore(BreakerStore):
         self._channel = f"{prefix}events"
         self._sha = hashlib.sha1(_redis_lua.SCRIPT.encode(), usedforsecurity=False).hexdigest()
         self._lease_sha = hashlib.sha1(_redis_lua.LEASE_SCRIPT.encode(), usedforsecurity=False).hexdigest()
-        self._bindings: dict[str, list[SharedBreaker]] = {}
+        # Weakly: a breaker nobody holds any more (a keyed breaker evicted, one
+        # made per request) is freed, and leaves its name's group with it.
+        self._bindings: dict[str, weakref.WeakSet[SharedBreaker]] = {}
         self._limits: list[SharedLimit] = []  # the rate limiters sharing their rate through this store
         self._lock = threading.Lock()
         self._available = True
@@ -285,7 +287,7 @@ class RedisStore(BreakerStore):
                 "Redis is unavailable (%s: %s); shared circuit breakers %s%s decide on local state until it returns",
                 type(exc).__name__,
                 exc,
-                sorted(self._bindings),
+                sorted(name for name, group in self._bindings.items() if group),
                 limiters if limits else "",
                 extra=_log.fields("redis", None, "store_down", error_type=type(exc).__name__),
             )
@@ -364,6 +366,8 @@ class RedisStore(BreakerStore):
 
     def _all(self) -> list[SharedBreaker]:
         with self._lock:
+            for name in [name for name, group in self._bindings.items() if not group]:
+                del self._bindings[name]  # its breakers are gone
             return [b for group in self._bindings.values() for b in group]
 
     def _apply_message(self, data: Any) -> None:
@@ -391,7 +395,10 @@ class RedisStore(BreakerStore):
     def _attach(self, binding: SharedBreaker) -> None:
         name = binding.breaker.name
         with self._lock:
-            self._bindings.setdefault(name, []).append(binding)
+            group = self._bindings.get(name)
+            if group is None:
+                group = self._bindings[name] = weakref.WeakSet()
+            group.add(binding)
             binding.detached = name in self._broken
             had_task = self._task is not None
         if self.blocking:
@@ -768,5 +775,5 @@ def _after_fork(ref: weakref.ReferenceType[RedisStore]) -> None:
             binding.after_fork()
         for limit in store._limits:
             limit.after_fork()
-        if store.blocking and store._bindings:
+        if store.blocking and store._all():
             store._ensure_thread()

@@ -172,6 +172,7 @@ class SharedBreaker:
     """
 
     __slots__ = (
+        "__weakref__",
         "_acquiring",
         "_clearing",
         "_failure_seq",
