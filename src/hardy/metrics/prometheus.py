@@ -28,6 +28,8 @@ Example::
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
@@ -69,34 +71,54 @@ class HardyCollector(Collector):
         return iter(_sources.paused_gc(self._metrics))
 
     def __init__(self) -> None:
-        # id of a source's chunk of samples -> (that chunk, its Samples). A source that
-        # hands the same chunk again (a breaker that did not change) gets the same Samples.
-        self._made: dict[int, tuple[Any, tuple[Sample, ...]]] = {}
+        # Per sample name: the chunks of the last collection and the Samples made of each.
+        # A source that hands the same chunk again (a breaker that did not change) gets the same Samples.
+        self._made: dict[str, tuple[list[Any], list[tuple[Sample, ...]]]] = {}
 
     def _metrics(self) -> list[Metric]:
         metrics: list[Metric] = []
-        found = self._made.get
-        kept: dict[int, tuple[Any, tuple[Sample, ...]]] = {}
+        kept: dict[str, tuple[list[Any], list[tuple[Sample, ...]]]] = {}
         for family in _sources.collect():
             metric = Metric(family.name, family.help, family.kind)
             name = f"{family.name}_total" if family.kind == "counter" else family.name
             samples = _samples(name, family.samples)
-            for chunk in family.chunks:
-                hit = found(id(chunk))
-                if hit is None or hit[0] is not chunk or hit[1][0].name != name:
-                    hit = (chunk, tuple(_samples(name, chunk)))
-                kept[id(chunk)] = hit
-                samples.extend(hit[1])
+            if family.chunks:
+                made = _chunks(name, family.chunks, self._made.get(name))
+                kept[name] = (family.chunks, made)
+                samples.extend(itertools.chain.from_iterable(made))
             metric.samples = samples
             metrics.append(metric)
         self._made = kept
         return metrics
 
 
+def _chunks(
+    name: str, chunks: list[Any], last: tuple[list[Any], list[tuple[Sample, ...]]] | None
+) -> list[tuple[Sample, ...]]:
+    """The Samples of each chunk: those made last time for a chunk seen then, else new ones."""
+    if last is None:
+        return [tuple(_samples(name, chunk)) for chunk in chunks]
+    seen, seen_made = last
+    made: list[Any]
+    if len(seen) == len(chunks):  # the same breakers as last time, most likely: compare in place
+        made = list(seen_made)
+        stale = itertools.compress(range(len(made)), map(operator.is_not, chunks, seen))
+    else:
+        # The chunks of the last collection are alive (``last`` holds them): their ids are theirs alone.
+        made = list(map(dict(zip(map(id, seen), seen_made, strict=True)).get, map(id, chunks)))
+        stale = itertools.compress(range(len(made)), map(operator.is_, made, itertools.repeat(None)))
+    for index in stale:
+        made[index] = tuple(_samples(name, chunks[index]))
+    return made
+
+
+_new_sample = cast("Callable[[type[Sample], tuple[Any, ...]], Sample]", tuple.__new__)  # pyright: ignore[reportUnknownMemberType]
+
+
 def _samples(name: str, pairs: Iterable[tuple[Any, float]]) -> list[Sample]:
     # Made directly (Sample's fields in order): add_metric would copy every label
     # mapping, and the namedtuple's __new__ is Python code.
-    new = cast("Callable[[type[Sample], tuple[Any, ...]], Sample]", tuple.__new__)  # pyright: ignore[reportUnknownMemberType]
+    new = _new_sample
     return [new(Sample, (name, labels, value, None, None, None)) for labels, value in pairs]
 
 
