@@ -10,7 +10,7 @@ medians over the rounds (``observed / plain``).
 
 The scrape: ``HardyCollector.collect()`` over 10,000 live breakers (what
 hardy does when Prometheus scrapes), and beside it the whole text exposition
-(``generate_latest``, prometheus-client's own formatting of the 80,000 lines).
+(``generate_latest``, prometheus-client's own formatting of the 100,000 lines).
 
 Usage::
 

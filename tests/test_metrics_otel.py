@@ -209,3 +209,29 @@ def test_the_global_meter_provider_by_default() -> None:
         assert instrumentation.instruments  # made on the API's default (no-op) provider
     finally:
         instrumentation.close()
+
+
+def test_instruments_read_bulkheads_and_rate_limiters(clock: FakeClock, reader: InMemoryMetricReader) -> None:
+    pool = hardy.Bulkhead(f"otel-pool-{hardy.IMPLEMENTATION}", max_concurrent=1)
+    limiter = hardy.RateLimiter(f"otel-api-{hardy.IMPLEMENTATION}", rate=1, period=2.0, clock=clock)
+    with pool:
+        assert pool.try_acquire() is False
+        found = points(reader)
+    assert found[("hardy_bulkhead_concurrent_calls", (("name", pool.name),))] == 1
+    assert found[("hardy_bulkhead_max_concurrent_calls", (("name", pool.name),))] == 1
+    assert found[("hardy_bulkhead_waiting_calls", (("name", pool.name),))] == 0
+    assert found[("hardy_bulkhead_calls", (("name", pool.name), ("outcome", "admitted")))] == 1
+    assert found[("hardy_bulkhead_calls", (("name", pool.name), ("outcome", "rejected")))] == 1
+    assert found[("hardy_bulkhead_waited_calls", (("name", pool.name),))] == 0
+    with limiter:
+        pass
+    with pytest.raises(hardy.RateLimitExceededError):
+        limiter.acquire()
+    found = points(reader)
+    assert found[("hardy_bulkhead_concurrent_calls", (("name", pool.name),))] == 0
+    assert found[("hardy_rate_limiter_calls", (("name", limiter.name), ("outcome", "permitted")))] == 1
+    assert found[("hardy_rate_limiter_calls", (("name", limiter.name), ("outcome", "rejected")))] == 1
+    assert found[("hardy_rate_limiter_waited_calls", (("name", limiter.name),))] == 0
+    assert found[("hardy_rate_limiter_available_permits", (("name", limiter.name),))] == 0
+    assert found[("hardy_rate_limiter_burst_permits", (("name", limiter.name),))] == 1
+    assert found[("hardy_rate_limiter_permits_per_second", (("name", limiter.name),))] == 0.5

@@ -107,6 +107,7 @@ cdef class Bulkhead(BulkheadState):
         self._max_wait = settings.max_wait
         self._clock = settings.clock
         self._name = settings.name
+        _live.bulkheads.track(self)  # for hardy.metrics
 
     def __reduce__(self):
         raise TypeError(f"cannot pickle {self!r}: a bulkhead's slots belong to its process")

@@ -55,6 +55,7 @@ cdef class RateLimiter(RateLimiterState):
         self._max_wait = settings.max_wait
         self._clock = None if settings.clock is _monotonic else settings.clock
         self._name = settings.name
+        _live.rate_limiters.track(self)  # for hardy.metrics
 
     def __reduce__(self):
         raise TypeError(f"cannot pickle {self!r}: a rate limiter's permits belong to its process")

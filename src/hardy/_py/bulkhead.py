@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from .. import _validate, _wrapping
+from .. import _live, _validate, _wrapping
 from ..errors import BulkheadFullError
 from ..policies.bulkhead import (
     HAND_OFF,
@@ -112,6 +112,7 @@ class Bulkhead(BulkheadState):
         self._max_wait = settings.max_wait
         self._clock = settings.clock
         self._name: str | None = settings.name
+        _live.bulkheads.track(self)  # for hardy.metrics
 
     def __reduce__(self) -> Any:
         raise TypeError(f"cannot pickle {self!r}: a bulkhead's slots belong to its process")

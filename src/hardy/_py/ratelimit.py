@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from .. import _aio, _validate, _wrapping
+from .. import _aio, _live, _validate, _wrapping
 from ..errors import RateLimitExceededError
 from ..policies.ratelimit import (
     RateLimiterState,
@@ -64,6 +64,7 @@ class RateLimiter(RateLimiterState):
         self._max_wait = settings.max_wait
         self._clock = settings.clock
         self._name: str | None = settings.name
+        _live.rate_limiters.track(self)  # for hardy.metrics
 
     def __reduce__(self) -> Any:
         raise TypeError(f"cannot pickle {self!r}: a rate limiter's permits belong to its process")

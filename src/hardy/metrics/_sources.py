@@ -8,17 +8,17 @@ collector and the OpenTelemetry instruments turn the same families into
 their own types at collection time.
 
 Components add themselves with :func:`add_source`: this module adds the
-breakers (every live one, :mod:`hardy._live`), the retried functions,
-timeouts and fallbacks (:mod:`hardy._tallies`).
+breakers, bulkheads and rate limiters (every live one, :mod:`hardy._live`),
+the retried functions, timeouts and fallbacks (:mod:`hardy._tallies`).
 
 Example::
 
-    def bulkheads() -> list[Family]:
-        family = Family("hardy_bulkhead_rejected", "counter", "Calls a bulkhead turned away.", ("name",))
-        family.samples.extend(({"name": b.name}, b.rejected) for b in live_bulkheads())
+    def queues() -> list[Family]:
+        family = Family("hardy_queue_depth", "gauge", "Jobs waiting, per queue.", ("name",))
+        family.samples.extend(({"name": name}, len(queue)) for name, queue in my_queues.items())
         return [family]
 
-    hardy.metrics.add_source(bulkheads)
+    hardy.metrics.add_source(queues)
 """
 
 from __future__ import annotations
@@ -287,6 +287,127 @@ def _added_up(counts: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [(row[0], tuple(row[1]), *row[2:]) for row in rows.values()]
 
 
+# -- bulkheads and rate limiters ----------------------------------------------------------
+
+
+def _summed(stats: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """``keys`` of each ``get_stats()``, added up per name (objects sharing a name are one series)."""
+    by_name: dict[str, dict[str, float]] = {}
+    for one in stats:
+        row = by_name.get(one["name"])
+        if row is None:
+            by_name[one["name"]] = {key: one[key] for key in keys}
+        else:
+            for key in keys:
+                row[key] += one[key]
+    return by_name
+
+
+_BULKHEAD_KEYS = ("admitted", "rejections", "waited", "active", "waiting", "max_concurrent")
+
+
+def bulkheads() -> list[Family]:
+    """Every live bulkhead's calls by outcome, its waits and its slots. Bulkheads sharing a name are added up."""
+    rows = _summed([pool.get_stats() for pool in _live.bulkheads.live()], _BULKHEAD_KEYS)
+    calls = Family(
+        "hardy_bulkhead_calls",
+        "counter",
+        "Calls through each bulkhead by outcome: admitted (at once or after waiting), rejected (full).",
+        ("name", "outcome"),
+        unit="{call}",
+    )
+    waited = Family(
+        "hardy_bulkhead_waited_calls",
+        "counter",
+        "Calls each bulkhead admitted after waiting for a slot (part of the admitted ones).",
+        ("name",),
+        unit="{call}",
+    )
+    active = Family(
+        "hardy_bulkhead_concurrent_calls", "gauge", "Calls inside each bulkhead now.", ("name",), unit="{call}"
+    )
+    waiting = Family(
+        "hardy_bulkhead_waiting_calls",
+        "gauge",
+        "Calls waiting for a slot of each bulkhead now.",
+        ("name",),
+        unit="{call}",
+    )
+    limit = Family(
+        "hardy_bulkhead_max_concurrent_calls",
+        "gauge",
+        "How many calls each bulkhead lets in at once (its max_concurrent).",
+        ("name",),
+        unit="{call}",
+    )
+    for name, row in rows.items():
+        labels = {"name": name}
+        calls.samples.append(({"name": name, "outcome": "admitted"}, row["admitted"]))
+        calls.samples.append(({"name": name, "outcome": "rejected"}, row["rejections"]))
+        waited.samples.append((labels, row["waited"]))
+        active.samples.append((labels, row["active"]))
+        waiting.samples.append((labels, row["waiting"]))
+        limit.samples.append((labels, row["max_concurrent"]))
+    return [calls, waited, active, waiting, limit]
+
+
+_LIMITER_KEYS = ("admitted", "rejections", "waited", "available", "burst", "per_second")
+
+
+def rate_limiters() -> list[Family]:
+    """Every live rate limiter's calls by outcome, its waits and its permits. Limiters sharing a name are added up."""
+    stats = []
+    for limiter in _live.rate_limiters.live():
+        one = limiter.get_stats()
+        one["per_second"] = one["rate"] / one["period"]
+        stats.append(one)
+    rows = _summed(stats, _LIMITER_KEYS)
+    calls = Family(
+        "hardy_rate_limiter_calls",
+        "counter",
+        "Calls through each rate limiter by outcome: permitted (at once or after waiting), rejected (over the rate).",
+        ("name", "outcome"),
+        unit="{call}",
+    )
+    waited = Family(
+        "hardy_rate_limiter_waited_calls",
+        "counter",
+        "Calls each rate limiter permitted after waiting for a permit (part of the permitted ones).",
+        ("name",),
+        unit="{call}",
+    )
+    available = Family(
+        "hardy_rate_limiter_available_permits",
+        "gauge",
+        "Permits each rate limiter could hand out now without waiting.",
+        ("name",),
+        unit="{permit}",
+    )
+    burst = Family(
+        "hardy_rate_limiter_burst_permits",
+        "gauge",
+        "Permits each rate limiter hands out at once after a quiet period (its burst).",
+        ("name",),
+        unit="{permit}",
+    )
+    rate = Family(
+        "hardy_rate_limiter_permits_per_second",
+        "gauge",
+        "Permits each rate limiter hands out per second at steady state (rate / period).",
+        ("name",),
+        unit="{permit}/s",
+    )
+    for name, row in rows.items():
+        labels = {"name": name}
+        calls.samples.append(({"name": name, "outcome": "permitted"}, row["admitted"]))
+        calls.samples.append(({"name": name, "outcome": "rejected"}, row["rejections"]))
+        waited.samples.append((labels, row["waited"]))
+        available.samples.append((labels, row["available"]))
+        burst.samples.append((labels, row["burst"]))
+        rate.samples.append((labels, row["per_second"]))
+    return [calls, waited, available, burst, rate]
+
+
 # -- retries, timeouts, fallbacks ---------------------------------------------------------
 
 
@@ -316,4 +437,6 @@ def tallies() -> list[Family]:
 
 
 add_source(breakers)
+add_source(bulkheads)
+add_source(rate_limiters)
 add_source(tallies)

@@ -1,18 +1,29 @@
 """hardy's metrics for prometheus-client (``pip install "hardy[prometheus]"``).
 
 :class:`HardyCollector` reads every live circuit breaker's state and counts,
-and every retried function's, timeout's and fallback's, when Prometheus
-scrapes: a call pays nothing for being measured. :func:`register` adds one
-to a registry (the default one when none is given).
+every live bulkhead's and rate limiter's, and every retried function's,
+timeout's and fallback's, when Prometheus scrapes: a call pays nothing for
+being measured. :func:`register` adds one to a registry (the default one
+when none is given).
 
-The metrics (``name`` is the breaker's name, the retried function's
-``module.qualname``, the fallback chain's name or the timed operation):
+The metrics (``name`` is the breaker's, bulkhead's or rate limiter's name,
+the retried function's ``module.qualname``, the fallback chain's name or the
+timed operation):
 
 * ``hardy_circuit_breaker_state{name, state}``: gauge, 1 for the breaker's
   state (``closed``, ``open``, ``half_open``), 0 for the two others;
 * ``hardy_circuit_breaker_calls_total{name, outcome}``: counter, outcome
   ``success``, ``failure``, ``ignored`` (an excluded exception) or ``rejected``;
 * ``hardy_circuit_breaker_opened_total{name}``: counter, times opened;
+* ``hardy_bulkhead_calls_total{name, outcome}`` (``admitted``, ``rejected``),
+  ``hardy_bulkhead_waited_calls_total{name}``, and the gauges
+  ``hardy_bulkhead_concurrent_calls``, ``hardy_bulkhead_waiting_calls`` and
+  ``hardy_bulkhead_max_concurrent_calls`` (``{name}``);
+* ``hardy_rate_limiter_calls_total{name, outcome}`` (``permitted``,
+  ``rejected``), ``hardy_rate_limiter_waited_calls_total{name}``, and the
+  gauges ``hardy_rate_limiter_available_permits``,
+  ``hardy_rate_limiter_burst_permits`` and
+  ``hardy_rate_limiter_permits_per_second`` (``{name}``);
 * ``hardy_retries_total{name}`` and ``hardy_retry_giveups_total{name}``;
 * ``hardy_timeouts_total{name}`` (timeouts fired) and
   ``hardy_fallbacks_total{name}`` (fallbacks used).
