@@ -168,11 +168,18 @@ cdef class RateLimiter(RateLimiterState):
         if delay != 0.0:
             self._spend(now, delay, reserved)
 
+    cdef object _refused(self, double retry_after):
+        """The error of a refused permit (counted by ratelimit_take), told to the rejection hook if one is set."""
+        error = _RateLimitExceededError(self._name, retry_after)
+        if _rejection_hook is not None:
+            _rejection_hook(self, error)
+        return error
+
     cdef int _spend(self, double now, double delay, double reserved) except -1:
         """Refuse (``delay < 0``) or sleep until the reserved permit is due; give it back if interrupted."""
         cdef double due, remaining
         if delay < 0.0:
-            raise _RateLimitExceededError(self._name, -delay)
+            raise self._refused(-delay)
         try:
             if self._clock is None:
                 _rl_sleep(delay)
@@ -198,7 +205,7 @@ cdef class RateLimiter(RateLimiterState):
         if delay == 0.0:
             return
         if delay < 0.0:
-            raise _RateLimitExceededError(self._name, -delay)
+            raise self._refused(-delay)
         try:
             if self._clock is None:
                 await _rl_aio.sleep(delay)

@@ -36,6 +36,7 @@ from ..policies.bulkhead import (
     bulkhead_reject,
     bulkhead_withdraw,
 )
+from . import breaker as _breaker  # its rejection hook (hardy._rejections)
 
 __all__ = ["Bulkhead", "guard_bulkhead"]
 
@@ -198,13 +199,24 @@ class Bulkhead(BulkheadState):
                 if bulkhead_enter(self):
                     return
                 bulkhead_reject(self)
-                raise BulkheadFullError(cast("str", self._name), self._max, 0.0)
-            if bulkhead_enter_or_queue(self):
+                waiter = None
+            elif bulkhead_enter_or_queue(self):
                 return
-            waiter = _Waiter(threading.Lock(), None)
-            waiter.lock.acquire()
-            self._queue.append(waiter)
+            else:
+                waiter = _Waiter(threading.Lock(), None)
+                waiter.lock.acquire()
+                self._queue.append(waiter)
+        if waiter is None:
+            raise self._refused(0.0)
         self._wait(waiter)
+
+    def _refused(self, waited: float) -> BulkheadFullError:
+        """The error of a rejection (counted), told to the rejection hook if one is set; never under ``_lock``."""
+        error = BulkheadFullError(cast("str", self._name), self._max, waited)
+        hook = _breaker._rejection_hook
+        if hook is not None:
+            hook(self, error)
+        return error
 
     def _wait(self, waiter: _Waiter) -> None:
         clock = self._clock
@@ -225,7 +237,7 @@ class Bulkhead(BulkheadState):
             self._queue.remove(waiter)
             bulkhead_withdraw(self)
             bulkhead_reject(self)
-        raise BulkheadFullError(cast("str", self._name), self._max, self._max_wait)
+        raise self._refused(self._max_wait)
 
     def _abandon(self, waiter: _Waiter) -> None:
         """A waiter leaves (cancelled or interrupted): pass on a slot it was handed, or withdraw."""
@@ -245,12 +257,15 @@ class Bulkhead(BulkheadState):
                 if bulkhead_enter(self):
                     return
                 bulkhead_reject(self)
-                raise BulkheadFullError(cast("str", self._name), self._max, 0.0)
-            if bulkhead_enter_or_queue(self):
+                waiter = None
+            elif bulkhead_enter_or_queue(self):
                 return
-            waiter = _Waiter(None, loop)
-            waiter.future = loop.create_future()
-            self._queue.append(waiter)
+            else:
+                waiter = _Waiter(None, loop)
+                waiter.future = loop.create_future()
+                self._queue.append(waiter)
+        if waiter is None:
+            raise self._refused(0.0)
         clock = self._clock
         deadline = clock() + self._max_wait
         try:
@@ -277,7 +292,7 @@ class Bulkhead(BulkheadState):
             self._queue.remove(waiter)
             bulkhead_withdraw(self)
             bulkhead_reject(self)
-        raise BulkheadFullError(cast("str", self._name), self._max, self._max_wait)
+        raise self._refused(self._max_wait)
 
     def release(self) -> None:
         """Give a slot back (to the first waiter, if any); a :class:`RuntimeError` if none is held."""

@@ -23,6 +23,7 @@ from ..policies.ratelimit import (
     ratelimit_give_back,
     ratelimit_take,
 )
+from . import breaker as _breaker  # its rejection hook (hardy._rejections)
 
 __all__ = ["RateLimiter", "guard_rate_limit"]
 
@@ -152,6 +153,14 @@ class RateLimiter(RateLimiterState):
         with self._lock:
             return ratelimit_take(self, now, 0.0) >= 0.0
 
+    def _refused(self, retry_after: float) -> RateLimitExceededError:
+        """The error of a refused permit (counted by ratelimit_take), told to the rejection hook if one is set."""
+        error = RateLimitExceededError(cast("str", self._name), retry_after)
+        hook = _breaker._rejection_hook
+        if hook is not None:
+            hook(self, error)
+        return error
+
     def acquire(self) -> None:
         """Take a permit, sleeping up to ``max_wait``; :class:`~hardy.RateLimitExceededError` if none frees up."""
         self._ready()
@@ -165,7 +174,7 @@ class RateLimiter(RateLimiterState):
     def _spend(self, now: float, delay: float, reserved: float) -> None:
         """Refuse (``delay < 0``) or sleep until the reserved permit is due; give it back if interrupted."""
         if delay < 0.0:
-            raise RateLimitExceededError(cast("str", self._name), -delay)
+            raise self._refused(-delay)
         try:
             if self._clock is _monotonic:
                 _sleep(delay)
@@ -191,7 +200,7 @@ class RateLimiter(RateLimiterState):
         if delay == 0.0:
             return
         if delay < 0.0:
-            raise RateLimitExceededError(cast("str", self._name), -delay)
+            raise self._refused(-delay)
         try:
             if self._clock is _monotonic:
                 await _aio.sleep(delay)
