@@ -12,8 +12,9 @@ It also adds span events to the current span, only on the paths that are
 not a plain success: ``hardy.retry``, ``hardy.giveup``, ``hardy.rejection``,
 ``hardy.state_change``, ``hardy.fallback`` and ``hardy.timeout``, with
 attributes ``hardy.source`` and the event's data (``hardy.attempt``,
-``hardy.delay``, ``hardy.error_type``...). Rejection events make an open
-breaker's rejection call into Python (see :mod:`hardy.events`); pass
+``hardy.delay``, ``hardy.error_type``, ``hardy.by`` for a rejection...).
+Rejection events make a rejection (by an open breaker, a full bulkhead, a
+rate limiter over its rate) call into Python (see :mod:`hardy.events`); pass
 ``span_events=False`` for metrics alone.
 
 Example::
