@@ -39,8 +39,8 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import itertools
-import operator
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
@@ -94,7 +94,7 @@ class HardyCollector(Collector):
             name = f"{family.name}_total" if family.kind == "counter" else family.name
             samples = _samples(name, family.samples)
             if family.chunks:
-                made = _chunks(name, family.chunks, self._made.get(name))
+                made = _sources.made_of(family.chunks, self._made.get(name), functools.partial(_sample_tuple, name))
                 kept[name] = (family.chunks, made)
                 samples.extend(itertools.chain.from_iterable(made))
             metric.samples = samples
@@ -103,24 +103,8 @@ class HardyCollector(Collector):
         return metrics
 
 
-def _chunks(
-    name: str, chunks: list[Any], last: tuple[list[Any], list[tuple[Sample, ...]]] | None
-) -> list[tuple[Sample, ...]]:
-    """The Samples of each chunk: those made last time for a chunk seen then, else new ones."""
-    if last is None:
-        return [tuple(_samples(name, chunk)) for chunk in chunks]
-    seen, seen_made = last
-    made: list[Any]
-    if len(seen) == len(chunks):  # the same breakers as last time, most likely: compare in place
-        made = list(seen_made)
-        stale = itertools.compress(range(len(made)), map(operator.is_not, chunks, seen))
-    else:
-        # The chunks of the last collection are alive (``last`` holds them): their ids are theirs alone.
-        made = list(map(dict(zip(map(id, seen), seen_made, strict=True)).get, map(id, chunks)))
-        stale = itertools.compress(range(len(made)), map(operator.is_, made, itertools.repeat(None)))
-    for index in stale:
-        made[index] = tuple(_samples(name, chunks[index]))
-    return made
+def _sample_tuple(name: str, chunk: Iterable[tuple[Any, float]]) -> tuple[Sample, ...]:
+    return tuple(_samples(name, chunk))
 
 
 _new_sample = cast("Callable[[type[Sample], tuple[Any, ...]], Sample]", tuple.__new__)  # pyright: ignore[reportUnknownMemberType]
