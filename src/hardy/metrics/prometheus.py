@@ -104,7 +104,8 @@ class HardyCollector(Collector):
 
 
 def _sample_tuple(name: str, chunk: Iterable[tuple[Any, float]]) -> tuple[Sample, ...]:
-    return tuple(_samples(name, chunk))
+    new = _new_sample
+    return tuple([new(Sample, (name, labels, value, None, None, None)) for labels, value in chunk])
 
 
 _new_sample = cast("Callable[[type[Sample], tuple[Any, ...]], Sample]", tuple.__new__)  # pyright: ignore[reportUnknownMemberType]
