@@ -717,6 +717,7 @@ class _TrialCall(Coroutine[Any, Any, Any]):
         self._coro.close()
 
 
+
 async def _settle_later(breaker: CircuitBreaker, coro: Any, epoch: int, guard: _TrialSlot | None) -> Any:
     try:
         result = await coro
