@@ -379,7 +379,7 @@ _LIMITER_KEYS = ("admitted", "rejections", "waited", "available", "burst", "per_
 
 def rate_limiters() -> list[Family]:
     """Every live rate limiter's calls by outcome, its waits and its permits. Limiters sharing a name are added up."""
-    stats = []
+    stats: list[dict[str, Any]] = []
     for limiter in _live.rate_limiters.live():
         one = limiter.get_stats()
         one["per_second"] = one["rate"] / one["period"]
