@@ -338,3 +338,41 @@ def test_a_breaker_rejection_says_it_comes_from_a_breaker(reader: InMemoryMetric
         stop()
     assert [(e.source, e.data["by"]) for e in seen] == [("by-breaker", "circuit_breaker")]
     assert seen[0].data["reset_time"] > 0
+
+
+class Abort(BaseException):
+    pass
+
+
+def test_a_rejection_subscriber_raising_a_base_exception_leaves_no_slot_or_permit_taken() -> None:
+    pool = hardy.Bulkhead(f"abort-pool-{hardy.IMPLEMENTATION}", max_concurrent=1)
+    waiting_pool = hardy.Bulkhead(f"abort-queue-{hardy.IMPLEMENTATION}", max_concurrent=1, max_wait=0.01)
+    limiter = hardy.RateLimiter(f"abort-api-{hardy.IMPLEMENTATION}", rate=1, period=60.0)
+
+    def abort(event: hardy.events.Event) -> None:
+        raise Abort(event.source)
+
+    stop = hardy.events.subscribe(abort, kinds={"rejection"})
+    try:
+        for full in (pool, waiting_pool):
+            with full:
+                with pytest.raises(Abort):
+                    full.acquire()
+                with pytest.raises(Abort):
+                    asyncio.run(full.acquire_async())
+            assert (full.active, full.waiting) == (0, 0)
+        limiter.acquire()
+        with pytest.raises(Abort):
+            limiter.acquire()
+        with pytest.raises(Abort):
+            asyncio.run(limiter.acquire_async())
+    finally:
+        stop()
+    # Each rejection was counted once, and nothing is held: the next calls behave as before.
+    assert pool.get_stats()["rejections"] == 2
+    assert waiting_pool.get_stats()["rejections"] == 2
+    assert limiter.get_stats()["rejections"] == 2
+    with pool, waiting_pool:
+        pass
+    with pytest.raises(hardy.RateLimitExceededError):
+        limiter.acquire()
