@@ -243,6 +243,8 @@ def render_chart(scenarios: list[Scenario], timed: dict[Key, list[float]], path:
         from matplotlib.ticker import NullFormatter
     except ImportError as exc:
         return f"matplotlib is not installed ({exc}); install the bench extra for the chart"
+    if not scenarios:  # --only matched no scenario (the observability targets alone, say)
+        return "no scenario was timed"
     columns = 3
     rows = (len(scenarios) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(18, 3.2 * rows))

@@ -62,10 +62,43 @@ def series(kind: str, rng: random.Random) -> dict[str, list[float]]:
         }
     if kind == "timeouts":
         return {"app.render": [(3 if 160 <= i < 175 else 0.1) + rng.uniform(0, 0.1) for i in t]}
+    if kind == "bulkhead_calls":  # the report pool fills while payments is slow to fail
+        return {
+            "reports admitted": [30 + 5 * math.sin(i / 25) + rng.uniform(-2, 2) for i in t],
+            "reports rejected": [(9 if outage(i) else 0) + (rng.uniform(0, 2) if outage(i) else 0) for i in t],
+            "reports waited": [(12 if outage(i) else 1) + rng.uniform(0, 1) for i in t],
+        }
+    if kind == "occupancy":
+        return {"reports": [min(1.0, (1.0 if outage(i) else 0.35) + rng.uniform(-0.05, 0.05)) for i in t]}
+    if kind == "waiting":
+        return {"reports": [(6 if outage(i) else 0) + (rng.uniform(0, 2) if outage(i) else 0) for i in t]}
+    if kind == "limiter_calls":  # retries during the outage push the geocoder's limiter to its rate
+        return {
+            "geocoder permitted": [(5 if outage(i) else 3) + rng.uniform(-0.3, 0.3) for i in t],
+            "geocoder rejected": [(2 if outage(i) else 0) + (rng.uniform(0, 0.5) if outage(i) else 0) for i in t],
+            "geocoder waited": [(3 if outage(i) else 0.2) + rng.uniform(0, 0.2) for i in t],
+        }
+    if kind == "permits":
+        return {"geocoder": [(0.0 if outage(i) else 0.6) + rng.uniform(0, 0.1) for i in t]}
+    if kind == "rate_used":
+        return {"geocoder": [(1.0 if outage(i) else 0.6) + rng.uniform(-0.03, 0.0) for i in t]}
     return {"app.fetch_user": [(4 if outage(i) else 0.2) + rng.uniform(0, 0.2) for i in t]}
 
 
-SERIES_OF = {4: "outcomes", 5: "ratio", 6: "rejections", 8: "retries", 9: "timeouts", 10: "fallbacks"}
+SERIES_OF = {
+    4: "outcomes",
+    5: "ratio",
+    6: "rejections",
+    8: "retries",
+    9: "timeouts",
+    10: "fallbacks",
+    11: "bulkhead_calls",
+    12: "occupancy",
+    13: "waiting",
+    14: "limiter_calls",
+    15: "permits",
+    16: "rate_used",
+}
 
 
 def style(ax: Any, title: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import hardy
+import hardy.events
 import hardy.metrics.otel
 
 from .conftest import FakeClock
@@ -209,3 +211,168 @@ def test_the_global_meter_provider_by_default() -> None:
         assert instrumentation.instruments  # made on the API's default (no-op) provider
     finally:
         instrumentation.close()
+
+
+def test_instruments_read_bulkheads_and_rate_limiters(clock: FakeClock, reader: InMemoryMetricReader) -> None:
+    pool = hardy.Bulkhead(f"otel-pool-{hardy.IMPLEMENTATION}", max_concurrent=1)
+    limiter = hardy.RateLimiter(f"otel-api-{hardy.IMPLEMENTATION}", rate=1, period=2.0, clock=clock)
+    with pool:
+        assert pool.try_acquire() is False
+        found = points(reader)
+    assert found[("hardy_bulkhead_concurrent_calls", (("name", pool.name),))] == 1
+    assert found[("hardy_bulkhead_max_concurrent_calls", (("name", pool.name),))] == 1
+    assert found[("hardy_bulkhead_waiting_calls", (("name", pool.name),))] == 0
+    assert found[("hardy_bulkhead_calls", (("name", pool.name), ("outcome", "admitted")))] == 1
+    assert found[("hardy_bulkhead_calls", (("name", pool.name), ("outcome", "rejected")))] == 1
+    assert found[("hardy_bulkhead_waited_calls", (("name", pool.name),))] == 0
+    with limiter:
+        pass
+    with pytest.raises(hardy.RateLimitExceededError):
+        limiter.acquire()
+    found = points(reader)
+    assert found[("hardy_bulkhead_concurrent_calls", (("name", pool.name),))] == 0
+    assert found[("hardy_rate_limiter_calls", (("name", limiter.name), ("outcome", "permitted")))] == 1
+    assert found[("hardy_rate_limiter_calls", (("name", limiter.name), ("outcome", "rejected")))] == 1
+    assert found[("hardy_rate_limiter_waited_calls", (("name", limiter.name),))] == 0
+    assert found[("hardy_rate_limiter_available_permits", (("name", limiter.name),))] == 0
+    assert found[("hardy_rate_limiter_burst_permits", (("name", limiter.name),))] == 1
+    assert found[("hardy_rate_limiter_permits_per_second", (("name", limiter.name),))] == 0.5
+
+
+def test_span_events_for_bulkhead_and_rate_limiter_rejections(
+    clock: FakeClock, reader: InMemoryMetricReader, tracer: Any
+) -> None:
+    tracer_, exporter = tracer
+    pool = hardy.Bulkhead("span-pool", max_concurrent=1)
+    waiting_pool = hardy.Bulkhead("span-queue", max_concurrent=1, max_wait=0.01)
+    limiter = hardy.RateLimiter("span-api", rate=1, period=4.0, clock=clock)
+    guarded = hardy.bulkhead("span-guarded", max_concurrent=1)(lambda: 1)
+    limited = hardy.rate_limit("span-limited", rate=1, period=60.0)(lambda: 1)
+
+    async def refused_async() -> None:
+        with pytest.raises(hardy.BulkheadFullError):
+            await pool.acquire_async()
+        with pytest.raises(hardy.RateLimitExceededError):
+            await limiter.acquire_async()
+
+    with tracer_.start_as_current_span("admitted"):
+        with pool:
+            pass
+        with limiter:
+            pass
+        assert guarded() == 1
+        assert limited() == 1
+    with tracer_.start_as_current_span("refused"):
+        with pool:
+            with pytest.raises(hardy.BulkheadFullError):
+                pool.acquire()
+            assert pool.try_acquire() is False  # counted, but no call was refused: no event
+            asyncio.run(refused_async())
+        with waiting_pool, pytest.raises(hardy.BulkheadFullError):
+            waiting_pool.acquire()  # waits 10 ms for a slot that stays taken
+        with pytest.raises(hardy.RateLimitExceededError):
+            limiter.acquire()
+        with pytest.raises(hardy.RateLimitExceededError):
+            limited()
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert spans["admitted"].events == ()
+    refused = [dict(e.attributes or {}) for e in spans["refused"].events]
+    assert {e.name for e in spans["refused"].events} == {"hardy.rejection"}
+    assert [(a["hardy.source"], a["hardy.by"]) for a in refused] == [
+        ("span-pool", "bulkhead"),
+        ("span-pool", "bulkhead"),
+        ("span-api", "rate_limiter"),
+        ("span-queue", "bulkhead"),
+        ("span-api", "rate_limiter"),
+        ("span-limited", "rate_limiter"),
+    ]
+    assert refused[0]["hardy.max_concurrent"] == 1
+    assert refused[0]["hardy.waited"] == 0.0
+    assert refused[3]["hardy.waited"] == 0.01
+    assert refused[2]["hardy.retry_after"] == pytest.approx(4.0)
+    assert 0.0 < refused[5]["hardy.retry_after"] <= 60.0
+    # The metrics count every rejection, try_acquire() included.
+    found = points(reader)
+    assert found[("hardy_bulkhead_calls", (("name", "span-pool"), ("outcome", "rejected")))] >= 3
+
+
+def test_a_rejection_subscriber_may_use_the_bulkhead_that_refused() -> None:
+    """The event comes after the bulkhead's lock is released: reading it there must not deadlock."""
+    pool = hardy.Bulkhead(f"reentry-{hardy.IMPLEMENTATION}", max_concurrent=1)
+    read: list[Any] = []
+
+    def on_rejection(event: hardy.events.Event) -> None:
+        read.append((event.data["by"], pool.get_stats()["rejections"], pool.try_acquire()))
+
+    stop = hardy.events.subscribe(on_rejection, kinds={"rejection"})
+    errors: list[BaseException] = []
+
+    def refuse() -> None:
+        try:
+            with pool, pytest.raises(hardy.BulkheadFullError):
+                pool.acquire()
+        except BaseException as error:
+            errors.append(error)
+
+    try:
+        worker = threading.Thread(target=refuse, daemon=True)
+        worker.start()
+        worker.join(30)
+        assert not worker.is_alive(), "the subscriber deadlocked on the bulkhead's lock"
+    finally:
+        stop()
+    assert errors == []
+    assert read == [("bulkhead", 1, False)]
+
+
+def test_a_breaker_rejection_says_it_comes_from_a_breaker(reader: InMemoryMetricReader) -> None:
+    seen: list[hardy.events.Event] = []
+    stop = hardy.events.subscribe(seen.append, kinds={"rejection"})
+    try:
+        breaker = hardy.CircuitBreaker("by-breaker", failure_threshold=1)
+        with pytest.raises(Boom):
+            breaker.call(fail)
+        with pytest.raises(hardy.CircuitOpenError):
+            breaker.call(lambda: 1)
+    finally:
+        stop()
+    assert [(e.source, e.data["by"]) for e in seen] == [("by-breaker", "circuit_breaker")]
+    assert seen[0].data["reset_time"] > 0
+
+
+class Abort(BaseException):
+    pass
+
+
+def test_a_rejection_subscriber_raising_a_base_exception_leaves_no_slot_or_permit_taken() -> None:
+    pool = hardy.Bulkhead(f"abort-pool-{hardy.IMPLEMENTATION}", max_concurrent=1)
+    waiting_pool = hardy.Bulkhead(f"abort-queue-{hardy.IMPLEMENTATION}", max_concurrent=1, max_wait=0.01)
+    limiter = hardy.RateLimiter(f"abort-api-{hardy.IMPLEMENTATION}", rate=1, period=60.0)
+
+    def abort(event: hardy.events.Event) -> None:
+        raise Abort(event.source)
+
+    stop = hardy.events.subscribe(abort, kinds={"rejection"})
+    try:
+        for full in (pool, waiting_pool):
+            with full:
+                with pytest.raises(Abort):
+                    full.acquire()
+                with pytest.raises(Abort):
+                    asyncio.run(full.acquire_async())
+            assert (full.active, full.waiting) == (0, 0)
+        limiter.acquire()
+        with pytest.raises(Abort):
+            limiter.acquire()
+        with pytest.raises(Abort):
+            asyncio.run(limiter.acquire_async())
+    finally:
+        stop()
+    # Each rejection was counted once, and nothing is held: the next calls behave as before.
+    assert pool.get_stats()["rejections"] == 2
+    assert waiting_pool.get_stats()["rejections"] == 2
+    assert limiter.get_stats()["rejections"] == 2
+    with pool, waiting_pool:
+        pass
+    with pytest.raises(hardy.RateLimitExceededError):
+        limiter.acquire()

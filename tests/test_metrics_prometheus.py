@@ -226,3 +226,131 @@ def test_the_manual_states_have_their_gauges(scrape: Any) -> None:
     assert value(samples, "hardy_circuit_breaker_state", name="disabled-gauge", state="disabled") == 1.0
     assert value(samples, "hardy_circuit_breaker_state", name="disabled-gauge", state="closed") == 0.0
     assert twin.is_closed
+
+
+def test_scrapes_follow_breakers_that_change_come_and_go(scrape: Any) -> None:
+    tag = hardy.IMPLEMENTATION
+    first, second, third = (hardy.CircuitBreaker(f"follow-{tag}-{i}", failure_threshold=1) for i in range(3))
+    first.call(lambda: 1)
+    samples = scrape()
+    assert value(samples, "hardy_circuit_breaker_calls_total", name=f"follow-{tag}-0", outcome="success") == 1.0
+    # Changed, gone, new, unchanged: each series still says what its breaker says.
+    first.call(lambda: 1)
+    with pytest.raises(Boom):
+        third.call(fail)
+    del second
+    gc.collect()
+    fourth = hardy.CircuitBreaker(f"follow-{tag}-3")
+    fourth.call(lambda: 1)
+    for _ in range(2):  # the second scrape reuses what the first made of the unchanged breakers
+        samples = scrape()
+        assert value(samples, "hardy_circuit_breaker_calls_total", name=f"follow-{tag}-0", outcome="success") == 2.0
+        assert ("hardy_circuit_breaker_opened_total", (("name", f"follow-{tag}-1"),)) not in samples
+        assert value(samples, "hardy_circuit_breaker_state", name=f"follow-{tag}-2", state="open") == 1.0
+        assert value(samples, "hardy_circuit_breaker_state", name=f"follow-{tag}-2", state="closed") == 0.0
+        assert value(samples, "hardy_circuit_breaker_opened_total", name=f"follow-{tag}-2") == 1.0
+        assert value(samples, "hardy_circuit_breaker_calls_total", name=f"follow-{tag}-3", outcome="success") == 1.0
+    third.reset()
+    samples = scrape()
+    assert value(samples, "hardy_circuit_breaker_state", name=f"follow-{tag}-2", state="closed") == 1.0
+    assert value(samples, "hardy_circuit_breaker_opened_total", name=f"follow-{tag}-2") == 1.0
+    assert value(samples, "hardy_circuit_breaker_calls_total", name=f"follow-{tag}-2", outcome="failure") == 1.0
+
+
+def test_a_bulkhead_calls_waits_and_slots(scrape: Any) -> None:
+    name = f"pool-{hardy.IMPLEMENTATION}"
+    pool = hardy.Bulkhead(name, max_concurrent=1, max_wait=30)
+    seen: dict[str, Any] = {}
+
+    async def holder(inside: asyncio.Event, leave: asyncio.Event) -> None:
+        async with pool:
+            inside.set()
+            await leave.wait()
+
+    async def waiter() -> None:
+        async with pool:
+            pass
+
+    async def main() -> None:
+        inside, leave = asyncio.Event(), asyncio.Event()
+        held = asyncio.ensure_future(holder(inside, leave))
+        await inside.wait()
+        queued = asyncio.ensure_future(waiter())
+        while pool.waiting == 0:
+            await asyncio.sleep(0)
+        seen["busy"] = scrape()  # blocks the loop: the server runs on its own thread
+        leave.set()
+        await asyncio.gather(held, queued)
+
+    asyncio.run(main())
+    busy = seen["busy"]
+    assert value(busy, "hardy_bulkhead_concurrent_calls", name=name) == 1.0
+    assert value(busy, "hardy_bulkhead_waiting_calls", name=name) == 1.0
+    assert value(busy, "hardy_bulkhead_max_concurrent_calls", name=name) == 1.0
+    assert value(busy, "hardy_bulkhead_calls_total", name=name, outcome="admitted") == 1.0
+    assert value(busy, "hardy_bulkhead_waited_calls_total", name=name) == 0.0
+    with pool:
+        assert pool.try_acquire() is False  # full: counted as a rejection
+    samples = scrape()
+    assert value(samples, "hardy_bulkhead_calls_total", name=name, outcome="admitted") == 3.0
+    assert value(samples, "hardy_bulkhead_calls_total", name=name, outcome="rejected") == 1.0
+    assert value(samples, "hardy_bulkhead_waited_calls_total", name=name) == 1.0
+    assert value(samples, "hardy_bulkhead_concurrent_calls", name=name) == 0.0
+    assert value(samples, "hardy_bulkhead_waiting_calls", name=name) == 0.0
+    assert pool.get_stats()["rejections"] == 1
+    assert scrape.types["hardy_bulkhead_calls"] == "counter"
+    assert scrape.types["hardy_bulkhead_concurrent_calls"] == "gauge"
+
+
+def test_bulkheads_from_the_decorator_sharing_a_name_and_gone(scrape: Any) -> None:
+    name = f"shared-pool-{hardy.IMPLEMENTATION}"
+
+    @hardy.bulkhead(name, max_concurrent=2)
+    def work() -> int:
+        return 1
+
+    assert work() == 1
+    other = hardy.Bulkhead(name, max_concurrent=3)  # made by hand beside the registry's: added up
+    with pytest.raises(hardy.BulkheadFullError), other, other, other, other:
+        pass
+    samples = scrape()
+    assert value(samples, "hardy_bulkhead_max_concurrent_calls", name=name) == 5.0
+    assert value(samples, "hardy_bulkhead_calls_total", name=name, outcome="admitted") == 4.0
+    assert value(samples, "hardy_bulkhead_calls_total", name=name, outcome="rejected") == 1.0
+    del other
+    gc.collect()
+    samples = scrape()
+    assert value(samples, "hardy_bulkhead_max_concurrent_calls", name=name) == 2.0
+    hardy.bulkheads.remove(name)
+    del work
+    gc.collect()
+    assert ("hardy_bulkhead_max_concurrent_calls", (("name", name),)) not in scrape()
+
+
+def test_a_rate_limiter_calls_waits_and_permits(clock: FakeClock, scrape: Any) -> None:
+    name = f"api-{hardy.IMPLEMENTATION}"
+    limiter = hardy.RateLimiter(name, rate=2, period=1.0, clock=clock)
+    samples = scrape()
+    assert value(samples, "hardy_rate_limiter_available_permits", name=name) == 2.0
+    assert value(samples, "hardy_rate_limiter_burst_permits", name=name) == 2.0
+    assert value(samples, "hardy_rate_limiter_permits_per_second", name=name) == 2.0
+    with limiter, limiter:
+        pass
+    with pytest.raises(hardy.RateLimitExceededError):
+        limiter.acquire()
+    samples = scrape()
+    assert value(samples, "hardy_rate_limiter_calls_total", name=name, outcome="permitted") == 2.0
+    assert value(samples, "hardy_rate_limiter_calls_total", name=name, outcome="rejected") == 1.0
+    assert value(samples, "hardy_rate_limiter_available_permits", name=name) == 0.0
+    clock.advance(1.0)
+    assert value(scrape(), "hardy_rate_limiter_available_permits", name=name) == 2.0
+    # A wait on the real clock: 100 permits a second, a burst of one, so the second call waits ~10 ms.
+    paced = hardy.RateLimiter(f"paced-{hardy.IMPLEMENTATION}", rate=100, burst=1, max_wait=5.0)
+    paced.acquire()
+    paced.acquire()
+    samples = scrape()
+    assert value(samples, "hardy_rate_limiter_calls_total", name=paced.name, outcome="permitted") == 2.0
+    assert value(samples, "hardy_rate_limiter_waited_calls_total", name=paced.name) == 1.0
+    assert value(samples, "hardy_rate_limiter_waited_calls_total", name=name) == 0.0
+    assert scrape.types["hardy_rate_limiter_calls"] == "counter"
+    assert scrape.types["hardy_rate_limiter_available_permits"] == "gauge"

@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["add_source", "breakers", "track"]
+__all__ = ["Kind", "add_source", "breakers", "bulkheads", "rate_limiters", "track"]
 
 
 class _Ref(weakref.ref[Any]):
@@ -82,3 +82,45 @@ def breakers() -> list[Any]:
             seen.add(id(breaker))
             result.append(breaker)
     return result
+
+
+class Kind:
+    """The live objects of one kind other than breakers (bulkheads, rate limiters), held weakly.
+
+    Each core's ``__init__`` ends with ``track(self)``; :mod:`hardy.metrics`
+    lists them at scrape time. Being listed never keeps an object alive.
+
+    Example::
+
+        busy = [pool for pool in hardy._live.bulkheads.live() if pool.active]
+    """
+
+    def __init__(self) -> None:
+        self._refs: dict[_Ref, None] = {}
+
+    def _forget(self, ref: _Ref) -> None:
+        with _lock:
+            self._refs.pop(ref, None)
+
+    def track(self, obj: object) -> None:
+        """Remember ``obj`` until it is garbage collected (weakly)."""
+        ref = _Ref(obj, self._forget)
+        with _lock:
+            self._refs[ref] = None
+
+    def live(self) -> list[Any]:
+        """A snapshot of every live object of this kind, oldest first, each once."""
+        with _lock:
+            refs = list(self._refs)
+        seen: set[int] = set()
+        result: list[Any] = []
+        for ref in refs:
+            obj = ref()
+            if obj is not None and id(obj) not in seen:
+                seen.add(id(obj))
+                result.append(obj)
+        return result
+
+
+bulkheads = Kind()
+rate_limiters = Kind()

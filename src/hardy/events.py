@@ -41,9 +41,9 @@ from . import _log
 __all__ = ["KINDS", "Event", "subscribe"]
 
 #: Every kind of event, in the order a failure usually meets them. ``"rejection"``
-#: (an open breaker refusing a call) is emitted only while some subscriber asks
-#: for it, by name or with ``kinds=None``: it is the one kind on a path (an open
-#: breaker's) that callers expect to be fast.
+#: (an open breaker, a full bulkhead or a rate limiter refusing a call) is
+#: emitted only while some subscriber asks for it, by name or with
+#: ``kinds=None``: it is the one kind on a path that callers expect to be fast.
 KINDS: frozenset[str] = frozenset({"state_change", "retry", "giveup", "fallback", "timeout", "health", "rejection"})
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -70,7 +70,10 @@ class Event:
       ``error_type`` (of the last failure);
     * ``timeout``: ``seconds`` (the limit that ran out);
     * ``health``: ``status``, ``previous`` (``HealthStatus`` values), ``message``;
-    * ``rejection``: ``reset_time`` (seconds until a trial call is let through).
+    * ``rejection``: ``by`` (``"circuit_breaker"``, ``"bulkhead"`` or ``"rate_limiter"``);
+      a breaker's ``reset_time`` (seconds until a trial call is let through), a
+      bulkhead's ``max_concurrent`` and ``waited`` (seconds), a rate limiter's
+      ``retry_after`` (seconds until its next permit).
 
     Example::
 

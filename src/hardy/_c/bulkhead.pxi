@@ -107,6 +107,7 @@ cdef class Bulkhead(BulkheadState):
         self._max_wait = settings.max_wait
         self._clock = settings.clock
         self._name = settings.name
+        _live.bulkheads.track(self)  # for hardy.metrics
 
     def __reduce__(self):
         raise TypeError(f"cannot pickle {self!r}: a bulkhead's slots belong to its process")
@@ -188,10 +189,14 @@ cdef class Bulkhead(BulkheadState):
         return ok
 
     cdef object _full(self, double waited):
+        """Count a rejection and make its error; never under ``_lock`` (the rejection hook runs subscribers)."""
         hardy_lock(&self._guard)
         bulkhead_reject(self)
         hardy_unlock(&self._guard)
-        return _BulkheadFullError(self._name, self._max, waited)
+        error = _BulkheadFullError(self._name, self._max, waited)
+        if _rejection_hook is not None:
+            _rejection_hook(self, error)
+        return error
 
     cdef int _queue_or_enter(self, _Waiter waiter) except -1:
         """1 with a slot taken, 0 with ``waiter`` queued; under ``_lock``."""
@@ -218,11 +223,11 @@ cdef class Bulkhead(BulkheadState):
         """Take a slot, waiting up to ``max_wait``; :class:`~hardy.BulkheadFullError` if none frees up."""
         self._ready()
         cdef _Waiter waiter
+        if self._max_wait <= 0.0:  # no queue to touch (nobody ever waits): _guard alone, as _guarded_vectorcall
+            if _bh_enter(self):
+                return
+            raise self._full(0.0)
         with self._lock:
-            if self._max_wait <= 0.0:
-                if _bh_enter(self):
-                    return
-                raise self._full(0.0)
             waiter = _Waiter.__new__(_Waiter)
             waiter.lock = _new_lock()
             waiter.lock.acquire()
@@ -260,11 +265,11 @@ cdef class Bulkhead(BulkheadState):
         self._ready()
         cdef _Waiter waiter
         loop = _get_running_loop()
+        if self._max_wait <= 0.0:  # no queue to touch (nobody ever waits): _guard alone, as _guarded_vectorcall
+            if _bh_enter(self):
+                return
+            raise self._full(0.0)
         with self._lock:
-            if self._max_wait <= 0.0:
-                if _bh_enter(self):
-                    return
-                raise self._full(0.0)
             waiter = _Waiter.__new__(_Waiter)
             waiter.loop = loop
             waiter.future = loop.create_future()

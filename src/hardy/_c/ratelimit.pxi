@@ -61,6 +61,7 @@ cdef class RateLimiter(RateLimiterState):
         self._name = settings.name
         if store is not None:
             self._sharing = _rl_shared.bind(self, store)
+        _live.rate_limiters.track(self)  # for hardy.metrics
 
     def __reduce__(self):
         raise TypeError(f"cannot pickle {self!r}: a rate limiter's permits belong to its process")
@@ -181,6 +182,13 @@ cdef class RateLimiter(RateLimiterState):
         if delay != 0.0:
             self._spend(now, delay, reserved)
 
+    cdef object _refused(self, double retry_after):
+        """The error of a refused permit (counted by ratelimit_take), told to the rejection hook if one is set."""
+        error = _RateLimitExceededError(self._name, retry_after)
+        if _rejection_hook is not None:
+            _rejection_hook(self, error)
+        return error
+
     cdef int _spend(self, double now, double delay, double reserved) except -1:
         """Refuse (``delay < 0``) or sleep until the reserved permit is due; give it back if interrupted."""
         cdef double due, remaining
@@ -188,7 +196,7 @@ cdef class RateLimiter(RateLimiterState):
             self._sharing.acquire(now)
             return 0
         if delay < 0.0:
-            raise _RateLimitExceededError(self._name, -delay)
+            raise self._refused(-delay)
         try:
             if self._clock is None:
                 _rl_sleep(delay)
@@ -217,7 +225,7 @@ cdef class RateLimiter(RateLimiterState):
             await self._sharing.acquire_async(now)
             return
         if delay < 0.0:
-            raise _RateLimitExceededError(self._name, -delay)
+            raise self._refused(-delay)
         try:
             if self._clock is None:
                 await _rl_aio.sleep(delay)

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from .. import _validate, _wrapping
+from .. import _live, _validate, _wrapping
 from ..errors import BulkheadFullError
 from ..policies.bulkhead import (
     HAND_OFF,
@@ -36,6 +36,7 @@ from ..policies.bulkhead import (
     bulkhead_reject,
     bulkhead_withdraw,
 )
+from . import breaker as _breaker  # its rejection hook (hardy._rejections)
 
 __all__ = ["Bulkhead", "guard_bulkhead"]
 
@@ -112,6 +113,7 @@ class Bulkhead(BulkheadState):
         self._max_wait = settings.max_wait
         self._clock = settings.clock
         self._name: str | None = settings.name
+        _live.bulkheads.track(self)  # for hardy.metrics
 
     def __reduce__(self) -> Any:
         raise TypeError(f"cannot pickle {self!r}: a bulkhead's slots belong to its process")
@@ -197,13 +199,24 @@ class Bulkhead(BulkheadState):
                 if bulkhead_enter(self):
                     return
                 bulkhead_reject(self)
-                raise BulkheadFullError(cast("str", self._name), self._max, 0.0)
-            if bulkhead_enter_or_queue(self):
+                waiter = None
+            elif bulkhead_enter_or_queue(self):
                 return
-            waiter = _Waiter(threading.Lock(), None)
-            waiter.lock.acquire()
-            self._queue.append(waiter)
+            else:
+                waiter = _Waiter(threading.Lock(), None)
+                waiter.lock.acquire()
+                self._queue.append(waiter)
+        if waiter is None:
+            raise self._refused(0.0)
         self._wait(waiter)
+
+    def _refused(self, waited: float) -> BulkheadFullError:
+        """The error of a rejection (counted), told to the rejection hook if one is set; never under ``_lock``."""
+        error = BulkheadFullError(cast("str", self._name), self._max, waited)
+        hook = _breaker._rejection_hook
+        if hook is not None:
+            hook(self, error)
+        return error
 
     def _wait(self, waiter: _Waiter) -> None:
         clock = self._clock
@@ -224,7 +237,7 @@ class Bulkhead(BulkheadState):
             self._queue.remove(waiter)
             bulkhead_withdraw(self)
             bulkhead_reject(self)
-        raise BulkheadFullError(cast("str", self._name), self._max, self._max_wait)
+        raise self._refused(self._max_wait)
 
     def _abandon(self, waiter: _Waiter) -> None:
         """A waiter leaves (cancelled or interrupted): pass on a slot it was handed, or withdraw."""
@@ -244,12 +257,15 @@ class Bulkhead(BulkheadState):
                 if bulkhead_enter(self):
                     return
                 bulkhead_reject(self)
-                raise BulkheadFullError(cast("str", self._name), self._max, 0.0)
-            if bulkhead_enter_or_queue(self):
+                waiter = None
+            elif bulkhead_enter_or_queue(self):
                 return
-            waiter = _Waiter(None, loop)
-            waiter.future = loop.create_future()
-            self._queue.append(waiter)
+            else:
+                waiter = _Waiter(None, loop)
+                waiter.future = loop.create_future()
+                self._queue.append(waiter)
+        if waiter is None:
+            raise self._refused(0.0)
         clock = self._clock
         deadline = clock() + self._max_wait
         try:
@@ -276,7 +292,7 @@ class Bulkhead(BulkheadState):
             self._queue.remove(waiter)
             bulkhead_withdraw(self)
             bulkhead_reject(self)
-        raise BulkheadFullError(cast("str", self._name), self._max, self._max_wait)
+        raise self._refused(self._max_wait)
 
     def release(self) -> None:
         """Give a slot back (to the first waiter, if any); a :class:`RuntimeError` if none is held."""

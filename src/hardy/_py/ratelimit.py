@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .. import _aio, _shared_limiter, _validate, _wrapping
+from .. import _aio, _live, _shared_limiter, _validate, _wrapping
 from ..errors import RateLimitExceededError
 from ..policies.ratelimit import (
     RL_ASK_STORE,
@@ -28,6 +28,7 @@ from ..policies.ratelimit import (
     ratelimit_share,
     ratelimit_take,
 )
+from . import breaker as _breaker  # its rejection hook (hardy._rejections)
 
 if TYPE_CHECKING:
     from ..redis_store import RedisStore
@@ -79,6 +80,7 @@ class RateLimiter(RateLimiterState):
         self._sharing: _shared_limiter.SharedLimit | None = None
         if store is not None:
             self._sharing = _shared_limiter.bind(self, store)
+        _live.rate_limiters.track(self)  # for hardy.metrics
 
     def __reduce__(self) -> Any:
         raise TypeError(f"cannot pickle {self!r}: a rate limiter's permits belong to its process")
@@ -174,6 +176,14 @@ class RateLimiter(RateLimiterState):
             return cast("_shared_limiter.SharedLimit", self._sharing).try_acquire(now)
         return delay >= 0.0
 
+    def _refused(self, retry_after: float) -> RateLimitExceededError:
+        """The error of a refused permit (counted by ratelimit_take), told to the rejection hook if one is set."""
+        error = RateLimitExceededError(cast("str", self._name), retry_after)
+        hook = _breaker._rejection_hook
+        if hook is not None:
+            hook(self, error)
+        return error
+
     def acquire(self) -> None:
         """Take a permit, sleeping up to ``max_wait``; :class:`~hardy.RateLimitExceededError` if none frees up."""
         self._ready()
@@ -190,7 +200,7 @@ class RateLimiter(RateLimiterState):
             cast("_shared_limiter.SharedLimit", self._sharing).acquire(now)
             return
         if delay < 0.0:
-            raise RateLimitExceededError(cast("str", self._name), -delay)
+            raise self._refused(-delay)
         try:
             if self._clock is _monotonic:
                 _sleep(delay)
@@ -219,7 +229,7 @@ class RateLimiter(RateLimiterState):
             await cast("_shared_limiter.SharedLimit", self._sharing).acquire_async(now)
             return
         if delay < 0.0:
-            raise RateLimitExceededError(cast("str", self._name), -delay)
+            raise self._refused(-delay)
         try:
             if self._clock is _monotonic:
                 await _aio.sleep(delay)

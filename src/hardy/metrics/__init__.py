@@ -12,8 +12,9 @@ those paths only, never on a success.
   OpenTelemetry meter, and span events on the current span.
 
 Every component lists its metrics through one registry of sources
-(:func:`add_source`), so a new one (a bulkhead, a rate limiter) appears in
-both exporters by adding one function.
+(:func:`add_source`): breakers, bulkheads, rate limiters and the tallies are
+hardy's own, and a new component (yours) appears in both exporters by adding
+one function.
 
 Example::
 

@@ -8,23 +8,25 @@ collector and the OpenTelemetry instruments turn the same families into
 their own types at collection time.
 
 Components add themselves with :func:`add_source`: this module adds the
-breakers (every live one, :mod:`hardy._live`), the retried functions,
-timeouts and fallbacks (:mod:`hardy._tallies`).
+breakers, bulkheads and rate limiters (every live one, :mod:`hardy._live`),
+the retried functions, timeouts and fallbacks (:mod:`hardy._tallies`).
 
 Example::
 
-    def bulkheads() -> list[Family]:
-        family = Family("hardy_bulkhead_rejected", "counter", "Calls a bulkhead turned away.", ("name",))
-        family.samples.extend(({"name": b.name}, b.rejected) for b in live_bulkheads())
+    def queues() -> list[Family]:
+        family = Family("hardy_queue_depth", "gauge", "Jobs waiting, per queue.", ("name",))
+        family.samples.extend(({"name": name}, len(queue)) for name, queue in my_queues.items())
         return [family]
 
-    hardy.metrics.add_source(bulkheads)
+    hardy.metrics.add_source(queues)
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
+import operator
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from typing import Any, TypeVar
 from .. import _live, _log, _retry_events, _tallies
 from ..state import STATE_BY_CODE
 
-__all__ = ["Family", "add_source", "collect", "paused_gc", "remove_source"]
+__all__ = ["Family", "add_source", "collect", "made_of", "paused_gc", "remove_source"]
 
 logger = _log.component("metrics")
 T = TypeVar("T")
@@ -112,6 +114,30 @@ def paused_gc(read: Callable[[], T]) -> T:
             gc.enable()
 
 
+def made_of(chunks: list[Any], last: tuple[list[Any], list[T]] | None, make: Callable[[Any], T]) -> list[T]:
+    """What an exporter makes of each chunk: what it made last time of a chunk seen then, else ``make(chunk)``.
+
+    ``last`` is the previous collection's ``(chunks, made)`` for the same
+    metric. The comparisons run in C (identity, position by position while
+    the breakers are the same), so a collection's Python code runs for the
+    chunks that changed only.
+    """
+    if last is None:
+        return [make(chunk) for chunk in chunks]
+    seen, seen_made = last
+    made: list[Any]
+    if len(seen) == len(chunks):  # the same breakers as last time, most likely: compare in place
+        made = list(seen_made)
+        stale = itertools.compress(range(len(made)), map(operator.is_not, chunks, seen))
+    else:
+        # The chunks of the last collection are alive (``last`` holds them): their ids are theirs alone.
+        made = list(map(dict(zip(map(id, seen), seen_made, strict=True)).get, map(id, chunks)))
+        stale = itertools.compress(range(len(made)), map(operator.is_, made, itertools.repeat(None)))
+    for index in stale:
+        made[index] = make(chunks[index])
+    return made
+
+
 def _collect() -> list[Family]:
     families: list[Family] = []
     for source in _sources:
@@ -137,79 +163,138 @@ def _collect() -> list[Family]:
 _STATES = tuple(state.value for state in STATE_BY_CODE)
 _N = len(_STATES)
 _OUTCOMES = ("success", "failure", "ignored", "rejected")
-# name -> (its counts at the last scrape, its samples then): a breaker whose
-# counts did not change reuses its samples, the very same objects, which lets
-# the exporters reuse what they made of them (most breakers are idle between
-# two scrapes, and building samples is most of a scrape's cost).
-_last: dict[str, Any] = {}
-_labels: dict[str, tuple[Mapping[str, str], ...]] = {}
+_read_counts = operator.methodcaller("_counts")
+_name_of = operator.itemgetter(0)
+# The state gauge's values for each state code: 1 for that state, 0 for the others.
+_ONE_HOT = tuple(tuple(int(index == code) for index in range(_N)) for code in range(_N))
 
 
-def _labels_of(name: str) -> tuple[Mapping[str, str], ...]:
+class _Labels:
+    """One breaker name's label mappings, and its state gauge for each state code (made on first use)."""
+
+    __slots__ = ("opened", "outcomes", "state_chunks", "states")
+
+    def __init__(self, name: str) -> None:
+        # List displays, not generators: a scrape's first sight of 10,000 breakers makes these.
+        self.states = tuple([{"name": name, "state": state} for state in _STATES])
+        self.outcomes = tuple([{"name": name, "outcome": outcome} for outcome in _OUTCOMES])
+        self.opened: Mapping[str, str] = {"name": name}
+        self.state_chunks: list[Any] = [None] * _N
+
+    def state_chunk(self, code: int) -> Any:
+        """The state gauge of one breaker in state ``code``: the same tuple at every scrape."""
+        chunk = self.state_chunks[code]
+        if chunk is None:
+            chunk = self.state_chunks[code] = tuple(zip(self.states, _ONE_HOT[code], strict=True))
+        return chunk
+
+
+class _Scrape:
+    """What the last scrape read, per breaker in the order of ``names``: rows and the chunks made of them.
+
+    A breaker whose row did not change hands its chunks again, the very same
+    tuples, and a part of a row that did not change (its state, its opening
+    count) keeps its chunk: exporters reuse what they made of a chunk they
+    saw before. The comparisons run in C (``map`` over ``operator``
+    functions): most breakers are idle between two scrapes, and the Python
+    code runs for the changed ones only.
+    """
+
+    __slots__ = ("names", "opened", "outcomes", "rows", "states")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.rows: list[Any] = []
+        self.states: list[Any] = []
+        self.outcomes: list[Any] = []
+        self.opened: list[Any] = []
+
+
+_last = _Scrape()
+_labels: dict[str, _Labels] = {}
+
+
+def _labels_of(name: str) -> _Labels:
     labels = _labels.get(name)
     if labels is None:
-        labels = (
-            *({"name": name, "state": state} for state in _STATES),
-            *({"name": name, "outcome": outcome} for outcome in _OUTCOMES),
-            {"name": name},
-        )
-        _labels[name] = labels
+        labels = _labels[name] = _Labels(name)
     return labels
 
 
-def _samples_of(counts: tuple[Any, ...]) -> Any:
-    name, state, successes, failures, ignored, rejections, opened = counts
-    labels = _labels_of(name)
-    if isinstance(state, int):  # one breaker: a state code (hardy.policies.breaker)
-        states = tuple((labels[code], int(state == code)) for code in range(_N))
-    else:  # breakers added up: how many are in each state
-        states = tuple((labels[code], state[code]) for code in range(_N))
-    outcomes = (
-        (labels[_N], successes),
-        (labels[_N + 1], failures),
-        (labels[_N + 2], ignored),
-        (labels[_N + 3], rejections),
-    )
-    return (counts, states, outcomes, ((labels[_N + 4], opened),))
+def _aligned(last: _Scrape, names: list[str]) -> _Scrape:
+    """``last``'s rows and chunks in the order of ``names`` (``None`` for a name it did not have)."""
+    if names == last.names:
+        return last
+    where = list(map(dict(zip(last.names, range(len(last.names)), strict=True)).get, names))
+    moved = _Scrape()
+    for column in _Scrape.__slots__:
+        if column != "names":
+            old = getattr(last, column)
+            setattr(moved, column, [None if index is None else old[index] for index in where])
+    return moved
 
 
 def breakers() -> list[Family]:
     """Every live breaker's state and counts. Breakers that share a name are added up."""
     global _last
-    counts = [breaker._counts() for breaker in _live.breakers()]
-    if len({row[0] for row in counts}) != len(counts):
-        counts = _added_up(counts)
-    state_family = Family(
-        "hardy_circuit_breaker_state",
-        "gauge",
-        "1 for the state each circuit breaker is in, 0 for the others (breakers sharing a name: how many are in it).",
-        ("name", "state"),
-    )
-    calls = Family(
-        "hardy_circuit_breaker_calls",
-        "counter",
-        "Calls through each circuit breaker by outcome: success, failure, ignored (excluded exceptions), rejected.",
-        ("name", "outcome"),
-        unit="{call}",
-    )
-    opened = Family("hardy_circuit_breaker_opened", "counter", "Times each circuit breaker opened.", ("name",))
-    add_states = state_family.chunks.append
-    add_outcomes = calls.chunks.append
-    add_opened = opened.chunks.append
-    last = _last.get
-    now: dict[str, Any] = {}
-    for row in counts:
-        before = last(row[0])
-        entry = before if before is not None and before[0] == row else _samples_of(row)
-        now[row[0]] = entry
-        add_states(entry[1])
-        add_outcomes(entry[2])
-        add_opened(entry[3])
+    rows = list(map(_read_counts, _live.breakers()))
+    names = list(map(_name_of, rows))
+    if len(set(names)) != len(names):
+        rows = _added_up(rows)
+        names = list(map(_name_of, rows))
+    before = _aligned(_last, names)
+    old_rows = before.rows
+    now = _Scrape()
+    now.names = names
+    now.rows = rows
+    states = now.states = list(before.states)
+    outcomes = now.outcomes = list(before.outcomes)
+    opened = now.opened = list(before.opened)
+    labels_of = _labels.get
+    # One pass, inlined, over the breakers whose row changed: at the first scrape, every one.
+    for index in itertools.compress(range(len(rows)), map(operator.ne, rows, old_rows)):
+        name, state, successes, failures, ignored, rejected, times = rows[index]
+        old = old_rows[index]
+        labels = labels_of(name) or _labels_of(name)
+        if old is None or old[1] != state:
+            if isinstance(state, int):  # one breaker: a state code (hardy.policies.breaker)
+                states[index] = labels.state_chunk(state)
+            else:  # breakers added up: how many are in each state
+                states[index] = tuple(zip(labels.states, state, strict=True))
+        if old is None or old[2] != successes or old[3] != failures or old[4] != ignored or old[5] != rejected:
+            o = labels.outcomes
+            outcomes[index] = ((o[0], successes), (o[1], failures), (o[2], ignored), (o[3], rejected))
+        if old is None or old[6] != times:
+            opened[index] = ((labels.opened, times),)
     _last = now
-    if len(_labels) > 2 * len(now) + 1000:  # names of breakers long gone
-        for gone in set(_labels) - set(now):
+    if len(_labels) > 2 * len(names) + 1000:  # names of breakers long gone
+        for gone in set(_labels) - set(names):
             _labels.pop(gone, None)
-    return [state_family, calls, opened]
+    return [
+        Family(
+            "hardy_circuit_breaker_state",
+            "gauge",
+            "1 for the state each circuit breaker is in, 0 for the others (breakers sharing a name: how many are "
+            "in it).",
+            ("name", "state"),
+            chunks=list(now.states),
+        ),
+        Family(
+            "hardy_circuit_breaker_calls",
+            "counter",
+            "Calls through each circuit breaker by outcome: success, failure, ignored (excluded exceptions), rejected.",
+            ("name", "outcome"),
+            unit="{call}",
+            chunks=list(now.outcomes),
+        ),
+        Family(
+            "hardy_circuit_breaker_opened",
+            "counter",
+            "Times each circuit breaker opened.",
+            ("name",),
+            chunks=list(now.opened),
+        ),
+    ]
 
 
 def _added_up(counts: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -222,7 +307,128 @@ def _added_up(counts: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         row[1][state] += 1
         for index, number in enumerate(numbers, 2):
             row[index] += number
-    return [tuple(row) for row in rows.values()]
+    return [(row[0], tuple(row[1]), *row[2:]) for row in rows.values()]
+
+
+# -- bulkheads and rate limiters ----------------------------------------------------------
+
+
+def _summed(stats: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """``keys`` of each ``get_stats()``, added up per name (objects sharing a name are one series)."""
+    by_name: dict[str, dict[str, float]] = {}
+    for one in stats:
+        row = by_name.get(one["name"])
+        if row is None:
+            by_name[one["name"]] = {key: one[key] for key in keys}
+        else:
+            for key in keys:
+                row[key] += one[key]
+    return by_name
+
+
+_BULKHEAD_KEYS = ("admitted", "rejections", "waited", "active", "waiting", "max_concurrent")
+
+
+def bulkheads() -> list[Family]:
+    """Every live bulkhead's calls by outcome, its waits and its slots. Bulkheads sharing a name are added up."""
+    rows = _summed([pool.get_stats() for pool in _live.bulkheads.live()], _BULKHEAD_KEYS)
+    calls = Family(
+        "hardy_bulkhead_calls",
+        "counter",
+        "Calls through each bulkhead by outcome: admitted (at once or after waiting), rejected (full).",
+        ("name", "outcome"),
+        unit="{call}",
+    )
+    waited = Family(
+        "hardy_bulkhead_waited_calls",
+        "counter",
+        "Calls each bulkhead admitted after waiting for a slot (part of the admitted ones).",
+        ("name",),
+        unit="{call}",
+    )
+    active = Family(
+        "hardy_bulkhead_concurrent_calls", "gauge", "Calls inside each bulkhead now.", ("name",), unit="{call}"
+    )
+    waiting = Family(
+        "hardy_bulkhead_waiting_calls",
+        "gauge",
+        "Calls waiting for a slot of each bulkhead now.",
+        ("name",),
+        unit="{call}",
+    )
+    limit = Family(
+        "hardy_bulkhead_max_concurrent_calls",
+        "gauge",
+        "How many calls each bulkhead lets in at once (its max_concurrent).",
+        ("name",),
+        unit="{call}",
+    )
+    for name, row in rows.items():
+        labels = {"name": name}
+        calls.samples.append(({"name": name, "outcome": "admitted"}, row["admitted"]))
+        calls.samples.append(({"name": name, "outcome": "rejected"}, row["rejections"]))
+        waited.samples.append((labels, row["waited"]))
+        active.samples.append((labels, row["active"]))
+        waiting.samples.append((labels, row["waiting"]))
+        limit.samples.append((labels, row["max_concurrent"]))
+    return [calls, waited, active, waiting, limit]
+
+
+_LIMITER_KEYS = ("admitted", "rejections", "waited", "available", "burst", "per_second")
+
+
+def rate_limiters() -> list[Family]:
+    """Every live rate limiter's calls by outcome, its waits and its permits. Limiters sharing a name are added up."""
+    stats: list[dict[str, Any]] = []
+    for limiter in _live.rate_limiters.live():
+        one = limiter.get_stats()
+        one["per_second"] = one["rate"] / one["period"]
+        stats.append(one)
+    rows = _summed(stats, _LIMITER_KEYS)
+    calls = Family(
+        "hardy_rate_limiter_calls",
+        "counter",
+        "Calls through each rate limiter by outcome: permitted (at once or after waiting), rejected (over the rate).",
+        ("name", "outcome"),
+        unit="{call}",
+    )
+    waited = Family(
+        "hardy_rate_limiter_waited_calls",
+        "counter",
+        "Calls each rate limiter permitted after waiting for a permit (part of the permitted ones).",
+        ("name",),
+        unit="{call}",
+    )
+    available = Family(
+        "hardy_rate_limiter_available_permits",
+        "gauge",
+        "Permits each rate limiter could hand out now without waiting.",
+        ("name",),
+        unit="{permit}",
+    )
+    burst = Family(
+        "hardy_rate_limiter_burst_permits",
+        "gauge",
+        "Permits each rate limiter hands out at once after a quiet period (its burst).",
+        ("name",),
+        unit="{permit}",
+    )
+    rate = Family(
+        "hardy_rate_limiter_permits_per_second",
+        "gauge",
+        "Permits each rate limiter hands out per second at steady state (rate / period).",
+        ("name",),
+        unit="{permit}/s",
+    )
+    for name, row in rows.items():
+        labels = {"name": name}
+        calls.samples.append(({"name": name, "outcome": "permitted"}, row["admitted"]))
+        calls.samples.append(({"name": name, "outcome": "rejected"}, row["rejections"]))
+        waited.samples.append((labels, row["waited"]))
+        available.samples.append((labels, row["available"]))
+        burst.samples.append((labels, row["burst"]))
+        rate.samples.append((labels, row["per_second"]))
+    return [calls, waited, available, burst, rate]
 
 
 # -- retries, timeouts, fallbacks ---------------------------------------------------------
@@ -255,4 +461,6 @@ def tallies() -> list[Family]:
 
 
 add_source(breakers)
+add_source(bulkheads)
+add_source(rate_limiters)
 add_source(tallies)

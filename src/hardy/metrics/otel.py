@@ -12,8 +12,9 @@ It also adds span events to the current span, only on the paths that are
 not a plain success: ``hardy.retry``, ``hardy.giveup``, ``hardy.rejection``,
 ``hardy.state_change``, ``hardy.fallback`` and ``hardy.timeout``, with
 attributes ``hardy.source`` and the event's data (``hardy.attempt``,
-``hardy.delay``, ``hardy.error_type``...). Rejection events make an open
-breaker's rejection call into Python (see :mod:`hardy.events`); pass
+``hardy.delay``, ``hardy.error_type``, ``hardy.by`` for a rejection...).
+Rejection events make a rejection (by an open breaker, a full bulkhead, a
+rate limiter over its rate) call into Python (see :mod:`hardy.events`); pass
 ``span_events=False`` for metrics alone.
 
 Example::
@@ -28,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -65,6 +67,9 @@ class _Reader:
         self._lock = threading.Lock()
         self._families: dict[str, Family] | None = None
         self._served: set[str] = set()
+        # Per metric: the chunks of the last collection and the Observations made of each
+        # (a breaker that did not change hands the same chunk, and gets the same Observations).
+        self._made: dict[str, tuple[list[Any], list[tuple[metrics.Observation, ...]]]] = {}
         self.closed = False
 
     def family(self, name: str) -> Family | None:
@@ -77,6 +82,25 @@ class _Reader:
                 self._served = set()
             self._served.add(name)
             return self._families.get(name)
+
+    def observations(self, name: str) -> list[metrics.Observation]:
+        """The Observations of metric ``name`` at this collection."""
+        family = self.family(name)
+        if family is None:
+            return []
+        found = [metrics.Observation(value, dict(labels)) for labels, value in family.samples]
+        if family.chunks:
+            with self._lock:
+                last = self._made.get(name)
+            made = _sources.paused_gc(lambda: _sources.made_of(family.chunks, last, _observed))
+            with self._lock:
+                self._made[name] = (family.chunks, made)
+            found.extend(itertools.chain.from_iterable(made))
+        return found
+
+
+def _observed(chunk: Iterable[tuple[Any, float]]) -> tuple[metrics.Observation, ...]:
+    return tuple([metrics.Observation(value, dict(labels)) for labels, value in chunk])
 
 
 class Instrumentation:
@@ -111,10 +135,7 @@ def _callback(reader: _Reader, name: str) -> Callable[[Any], Iterable[metrics.Ob
     def observe(options: Any) -> Iterable[metrics.Observation]:
         if reader.closed:
             return []
-        family = reader.family(name)
-        if family is None:
-            return []
-        return [metrics.Observation(value, dict(labels)) for labels, value in family.all_samples()]
+        return reader.observations(name)
 
     return observe
 

@@ -1,18 +1,29 @@
 """hardy's metrics for prometheus-client (``pip install "hardy[prometheus]"``).
 
 :class:`HardyCollector` reads every live circuit breaker's state and counts,
-and every retried function's, timeout's and fallback's, when Prometheus
-scrapes: a call pays nothing for being measured. :func:`register` adds one
-to a registry (the default one when none is given).
+every live bulkhead's and rate limiter's, and every retried function's,
+timeout's and fallback's, when Prometheus scrapes: a call pays nothing for
+being measured. :func:`register` adds one to a registry (the default one
+when none is given).
 
-The metrics (``name`` is the breaker's name, the retried function's
-``module.qualname``, the fallback chain's name or the timed operation):
+The metrics (``name`` is the breaker's, bulkhead's or rate limiter's name,
+the retried function's ``module.qualname``, the fallback chain's name or the
+timed operation):
 
 * ``hardy_circuit_breaker_state{name, state}``: gauge, 1 for the breaker's
   state (``closed``, ``open``, ``half_open``), 0 for the two others;
 * ``hardy_circuit_breaker_calls_total{name, outcome}``: counter, outcome
   ``success``, ``failure``, ``ignored`` (an excluded exception) or ``rejected``;
 * ``hardy_circuit_breaker_opened_total{name}``: counter, times opened;
+* ``hardy_bulkhead_calls_total{name, outcome}`` (``admitted``, ``rejected``),
+  ``hardy_bulkhead_waited_calls_total{name}``, and the gauges
+  ``hardy_bulkhead_concurrent_calls``, ``hardy_bulkhead_waiting_calls`` and
+  ``hardy_bulkhead_max_concurrent_calls`` (``{name}``);
+* ``hardy_rate_limiter_calls_total{name, outcome}`` (``permitted``,
+  ``rejected``), ``hardy_rate_limiter_waited_calls_total{name}``, and the
+  gauges ``hardy_rate_limiter_available_permits``,
+  ``hardy_rate_limiter_burst_permits`` and
+  ``hardy_rate_limiter_permits_per_second`` (``{name}``);
 * ``hardy_retries_total{name}`` and ``hardy_retry_giveups_total{name}``;
 * ``hardy_timeouts_total{name}`` (timeouts fired) and
   ``hardy_fallbacks_total{name}`` (fallbacks used).
@@ -28,6 +39,8 @@ Example::
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
@@ -69,34 +82,39 @@ class HardyCollector(Collector):
         return iter(_sources.paused_gc(self._metrics))
 
     def __init__(self) -> None:
-        # id of a source's chunk of samples -> (that chunk, its Samples). A source that
-        # hands the same chunk again (a breaker that did not change) gets the same Samples.
-        self._made: dict[int, tuple[Any, tuple[Sample, ...]]] = {}
+        # Per sample name: the chunks of the last collection and the Samples made of each.
+        # A source that hands the same chunk again (a breaker that did not change) gets the same Samples.
+        self._made: dict[str, tuple[list[Any], list[tuple[Sample, ...]]]] = {}
 
     def _metrics(self) -> list[Metric]:
         metrics: list[Metric] = []
-        found = self._made.get
-        kept: dict[int, tuple[Any, tuple[Sample, ...]]] = {}
+        kept: dict[str, tuple[list[Any], list[tuple[Sample, ...]]]] = {}
         for family in _sources.collect():
             metric = Metric(family.name, family.help, family.kind)
             name = f"{family.name}_total" if family.kind == "counter" else family.name
             samples = _samples(name, family.samples)
-            for chunk in family.chunks:
-                hit = found(id(chunk))
-                if hit is None or hit[0] is not chunk or hit[1][0].name != name:
-                    hit = (chunk, tuple(_samples(name, chunk)))
-                kept[id(chunk)] = hit
-                samples.extend(hit[1])
+            if family.chunks:
+                made = _sources.made_of(family.chunks, self._made.get(name), functools.partial(_sample_tuple, name))
+                kept[name] = (family.chunks, made)
+                samples.extend(itertools.chain.from_iterable(made))
             metric.samples = samples
             metrics.append(metric)
         self._made = kept
         return metrics
 
 
+def _sample_tuple(name: str, chunk: Iterable[tuple[Any, float]]) -> tuple[Sample, ...]:
+    new = _new_sample
+    return tuple([new(Sample, (name, labels, value, None, None, None)) for labels, value in chunk])
+
+
+_new_sample = cast("Callable[[type[Sample], tuple[Any, ...]], Sample]", tuple.__new__)  # pyright: ignore[reportUnknownMemberType]
+
+
 def _samples(name: str, pairs: Iterable[tuple[Any, float]]) -> list[Sample]:
     # Made directly (Sample's fields in order): add_metric would copy every label
     # mapping, and the namedtuple's __new__ is Python code.
-    new = cast("Callable[[type[Sample], tuple[Any, ...]], Sample]", tuple.__new__)  # pyright: ignore[reportUnknownMemberType]
+    new = _new_sample
     return [new(Sample, (name, labels, value, None, None, None)) for labels, value in pairs]
 
 
