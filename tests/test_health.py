@@ -762,3 +762,33 @@ def test_a_forked_child_runs_a_check_its_parent_abandoned(core: ModuleType) -> N
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "child exit 0"
+
+
+def test_idle_health_workers_exit_and_new_jobs_still_run() -> None:
+    # A worker with nothing to do leaves (a manager made and dropped holds no
+    # threads for ever); the next job starts a new one.
+    from hardy.health._workers import Workers
+
+    workers = Workers(2, "hardy-health-test", idle_timeout=0.05)
+    done = [threading.Event() for _ in range(3)]
+    workers.submit(done[0].set)
+    workers.submit(done[1].set)
+    assert done[0].wait(10) and done[1].wait(10)
+    deadline = time.monotonic() + 10
+    while workers.threads:
+        assert time.monotonic() < deadline, "idle workers did not exit"
+        time.sleep(0.01)
+    assert not [t for t in threading.enumerate() if t.name.startswith("hardy-health-test")]
+    workers.submit(done[2].set)
+    assert done[2].wait(10)
+
+
+def test_jobs_queued_as_a_worker_times_out_are_never_stranded() -> None:
+    from hardy.health._workers import Workers
+
+    workers = Workers(1, "hardy-health-race", idle_timeout=0.001)
+    for _ in range(300):  # submit around the moment the lone worker gives up
+        event = threading.Event()
+        workers.submit(event.set)
+        assert event.wait(10), "a job was queued with no worker to run it"
+        time.sleep(0.001)

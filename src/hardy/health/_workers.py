@@ -6,7 +6,9 @@ so one check abandoned at its timeout, still sleeping in a worker, kept
 threads: nothing waits for them. And each check runs at most once at a time:
 a probe that finds the previous run of a check still going waits for that run
 (under its own timeout) instead of starting another, so a check that hangs
-holds one thread, not one per probe.
+holds one thread, not one per probe. A worker with nothing to do for
+``idle_timeout`` seconds exits (a new one starts with the next job), so an
+idle manager, or one dropped, holds no threads for ever.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ class Workers:
         workers.submit(run.execute)
     """
 
-    def __init__(self, size: int, name: str) -> None:
+    def __init__(self, size: int, name: str, idle_timeout: float = 60.0) -> None:
         self._size = size
         self._name = name
+        self._idle_timeout = idle_timeout
         self._reset()
 
     def _reset(self) -> None:
@@ -64,9 +67,27 @@ class Workers:
                 self._started += 1
             self._queue.put(job)
 
+    @property
+    def threads(self) -> int:
+        """How many workers are running now."""
+        return self._started
+
     def _work(self, jobs: queue.SimpleQueue[Callable[[], None]]) -> None:
         while True:
-            jobs.get()()
+            try:
+                job = jobs.get(timeout=self._idle_timeout)
+            except queue.Empty:
+                # Under the lock that submit() holds while it counts on an
+                # idle worker and queues: a job queued meanwhile is taken.
+                with self._lock:
+                    if jobs is not self._queue:
+                        return  # the pool was reset (fork): not ours to count
+                    if not jobs.empty():
+                        continue
+                    self._idle -= 1
+                    self._started -= 1
+                    return
+            job()
             with self._lock:
                 self._idle += 1
 
