@@ -773,7 +773,8 @@ def test_idle_health_workers_exit_and_new_jobs_still_run() -> None:
     done = [threading.Event() for _ in range(3)]
     workers.submit(done[0].set)
     workers.submit(done[1].set)
-    assert done[0].wait(10) and done[1].wait(10)
+    assert done[0].wait(10)
+    assert done[1].wait(10)
     deadline = time.monotonic() + 10
     while workers.threads:
         assert time.monotonic() < deadline, "idle workers did not exit"
