@@ -42,6 +42,7 @@ from .retry import retry, retry_with_backoff
 from .state import CircuitState
 from .store import BreakerStore
 from .timeout import timeout, with_timeout
+from .window import CountWindow, TimeWindow
 
 __version__ = "0.1.0"
 
@@ -94,4 +95,6 @@ __all__ = [
     "rate_limit",
     "rate_limiters",
     "get_rate_limiter",
+    "CountWindow",
+    "TimeWindow",
 ]

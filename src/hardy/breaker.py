@@ -26,6 +26,7 @@ from ._types import (
 if TYPE_CHECKING:
     from ._core import CircuitBreaker
     from .store import BreakerStore
+    from .window import CountWindow, TimeWindow
 
 __all__ = ["BreakerRegistry", "ProtectedCallable", "circuit_breaker", "get_circuit_breaker", "registry"]
 
@@ -44,6 +45,7 @@ def _settings(breaker: CircuitBreaker) -> tuple[Any, ...]:
         breaker.half_open_max_wait,
         breaker.reset_backoff,
         breaker.max_reset_timeout,
+        breaker.window,
     )
 
 
@@ -79,6 +81,7 @@ class BreakerRegistry:
         half_open_max_wait: float | None = None,
         reset_backoff: float = 1.0,
         max_reset_timeout: float | None = None,
+        window: CountWindow | TimeWindow | None = None,
     ) -> CircuitBreaker:
         """Return the breaker named ``name``, creating it with these settings.
 
@@ -99,6 +102,7 @@ class BreakerRegistry:
             half_open_max_wait=half_open_max_wait,
             reset_backoff=reset_backoff,
             max_reset_timeout=max_reset_timeout,
+            window=window,
         )
         threshold, timeout_s, max_calls = checked.failure_threshold, checked.reset_timeout, checked.half_open_max_calls
         excluded = checked.excluded_exceptions
@@ -117,6 +121,7 @@ class BreakerRegistry:
             None if checked.half_open_max_wait == 0.0 else checked.half_open_max_wait,
             checked.reset_backoff,
             None if checked.max_reset_timeout == _validate.NO_CAP else checked.max_reset_timeout,
+            checked.window,
         )
         with self._lock:
             existing = self._breakers.get(name)
@@ -136,6 +141,7 @@ class BreakerRegistry:
                     half_open_max_wait=half_open_max_wait,
                     reset_backoff=reset_backoff,
                     max_reset_timeout=max_reset_timeout,
+                    window=window,
                 )
                 self._breakers[name] = created
                 return created
@@ -144,7 +150,7 @@ class BreakerRegistry:
                 f"circuit breaker {name!r} already exists with other settings: "
                 f"(failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, store, "
                 f"failure_exceptions, failure_on_result, success_threshold, half_open_max_wait, "
-                f"reset_backoff, max_reset_timeout) "
+                f"reset_backoff, max_reset_timeout, window) "
                 f"= {_settings(existing)}, asked for {wanted}"
             )
         return existing
@@ -231,6 +237,7 @@ def circuit_breaker(
     half_open_max_wait: float | None = None,
     reset_backoff: float = 1.0,
     max_reset_timeout: float | None = None,
+    window: CountWindow | TimeWindow | None = None,
 ) -> BreakerDecorator: ...
 
 
@@ -249,6 +256,7 @@ def circuit_breaker(
     half_open_max_wait: float | None = None,
     reset_backoff: float = 1.0,
     max_reset_timeout: float | None = None,
+    window: CountWindow | TimeWindow | None = None,
 ) -> Any:
     """Protect a function with a named circuit breaker from the registry.
 
@@ -295,6 +303,7 @@ def circuit_breaker(
         half_open_max_wait=half_open_max_wait,
         reset_backoff=reset_backoff,
         max_reset_timeout=max_reset_timeout,
+        window=window,
     )
 
     def decorate(func: Callable[..., Any]) -> Any:
@@ -315,6 +324,7 @@ def circuit_breaker(
             half_open_max_wait=half_open_max_wait,
             reset_backoff=reset_backoff,
             max_reset_timeout=max_reset_timeout,
+            window=window,
         )
         return _core.protect(breaker, func, fallback)
 

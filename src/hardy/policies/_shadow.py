@@ -51,3 +51,8 @@ def declare(kind: object = None, value: Any = None, **kwargs: object) -> Any:
 
 def final(obj: F) -> F:
     return obj
+
+
+def cast(kind: Any, value: Any) -> Any:
+    """A C cast: a number to an integer type truncates; an object cast to its class is itself."""
+    return kind(value) if kind is int else value
