@@ -60,12 +60,15 @@ cdef class CircuitBreaker(BreakerState):
     HALF_OPEN, which admits at most ``half_open_max_calls`` trial calls: when
     that many have succeeded it closes, and any trial failure opens it again.
     Exceptions of the ``excluded_exceptions`` types count as neither success
-    nor failure. ``clock`` returns monotonic seconds and may be replaced in
-    tests.
+    nor failure. With ``window=`` (a :class:`~hardy.CountWindow` or
+    :class:`~hardy.TimeWindow`) a closed breaker opens on a failure or
+    slow-call rate instead of consecutive failures. ``clock`` returns
+    monotonic seconds and may be replaced in tests.
 
     Example::
 
         breaker = hardy.CircuitBreaker("payments", failure_threshold=3, reset_timeout=10)
+        by_rate = hardy.CircuitBreaker("search", window=hardy.CountWindow(size=100, failure_rate=0.5))
 
         @breaker
         def charge(order_id: int) -> str: ...
@@ -722,7 +725,7 @@ cdef inline int _on_result(CircuitBreaker self, long long epoch, PyObject* value
     return _on_result_at(self, epoch, value, _NAN)
 
 
-cdef int _on_result_at(CircuitBreaker self, long long epoch, PyObject* value, double start) noexcept:
+cdef inline int _on_result_at(CircuitBreaker self, long long epoch, PyObject* value, double start) noexcept:
     """Settle a call started at ``start`` (NaN: not measured) that returned ``value``: a success, or a
     failure if ``failure_on_result`` says so."""
     cdef int verdict
@@ -740,22 +743,31 @@ cdef int _on_result_at(CircuitBreaker self, long long epoch, PyObject* value, do
     return _on_success_impl(self, epoch, True, True, start)
 
 
+cdef inline int _window_now(CircuitBreaker self, double* now) noexcept:
+    """The breaker's clock for a window's per-call readings: the default one straight from
+    clock_gettime where there is one (the same CLOCK_MONOTONIC as the other readings)."""
+    if HARDY_FAST_CLOCK and _clock_of(self) is None:
+        now[0] = hardy_now()
+        return 0
+    return _now(self, now)
+
+
 cdef int _call_start(CircuitBreaker self, long long epoch, double* start) noexcept:
     """Read the start of an admitted call whose duration is measured; on error its slot comes back."""
-    if _now(self, start) < 0:
+    if _window_now(self, start) < 0:
         _release(self, epoch, False)
         return -1
     return 0
 
 
-cdef int _on_success_impl(CircuitBreaker self, long long epoch, bint shared, bint count, double start) noexcept:
+cdef inline int _on_success_impl(CircuitBreaker self, long long epoch, bint shared, bint count, double start) noexcept:
     cdef int action
     cdef int code
     cdef double now = _NAN
     cdef bint slow = False
     if count and self._flags & FLAG_TIMED:
         # The window needs the time of the outcome (a time window, or slow calls).
-        if _now(self, &now) < 0:
+        if _window_now(self, &now) < 0:
             hardy_lock(&self._guard)
             self._successes += 1
             hardy_unlock(&self._guard)

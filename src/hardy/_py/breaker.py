@@ -78,12 +78,15 @@ class CircuitBreaker(BreakerState):
     HALF_OPEN, which admits at most ``half_open_max_calls`` trial calls: when
     that many have succeeded it closes, and any trial failure opens it again.
     Exceptions of the ``excluded_exceptions`` types count as neither success
-    nor failure. ``clock`` returns monotonic seconds and may be replaced in
-    tests.
+    nor failure. With ``window=`` (a :class:`~hardy.CountWindow` or
+    :class:`~hardy.TimeWindow`) a closed breaker opens on a failure or
+    slow-call rate instead of consecutive failures. ``clock`` returns
+    monotonic seconds and may be replaced in tests.
 
     Example::
 
         breaker = hardy.CircuitBreaker("payments", failure_threshold=3, reset_timeout=10)
+        by_rate = hardy.CircuitBreaker("search", window=hardy.CountWindow(size=100, failure_rate=0.5))
 
         @breaker
         def charge(order_id: int) -> str: ...

@@ -111,7 +111,7 @@ class BreakerWindow:
     _slow_rate: cython.double
     _slow_after: cython.double  # slow_call_duration in seconds; 0.0: slow calls are not tracked
     _ring: bytearray  # count: two bits a slot, four slots a byte (bit 0 failed, bit 1 slow)
-    _buckets: list[WindowBucket]  # time: a WindowBucket per second, indexed by the second modulo ``_size``
+    _buckets: list[WindowBucket] | None  # time: a WindowBucket per second, by the second modulo ``_size``
 
 
 @cython.cfunc
@@ -133,10 +133,12 @@ def configure_window(
     w._slow_after = slow_after
     w._slow_rate = slow_rate
     w._ring = bytearray(0 if timed else (size + 3) // 4)
-    w._buckets = []
+    w._buckets = None  # a count window keeps no list (the memory benchmark)
     if timed:
+        buckets: list[WindowBucket] = []
         for _slot in range(size):
-            w._buckets.append(WindowBucket.__new__(WindowBucket))
+            buckets.append(WindowBucket.__new__(WindowBucket))
+        w._buckets = buckets
     window_clear(w)
 
 
@@ -155,8 +157,11 @@ def window_clear(w: BreakerWindow) -> None:
     w._head = 0
     for i in range(len(ring)):
         ring[i] = 0
-    for i in range(len(w._buckets)):
-        b = w._buckets[i]
+    if w._buckets is None:
+        return
+    buckets: list[WindowBucket] = w._buckets
+    for i in range(len(buckets)):
+        b = buckets[i]
         b._calls = 0
         b._failed = 0
         b._slow = 0
@@ -209,8 +214,10 @@ def _window_advance(w: BreakerWindow, second: cython.longlong) -> None:
         window_clear(w)
         w._head = second
         return
+    buckets: list[WindowBucket] | None = w._buckets
+    assert buckets is not None  # a time window's
     for k in range(w._head + 1, second + 1):
-        b = w._buckets[_window_bucket_index(w, k)]
+        b = buckets[_window_bucket_index(w, k)]
         w._calls -= b._calls
         w._failed -= b._failed
         w._slow -= b._slow
@@ -254,13 +261,21 @@ def window_add(w: BreakerWindow, failed: cython.bint, slow: cython.bint, now: cy
         if second > now:  # the cast truncates towards zero: floor below it
             second -= 1
         _window_advance(w, second)
-        b = w._buckets[_window_bucket_index(w, w._head)]
+        buckets: list[WindowBucket] | None = w._buckets
+        assert buckets is not None  # a time window's
+        b = buckets[_window_bucket_index(w, w._head)]
         b._calls += 1
         b._failed += bits & 1
         b._slow += bits >> 1
         w._calls += 1
     w._failed += bits & 1
     w._slow += bits >> 1
+    if bits == 0 and not w._timed and w._calls != w._minimum:
+        # In a count window a clean outcome lowers both rates (what it evicts
+        # is no better), except the one that brings the window to
+        # minimum_calls: the verdict it had (not open) stands. A time window's
+        # evictions can raise a rate: it is judged every time.
+        return False
     return window_tripped(w)
 
 
@@ -432,7 +447,8 @@ def slow_call(s: BreakerState, start: cython.double, now: cython.double) -> cyth
 @cython.exceptval(check=False)
 def _window_in(s: BreakerState) -> BreakerWindow:
     """The window of a breaker that has one (``FLAG_WINDOW``): no test, no reference taken."""
-    return cython.cast(BreakerWindow, cython.cast(BreakerTuning, s._tuning)._window)
+    # No cython.cast: in the twin it is a Python call, the costliest step of a success.
+    return s._tuning._window  # type: ignore[union-attr,return-value]  # pyright: ignore[reportOptionalMemberAccess, reportReturnType]
 
 
 @cython.cfunc
