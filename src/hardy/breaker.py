@@ -268,7 +268,10 @@ def circuit_breaker(
     called (``@circuit_breaker(...)``), on functions, ``async def`` functions,
     methods, static and class methods (above or below ``@staticmethod`` /
     ``@classmethod``) and other callables. With ``store=`` (a :class:`~hardy.RedisStore`)
-    the breaker's circuit is shared by every process that uses the store.
+    the breaker's circuit is shared by every process that uses the store. With
+    ``window=`` (a :class:`~hardy.CountWindow` or :class:`~hardy.TimeWindow`)
+    the breaker opens on a failure or slow-call rate instead of
+    ``failure_threshold`` consecutive failures.
 
     Example::
 
