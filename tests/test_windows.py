@@ -856,3 +856,31 @@ def test_a_windowed_breaker_opens_locally_while_its_store_is_down(redis_server: 
         assert breaker.is_open
     finally:
         store.close()
+
+
+def test_a_cancelled_slow_tracked_async_trial_gives_its_slot_back(clock: FakeClock) -> None:
+    breaker = make(clock, CountWindow(size=4, minimum_calls=1, slow_call_duration=1.0), half_open_max_calls=1)
+
+    @breaker
+    async def hang() -> None:
+        await asyncio.sleep(3600)
+
+    @breaker
+    async def quick() -> str:
+        return "ok"
+
+    breaker.record_failure(Boom())
+    clock.advance(10.0)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(hang())
+        await asyncio.sleep(0)
+        assert breaker.get_stats()["half_open_calls"] == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert breaker.get_stats()["half_open_calls"] == 0  # not an outcome: the slot is back
+        assert await quick() == "ok"
+
+    asyncio.run(main())
+    assert breaker.state is CircuitState.CLOSED
