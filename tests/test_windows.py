@@ -884,3 +884,25 @@ def test_a_cancelled_slow_tracked_async_trial_gives_its_slot_back(clock: FakeClo
 
     asyncio.run(main())
     assert breaker.state is CircuitState.CLOSED
+
+
+def test_a_decorated_success_can_complete_the_verdict_and_counts_once(clock: FakeClock) -> None:
+    breaker = make(clock, CountWindow(size=4, failure_rate=0.5, minimum_calls=4))
+    ok = breaker(lambda: "ok")
+    broken = breaker(boom)
+    for _ in range(2):
+        with pytest.raises(Boom):
+            broken()
+    assert ok() == "ok"
+    assert breaker.state is CircuitState.CLOSED
+    assert ok() == "ok"  # the fourth call: 2 of 4 failed
+    assert breaker.state is CircuitState.OPEN
+    assert breaker.get_stats()["successes"] == 2
+    breaker.reset()
+    for _ in range(10):
+        assert ok() == "ok"  # a full window of successes: recorded, never judged
+    assert window_stats(breaker) == (4, 0, 0)
+    assert breaker.get_stats()["successes"] == 12
+    breaker.disable()
+    assert ok() == "ok"
+    assert breaker.get_stats()["successes"] == 12  # disabled: nothing recorded

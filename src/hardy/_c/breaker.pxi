@@ -743,6 +743,18 @@ cdef inline int _on_result_at(CircuitBreaker self, long long epoch, PyObject* va
     return _on_success_impl(self, epoch, True, True, start)
 
 
+cdef inline bint _window_success(CircuitBreaker self, long long epoch) noexcept:
+    """Record a success of a breaker whose only flag is a count window, when that is all there is
+    to do (policies.breaker.record_window_success); False: settle it as any other."""
+    cdef bint done
+    if (<_BreakerExtras>self._tuning).store is not None:
+        return False
+    hardy_lock(&self._guard)
+    done = record_window_success(self, epoch)
+    hardy_unlock(&self._guard)
+    return done
+
+
 cdef inline int _window_now(CircuitBreaker self, double* now) noexcept:
     """The breaker's clock for a window's per-call readings: the default one straight from
     clock_gettime where there is one (the same CLOCK_MONOTONIC as the other readings)."""

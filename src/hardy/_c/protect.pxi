@@ -77,6 +77,37 @@ cdef PyObject* _protected_vectorcall(
     return result
 
 
+cdef PyObject* _windowed_vectorcall(
+    PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames
+) except NULL:
+    # _protected_vectorcall for a breaker whose only flag is a count window: a
+    # success that only needs recording is recorded here, anything else goes
+    # through _on_result. Kept apart so that no other breaker pays for it.
+    cdef _Protected p = <_Protected>self
+    cdef CircuitBreaker b = p._breaker
+    cdef long long epoch
+    cdef PyObject* result
+    if b._state == CLOSED:
+        epoch = b._epoch
+    else:
+        epoch = _admit(b)
+        if epoch < 0:
+            if epoch == -2:
+                return NULL
+            if p._fallback is None:
+                _raise_rejection(b)
+                return NULL
+            return PyObject_Vectorcall(<PyObject*>p._fallback, args, nargsf, kwnames)
+    result = PyObject_Vectorcall(<PyObject*>p._func, args, nargsf, kwnames)
+    if result == NULL:
+        _settle_error(b, epoch)
+        return NULL
+    if not _window_success(b, epoch) and _on_result(b, epoch, result) < 0:
+        xdecref(result)
+        return NULL
+    return result
+
+
 cdef PyObject* _slow_tracked_vectorcall(
     PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames
 ) except NULL:
@@ -177,7 +208,12 @@ def protect(breaker, func, fallback=None):
         wrapper.breaker = breaker
         return wrapper
     cdef _Protected p = _Protected.__new__(_Protected)
-    p._vectorcall = _slow_tracked_vectorcall if b._flags & FLAG_SLOW else _protected_vectorcall
+    if b._flags & FLAG_SLOW:
+        p._vectorcall = _slow_tracked_vectorcall
+    elif b._flags == FLAG_WINDOW and not is_async and not window_of(b)._timed:
+        p._vectorcall = _windowed_vectorcall
+    else:
+        p._vectorcall = _protected_vectorcall
     p._func = func
     p._breaker = breaker
     p._fallback = fallback

@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from .. import _retry_gen, _validate, _wrapping
-from ..policies.breaker import FLAG_SLOW
+from ..policies import breaker as policy
+from ..policies.breaker import FLAG_SLOW, FLAG_WINDOW
 from .breaker import GIL_ENABLED, CircuitBreaker
 
 if TYPE_CHECKING:
@@ -40,6 +41,10 @@ def protect(
     b = breaker
     if b._flags & FLAG_SLOW:
         return _protect_slow_tracked(b, func, fallback)
+    if b._flags == FLAG_WINDOW and not _wrapping.is_async_callable(func):
+        window = policy.window_of(b)
+        if window is not None and not window._timed:
+            return _protect_count_windowed(b, func, fallback)
     # Every success goes through the policy when the GIL does not make the
     # closed-state count atomic, or when the breaker judges results (its
     # flags are set once, at construction).
@@ -144,6 +149,40 @@ def _protect_slow_tracked(
             b._on_exception(exc, epoch, start)
             raise
         b._on_result(epoch, result, start)
+        return result
+
+    wrapper = _wrapping.copy_metadata(protected, func, is_async=False)
+    wrapper.breaker = b
+    return wrapper  # type: ignore[no-any-return]
+
+
+def _protect_count_windowed(
+    b: CircuitBreaker, func: Callable[P, R], fallback: Callable[..., Any] | None
+) -> ProtectedCallable[P, R]:
+    """``protect`` for a sync function under a breaker whose only flag is a count window: a success
+    that only needs recording is recorded here (``record_window_success``), anything else goes
+    through the breaker's dispatch."""
+    lock = b._lock
+    record = policy.record_window_success
+
+    def protected(*args: Any, **kwargs: Any) -> Any:
+        if b._state:
+            epoch = b._admit()
+            if epoch < 0:
+                if fallback is None:
+                    raise b._rejection()
+                return fallback(*args, **kwargs)
+        else:
+            epoch = b._epoch
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            b._on_exception(exc, epoch)
+            raise
+        with lock:
+            done = record(b, epoch)
+        if not done:
+            b._on_result(epoch, result)
         return result
 
     wrapper = _wrapping.copy_metadata(protected, func, is_async=False)

@@ -713,6 +713,28 @@ def settle_failure_at(
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
+def record_window_success(s: BreakerState, epoch: cython.longlong) -> cython.bint:
+    """The success of a call of ``epoch``, not slow, to a breaker whose only flag is a count window.
+
+    True: counted and recorded, nothing else to do (no event, nothing to ask).
+    False: nothing done; settle it with ``settle_success_at``. That is another
+    state or period, or the one success that could complete the verdict: the
+    one that brings a filling window to ``minimum_calls`` (any other clean
+    success lowers both rates).
+    """
+    if s._state != CLOSED or epoch != s._epoch:
+        return False
+    w: BreakerWindow = _window_in(s)
+    if w._timed or (w._calls < w._size and w._calls + 1 == w._minimum):
+        return False
+    s._successes += 1
+    window_add(w, False, False, NO_TIME)
+    return True
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
 def open_by_window(s: BreakerState, epoch: cython.longlong, now: cython.double) -> None:
     """After ``OPEN_PENDING``: open at ``now`` if the window still calls for it in the same period."""
     if epoch == s._epoch and s._state == CLOSED and s._flags & FLAG_WINDOW and window_tripped(_window_in(s)):
