@@ -43,6 +43,7 @@ from .test_resources_bench import (
     bytes_per_breaker,
     eight_threads,
     retained_after_rejections,
+    windowed_breakers,
 )
 
 Key = tuple[str, str]
@@ -113,6 +114,11 @@ def measure_memory() -> dict[str, float]:
         result[f"bytes retained per rejection, hardy-{name}"] = retained_after_rejections(
             breaker(lambda x: x), REJECTIONS
         )
+    for name in ("c", "py"):
+        gc.collect()
+        result[f"bytes per breaker with CountWindow(100), hardy-{name}"] = bytes_per_breaker(
+            windowed_breakers(load_core(name))
+        )
     return result
 
 
@@ -135,6 +141,10 @@ def _targets_view(
         view[("breaker-memory", name)] = {
             "stats": {"min": 0.0, "median": 0.0},
             "extra_info": {"bytes_per_breaker": memory[f"bytes per breaker, hardy-{name}"]},
+        }
+        view[("breaker-memory-window", name)] = {
+            "stats": {"min": 0.0, "median": 0.0},
+            "extra_info": {"bytes_per_breaker": memory[f"bytes per breaker with CountWindow(100), hardy-{name}"]},
         }
         view[("breaker-open-memory-flat", name)] = {
             "stats": {"min": 0.0, "median": 0.0},
@@ -313,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     measured_groups = {scenario.group for scenario in scenarios} | {
         "breaker-8-threads-2ms",
         "breaker-memory",
+        "breaker-memory-window",
         "breaker-open-memory-flat",
         "observed-success",
         "prometheus-scrape-10000",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -560,6 +561,45 @@ SCENARIOS += (
                 for name in ("c", "py")
             ),
             *hardy_cases(lambda c: _budgeted(c, work)),
+        ),
+    ),
+)
+
+
+# Issue 17: rate-based windows. The compiled and twin cases with a
+# CountWindow(100) keep the names hardy-c / hardy-py so that their targets read
+# as the plain breaker's do; beside them the same window with slow-call
+# tracking, and the same window over a function that reads time.monotonic()
+# once more, which is the yardstick of "at most one clock read more".
+def work_and_clock(x: int) -> int:
+    time.monotonic()
+    return x
+
+
+def _windowed(core_module: Any, func: Callable[[int], Any], **window: Any) -> Callable[[int], Any]:
+    settings = {"size": 100, **window}
+    return core_module.CircuitBreaker("bench-window", window=hardy.CountWindow(**settings))(func)  # type: ignore[no-any-return]
+
+
+def _time_windowed(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:
+    return core_module.CircuitBreaker("bench-window", window=hardy.TimeWindow(seconds=60))(func)  # type: ignore[no-any-return]
+
+
+SCENARIOS += (
+    Scenario(
+        "breaker-window-closed-success",
+        "Circuit breaker with a window, closed, call succeeds (CountWindow(100) unless named)",
+        "bare",
+        (
+            BARE,
+            PARTIAL,
+            sync("minimal-wrapper", "floor", lambda: MinimalWrapper(work)),
+            *hardy_cases(lambda c: _windowed(c, work)),
+            sync("hardy-c-slow-calls", "hardy", lambda: _windowed(core("c"), work, slow_call_duration=10.0)),
+            sync("hardy-c-plus-one-clock-read", "hardy", lambda: _windowed(core("c"), work_and_clock)),
+            sync("hardy-c-TimeWindow(60)", "hardy", lambda: _time_windowed(core("c"), work)),
+            sync("hardy-c-no-window", "hardy", lambda: _breaker(core("c"), work)),
+            sync("hardy-py-slow-calls", "hardy", lambda: _windowed(core("py"), work, slow_call_duration=10.0)),
         ),
     ),
 )

@@ -359,3 +359,37 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+# Issue 17: rate-based windows.
+TARGETS += [
+    Target(
+        "compiled breaker, closed, success, CountWindow(100) vs functools.partial",
+        "breaker-window-closed-success",
+        "hardy-c",
+        "partial",
+        1.2,
+    ),
+    Target(
+        "compiled CountWindow(100), slow-call tracking: cost added, in time.monotonic() calls (<= 1 read more)",
+        "breaker-window-closed-success",
+        "hardy-c-slow-calls",
+        "hardy-c",
+        1.0,
+        overheads=("hardy-c-plus-one-clock-read",),
+    ),
+    Target(
+        "pure twin, closed, success, CountWindow(100) vs minimal class wrapper",
+        "breaker-window-closed-success",
+        "hardy-py",
+        "minimal-wrapper",
+        1.5,
+    ),
+    Target(
+        "bytes per compiled breaker with CountWindow(100) (tracemalloc, 100,000 breakers)",
+        "breaker-memory-window",
+        "c",
+        None,
+        200.0,
+        extra="bytes_per_breaker",
+    ),
+]

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+import hardy
+
 from . import peers
 from ._harness import load_core
 
@@ -83,6 +85,24 @@ def bytes_per_breaker(make: Callable[[str], Any]) -> float:
 def test_bytes_per_breaker(benchmark: Any, implementation: str) -> None:
     core = load_core(implementation)
     per_breaker = benchmark.pedantic(bytes_per_breaker, args=(core.CircuitBreaker,), rounds=1, iterations=1)
+    benchmark.extra_info["bytes_per_breaker"] = per_breaker
+
+
+# One window for all: its settings are shared, as a registry's breakers share theirs;
+# what is measured is what each breaker allocates for its own window.
+WINDOW_100 = hardy.CountWindow(size=100)
+
+
+def windowed_breakers(core: Any) -> Callable[[str], Any]:
+    """What ``bytes_per_breaker`` makes for the CountWindow(100) figure."""
+    return lambda name: core.CircuitBreaker(name, window=WINDOW_100)
+
+
+@pytest.mark.benchmark(group="breaker-memory-window")
+@pytest.mark.parametrize("implementation", ["c", "py"])
+def test_bytes_per_breaker_with_a_count_window(benchmark: Any, implementation: str) -> None:
+    make = windowed_breakers(load_core(implementation))
+    per_breaker = benchmark.pedantic(bytes_per_breaker, args=(make,), rounds=1, iterations=1)
     benchmark.extra_info["bytes_per_breaker"] = per_breaker
 
 

@@ -838,3 +838,15 @@ def test_threads_never_exceed_max_keys_and_every_call_is_counted_once() -> None:
     assert all(name.startswith(f.breakers.name) for name in hardy.registry.all())
     assert len(hardy.registry.all()) == 4  # the evicted ones were forgotten
     assert calls > 0
+
+
+def test_each_keys_breaker_has_the_decorators_window() -> None:
+    window = hardy.CountWindow(size=4, failure_rate=0.5, minimum_calls=2)
+    fetch = make_fetch(name="windowed-fetch", window=window)
+    fetch("http://a/")
+    with pytest.raises(Down):
+        fetch("http://a/", fail=True)  # 1 of 2 failed: the rate reaches 0.5
+    assert fetch.breakers["a"].window == window
+    assert fetch.breakers["a"].state is CircuitState.OPEN
+    assert fetch("http://b/") == "http://b/"
+    assert fetch.breakers["b"].window == window

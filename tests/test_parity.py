@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from hardy import CircuitOpenError, Jitter, _core
+from hardy import CircuitOpenError, CountWindow, Jitter, TimeWindow, _core
 
 from .conftest import FakeClock
 
@@ -37,11 +37,43 @@ def server_side(exc: BaseException) -> bool:
     return isinstance(exc, Answered) and exc.args == ("5xx",)
 
 
-KINDS = ["ok", "fail", "excluded", "interrupt", "answered", "answered-5xx", "bad"]
+KINDS = ["ok", "fail", "excluded", "interrupt", "answered", "answered-5xx", "bad", "slow", "slow-fail"]
+
+# Windows (issue 17): none, or a count or time window, with or without slow calls.
+windows = st.one_of(
+    st.none(),
+    st.builds(
+        lambda size, rate, minimum, slow, slow_rate: CountWindow(
+            size=size,
+            failure_rate=rate,
+            minimum_calls=min(minimum, size),
+            slow_call_duration=slow,
+            slow_call_rate=slow_rate,
+        ),
+        st.integers(1, 6),
+        st.sampled_from([0.3, 0.5, 1.0]),
+        st.integers(1, 4),
+        st.sampled_from([None, 1.0]),
+        st.sampled_from([0.5, 1.0]),
+    ),
+    st.builds(
+        lambda seconds, rate, minimum, slow: TimeWindow(
+            seconds=seconds, failure_rate=rate, minimum_calls=minimum, slow_call_duration=slow
+        ),
+        st.integers(1, 4),
+        st.sampled_from([0.3, 0.5, 1.0]),
+        st.integers(1, 4),
+        st.sampled_from([None, 1.0]),
+    ),
+)
 
 
-def body_of(kind: str) -> Any:
+def body_of(kind: str, clock: FakeClock | None = None) -> Any:
     def body() -> str:
+        if kind.startswith("slow") and clock is not None:
+            clock.advance(1.5)  # each core's own clock: the call takes 1.5 s
+            if kind == "slow-fail":
+                raise Failure()
         if kind == "fail":
             raise Failure()
         if kind == "excluded":
@@ -68,6 +100,7 @@ class Parity(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = FakeClock()
+        self.clocks = [self.clock, FakeClock()]  # one per core: a slow call moves its own core's clock
         self.pairs: list[Any] = []
         self.open_blocks: list[tuple[Any, Any]] = []
         self.events: dict[str, list[Any]] = {"c": [], "py": []}
@@ -78,10 +111,13 @@ class Parity(RuleBasedStateMachine):
         half_open=st.integers(1, 3),
         classified=st.booleans(),
         tuned=st.booleans(),
+        window=windows,
     )
     @precondition(lambda self: not self.pairs)
-    def create(self, threshold: int, reset_timeout: float, half_open: int, classified: bool, tuned: bool) -> None:
-        outcomes: dict[str, Any] = {}
+    def create(
+        self, threshold: int, reset_timeout: float, half_open: int, classified: bool, tuned: bool, window: Any
+    ) -> None:
+        outcomes: dict[str, Any] = {"window": window}
         if classified:
             outcomes = {"failure_exceptions": (Failure, server_side), "failure_on_result": lambda v: v == "bad"}
         if tuned:
@@ -92,10 +128,10 @@ class Parity(RuleBasedStateMachine):
                 max_reset_timeout=max(reset_timeout * 3, 1.0),
                 half_open_max_wait=2.0,
             )
-        for name in ("c", "py"):
+        for name, clock in zip(("c", "py"), self.clocks, strict=True):
             module = _core.load(name)
             breaker = module.CircuitBreaker(
-                "parity", threshold, reset_timeout, half_open, (Excluded,), clock=self.clock, **outcomes
+                "parity", threshold, reset_timeout, half_open, (Excluded,), clock=clock, **outcomes
             )
             events = self.events[name]
             breaker.add_listener(lambda b, old, new, events=events: events.append((old, new)))
@@ -108,12 +144,15 @@ class Parity(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.pairs))
     @rule(kind=st.sampled_from(KINDS))
     def call(self, kind: str) -> None:
-        self.both(lambda b: b.call(body_of(kind)))
+        self.both(lambda b: b.call(body_of(kind, self.clock_of(b))))
 
     @precondition(lambda self: bool(self.pairs))
     @rule(kind=st.sampled_from(KINDS))
     def decorated_call(self, kind: str) -> None:
-        self.both(lambda b: b(body_of(kind))())
+        self.both(lambda b: b(body_of(kind, self.clock_of(b)))())
+
+    def clock_of(self, breaker: Any) -> FakeClock:
+        return self.clocks[self.pairs.index(breaker)]
 
     @precondition(lambda self: bool(self.pairs) and len(self.open_blocks) < 4)
     @rule()
@@ -143,7 +182,8 @@ class Parity(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.pairs))
     @rule(seconds=st.sampled_from([0.1, 0.5, 1.0, 2.5, 6.0]))
     def advance(self, seconds: float) -> None:
-        self.clock.advance(seconds)
+        for clock in self.clocks:
+            clock.advance(seconds)
 
     @precondition(lambda self: bool(self.pairs))
     @rule()
@@ -169,6 +209,7 @@ class Parity(RuleBasedStateMachine):
         if not self.pairs:
             return
         c, py = self.pairs
+        assert self.clocks[0].now == self.clocks[1].now
         assert c.state == py.state
         assert c.is_open == py.is_open
         assert c.is_closed == py.is_closed

@@ -43,6 +43,7 @@ from .retry import retry, retry_with_backoff
 from .state import CircuitState
 from .store import BreakerStore
 from .timeout import timeout, with_timeout
+from .window import CountWindow, TimeWindow
 
 __version__ = "0.1.0"
 
@@ -97,4 +98,6 @@ __all__ = [
     "get_rate_limiter",
     "RetryBudget",
     "RetryBudgetStatistics",
+    "CountWindow",
+    "TimeWindow",
 ]

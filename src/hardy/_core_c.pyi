@@ -17,6 +17,7 @@ from .jitter import Jitter
 from .redis_store import RedisStore
 from .state import CircuitState
 from .store import BreakerStore
+from .window import CountWindow, TimeWindow
 
 __all__ = ["IMPLEMENTATION", "Bulkhead", "CircuitBreaker", "RateLimiter", "RetryConfig", "chain", "guard_bulkhead", "guard_rate_limit", "protect", "retrying", "timed"]  # noqa: E501 - one line: tests/test_core_stub.py edits it
 
@@ -52,6 +53,7 @@ class CircuitBreaker(BreakerState):
         half_open_max_wait: float | None = None,
         reset_backoff: float = 1.0,
         max_reset_timeout: float | None = None,
+        window: CountWindow | TimeWindow | None = None,
     ) -> None: ...
     @property
     def name(self) -> str:
@@ -86,6 +88,9 @@ class CircuitBreaker(BreakerState):
     @property
     def max_reset_timeout(self) -> float | None:
         """The cap of the backed-off reset timeout; ``None``: no cap."""
+    @property
+    def window(self) -> CountWindow | TimeWindow | None:
+        """The :class:`~hardy.CountWindow` or :class:`~hardy.TimeWindow` that decides when it opens, or ``None``."""
     @property
     def last_failure(self) -> BaseException | None:
         """The exception that last opened the circuit, or ``None``."""

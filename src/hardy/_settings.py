@@ -31,6 +31,7 @@ class BreakerSettings:
     reset_backoff: float = 1.0
     max_reset_timeout: float = 0.0  # _validate.NO_CAP: no cap
     tuned: bool = False  # any of the four above differs from a plain breaker's
+    window: Any = None  # a hardy.CountWindow or hardy.TimeWindow; None: consecutive failures
 
 
 @dataclass(frozen=True, slots=True)

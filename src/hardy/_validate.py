@@ -255,6 +255,7 @@ def breaker_settings(
     half_open_max_wait: object = None,
     reset_backoff: object = 1.0,
     max_reset_timeout: object = None,
+    window: object = None,
 ) -> BreakerSettings:
     """Check a circuit breaker's settings and return them normalised."""
     failures: ExceptionSpec | None = None
@@ -298,6 +299,7 @@ def breaker_settings(
         reset_backoff=backoff,
         max_reset_timeout=cap,
         tuned=successes != max_calls or max_wait > 0.0 or backoff != 1.0 or cap != NO_CAP,
+        window=window_arg(window),
     )
 
 
@@ -506,3 +508,55 @@ def retry_budget(budget: object) -> Any:
     if not isinstance(budget, RetryBudget):
         raise TypeError(f"budget must be a hardy.RetryBudget, got {budget!r} ({type(budget).__name__})")
     return budget
+
+
+# -- rate-based windows (hardy.CountWindow, hardy.TimeWindow) ---------------------------------
+
+MAX_WINDOW_SIZE = 1_000_000  # a count window's ring is size / 4 bytes: at most 250 kB
+MAX_WINDOW_SECONDS = 86_400  # a time window keeps a bucket a second: at most a day of them
+
+
+def rate(name: str, value: object) -> float:
+    """A fraction of calls in ``(0, 1]`` (``0.5`` is 50 %)."""
+    result = _finite(name, value)
+    if not 0.0 < result <= 1.0:
+        hint = f" (a fraction: {result / 100:g} for {result:g} %)" if 1.0 < result <= 100.0 else ""
+        raise ValueError(f"{name} must be a fraction of calls in (0, 1], got {value!r}{hint}")
+    return result
+
+
+def window_fields(
+    kind: str,
+    span_name: str,
+    span: object,
+    span_max: int,
+    failure_rate: object,
+    minimum_calls: object,
+    slow_call_duration: object,
+    slow_call_rate: object,
+) -> tuple[int, float, int, float | None, float]:
+    """Check a window's fields; ``(span, failure_rate, minimum_calls, slow_call_duration, slow_call_rate)``."""
+    checked_span = positive_int(span_name, span)
+    if checked_span > span_max:
+        raise ValueError(f"{span_name} must be at most {span_max}, got {checked_span!r}")
+    minimum = positive_int("minimum_calls", minimum_calls)
+    if kind == "CountWindow" and minimum > checked_span:
+        raise ValueError(
+            f"minimum_calls must be <= size ({checked_span}), got {minimum!r}: "
+            "a count window never holds more than size calls, so it could never open"
+        )
+    slow: float | None = None
+    if slow_call_duration is not None:
+        slow = seconds("slow_call_duration", slow_call_duration, allow_zero=False)
+    return checked_span, rate("failure_rate", failure_rate), minimum, slow, rate("slow_call_rate", slow_call_rate)
+
+
+def window_arg(window: object) -> Any:
+    """``window=`` of a breaker: a :class:`~hardy.CountWindow`, a :class:`~hardy.TimeWindow`, or ``None``."""
+    from .window import CountWindow, TimeWindow  # the window module checks its fields here
+
+    if window is not None and not isinstance(window, (CountWindow, TimeWindow)):
+        raise TypeError(
+            f"window must be a hardy.CountWindow, a hardy.TimeWindow or None, got {window!r} ({type(window).__name__})"
+        )
+    return window

@@ -28,6 +28,7 @@ from ._types import (
 if TYPE_CHECKING:
     from ._core import CircuitBreaker
     from .store import BreakerStore
+    from .window import CountWindow, TimeWindow
 
 __all__ = [
     "BreakerRegistry",
@@ -60,6 +61,7 @@ def _settings(breaker: CircuitBreaker) -> tuple[Any, ...]:
         breaker.half_open_max_wait,
         breaker.reset_backoff,
         breaker.max_reset_timeout,
+        breaker.window,
     )
 
 
@@ -98,6 +100,7 @@ class BreakerRegistry:
         half_open_max_wait: float | None = None,
         reset_backoff: float = 1.0,
         max_reset_timeout: float | None = None,
+        window: CountWindow | TimeWindow | None = None,
     ) -> CircuitBreaker:
         """Return the breaker named ``name``, creating it with these settings.
 
@@ -118,6 +121,7 @@ class BreakerRegistry:
             half_open_max_wait=half_open_max_wait,
             reset_backoff=reset_backoff,
             max_reset_timeout=max_reset_timeout,
+            window=window,
         )
         threshold, timeout_s, max_calls = checked.failure_threshold, checked.reset_timeout, checked.half_open_max_calls
         excluded = checked.excluded_exceptions
@@ -136,6 +140,7 @@ class BreakerRegistry:
             None if checked.half_open_max_wait == 0.0 else checked.half_open_max_wait,
             checked.reset_backoff,
             None if checked.max_reset_timeout == _validate.NO_CAP else checked.max_reset_timeout,
+            checked.window,
         )
         with self._lock:
             existing = self._breakers.get(name)
@@ -155,6 +160,7 @@ class BreakerRegistry:
                     half_open_max_wait=half_open_max_wait,
                     reset_backoff=reset_backoff,
                     max_reset_timeout=max_reset_timeout,
+                    window=window,
                 )
                 self._breakers[name] = created
                 return created
@@ -163,7 +169,7 @@ class BreakerRegistry:
                 f"circuit breaker {name!r} already exists with other settings: "
                 f"(failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, store, "
                 f"failure_exceptions, failure_on_result, success_threshold, half_open_max_wait, "
-                f"reset_backoff, max_reset_timeout) "
+                f"reset_backoff, max_reset_timeout, window) "
                 f"= {_settings(existing)}, asked for {wanted}"
             )
         return existing
@@ -271,6 +277,7 @@ def circuit_breaker(
     half_open_max_wait: float | None = None,
     reset_backoff: float = 1.0,
     max_reset_timeout: float | None = None,
+    window: CountWindow | TimeWindow | None = None,
     key: Callable[..., Hashable],
     max_keys: int | None = None,
 ) -> KeyedBreakerDecorator: ...
@@ -292,6 +299,7 @@ def circuit_breaker(
     half_open_max_wait: float | None = None,
     reset_backoff: float = 1.0,
     max_reset_timeout: float | None = None,
+    window: CountWindow | TimeWindow | None = None,
     key: None = None,
     max_keys: None = None,
 ) -> BreakerDecorator: ...
@@ -312,6 +320,7 @@ def circuit_breaker(
     half_open_max_wait: float | None = None,
     reset_backoff: float = 1.0,
     max_reset_timeout: float | None = None,
+    window: CountWindow | TimeWindow | None = None,
     key: Callable[..., Hashable] | None = None,
     max_keys: int | None = None,
 ) -> Any:
@@ -325,7 +334,10 @@ def circuit_breaker(
     called (``@circuit_breaker(...)``), on functions, ``async def`` functions,
     methods, static and class methods (above or below ``@staticmethod`` /
     ``@classmethod``) and other callables. With ``store=`` (a :class:`~hardy.RedisStore`)
-    the breaker's circuit is shared by every process that uses the store.
+    the breaker's circuit is shared by every process that uses the store. With
+    ``window=`` (a :class:`~hardy.CountWindow` or :class:`~hardy.TimeWindow`)
+    the breaker opens on a failure or slow-call rate instead of
+    ``failure_threshold`` consecutive failures.
 
     With ``key=``, each call goes through the breaker of
     ``key(*args, **kwargs)``: one breaker per key, all with these settings,
@@ -379,6 +391,7 @@ def circuit_breaker(
         half_open_max_wait=half_open_max_wait,
         reset_backoff=reset_backoff,
         max_reset_timeout=max_reset_timeout,
+        window=window,
     )
 
     def decorate(func: Callable[..., Any]) -> Any:
@@ -401,6 +414,7 @@ def circuit_breaker(
             half_open_max_wait=half_open_max_wait,
             reset_backoff=reset_backoff,
             max_reset_timeout=max_reset_timeout,
+            window=window,
         )
         return _core.protect(breaker, func, fallback)
 
@@ -419,6 +433,7 @@ def circuit_breaker(
                 half_open_max_wait=half_open_max_wait,
                 reset_backoff=reset_backoff,
                 max_reset_timeout=max_reset_timeout,
+                window=window,
             )
 
         # The settings as checked (the name aside), the store and the bound:

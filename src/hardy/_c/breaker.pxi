@@ -3,12 +3,17 @@
 # clock, the listeners, the store, and the Python-facing class. The twin's
 # dispatch is hardy/_py/breaker.py.
 
+from hardy import window as _window
+
 cdef object _notify_listeners = _events.notify
 cdef PyObject* _open_error_type = <PyObject*>CircuitOpenError
 cdef double _NO_CAP = _validate.NO_CAP  # max_reset_timeout=None
 cdef tuple _CODES = (CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, DISABLED)
 cdef object _predicates_match = _match.predicates_match
 cdef object _result_matches = _match.result_matches
+cdef double _NAN = float("nan")  # the start of a call whose duration is not measured
+cdef object _window_args = _window.policy_args
+cdef object _SharedView = _window.SharedView
 
 # What an exception raised by a protected call counts as (_classify).
 cdef enum:
@@ -43,6 +48,7 @@ cdef class _BreakerExtras(BreakerTuning):
     cdef bint failure_preds     # failures holds a predicate
     cdef object on_result       # failure_on_result, or None
     cdef object last_failure    # the exception that last opened the circuit (CircuitOpenError.last_failure)
+    cdef object window_spec     # the hardy.CountWindow / TimeWindow given as window=, or None
 
 
 cdef class CircuitBreaker(BreakerState):
@@ -54,12 +60,15 @@ cdef class CircuitBreaker(BreakerState):
     HALF_OPEN, which admits at most ``half_open_max_calls`` trial calls: when
     that many have succeeded it closes, and any trial failure opens it again.
     Exceptions of the ``excluded_exceptions`` types count as neither success
-    nor failure. ``clock`` returns monotonic seconds and may be replaced in
-    tests.
+    nor failure. With ``window=`` (a :class:`~hardy.CountWindow` or
+    :class:`~hardy.TimeWindow`) a closed breaker opens on a failure or
+    slow-call rate instead of consecutive failures. ``clock`` returns
+    monotonic seconds and may be replaced in tests.
 
     Example::
 
         breaker = hardy.CircuitBreaker("payments", failure_threshold=3, reset_timeout=10)
+        by_rate = hardy.CircuitBreaker("search", window=hardy.CountWindow(size=100, failure_rate=0.5))
 
         @breaker
         def charge(order_id: int) -> str: ...
@@ -91,6 +100,7 @@ cdef class CircuitBreaker(BreakerState):
         half_open_max_wait=None,
         reset_backoff=1.0,
         max_reset_timeout=None,
+        window=None,
     ):
         if self._name is not None:
             raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
@@ -98,7 +108,7 @@ cdef class CircuitBreaker(BreakerState):
             name, failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, clock,
             failure_exceptions=failure_exceptions, failure_on_result=failure_on_result,
             success_threshold=success_threshold, half_open_max_wait=half_open_max_wait,
-            reset_backoff=reset_backoff, max_reset_timeout=max_reset_timeout,
+            reset_backoff=reset_backoff, max_reset_timeout=max_reset_timeout, window=window,
         )
         configure_breaker(self, settings.failure_threshold, settings.reset_timeout, settings.half_open_max_calls)
         if settings.tuned:
@@ -117,9 +127,13 @@ cdef class CircuitBreaker(BreakerState):
         if settings.failure_on_result is not None:
             _extras_of(self).on_result = settings.failure_on_result
             self._flags |= FLAG_RESULT
+        if settings.window is not None:
+            _attach_window(self, settings.window)
         self._name = settings.name
         if store is not None:
-            _extras_of(self).store = _validate.breaker_store(store).bind(self, _Local.__new__(_Local, self))
+            # A windowed breaker shares its window's verdicts, not its consecutive failures.
+            view = self if settings.window is None else _SharedView(self)
+            _extras_of(self).store = _validate.breaker_store(store).bind(view, _Local.__new__(_Local, self))
         _live_link(self)
 
     def __dealloc__(self):
@@ -178,6 +192,11 @@ cdef class CircuitBreaker(BreakerState):
     def half_open_max_calls(self):
         """Trial calls admitted while half-open, and successes needed to close."""
         return self._half_open_max
+
+    @property
+    def window(self):
+        """The :class:`~hardy.CountWindow` or :class:`~hardy.TimeWindow` that decides when it opens, or ``None``."""
+        return None if _x(self) is None else _x(self).window_spec
 
     @property
     def excluded_exceptions(self):
@@ -257,8 +276,12 @@ cdef class CircuitBreaker(BreakerState):
         cdef int trial_successes = self._trial_successes
         cdef int trials = self._trials if self._state == HALF_OPEN else 0
         cdef unsigned int opened = self._opened
+        cdef BreakerWindow w = window_of(self)
+        cdef int window_calls = 0 if w is None else w._calls
+        cdef int window_failures = 0 if w is None else w._failed
+        cdef int window_slow = 0 if w is None else w._slow
         hardy_unlock(&self._guard)
-        return {
+        stats = {
             "name": self._name,
             "state": STATE_BY_CODE[state].value,
             "failure_count": failure_count,
@@ -275,6 +298,11 @@ cdef class CircuitBreaker(BreakerState):
             "reset_timeout": base_timeout(self),
             "half_open_max_calls": self._half_open_max,
         }
+        if w is not None:
+            stats["window_calls"] = window_calls
+            stats["window_failures"] = window_failures
+            stats["window_slow_calls"] = window_slow
+        return stats
 
     # -- changing it by hand ----------------------------------------------
 
@@ -365,19 +393,23 @@ cdef class CircuitBreaker(BreakerState):
         returned awaitable settles the outcome when it completes.
         """
         _validate.callable_arg("func", func)
+        cdef double start = _NAN
         cdef long long epoch = _admit(self)
         if epoch < 0:
             if epoch == REJECTED:
                 _raise_rejection(self)
             _propagate()
+        if self._flags & FLAG_SLOW and _call_start(self, epoch, &start) < 0:
+            _propagate()
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            _record_outcome(self, exc, epoch)
+            _record_outcome(self, exc, epoch, start)
             raise
         if PyCoro_CheckExact(<PyObject*>result):
+            # Settled by the awaiter when it completes; it measures no duration.
             return _admitted_awaiter(self, result, epoch)
-        if _on_result(self, epoch, <PyObject*>result) < 0:
+        if _on_result_at(self, epoch, <PyObject*>result, start) < 0:
             _propagate()
         return result
 
@@ -389,6 +421,7 @@ cdef class CircuitBreaker(BreakerState):
         return protect(self, func)
 
     def __enter__(self):
+        cdef double start
         cdef long long epoch = _admit(self)
         if epoch < 0:
             if epoch == REJECTED:
@@ -399,15 +432,26 @@ cdef class CircuitBreaker(BreakerState):
         except BaseException:
             _release(self, epoch, False)
             raise
+        if self._flags & FLAG_SLOW:
+            # The block's duration is measured from here to __exit__.
+            try:
+                if _now(self, &start) < 0:
+                    _propagate()
+                _window.push_start(self, start)
+            except BaseException:
+                _blocks.pop(self)
+                _release(self, epoch, False)
+                raise
         return self
 
     def __exit__(self, exc_type, exc, tb):
         cdef long long epoch = _blocks.pop(self)
+        cdef double start = _window.pop_start(self) if self._flags & FLAG_SLOW else _NAN
         if exc is None:
-            if _on_success(self, epoch) < 0:
+            if _on_success_at(self, epoch, start) < 0:
                 _propagate()
         else:
-            _record_outcome(self, exc, epoch)
+            _record_outcome(self, exc, epoch, start)
 
     async def __aenter__(self):
         return self.__enter__()
@@ -447,11 +491,11 @@ cdef class _Local:
         return epoch
 
     def succeed(self, long long epoch):
-        if _on_success_impl(self._breaker, epoch, False, False) < 0:
+        if _on_success_impl(self._breaker, epoch, False, False, _NAN) < 0:
             _propagate()
 
     def fail(self, long long epoch):
-        if _on_failure_impl(self._breaker, epoch, False, False, NULL) < 0:
+        if _on_failure_impl(self._breaker, epoch, False, False, NULL, _NAN) < 0:
             _propagate()
 
     def count_rejection(self):
@@ -479,6 +523,17 @@ cdef class _Local:
         if code and _notify(b, code) < 0:
             _propagate()
         return epoch
+
+
+cdef int _attach_window(CircuitBreaker self, object spec) except -1:
+    """Give a new breaker the window ``spec`` (a hardy.CountWindow or TimeWindow) asks for."""
+    cdef BreakerWindow w = BreakerWindow.__new__(BreakerWindow)
+    timed, size, minimum, failure_rate, slow_after, slow_rate = _window_args(spec)
+    configure_window(w, timed, size, minimum, failure_rate, slow_after, slow_rate)
+    cdef _BreakerExtras x = _extras_of(self)
+    attach_window(self, x, w)
+    x.window_spec = spec
+    return 0
 
 
 cdef _BreakerExtras _extras_of(CircuitBreaker self):
@@ -583,6 +638,8 @@ cdef void _measure_live_offsets():
 
 _measure_live_offsets()
 _live.add_source(live_breakers)
+hardy_disallow_instantiation(BreakerWindow)
+hardy_disallow_instantiation(WindowBucket)
 events.watch(_watch_rejections)
 
 
@@ -657,14 +714,23 @@ cdef int _promote(CircuitBreaker self) noexcept:
 
 
 cdef inline int _on_success(CircuitBreaker self, long long epoch) noexcept:
-    return _on_success_impl(self, epoch, True, True)
+    return _on_success_impl(self, epoch, True, True, _NAN)
 
 
-cdef int _on_result(CircuitBreaker self, long long epoch, PyObject* value) noexcept:
-    """Settle a call that returned ``value``: a success, or a failure if ``failure_on_result`` says so."""
+cdef inline int _on_success_at(CircuitBreaker self, long long epoch, double start) noexcept:
+    return _on_success_impl(self, epoch, True, True, start)
+
+
+cdef inline int _on_result(CircuitBreaker self, long long epoch, PyObject* value) noexcept:
+    return _on_result_at(self, epoch, value, _NAN)
+
+
+cdef inline int _on_result_at(CircuitBreaker self, long long epoch, PyObject* value, double start) noexcept:
+    """Settle a call started at ``start`` (NaN: not measured) that returned ``value``: a success, or a
+    failure if ``failure_on_result`` says so."""
     cdef int verdict
     if not (self._flags & FLAG_RESULT):
-        return _on_success(self, epoch)
+        return _on_success_impl(self, epoch, True, True, start)
     try:
         verdict = _result_matches(_x(self).on_result, <object>value, "failure_on_result", self)
     except BaseException as error:
@@ -673,35 +739,96 @@ cdef int _on_result(CircuitBreaker self, long long epoch, PyObject* value) noexc
         _set_error(error)
         return -1
     if verdict:
-        return _on_failure(self, epoch, NULL)
-    return _on_success(self, epoch)
+        return _on_failure_impl(self, epoch, True, True, NULL, start)
+    return _on_success_impl(self, epoch, True, True, start)
 
 
-cdef int _on_success_impl(CircuitBreaker self, long long epoch, bint shared, bint count) noexcept:
+cdef inline bint _window_success(CircuitBreaker self, long long epoch) noexcept:
+    """Record a success of a breaker whose only flag is a count window, when that is all there is
+    to do (policies.breaker.record_window_success); False: settle it as any other."""
+    cdef bint done
+    if (<_BreakerExtras>self._tuning).store is not None:
+        return False
+    hardy_lock(&self._guard)
+    done = record_window_success(self, epoch)
+    hardy_unlock(&self._guard)
+    return done
+
+
+cdef inline int _window_now(CircuitBreaker self, double* now) noexcept:
+    """The breaker's clock for a window's per-call readings: the default one straight from
+    clock_gettime where there is one (the same CLOCK_MONOTONIC as the other readings)."""
+    if HARDY_FAST_CLOCK and _clock_of(self) is None:
+        now[0] = hardy_now()
+        return 0
+    return _now(self, now)
+
+
+cdef int _call_start(CircuitBreaker self, long long epoch, double* start) noexcept:
+    """Read the start of an admitted call whose duration is measured; on error its slot comes back."""
+    if _window_now(self, start) < 0:
+        _release(self, epoch, False)
+        return -1
+    return 0
+
+
+cdef inline int _on_success_impl(CircuitBreaker self, long long epoch, bint shared, bint count, double start) noexcept:
     cdef int action
     cdef int code
+    cdef double now = _NAN
+    cdef bint slow = False
+    if count and self._flags & FLAG_TIMED:
+        # The window needs the time of the outcome (a time window, or slow calls).
+        if _window_now(self, &now) < 0:
+            hardy_lock(&self._guard)
+            self._successes += 1
+            hardy_unlock(&self._guard)
+            _release(self, epoch, False)
+            return -1
+        slow = slow_call(self, start, now)
     shared = shared and _store_of(self) is not None
     hardy_lock(&self._guard)
-    action = settle_success(self, epoch, shared, count)
+    action = settle_success_at(self, epoch, now, slow, shared, count)
     code = take_event(self)
     hardy_unlock(&self._guard)
     if code:
+        if event_new(code) == OPEN:
+            _remember_opening(self, NULL)  # opened by slow calls or a rate a success completed
         return _notify(self, code)
-    if action == STORE_TRIAL_SUCCESS:
-        return _binding_settle(self, action, epoch)
-    if action == STORE_CLEAR:
+    if action == OPEN_PENDING:
+        return _open_pending(self, epoch)
+    if action != DONE:
         return _binding_settle(self, action, epoch)
     return 0
 
 
+cdef int _open_pending(CircuitBreaker self, long long epoch) noexcept:
+    """A success completed the window's verdict without a reading of the time: open now."""
+    cdef double now
+    cdef int code
+    if _now(self, &now) < 0:
+        return -1
+    hardy_lock(&self._guard)
+    open_by_window(self, epoch, now)
+    code = take_event(self)
+    hardy_unlock(&self._guard)
+    if code:
+        _remember_opening(self, NULL)
+        return _notify(self, code)
+    return 0
+
+
 cdef inline int _on_failure(CircuitBreaker self, long long epoch, PyObject* exc) noexcept:
-    return _on_failure_impl(self, epoch, True, True, exc)
+    return _on_failure_impl(self, epoch, True, True, exc, _NAN)
 
 
-cdef int _on_failure_impl(CircuitBreaker self, long long epoch, bint shared, bint count, PyObject* exc) noexcept:
+cdef int _on_failure_impl(
+    CircuitBreaker self, long long epoch, bint shared, bint count, PyObject* exc, double start
+) noexcept:
     cdef double now
     cdef int action
     cdef int code
+    cdef bint slow
     if _now(self, &now) < 0:
         # No reading to open the breaker with: count the failure, and give a
         # trial slot back so the breaker cannot stay half-open for ever.
@@ -711,9 +838,10 @@ cdef int _on_failure_impl(CircuitBreaker self, long long epoch, bint shared, bin
         hardy_unlock(&self._guard)
         _release(self, epoch, False)
         return -1
+    slow = slow_call(self, start, now)
     shared = shared and _store_of(self) is not None
     hardy_lock(&self._guard)
-    action = settle_failure(self, epoch, now, shared, count)
+    action = settle_failure_at(self, epoch, now, slow, shared, count)
     code = take_event(self)
     hardy_unlock(&self._guard)
     if code:
@@ -793,8 +921,8 @@ cdef int _reset_locally(CircuitBreaker self) noexcept:
     return _notify(self, code) if code else 0
 
 
-cdef int _record_outcome(CircuitBreaker self, BaseException exc, long long epoch) except -1:
-    """Settle an outcome given as an exception object (``call``, ``__exit__``)."""
+cdef int _record_outcome(CircuitBreaker self, BaseException exc, long long epoch, double start) except -1:
+    """Settle an outcome given as an exception object (``call``, ``__exit__``) of a call started at ``start``."""
     cdef int kind
     if not isinstance(exc, Exception):
         _release(self, epoch, False)
@@ -806,15 +934,19 @@ cdef int _record_outcome(CircuitBreaker self, BaseException exc, long long epoch
     if kind == OUTCOME_IGNORED:
         _release(self, epoch, True)
     elif kind == OUTCOME_SUCCESS:
-        if _on_success(self, epoch) < 0:
+        if _on_success_at(self, epoch, start) < 0:
             return -1
-    elif _on_failure(self, epoch, <PyObject*>exc) < 0:
+    elif _on_failure_impl(self, epoch, True, True, <PyObject*>exc, start) < 0:
         return -1
     return 0
 
 
-cdef int _settle_error(CircuitBreaker self, long long epoch) noexcept:
-    """Settle the exception that is currently set, and leave it set."""
+cdef inline int _settle_error(CircuitBreaker self, long long epoch) noexcept:
+    return _settle_error_at(self, epoch, _NAN)
+
+
+cdef int _settle_error_at(CircuitBreaker self, long long epoch, double start) noexcept:
+    """Settle the exception that is currently set (of a call started at ``start``), and leave it set."""
     cdef PyObject* etype
     cdef PyObject* evalue
     cdef PyObject* etb
@@ -839,9 +971,9 @@ cdef int _settle_error(CircuitBreaker self, long long epoch) noexcept:
         elif kind == OUTCOME_IGNORED:
             _release(self, epoch, True)
         elif kind == OUTCOME_SUCCESS:
-            rc = _on_success(self, epoch)
+            rc = _on_success_at(self, epoch, start)
         else:
-            rc = _on_failure(self, epoch, evalue)
+            rc = _on_failure_impl(self, epoch, True, True, evalue, start)
     if rc < 0:
         # The settling itself raised (a clock, a listener, a predicate): that
         # error propagates, with the call's own error as its context.

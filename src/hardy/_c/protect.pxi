@@ -77,6 +77,104 @@ cdef PyObject* _protected_vectorcall(
     return result
 
 
+cdef PyObject* _windowed_vectorcall(
+    PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames
+) except NULL:
+    # _protected_vectorcall for a breaker whose only flag is a count window: a
+    # success that only needs recording is recorded here, anything else goes
+    # through _on_result. Kept apart so that no other breaker pays for it.
+    cdef _Protected p = <_Protected>self
+    cdef CircuitBreaker b = p._breaker
+    cdef long long epoch
+    cdef PyObject* result
+    if b._state == CLOSED:
+        epoch = b._epoch
+    else:
+        epoch = _admit(b)
+        if epoch < 0:
+            if epoch == -2:
+                return NULL
+            if p._fallback is None:
+                _raise_rejection(b)
+                return NULL
+            return PyObject_Vectorcall(<PyObject*>p._fallback, args, nargsf, kwnames)
+    result = PyObject_Vectorcall(<PyObject*>p._func, args, nargsf, kwnames)
+    if result == NULL:
+        _settle_error(b, epoch)
+        return NULL
+    if not _window_success(b, epoch) and _on_result(b, epoch, result) < 0:
+        xdecref(result)
+        return NULL
+    return result
+
+
+cdef PyObject* _slow_tracked_vectorcall(
+    PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames
+) except NULL:
+    # _protected_vectorcall for a breaker whose window tracks slow calls: the
+    # same, plus a clock reading before the call (the one after it is the
+    # outcome's time). Kept apart so that no other breaker pays for it.
+    cdef _Protected p = <_Protected>self
+    cdef CircuitBreaker b = p._breaker
+    cdef long long epoch
+    cdef double start
+    cdef PyObject* result
+    if b._state == CLOSED:
+        epoch = b._epoch
+    else:
+        epoch = _admit(b)
+        if epoch < 0:
+            if epoch == -2:
+                return NULL
+            if p._fallback is None:
+                _raise_rejection(b)
+                return NULL
+            return PyObject_Vectorcall(<PyObject*>p._fallback, args, nargsf, kwnames)
+    if _call_start(b, epoch, &start) < 0:
+        return NULL
+    result = PyObject_Vectorcall(<PyObject*>p._func, args, nargsf, kwnames)
+    if result == NULL:
+        _settle_error_at(b, epoch, start)
+        return NULL
+    if _on_result_at(b, epoch, result, start) < 0:
+        xdecref(result)
+        return NULL
+    return result
+
+
+def _protect_timed_async(CircuitBreaker b, func, fallback, bint fallback_is_async):
+    """The wrapper of an ``async def`` function under a breaker that tracks slow calls.
+
+    Its duration runs from the admission to the end of the awaited call. The
+    compiled awaiter (awaiter.pxi) measures none, so these breakers take this
+    coroutine instead: it costs what an ``async def`` wrapper costs.
+    """
+    async def protected_async(*args, **kwargs):
+        cdef long long epoch = _admit(b)
+        cdef double start
+        if epoch < 0:
+            if epoch == -2:
+                _propagate()
+            if fallback is None:
+                _raise_rejection(b)
+                _propagate()
+            if fallback_is_async:
+                return await fallback(*args, **kwargs)
+            return fallback(*args, **kwargs)
+        if _call_start(b, epoch, &start) < 0:
+            _propagate()
+        try:
+            result = await func(*args, **kwargs)
+        except BaseException as exc:
+            _record_outcome(b, exc, epoch, start)
+            raise
+        if _on_result_at(b, epoch, <PyObject*>result, start) < 0:
+            _propagate()
+        return result
+
+    return protected_async
+
+
 cdef Py_ssize_t _vectorcall_offset():
     # The slot lives in _Wrapper, so it sits at the same offset in every wrapper type.
     cdef _Wrapper probe = _Wrapper.__new__(_Wrapper)
@@ -100,12 +198,26 @@ def protect(breaker, func, fallback=None):
         _validate.callable_arg("fallback", fallback)
     if _retry_gen.is_generator_function(func):
         return _retry_gen.protect_generator(breaker, func, fallback)
+    cdef CircuitBreaker b = <CircuitBreaker>breaker
+    cdef bint is_async = _wrapping.is_async_callable(func)
+    if b._flags & FLAG_SLOW and is_async:
+        wrapper = _protect_timed_async(
+            b, func, fallback, fallback is not None and _wrapping.is_async_callable(fallback)
+        )
+        wrapper = _wrapping.copy_metadata(wrapper, func, is_async=True)
+        wrapper.breaker = breaker
+        return wrapper
     cdef _Protected p = _Protected.__new__(_Protected)
-    p._vectorcall = _protected_vectorcall
+    if b._flags & FLAG_SLOW:
+        p._vectorcall = _slow_tracked_vectorcall
+    elif b._flags == FLAG_WINDOW and not is_async and not window_of(b)._timed:
+        p._vectorcall = _windowed_vectorcall
+    else:
+        p._vectorcall = _protected_vectorcall
     p._func = func
     p._breaker = breaker
     p._fallback = fallback
-    p._is_async = _wrapping.is_async_callable(func)
+    p._is_async = is_async
     p._fallback_is_async = fallback is not None and _wrapping.is_async_callable(fallback)
     _wrapping.copy_metadata(p, func, is_async=p._is_async)
     setattr(p, "breaker", breaker)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 from .. import _blocks, _descriptors, _events, _live, _match, _rejections, _validate, events
+from .. import window as _window
 from ..errors import CircuitOpenError
 from ..policies import breaker as policy
 from ..policies.breaker import (
@@ -28,12 +29,15 @@ from ..policies.breaker import (
     CLOSED,
     DISABLED,
     FLAG_RESULT,
+    FLAG_SLOW,
+    FLAG_TIMED,
     FORCED_OPEN,
     HALF_OPEN,
     OPEN,
     REJECTED,
     BreakerState,
     BreakerTuning,
+    BreakerWindow,
 )
 from ..state import STATE_BY_CODE, CircuitState
 
@@ -46,6 +50,9 @@ __all__ = ["GIL_ENABLED", "CircuitBreaker"]
 # The closed-state success count is bumped without a lock where the GIL makes
 # that atomic; a free-threaded interpreter takes the lock instead.
 GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
+
+# The start of a call whose duration is not measured.
+_NAN = math.nan
 
 # What an exception raised by a protected call counts as (CircuitBreaker._classify).
 _FAILURE, _IGNORED, _SUCCESS = 0, 1, 2
@@ -71,12 +78,15 @@ class CircuitBreaker(BreakerState):
     HALF_OPEN, which admits at most ``half_open_max_calls`` trial calls: when
     that many have succeeded it closes, and any trial failure opens it again.
     Exceptions of the ``excluded_exceptions`` types count as neither success
-    nor failure. ``clock`` returns monotonic seconds and may be replaced in
-    tests.
+    nor failure. With ``window=`` (a :class:`~hardy.CountWindow` or
+    :class:`~hardy.TimeWindow`) a closed breaker opens on a failure or
+    slow-call rate instead of consecutive failures. ``clock`` returns
+    monotonic seconds and may be replaced in tests.
 
     Example::
 
         breaker = hardy.CircuitBreaker("payments", failure_threshold=3, reset_timeout=10)
+        by_rate = hardy.CircuitBreaker("search", window=hardy.CountWindow(size=100, failure_rate=0.5))
 
         @breaker
         def charge(order_id: int) -> str: ...
@@ -100,6 +110,7 @@ class CircuitBreaker(BreakerState):
         "_name",
         "_result_predicate",
         "_store",
+        "_window_spec",
     )
 
     def __init__(
@@ -118,6 +129,7 @@ class CircuitBreaker(BreakerState):
         half_open_max_wait: float | None = None,
         reset_backoff: float = 1.0,
         max_reset_timeout: float | None = None,
+        window: _window.CountWindow | _window.TimeWindow | None = None,
     ) -> None:
         if getattr(self, "_name", None) is not None:
             raise RuntimeError(_validate.ALREADY_INITIALISED.format(kind=type(self).__name__, obj=self))
@@ -134,6 +146,7 @@ class CircuitBreaker(BreakerState):
             half_open_max_wait=half_open_max_wait,
             reset_backoff=reset_backoff,
             max_reset_timeout=max_reset_timeout,
+            window=window,
         )
         policy.configure_breaker(self, settings.failure_threshold, settings.reset_timeout, settings.half_open_max_calls)
         if settings.tuned:
@@ -157,12 +170,21 @@ class CircuitBreaker(BreakerState):
         self._result_predicate = settings.failure_on_result
         if self._result_predicate is not None:
             self._flags |= FLAG_RESULT
+        self._window_spec = settings.window
+        if settings.window is not None:
+            if self._tuning is None:
+                policy.tune_breaker(self, BreakerTuning(), settings.half_open_max_calls, 1.0, _validate.NO_CAP, 0.0)
+            w = BreakerWindow()
+            policy.configure_window(w, *_window.policy_args(settings.window))
+            policy.attach_window(self, cast("BreakerTuning", self._tuning), w)
         self._listeners: list[Callable[..., Any]] = []
         self._lock = threading.Lock()
         self._store: SharedBreaker | None = None
         self._name = settings.name
         if store is not None:
-            self._store = _validate.breaker_store(store).bind(self, _Local(self))
+            # A windowed breaker shares its window's verdicts, not its consecutive failures.
+            view = self if settings.window is None else _window.SharedView(self)
+            self._store = _validate.breaker_store(store).bind(view, _Local(self))
         _live.track(self)
 
     def __reduce__(self) -> Any:
@@ -213,17 +235,56 @@ class CircuitBreaker(BreakerState):
         if code:
             self._notify(code)
 
-    def _on_success(self, epoch: int, shared: bool = True, count: bool = True) -> None:
+    def _call_start(self, epoch: int) -> float:
+        """The start of an admitted call whose duration is measured; on error its slot comes back."""
+        try:
+            return self._now()
+        except BaseException:
+            self._release(epoch, ignored=False)
+            raise
+
+    def _on_success(self, epoch: int, shared: bool = True, count: bool = True, start: float = _NAN) -> None:
+        now = _NAN
+        slow = False
+        if count and self._flags & FLAG_TIMED:
+            # The window needs the time of the outcome (a time window, or slow calls).
+            try:
+                now = self._now()
+            except BaseException:
+                with self._lock:
+                    self._successes += 1
+                self._release(epoch, ignored=False)
+                raise
+            slow = policy.slow_call(self, start, now)
         with self._lock:
-            action = policy.settle_success(self, epoch, shared and self._store is not None, count)
+            action = policy.settle_success_at(self, epoch, now, slow, shared and self._store is not None, count)
             code = policy.take_event(self)
         if code:
+            if policy.event_new(code) == OPEN:
+                self._last_failure = None  # opened by slow calls or a rate a success completed
             self._notify(code)
+        elif action == policy.OPEN_PENDING:
+            self._open_pending(epoch)
         elif action != policy.DONE:
             self._binding_settle(action, epoch)
 
+    def _open_pending(self, epoch: int) -> None:
+        """A success completed the window's verdict without a reading of the time: open now."""
+        now = self._now()
+        with self._lock:
+            policy.open_by_window(self, epoch, now)
+            code = policy.take_event(self)
+        if code:
+            self._last_failure = None
+            self._notify(code)
+
     def _on_failure(
-        self, epoch: int, shared: bool = True, count: bool = True, exc: BaseException | None = None
+        self,
+        epoch: int,
+        shared: bool = True,
+        count: bool = True,
+        exc: BaseException | None = None,
+        start: float = _NAN,
     ) -> None:
         try:
             now = self._now()
@@ -235,8 +296,9 @@ class CircuitBreaker(BreakerState):
                     self._failures += 1
             self._release(epoch, ignored=False)
             raise
+        slow = policy.slow_call(self, start, now)
         with self._lock:
-            action = policy.settle_failure(self, epoch, now, shared and self._store is not None, count)
+            action = policy.settle_failure_at(self, epoch, now, slow, shared and self._store is not None, count)
             code = policy.take_event(self)
         if code:
             if policy.event_new(code) == OPEN:
@@ -270,7 +332,7 @@ class CircuitBreaker(BreakerState):
             return _FAILURE
         return _SUCCESS
 
-    def _on_exception(self, exc: BaseException, epoch: int) -> None:
+    def _on_exception(self, exc: BaseException, epoch: int, start: float = _NAN) -> None:
         if not isinstance(exc, Exception):
             # Interrupted or cancelled: not an outcome, but a trial slot it
             # held must come back or the breaker would stay half-open forever.
@@ -284,14 +346,15 @@ class CircuitBreaker(BreakerState):
         if kind == _IGNORED:
             self._release(epoch, ignored=True)
         elif kind == _SUCCESS:
-            self._on_success(epoch)
+            self._on_success(epoch, start=start)
         else:
-            self._on_failure(epoch, exc=exc)
+            self._on_failure(epoch, exc=exc, start=start)
 
-    def _on_result(self, epoch: int, value: object) -> None:
-        """Settle a call that returned ``value``: a success, or a failure if ``failure_on_result`` says so."""
+    def _on_result(self, epoch: int, value: object, start: float = _NAN) -> None:
+        """Settle a call started at ``start`` (NaN: not measured) that returned ``value``: a success, or a
+        failure if ``failure_on_result`` says so."""
         if self._result_predicate is None:
-            self._on_success(epoch)
+            self._on_success(epoch, start=start)
             return
         try:
             failed = _match.result_matches(self._result_predicate, value, "failure_on_result", self)
@@ -300,9 +363,9 @@ class CircuitBreaker(BreakerState):
             self._release(epoch, ignored=False)
             raise
         if failed:
-            self._on_failure(epoch)  # no exception: last_failure becomes None if this opens
+            self._on_failure(epoch, start=start)  # no exception: last_failure becomes None if this opens
         else:
-            self._on_success(epoch)
+            self._on_success(epoch, start=start)
 
     def _release(self, epoch: int, ignored: bool) -> None:
         with self._lock:
@@ -395,6 +458,11 @@ class CircuitBreaker(BreakerState):
         return self._half_open_max
 
     @property
+    def window(self) -> _window.CountWindow | _window.TimeWindow | None:
+        """The :class:`~hardy.CountWindow` or :class:`~hardy.TimeWindow` that decides when it opens, or ``None``."""
+        return self._window_spec  # type: ignore[no-any-return]
+
+    @property
     def excluded_exceptions(self) -> tuple[Any, ...]:
         """Exception classes and predicates that count as neither success nor failure."""
         return self._excluded
@@ -470,6 +538,11 @@ class CircuitBreaker(BreakerState):
                 "reset_timeout": policy.base_timeout(self),
                 "half_open_max_calls": self._half_open_max,
             }
+            w = policy.window_of(self)
+            if w is not None:
+                stats["window_calls"] = w._calls
+                stats["window_failures"] = w._failed
+                stats["window_slow_calls"] = w._slow
         return stats
 
     # -- changing it by hand ----------------------------------------------
@@ -554,17 +627,19 @@ class CircuitBreaker(BreakerState):
         epoch = self._admit()
         if epoch == REJECTED:
             raise self._rejection()
+        start = self._call_start(epoch) if self._flags & FLAG_SLOW else _NAN
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            self._on_exception(exc, epoch)
+            self._on_exception(exc, epoch, start)
             raise
         if type(result) is types.CoroutineType:
+            # Settled when it completes; it measures no duration (as the compiled awaiter).
             if self._state != HALF_OPEN:
                 return _settle_later(self, result, epoch, None)
             guard = _TrialSlot(self, epoch)
             return _TrialCall(_settle_later(self, result, epoch, guard), guard)
-        self._on_result(epoch, result)
+        self._on_result(epoch, result, start)
         return result
 
     def __call__(self, func: Callable[P, R]) -> ProtectedCallable[P, R]:
@@ -586,14 +661,23 @@ class CircuitBreaker(BreakerState):
         except BaseException:
             self._release(epoch, ignored=False)
             raise
+        if self._flags & FLAG_SLOW:
+            # The block's duration is measured from here to __exit__.
+            try:
+                _window.push_start(self, self._now())
+            except BaseException:
+                _blocks.pop(self)
+                self._release(epoch, ignored=False)
+                raise
         return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         epoch = _blocks.pop(self)
+        start = _window.pop_start(self) if self._flags & FLAG_SLOW else _NAN
         if exc is None:
-            self._on_success(epoch)
+            self._on_success(epoch, start=start)
         else:
-            self._on_exception(exc, epoch)
+            self._on_exception(exc, epoch, start)
 
     async def __aenter__(self) -> CircuitBreaker:
         return self.__enter__()
@@ -715,7 +799,6 @@ class _TrialCall(Coroutine[Any, Any, Any]):
         if self._unstarted():
             self._guard.give_back()
         self._coro.close()
-
 
 
 async def _settle_later(breaker: CircuitBreaker, coro: Any, epoch: int, guard: _TrialSlot | None) -> Any:

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from .. import _retry_gen, _validate, _wrapping
+from ..policies import breaker as policy
+from ..policies.breaker import FLAG_SLOW, FLAG_WINDOW
 from .breaker import GIL_ENABLED, CircuitBreaker
 
 if TYPE_CHECKING:
@@ -37,6 +39,12 @@ def protect(
     if _retry_gen.is_generator_function(func):
         return _retry_gen.protect_generator(breaker, func, fallback)  # type: ignore[no-any-return]
     b = breaker
+    if b._flags & FLAG_SLOW:
+        return _protect_slow_tracked(b, func, fallback)
+    if b._flags == FLAG_WINDOW and not _wrapping.is_async_callable(func):
+        window = policy.window_of(b)
+        if window is not None and not window._timed:
+            return _protect_count_windowed(b, func, fallback)
     # Every success goes through the policy when the GIL does not make the
     # closed-state count atomic, or when the breaker judges results (its
     # flags are set once, at construction).
@@ -95,4 +103,88 @@ def protect(
 
     wrapper = _wrapping.copy_metadata(protected, func, is_async=False)
     wrapper.breaker = breaker
+    return wrapper  # type: ignore[no-any-return]
+
+
+def _protect_slow_tracked(
+    b: CircuitBreaker, func: Callable[P, R], fallback: Callable[..., Any] | None
+) -> ProtectedCallable[P, R]:
+    """``protect`` for a breaker whose window tracks slow calls: each call's duration is measured, from
+    the admission to the end of the call (of the awaited call, for an async function)."""
+    if _wrapping.is_async_callable(func):
+        fallback_is_async = fallback is not None and _wrapping.is_async_callable(fallback)
+        async_func = cast("Callable[..., Awaitable[Any]]", func)
+
+        async def protected_async(*args: Any, **kwargs: Any) -> Any:
+            epoch = b._admit()
+            if epoch < 0:
+                if fallback is None:
+                    raise b._rejection()
+                if fallback_is_async:
+                    return await fallback(*args, **kwargs)
+                return fallback(*args, **kwargs)
+            start = b._call_start(epoch)
+            try:
+                result = await async_func(*args, **kwargs)
+            except BaseException as exc:
+                b._on_exception(exc, epoch, start)
+                raise
+            b._on_result(epoch, result, start)
+            return result
+
+        wrapper = _wrapping.copy_metadata(protected_async, func, is_async=True)
+        wrapper.breaker = b
+        return wrapper  # type: ignore[no-any-return]
+
+    def protected(*args: Any, **kwargs: Any) -> Any:
+        epoch = b._admit()
+        if epoch < 0:
+            if fallback is None:
+                raise b._rejection()
+            return fallback(*args, **kwargs)
+        start = b._call_start(epoch)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            b._on_exception(exc, epoch, start)
+            raise
+        b._on_result(epoch, result, start)
+        return result
+
+    wrapper = _wrapping.copy_metadata(protected, func, is_async=False)
+    wrapper.breaker = b
+    return wrapper  # type: ignore[no-any-return]
+
+
+def _protect_count_windowed(
+    b: CircuitBreaker, func: Callable[P, R], fallback: Callable[..., Any] | None
+) -> ProtectedCallable[P, R]:
+    """``protect`` for a sync function under a breaker whose only flag is a count window: a success
+    that only needs recording is recorded here (``record_window_success``), anything else goes
+    through the breaker's dispatch."""
+    lock = b._lock
+    record = policy.record_window_success
+
+    def protected(*args: Any, **kwargs: Any) -> Any:
+        if b._state:
+            epoch = b._admit()
+            if epoch < 0:
+                if fallback is None:
+                    raise b._rejection()
+                return fallback(*args, **kwargs)
+        else:
+            epoch = b._epoch
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            b._on_exception(exc, epoch)
+            raise
+        with lock:
+            done = record(b, epoch)
+        if not done:
+            b._on_result(epoch, result)
+        return result
+
+    wrapper = _wrapping.copy_metadata(protected, func, is_async=False)
+    wrapper.breaker = b
     return wrapper  # type: ignore[no-any-return]

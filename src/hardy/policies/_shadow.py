@@ -53,6 +53,6 @@ def final(obj: F) -> F:
     return obj
 
 
-def cast(kind: Callable[[Any], Any], value: Any) -> Any:
-    # As C's cast for the numbers the policies convert: int() truncates toward zero.
-    return kind(value)
+def cast(kind: Any, value: Any) -> Any:
+    """A C cast: to a number type it converts (int() truncates toward zero); to a class it is the object itself."""
+    return kind(value) if kind is int or kind is float else value

@@ -40,12 +40,243 @@ ASK_STORE = cython.declare(cython.longlong, -3)  # a trial: the store grants the
 # What a breaker's dispatch must look at beyond the closed-and-clean count
 # (``_flags``): with any of them set, every outcome goes through the policy.
 FLAG_RESULT = cython.declare(cython.int, 1)  # failure_on_result: the returned value is judged
+FLAG_WINDOW = cython.declare(cython.int, 2)  # window=: every outcome of a closed breaker goes into the window
+FLAG_TIMED = cython.declare(cython.int, 4)  # the window needs each outcome's time (time-based, or slow calls)
+FLAG_SLOW = cython.declare(cython.int, 8)  # the dispatch measures each call's duration (slow_call_duration)
 
 # What a settling asks the caller to do next.
 DONE = cython.declare(cython.int, 0)
 STORE_TRIAL_SUCCESS = cython.declare(cython.int, 1)
 STORE_CLEAR = cython.declare(cython.int, 2)
 STORE_FAILURE = cython.declare(cython.int, 3)
+# A success filled the window to its verdict but the dispatch read no clock
+# (a count window without slow calls): read it, then open_by_window().
+OPEN_PENDING = cython.declare(cython.int, 4)
+NO_TIME = cython.declare(cython.double, float("nan"))  # settle_success_at(): the dispatch read no clock
+
+
+# -- the rate-based window (window=) -------------------------------------------------------
+# A closed breaker with a window records every outcome into it and opens when,
+# with at least ``minimum_calls`` in the window, the failure rate or the slow-call
+# rate reaches its threshold. Two layouts, both O(1) per outcome and without
+# allocation: a count window keeps the last ``size`` outcomes as two bits each
+# (failed, slow) in a ring of bytes, with running totals that subtract the
+# outcome a new one evicts; a time window keeps one bucket of counts per second
+# of the monotonic clock, and clears the buckets that fell out of the window as
+# the newest second moves on (at most ``seconds`` of them, after a long pause).
+
+
+@cython.final
+@cython.cclass
+class WindowBucket:
+    """One second of a time window: how many outcomes, failed and slow."""
+
+    __slots__ = ("_calls", "_failed", "_slow")
+
+    _calls: cython.int
+    _failed: cython.int
+    _slow: cython.int
+
+
+@cython.final
+@cython.cclass
+class BreakerWindow:
+    """A breaker's window: its thresholds and the outcomes it holds (``_tuning._window``)."""
+
+    __slots__ = (
+        "_buckets",
+        "_calls",
+        "_failed",
+        "_failure_rate",
+        "_head",
+        "_minimum",
+        "_pos",
+        "_ring",
+        "_size",
+        "_slow",
+        "_slow_after",
+        "_slow_rate",
+        "_timed",
+    )
+
+    _size: cython.int  # count: slots; time: seconds (one bucket each)
+    _minimum: cython.int  # minimum_calls
+    _pos: cython.int  # count: the slot the next outcome goes to
+    _calls: cython.int  # outcomes in the window
+    _failed: cython.int  # of which failed
+    _slow: cython.int  # of which slow
+    _timed: cython.bint
+    _head: cython.longlong  # time: the second of the newest bucket
+    _failure_rate: cython.double
+    _slow_rate: cython.double
+    _slow_after: cython.double  # slow_call_duration in seconds; 0.0: slow calls are not tracked
+    _ring: bytearray  # count: two bits a slot, four slots a byte (bit 0 failed, bit 1 slow)
+    _buckets: list[WindowBucket] | None  # time: a WindowBucket per second, by the second modulo ``_size``
+
+
+@cython.cfunc
+def configure_window(
+    w: BreakerWindow,
+    timed: cython.bint,
+    size: cython.int,
+    minimum: cython.int,
+    failure_rate: cython.double,
+    slow_after: cython.double,
+    slow_rate: cython.double,
+) -> None:
+    """A new, empty window (its storage is allocated here, once)."""
+    _slot: cython.int
+    w._timed = timed
+    w._size = size
+    w._minimum = minimum
+    w._failure_rate = failure_rate
+    w._slow_after = slow_after
+    w._slow_rate = slow_rate
+    w._ring = bytearray(0 if timed else (size + 3) // 4)
+    w._buckets = None  # a count window keeps no list (the memory benchmark)
+    if timed:
+        buckets: list[WindowBucket] = []
+        for _slot in range(size):
+            buckets.append(WindowBucket.__new__(WindowBucket))
+        w._buckets = buckets
+    window_clear(w)
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def window_clear(w: BreakerWindow) -> None:
+    """Forget every outcome (the breaker closed or was reset)."""
+    i: cython.int
+    b: WindowBucket
+    ring: bytearray = w._ring
+    w._pos = 0
+    w._calls = 0
+    w._failed = 0
+    w._slow = 0
+    w._head = 0
+    for i in range(len(ring)):
+        ring[i] = 0
+    if w._buckets is None:
+        return
+    buckets: list[WindowBucket] = w._buckets
+    for i in range(len(buckets)):
+        b = buckets[i]
+        b._calls = 0
+        b._failed = 0
+        b._slow = 0
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def window_is_slow(w: BreakerWindow, duration: cython.double) -> cython.bint:
+    """Whether a call that took ``duration`` seconds is slow (longer than ``slow_call_duration``)."""
+    return w._slow_after > 0.0 and duration > w._slow_after
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def window_tripped(w: BreakerWindow) -> cython.bint:
+    """Whether the outcomes held call for opening: enough of them, and a rate at its threshold."""
+    if w._calls == 0 or w._calls < w._minimum:
+        return False
+    calls: cython.double = w._calls  # a C int over a C int would divide as integers
+    if w._failed / calls >= w._failure_rate:
+        return True
+    return w._slow_after > 0.0 and w._slow / calls >= w._slow_rate
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _window_bucket_index(w: BreakerWindow, second: cython.longlong) -> cython.int:
+    index: cython.longlong = second % w._size
+    if index < 0:  # C's remainder of a negative second (a test clock below zero)
+        index += w._size
+    return cython.cast(cython.int, index)
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _window_advance(w: BreakerWindow, second: cython.longlong) -> None:
+    """Move a time window's newest second to ``second``, emptying the buckets that fell out."""
+    k: cython.longlong
+    b: WindowBucket
+    if w._calls == 0:
+        w._head = second  # every bucket is empty: nothing falls out
+        return
+    if second <= w._head:
+        return  # a reading older than the newest (read before another thread's): it counts as the newest
+    if second - w._head >= w._size:
+        window_clear(w)
+        w._head = second
+        return
+    buckets: list[WindowBucket] | None = w._buckets
+    assert buckets is not None  # a time window's
+    for k in range(w._head + 1, second + 1):
+        b = buckets[_window_bucket_index(w, k)]
+        w._calls -= b._calls
+        w._failed -= b._failed
+        w._slow -= b._slow
+        b._calls = 0
+        b._failed = 0
+        b._slow = 0
+    w._head = second
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def window_add(w: BreakerWindow, failed: cython.bint, slow: cython.bint, now: cython.double) -> cython.bint:
+    """Record one outcome at ``now`` (read only for a time window); whether the window now calls for opening."""
+    ring: bytearray
+    index: cython.int
+    shift: cython.int
+    byte: cython.int
+    old: cython.int
+    second: cython.longlong
+    b: WindowBucket
+    bits: cython.int = (1 if failed else 0) | (2 if slow else 0)
+    if not w._timed:
+        ring = w._ring
+        index = w._pos >> 2
+        shift = (w._pos & 3) << 1
+        byte = ring[index]
+        if w._calls == w._size:
+            # Full: the new outcome evicts the one ``size`` calls older.
+            old = (byte >> shift) & 3
+            w._failed -= old & 1
+            w._slow -= old >> 1
+        else:
+            w._calls += 1
+        ring[index] = (byte & ~(3 << shift)) | (bits << shift)
+        w._pos += 1
+        if w._pos == w._size:
+            w._pos = 0
+    else:
+        second = cython.cast(cython.longlong, now)
+        if second > now:  # the cast truncates towards zero: floor below it
+            second -= 1
+        _window_advance(w, second)
+        buckets: list[WindowBucket] | None = w._buckets
+        assert buckets is not None  # a time window's
+        b = buckets[_window_bucket_index(w, w._head)]
+        b._calls += 1
+        b._failed += bits & 1
+        b._slow += bits >> 1
+        w._calls += 1
+    w._failed += bits & 1
+    w._slow += bits >> 1
+    if bits == 0 and not w._timed and w._calls != w._minimum:
+        # In a count window a clean outcome lowers both rates (what it evicts
+        # is no better), except the one that brings the window to
+        # minimum_calls: the verdict it had (not open) stands. A time window's
+        # evictions can raise a rate: it is judged every time.
+        return False
+    return window_tripped(w)
 
 
 @cython.cclass
@@ -60,7 +291,15 @@ class BreakerTuning:
     lengthens after each failed half-open period.
     """
 
-    __slots__ = ("_backoff", "_base_timeout", "_last_trial", "_max_timeout", "_max_wait", "_success_threshold")
+    __slots__ = (
+        "_backoff",
+        "_base_timeout",
+        "_last_trial",
+        "_max_timeout",
+        "_max_wait",
+        "_success_threshold",
+        "_window",
+    )
 
     _success_threshold: cython.int
     _backoff: cython.double  # factor applied to the reset timeout on each re-opening (1.0: none)
@@ -68,6 +307,7 @@ class BreakerTuning:
     _base_timeout: cython.double
     _max_wait: cython.double  # half_open_max_wait; 0.0: none
     _last_trial: cython.double  # when the newest trial was admitted
+    _window: BreakerWindow | None  # window=: the rate-based window, or None (consecutive failures)
 
 
 @cython.cclass
@@ -165,7 +405,58 @@ def tune_breaker(
     t._base_timeout = s._reset_timeout
     t._max_wait = max_wait
     t._last_trial = 0.0
+    t._window = None
     s._tuning = t
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def attach_window(s: BreakerState, t: BreakerTuning, w: BreakerWindow) -> None:
+    """Give a new breaker (tuned with ``t``) the window ``w``: it replaces the consecutive failure count."""
+    t._window = w
+    s._flags |= FLAG_WINDOW
+    if w._timed or w._slow_after > 0.0:
+        s._flags |= FLAG_TIMED
+    if w._slow_after > 0.0:
+        s._flags |= FLAG_SLOW
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def window_of(s: BreakerState) -> BreakerWindow | None:
+    """The breaker's window, or None."""
+    if s._tuning is None:
+        return None
+    return s._tuning._window
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def slow_call(s: BreakerState, start: cython.double, now: cython.double) -> cython.bint:
+    """Whether a call that started at ``start`` (NaN: not measured) and ended at ``now`` was slow."""
+    if not s._flags & FLAG_SLOW or start != start:
+        return False
+    return window_is_slow(_window_in(s), now - start)
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _window_in(s: BreakerState) -> BreakerWindow:
+    """The window of a breaker that has one (``FLAG_WINDOW``): no test, no reference taken."""
+    # No cython.cast: in the twin it is a Python call, the costliest step of a success.
+    return s._tuning._window  # type: ignore[union-attr,return-value]  # pyright: ignore[reportOptionalMemberAccess, reportReturnType]
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _forget_window(s: BreakerState) -> None:
+    if s._tuning is not None and s._tuning._window is not None:
+        window_clear(s._tuning._window)
 
 
 @cython.cfunc
@@ -262,6 +553,7 @@ def _close(s: BreakerState) -> None:
     s._trial_successes = 0
     if s._tuning is not None:
         s._reset_timeout = s._tuning._base_timeout
+        _forget_window(s)
 
 
 @cython.cfunc
@@ -315,7 +607,29 @@ def admit(s: BreakerState, now: cython.double, shared: cython.bint) -> cython.lo
 @cython.inline
 @cython.exceptval(check=False)
 def settle_success(s: BreakerState, epoch: cython.longlong, shared: cython.bint, count: cython.bint) -> cython.int:
-    """A call of ``epoch`` succeeded: ``DONE``, or what to ask the store."""
+    """A call of ``epoch`` succeeded, its time not read and not slow: see ``settle_success_at``."""
+    return settle_success_at(s, epoch, NO_TIME, False, shared, count)
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def settle_success_at(
+    s: BreakerState,
+    epoch: cython.longlong,
+    now: cython.double,
+    slow: cython.bint,
+    shared: cython.bint,
+    count: cython.bint,
+) -> cython.int:
+    """A call of ``epoch`` succeeded (at ``now``, NaN if not read; ``slow``): ``DONE``, or what to do next.
+
+    With a window, a success that brings the window to its verdict (the
+    ``minimum_calls``-th call, or a slow one) opens the breaker; without a
+    reading of the time that needs, it answers ``OPEN_PENDING``. ``count``
+    false: the store's binding settles what the breaker counted (and a window
+    recorded) already.
+    """
     if s._state == DISABLED:
         return DONE
     if count:
@@ -323,6 +637,15 @@ def settle_success(s: BreakerState, epoch: cython.longlong, shared: cython.bint,
     if epoch != s._epoch:
         return DONE
     if s._state == CLOSED:
+        if s._flags & FLAG_WINDOW:
+            if not count or not window_add(_window_in(s), False, slow, now):
+                return DONE
+            if shared:
+                return STORE_FAILURE
+            if now != now:  # NaN: no reading
+                return OPEN_PENDING
+            _open(s, now)
+            return DONE
         cleared: cython.bint = shared and s._failure_count != 0
         s._failure_count = 0
         return STORE_CLEAR if cleared else DONE
@@ -341,12 +664,40 @@ def settle_success(s: BreakerState, epoch: cython.longlong, shared: cython.bint,
 def settle_failure(
     s: BreakerState, epoch: cython.longlong, now: cython.double, shared: cython.bint, count: cython.bint
 ) -> cython.int:
-    """A call of ``epoch`` failed at ``now``: ``DONE``, or ``STORE_FAILURE`` to let the store decide."""
+    """A call of ``epoch`` failed at ``now``, not slow: see ``settle_failure_at``."""
+    return settle_failure_at(s, epoch, now, False, shared, count)
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def settle_failure_at(
+    s: BreakerState,
+    epoch: cython.longlong,
+    now: cython.double,
+    slow: cython.bint,
+    shared: cython.bint,
+    count: cython.bint,
+) -> cython.int:
+    """A call of ``epoch`` failed at ``now`` (``slow`` too): ``DONE``, or ``STORE_FAILURE`` to let the store decide.
+
+    A closed breaker with a window records the failure there and opens (or,
+    shared, reports the one failure that opens the shared circuit) only when
+    the window calls for it; ``count`` false is the binding's echo of that
+    report.
+    """
     if s._state == DISABLED:
         return DONE
     if count:
         s._failures += 1
     if epoch != s._epoch:
+        return DONE
+    if s._state == CLOSED and s._flags & FLAG_WINDOW:
+        if count and not window_add(_window_in(s), True, slow, now):
+            return DONE
+        if shared:
+            return STORE_FAILURE
+        _open(s, now)
         return DONE
     if shared:
         return STORE_FAILURE
@@ -357,6 +708,37 @@ def settle_failure(
     elif s._state == HALF_OPEN:
         _open(s, now)
     return DONE
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def record_window_success(s: BreakerState, epoch: cython.longlong) -> cython.bint:
+    """The success of a call of ``epoch``, not slow, to a breaker whose only flag is a count window.
+
+    True: counted and recorded, nothing else to do (no event, nothing to ask).
+    False: nothing done; settle it with ``settle_success_at``. That is another
+    state or period, or the one success that could complete the verdict: the
+    one that brings a filling window to ``minimum_calls`` (any other clean
+    success lowers both rates).
+    """
+    if s._state != CLOSED or epoch != s._epoch:
+        return False
+    w: BreakerWindow = _window_in(s)
+    if w._timed or (w._calls < w._size and w._calls + 1 == w._minimum):
+        return False
+    s._successes += 1
+    window_add(w, False, False, NO_TIME)
+    return True
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def open_by_window(s: BreakerState, epoch: cython.longlong, now: cython.double) -> None:
+    """After ``OPEN_PENDING``: open at ``now`` if the window still calls for it in the same period."""
+    if epoch == s._epoch and s._state == CLOSED and s._flags & FLAG_WINDOW and window_tripped(_window_in(s)):
+        _open(s, now)
 
 
 @cython.cfunc
@@ -391,8 +773,8 @@ def promote(s: BreakerState, now: cython.double) -> None:
 @cython.inline
 @cython.exceptval(check=False)
 def reset(s: BreakerState) -> None:
-    """Back to closed (from any state, the manual ones too); the counts of the state are cleared,
-    the lifetime totals kept, the backoff forgotten."""
+    """Back to closed (from any state, the manual ones too); the counts of the state and the window
+    are cleared, the lifetime totals kept, the backoff forgotten."""
     if s._state != CLOSED:
         s._event = event(s._state, CLOSED)
     s._state = CLOSED
@@ -402,6 +784,7 @@ def reset(s: BreakerState) -> None:
     s._trial_successes = 0
     if s._tuning is not None:
         s._reset_timeout = s._tuning._base_timeout
+        _forget_window(s)
 
 
 @cython.cfunc
@@ -422,6 +805,7 @@ def steer(s: BreakerState, state: cython.int) -> None:
     s._failure_count = 0
     s._trials = 0
     s._trial_successes = 0
+    _forget_window(s)
 
 
 @cython.cfunc
@@ -460,6 +844,8 @@ def adopt(
     s._trial_successes = trial_successes
     if state != CLOSED:
         s._opened_at = opened_at
+    elif old != CLOSED:
+        _forget_window(s)  # closed by another process: the window starts afresh, as here
     if old != state:
         s._event = event(old, state)
     return s._epoch

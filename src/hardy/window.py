@@ -1,0 +1,153 @@
+"""Rate-based windows for circuit breakers: ``CircuitBreaker(..., window=CountWindow(...))``.
+
+Without a window a breaker opens after ``failure_threshold`` consecutive
+failures. With one, it opens when, among the calls its window holds (at least
+``minimum_calls`` of them), the share of failures reaches ``failure_rate`` or
+the share of slow calls (those that took longer than ``slow_call_duration``)
+reaches ``slow_call_rate``. The window then replaces the consecutive count, as
+resilience4j's sliding window does. ``docs/circuit-breaker.md`` ("Rate-based
+windows") has the decisions and each mode's cost.
+"""
+
+from __future__ import annotations
+
+import math
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Protocol
+
+from . import _validate
+
+__all__ = ["CountWindow", "TimeWindow"]
+
+
+@dataclass(frozen=True, slots=True)
+class CountWindow:
+    """The last ``size`` calls: opens when, with at least ``minimum_calls`` of them, the failure rate
+    (or the slow-call rate) reaches its threshold.
+
+    Rates are fractions of calls in (0, 1]; ``slow_call_duration`` (seconds,
+    ``None``: slowness is not tracked) makes a call that took longer slow,
+    whether it succeeded or failed.
+
+    Example::
+
+        breaker = hardy.CircuitBreaker("search", window=hardy.CountWindow(size=50, failure_rate=0.25))
+    """
+
+    size: int = 100
+    failure_rate: float = 0.5
+    minimum_calls: int = 10
+    slow_call_duration: float | None = None
+    slow_call_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        _normalise(self, "CountWindow", "size", self.size, _validate.MAX_WINDOW_SIZE)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """The calls of the last ``seconds`` seconds (one bucket a second on the breaker's clock): opens when,
+    with at least ``minimum_calls`` of them, the failure rate (or the slow-call rate) reaches its threshold.
+
+    Example::
+
+        breaker = hardy.CircuitBreaker(
+            "search", window=hardy.TimeWindow(seconds=30, failure_rate=0.5, slow_call_duration=2.0)
+        )
+    """
+
+    seconds: int = 60
+    failure_rate: float = 0.5
+    minimum_calls: int = 10
+    slow_call_duration: float | None = None
+    slow_call_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        _normalise(self, "TimeWindow", "seconds", self.seconds, _validate.MAX_WINDOW_SECONDS)
+
+
+def _normalise(window: CountWindow | TimeWindow, kind: str, span_name: str, span: object, span_max: int) -> None:
+    """Check the fields at construction (the point of the mistake) and keep the rates as floats."""
+    _, failure_rate, _, slow, slow_rate = _validate.window_fields(
+        kind,
+        span_name,
+        span,
+        span_max,
+        window.failure_rate,
+        window.minimum_calls,
+        window.slow_call_duration,
+        window.slow_call_rate,
+    )
+    object.__setattr__(window, "failure_rate", failure_rate)
+    object.__setattr__(window, "slow_call_duration", slow)
+    object.__setattr__(window, "slow_call_rate", slow_rate)
+
+
+class SharedView:
+    """What a store reads of a breaker with a window (``hardy.store.BreakerSettingsView``).
+
+    The window is the process's own; what it shares is its verdict. The
+    breaker reports a failure to the store only when its window calls for
+    opening, so that one report must open the shared circuit: the store sees a
+    ``failure_threshold`` of 1.
+    """
+
+    __slots__ = ("_breaker",)
+
+    def __init__(self, breaker: _Breaker) -> None:
+        self._breaker = breaker
+
+    @property
+    def name(self) -> str:
+        return self._breaker.name
+
+    @property
+    def failure_threshold(self) -> int:
+        return 1
+
+    @property
+    def reset_timeout(self) -> float:
+        return self._breaker.reset_timeout
+
+    @property
+    def half_open_max_calls(self) -> int:
+        return self._breaker.half_open_max_calls
+
+
+class _Breaker(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def reset_timeout(self) -> float: ...
+    @property
+    def half_open_max_calls(self) -> int: ...
+
+
+def policy_args(window: CountWindow | TimeWindow) -> tuple[bool, int, int, float, float, float]:
+    """What ``hardy.policies.breaker.configure_window`` takes: timed, span, minimum, failure rate,
+    slow-call duration (0.0: not tracked) and slow-call rate."""
+    timed = isinstance(window, TimeWindow)
+    span = window.seconds if isinstance(window, TimeWindow) else window.size
+    slow = 0.0 if window.slow_call_duration is None else window.slow_call_duration
+    return timed, span, window.minimum_calls, window.failure_rate, slow, window.slow_call_rate
+
+
+# When each open ``with breaker:`` block of a breaker that measures durations
+# started, per thread and task (as hardy._blocks keeps their epochs).
+_starts: ContextVar[tuple[tuple[object, float], ...]] = ContextVar("hardy_block_starts", default=())
+
+
+def push_start(breaker: object, start: float) -> None:
+    """Remember that a block of ``breaker`` started at ``start``."""
+    _starts.set((*_starts.get(), (breaker, start)))
+
+
+def pop_start(breaker: object) -> float:
+    """Forget the innermost open block of ``breaker`` and return its start."""
+    blocks = _starts.get()
+    for index in range(len(blocks) - 1, -1, -1):
+        if blocks[index][0] is breaker:
+            _starts.set(blocks[:index] + blocks[index + 1 :])
+            return blocks[index][1]
+    return math.nan  # entered before a failing clock reading was recorded: no duration
