@@ -223,6 +223,7 @@ def _rate_limited(core_module: Any, func: Callable[[int], Any]) -> Callable[[int
 
 
 _SHARED_SERVER: list[Any] = []  # the redis-server of the Redis-shared limiter's cases, started once
+_SHARED_STORE: list[Any] = []  # and their one RedisStore
 
 
 def _shared_store() -> Any:
@@ -241,10 +242,13 @@ def _shared_store() -> Any:
         else:
             _SHARED_SERVER.append(RedisServer().start())
             atexit.register(_SHARED_SERVER[0].stop)
-    client = redis.Redis(host="127.0.0.1", port=_SHARED_SERVER[0].port)
-    store = hardy.RedisStore(client, prefix=f"bench{uuid.uuid4().hex[:6]}:")
-    atexit.register(store.close)  # before the server stops (atexit runs last in, first out)
-    return store
+    if not _SHARED_STORE:
+        # One store for every case: each store keeps a thread blocked in a
+        # read, whose buffer the memory measurements after the scenarios see.
+        client = redis.Redis(host="127.0.0.1", port=_SHARED_SERVER[0].port)
+        _SHARED_STORE.append(hardy.RedisStore(client, prefix=f"bench{uuid.uuid4().hex[:6]}:"))
+        atexit.register(_SHARED_STORE[0].close)  # before the server stops (atexit runs last in, first out)
+    return _SHARED_STORE[0]
 
 
 def _rate_limited_shared(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:
