@@ -429,6 +429,9 @@ def test_lease_policy_arithmetic() -> None:
     assert state._leased == 0
     policy.ratelimit_share(state, policy.RL_SHARED, 4)
     assert policy.ratelimit_take(state, 12.0, 0.0) == policy.RL_ASK_STORE
+    policy.ratelimit_share(state, policy.RL_FALLBACK, 4)  # the store flaps: no second burst of the share
+    assert policy.ratelimit_take(state, 12.0, 0.0) == pytest.approx(-0.004)
+    assert policy.ratelimit_take(state, 12.004, 0.0) == 0.0  # the share refills at its rate
     state = policy.RateLimiterState()
     policy.ratelimit_configure(state, 10.0, 3)  # slow: one permit per lease; a tiny burst
     assert policy.ratelimit_lease_size(state) == 1

@@ -69,6 +69,7 @@ class RateLimiterState:
         "_admitted",
         "_base_interval",
         "_burst",
+        "_fallback_tat",
         "_guard",
         "_interval",
         "_lease_end",
@@ -89,6 +90,7 @@ class RateLimiterState:
     _mode: cython.char
     _tolerance: cython.double
     _tat: cython.double
+    _fallback_tat: cython.double
     _burst: cython.int
     _guard: cython.char
     _admitted: cython.longlong
@@ -110,6 +112,7 @@ def ratelimit_configure(s: RateLimiterState, interval: cython.double, burst: cyt
     s._burst = burst
     s._tolerance = interval * burst
     s._tat = -1.0e300  # long ago: any first reading of any clock is later
+    s._fallback_tat = -1.0e300
     s._guard = 0
     s._admitted = 0
     s._rejected = 0
@@ -258,8 +261,12 @@ def ratelimit_share(s: RateLimiterState, mode: cython.char, processes: cython.lo
     The share is ``1 / processes`` of the rate and of the burst (at least one
     permit): the processes that last shared the limit, together, stay within
     it. A switch drops what is left of the lease: the fallback starts with
-    its share of the burst, the shared mode with a new lease.
+    its share of the burst, the shared mode with a new lease. The local
+    share goes on from what it spent before: a store that comes and goes
+    again (a failover's flapping) does not grant a new burst at each switch.
     """
+    if s._mode == RL_FALLBACK:
+        s._fallback_tat = s._tat
     s._leased = 0
     s._tat = -1.0e300
     if processes < 1:
@@ -270,6 +277,7 @@ def ratelimit_share(s: RateLimiterState, mode: cython.char, processes: cython.lo
             share = 1
         s._interval = s._base_interval * processes
         s._tolerance = s._interval * share
+        s._tat = s._fallback_tat
     else:
         s._interval = s._base_interval
         s._tolerance = s._base_interval * s._burst
