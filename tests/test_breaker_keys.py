@@ -693,7 +693,7 @@ def redis_store() -> Iterator[Any]:
     finally:
         for store in stores:
             store.close()
-        server.stop()
+        server.remove()
 
 
 @pytest.mark.redis

@@ -240,7 +240,7 @@ def redis_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     try:
         yield {"REDIS_URL": f"redis://127.0.0.1:{server.port}/0"}
     finally:
-        server.stop()
+        server.remove()
 
 
 @pytest.mark.parametrize("path", file_params())

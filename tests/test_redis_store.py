@@ -37,11 +37,13 @@ def server() -> Iterator[RedisServer]:
     """The Redis that ``.ci/run`` started, or one of our own."""
     port = os.environ.get("HARDY_TEST_REDIS_PORT")
     if port:
-        yield RedisServer(int(port))
+        borrowed = RedisServer(int(port))
+        yield borrowed
+        borrowed.close_clients()
         return
     own = RedisServer().start()
     yield own
-    own.stop()
+    own.remove()
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def own_server() -> Iterator[RedisServer]:
     """A Redis this test may stop and restart."""
     own = RedisServer().start()
     yield own
-    own.stop()
+    own.remove()
 
 
 @pytest.fixture
@@ -522,6 +524,38 @@ def test_redis_out_of_memory_is_one_outage_with_one_warning(own_server, prefix, 
     for _ in range(3):
         fail(breaker)
     assert client.hget(f"{prefix}{{db}}", "state") == b"1"  # shared again
+
+
+def test_a_client_that_raises_something_else_is_an_outage_not_a_crash(own_server, prefix, stores, caplog):
+    """A client closed under a command raises ValueError ("I/O operation on closed file"), not a RedisError."""
+
+    class Breaking(redis.Redis):  # the store copies its client with type(client): the switch is on the class
+        broken = False
+
+        def execute_command(self, *args: Any, **options: Any) -> Any:
+            if Breaking.broken:
+                raise ValueError("I/O operation on closed file.")
+            return super().execute_command(*args, **options)
+
+    store = make_store(
+        stores, own_server, prefix, client=Breaking(host="127.0.0.1", port=own_server.port), sync_interval=0.05
+    )
+    breaker = hardy.CircuitBreaker("db", failure_threshold=2, store=store)
+    fail(breaker)
+    Breaking.broken = True
+    try:
+        fail(breaker)  # the round trip raises ValueError: the call decides on local state
+        assert breaker.is_open
+        assert not store.available
+        time.sleep(0.3)  # the sync thread meets it too (script_load on reconnection), and lives on
+    finally:
+        Breaking.broken = False
+    assert any("ValueError" in m for m in warnings_in(caplog))
+    wait_for(lambda: store.available, seconds=10)
+    breaker.reset()
+    fail(breaker)
+    fail(breaker)
+    assert own_server.client().hget(f"{prefix}{{db}}", "state") == b"1"  # shared again
 
 
 def test_malformed_messages_are_logged_once(server, prefix, stores, caplog):

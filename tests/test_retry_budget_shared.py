@@ -71,7 +71,7 @@ WORKER = textwrap.dedent(
 def server() -> Iterator[RedisServer]:
     srv = RedisServer().start()
     yield srv
-    srv.stop()
+    srv.remove()
 
 
 def spawn(core: ModuleType, port: int, successes: int, failures: int) -> subprocess.Popen[str]:

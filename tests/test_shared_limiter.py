@@ -39,18 +39,20 @@ pytestmark = pytest.mark.redis
 def server() -> Iterator[RedisServer]:
     port = os.environ.get("HARDY_TEST_REDIS_PORT")
     if port:
-        yield RedisServer(int(port))
+        borrowed = RedisServer(int(port))
+        yield borrowed
+        borrowed.close_clients()
         return
     own = RedisServer().start()
     yield own
-    own.stop()
+    own.remove()
 
 
 @pytest.fixture
 def own_server() -> Iterator[RedisServer]:
     own = RedisServer().start()
     yield own
-    own.stop()
+    own.remove()
 
 
 @pytest.fixture

@@ -807,7 +807,7 @@ def test_the_window_types_cannot_be_made_or_reused(core: ModuleType) -> None:
 def redis_server() -> Iterator[RedisServer]:
     own = RedisServer().start()
     yield own
-    own.stop()
+    own.remove()
 
 
 @pytest.mark.redis

@@ -166,12 +166,12 @@ class RedisStore(BreakerStore):
         self._lease = _validate.seconds("trial_lease", trial_lease, allow_zero=False)
         self._expiry = _validate.seconds("idle_expiry", idle_expiry, allow_zero=False)
         self._redis = redis
-        # RedisClusterException is not a RedisError: a Cluster client with no node left raises it.
-        self._errors: tuple[type[BaseException], ...] = (
-            redis.exceptions.RedisError,
-            redis.exceptions.RedisClusterException,
-            OSError,
-        )
+        # Whatever the client raises is an outage, not only RedisError (a
+        # Cluster client with no node left raises RedisClusterException, a
+        # client closed under a command raises ValueError from its socket
+        # buffer): the calls go on locally and the sync threads live on.
+        # BaseException (KeyboardInterrupt, CancelledError) still propagates.
+        self._errors: tuple[type[BaseException], ...] = (Exception,)
         self.blocking: bool = not isinstance(client, async_types)
         # A Cluster client refuses scripts in a pipeline: it re-reads breaker by breaker.
         self._cluster = isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster))
