@@ -7,6 +7,7 @@ their own with :class:`RedisServer`.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import socket
@@ -47,10 +48,8 @@ class Clients:
     def close_clients(self) -> None:
         made, self.made = self.made, []
         for client in made:
-            try:
+            with contextlib.suppress(redis.RedisError, OSError):
                 client.close()
-            except (redis.RedisError, OSError):
-                pass
 
 
 def probe(client: Any, ask: Callable[[Any], Any]) -> Any:
@@ -84,9 +83,9 @@ class RedisServer(Clients):
             pytest.fail("redis-server is not installed: apt-get install -y redis-server (.ci/run does this)")
         if self.dir is None:
             self.dir = tempfile.mkdtemp(prefix="hardy-redis-")
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-            + ["--dir", self.dir, *options],
+            [*command, "--dir", self.dir, *options],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -201,7 +200,11 @@ class RedisCluster(Clients):
                     )
                 )
             for port in self.ports:
-                _wait(lambda port=port: bool(probe(redis.Redis(port=port), lambda c: c.ping())), 10, f"cluster node {port} up")
+                _wait(
+                    lambda port=port: bool(probe(redis.Redis(port=port), lambda c: c.ping())),
+                    10,
+                    f"cluster node {port} up",
+                )
             subprocess.run(
                 [_binary("redis-cli"), "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-yes"],
                 check=True,
@@ -211,13 +214,16 @@ class RedisCluster(Clients):
             )
             for port in self.ports:
                 _wait(
-                    lambda port=port: probe(redis.Redis(port=port), lambda c: c.cluster("info"))["cluster_state"]
-                    == "ok",
+                    lambda port=port: (
+                        probe(redis.Redis(port=port), lambda c: c.cluster("info"))["cluster_state"] == "ok"
+                    ),
                     20,
                     f"cluster node {port} ready",
                 )
             _wait(
-                lambda: bool(probe(redis.cluster.RedisCluster(host="127.0.0.1", port=self.ports[0]), lambda c: c.ping())),
+                lambda: bool(
+                    probe(redis.cluster.RedisCluster(host="127.0.0.1", port=self.ports[0]), lambda c: c.ping())
+                ),
                 10,
                 "the cluster answers",
             )
