@@ -8,6 +8,8 @@ import asyncio
 import dataclasses
 import math
 import random
+import sys
+import threading
 from collections import deque
 from collections.abc import Iterator
 from types import ModuleType
@@ -562,6 +564,95 @@ def test_a_count_window_agrees_with_a_deque(clock: FakeClock, seed: int) -> None
         else:
             assert breaker.state is CircuitState.CLOSED
             assert window_stats(breaker) == (calls, failures, slows)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_runs_of_decorated_successes_agree_with_a_deque(clock: FakeClock, seed: int) -> None:
+    """Decorated, without slow calls: once the window holds ``minimum_calls``, a success is only counted
+    and written into the ring by whatever reads or changes the window next (policies.breaker). Runs of
+    successes shorter and longer than the window, read back at random moments, must read as recorded."""
+    rng = random.Random(seed)
+    size = rng.choice([1, 3, 4, 5, 8, 37, 100])
+    minimum = rng.randint(1, size)
+    rate = rng.choice([0.2, 0.5, 0.9])
+    breaker = make(clock, CountWindow(size=size, failure_rate=rate, minimum_calls=minimum))
+
+    @breaker
+    def work(ok: bool) -> int:
+        if not ok:
+            raise Boom
+        return 1
+
+    model: deque[bool] = deque(maxlen=size)
+    opened = 0
+
+    def step(failed: bool) -> None:
+        nonlocal opened
+        if failed:
+            with pytest.raises(Boom):
+                work(False)
+        else:
+            assert work(True) == 1
+        model.append(failed)
+        calls, failures = len(model), sum(model)
+        if calls >= minimum and failures / calls >= rate:
+            assert breaker.state is CircuitState.OPEN
+            opened += 1
+            breaker.reset()
+            model.clear()
+        else:
+            assert breaker.state is CircuitState.CLOSED
+
+    for _ in range(300):
+        for _ in range(rng.choice([0, 1, 2, size - 1, size, size + 1, 2 * size + 3, rng.randint(0, 4 * size)])):
+            step(False)
+        for _ in range(rng.randint(0, size)):
+            step(rng.random() < 0.8)
+        if rng.random() < 0.2:
+            assert window_stats(breaker) == (len(model), sum(model), 0)
+    assert opened > 0
+
+
+def test_successes_from_many_threads_are_all_recorded_while_others_read_the_window() -> None:
+    """The counted-only successes (``_pending``) are added without the lock in the twin and written into
+    the ring under it by readers: none may be lost or written twice."""
+    threads, each = 6, 3000
+    breaker = hardy.CircuitBreaker("svc", window=CountWindow(size=threads * each + 10, minimum_calls=1))
+
+    @breaker
+    def work() -> int:
+        return 1
+
+    work()
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            seen.append(breaker.get_stats()["window_calls"])
+
+    def run() -> None:
+        for _ in range(each):
+            work()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        workers = [threading.Thread(target=run) for _ in range(threads)]
+        reader = threading.Thread(target=read)
+        reader.start()
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join(60)
+        stop.set()
+        reader.join(60)
+    finally:
+        sys.setswitchinterval(interval)
+    stats = breaker.get_stats()
+    assert stats["successes"] == threads * each + 1
+    assert stats["window_calls"] == threads * each + 1
+    assert seen == sorted(seen)  # a reader never sees the window go back
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -277,9 +277,12 @@ cdef class CircuitBreaker(BreakerState):
         cdef int trials = self._trials if self._state == HALF_OPEN else 0
         cdef unsigned int opened = self._opened
         cdef BreakerWindow w = window_of(self)
-        cdef int window_calls = 0 if w is None else w._calls
-        cdef int window_failures = 0 if w is None else w._failed
-        cdef int window_slow = 0 if w is None else w._slow
+        cdef int window_calls = 0
+        cdef int window_failures = 0
+        cdef int window_slow = 0
+        if w is not None:
+            window_flush(w)  # the clean outcomes a success only counted (policies.breaker)
+            window_calls, window_failures, window_slow = w._calls, w._failed, w._slow
         hardy_unlock(&self._guard)
         stats = {
             "name": self._name,

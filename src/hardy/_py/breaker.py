@@ -540,6 +540,7 @@ class CircuitBreaker(BreakerState):
             }
             w = policy.window_of(self)
             if w is not None:
+                policy.window_flush(w)  # the clean outcomes a success only counted
                 stats["window_calls"] = w._calls
                 stats["window_failures"] = w._failed
                 stats["window_slow_calls"] = w._slow

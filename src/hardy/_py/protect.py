@@ -164,6 +164,9 @@ def _protect_count_windowed(
     through the breaker's dispatch."""
     lock = b._lock
     record = policy.record_window_success
+    w = policy.window_of(b)
+    assert w is not None  # a count window's breaker
+    unlocked = GIL_ENABLED  # without the GIL every success takes the lock
 
     def protected(*args: Any, **kwargs: Any) -> Any:
         if b._state:
@@ -179,6 +182,13 @@ def _protect_count_windowed(
         except BaseException as exc:
             b._on_exception(exc, epoch)
             raise
+        if w._settled and not b._state and epoch == b._epoch and unlocked:
+            # record_window_success's two adds, made here: under the GIL no
+            # other thread runs between these reads and adds (no Python code
+            # runs in them), as for the plain closed-state success above.
+            b._successes += 1
+            w._pending += 1
+            return result
         with lock:
             done = record(b, epoch)
         if not done:

@@ -64,6 +64,13 @@ NO_TIME = cython.declare(cython.double, float("nan"))  # settle_success_at(): th
 # outcome a new one evicts; a time window keeps one bucket of counts per second
 # of the monotonic clock, and clears the buckets that fell out of the window as
 # the newest second moves on (at most ``seconds`` of them, after a long pause).
+#
+# A count window that holds ``minimum_calls`` outcomes cannot be brought to
+# its verdict by a clean one (it evicts one no better), so such a success only
+# adds one to ``_pending``: the clean outcomes not yet written into the ring.
+# Whatever reads or changes the window next writes them first
+# (``window_flush``): a success costs one add, a later outcome at most ``size``
+# slot writes for the successes before it, each written once.
 
 
 @cython.final
@@ -90,8 +97,10 @@ class BreakerWindow:
         "_failure_rate",
         "_head",
         "_minimum",
+        "_pending",
         "_pos",
         "_ring",
+        "_settled",
         "_size",
         "_slow",
         "_slow_after",
@@ -106,7 +115,9 @@ class BreakerWindow:
     _failed: cython.int  # of which failed
     _slow: cython.int  # of which slow
     _timed: cython.bint
+    _settled: cython.bint  # count: ``minimum_calls`` outcomes held, a clean one may go to ``_pending``
     _head: cython.longlong  # time: the second of the newest bucket
+    _pending: cython.longlong  # count: clean outcomes not yet in the ring (the newest ones)
     _failure_rate: cython.double
     _slow_rate: cython.double
     _slow_after: cython.double  # slow_call_duration in seconds; 0.0: slow calls are not tracked
@@ -155,6 +166,8 @@ def window_clear(w: BreakerWindow) -> None:
     w._failed = 0
     w._slow = 0
     w._head = 0
+    w._pending = 0
+    w._settled = False
     for i in range(len(ring)):
         ring[i] = 0
     if w._buckets is None:
@@ -165,6 +178,47 @@ def window_clear(w: BreakerWindow) -> None:
         b._calls = 0
         b._failed = 0
         b._slow = 0
+
+
+@cython.cfunc
+@cython.exceptval(check=False)
+def window_flush(w: BreakerWindow) -> None:
+    """Write the clean outcomes of ``_pending`` into a count window's ring, evicting what they push out."""
+    # Taken and zeroed in two adjacent statements: the twin's wrapper adds to
+    # ``_pending`` without the lock, and no other thread runs between them.
+    k: cython.longlong = w._pending
+    w._pending = 0
+    if k == 0:
+        return
+    ring: bytearray = w._ring
+    i: cython.int
+    _slot: cython.int
+    index: cython.int
+    shift: cython.int
+    byte: cython.int
+    old: cython.int
+    if k >= w._size:  # every outcome held is pushed out: the ring is all clean
+        for i in range(len(ring)):
+            ring[i] = 0
+        w._calls = w._size
+        w._failed = 0
+        w._slow = 0
+        w._pos = cython.cast(cython.int, (w._pos + k) % w._size)
+        return
+    for _slot in range(cython.cast(cython.int, k)):
+        index = w._pos >> 2
+        shift = (w._pos & 3) << 1
+        byte = ring[index]
+        if w._calls == w._size:
+            old = (byte >> shift) & 3
+            w._failed -= old & 1
+            w._slow -= old >> 1
+        else:
+            w._calls += 1
+        ring[index] = byte & ~(3 << shift)
+        w._pos += 1
+        if w._pos == w._size:
+            w._pos = 0
 
 
 @cython.cfunc
@@ -180,6 +234,7 @@ def window_is_slow(w: BreakerWindow, duration: cython.double) -> cython.bint:
 @cython.exceptval(check=False)
 def window_tripped(w: BreakerWindow) -> cython.bint:
     """Whether the outcomes held call for opening: enough of them, and a rate at its threshold."""
+    window_flush(w)
     if w._calls == 0 or w._calls < w._minimum:
         return False
     calls: cython.double = w._calls  # a C int over a C int would divide as integers
@@ -241,6 +296,7 @@ def window_add(w: BreakerWindow, failed: cython.bint, slow: cython.bint, now: cy
     b: WindowBucket
     bits: cython.int = (1 if failed else 0) | (2 if slow else 0)
     if not w._timed:
+        window_flush(w)
         ring = w._ring
         index = w._pos >> 2
         shift = (w._pos & 3) << 1
@@ -256,6 +312,7 @@ def window_add(w: BreakerWindow, failed: cython.bint, slow: cython.bint, now: cy
         w._pos += 1
         if w._pos == w._size:
             w._pos = 0
+        w._settled = w._calls >= w._minimum
     else:
         second = cython.cast(cython.longlong, now)
         if second > now:  # the cast truncates towards zero: floor below it
@@ -719,17 +776,21 @@ def record_window_success(s: BreakerState, epoch: cython.longlong) -> cython.bin
     True: counted and recorded, nothing else to do (no event, nothing to ask).
     False: nothing done; settle it with ``settle_success_at``. That is another
     state or period, or the one success that could complete the verdict: the
-    one that brings a filling window to ``minimum_calls`` (any other clean
-    success lowers both rates).
+    one that brings a filling window to ``minimum_calls``: until the window
+    holds that many, every success goes the long way. Once it does, a clean
+    success cannot complete the verdict (it evicts no better outcome) and is
+    only added to ``_pending``. The twin's wrapper makes these two adds itself
+    under the GIL (``hardy/_py/protect.py``).
     """
     if s._state != CLOSED or epoch != s._epoch:
         return False
     w: BreakerWindow = _window_in(s)
-    if w._timed or (w._calls < w._size and w._calls + 1 == w._minimum):
+    if not w._settled:
         return False
     s._successes += 1
-    window_add(w, False, False, NO_TIME)
+    w._pending += 1
     return True
+
 
 
 @cython.cfunc
