@@ -363,3 +363,52 @@ def test_a_reused_awaitable_does_not_keep_the_previous_call_alive(wrap: Any) -> 
     del arg
     gc.collect()
     assert ref() is None
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 4, 6])
+@pytest.mark.parametrize("keywords", [False, True])
+def test_every_attempt_and_the_fallback_get_the_arguments_of_the_call(kind: str, count: int, keywords: bool) -> None:
+    """Up to three positional arguments are kept as they are on the compiled core, more (or keywords) packed:
+    either way the first attempt, a retry and a fallback each receive exactly the call's arguments."""
+    seen: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    async def work(*args: Any, **kwargs: Any) -> str:
+        seen.append((args, kwargs))
+        if len(seen) == 1:
+            raise Boom
+        return "again"
+
+    async def second(*args: Any, **kwargs: Any) -> str:
+        seen.append((args, kwargs))
+        return "second"
+
+    if kind == "retry":
+        wrapped = hardy.retry(max_attempts=2, initial_delay=0.0, jitter=False, retryable_exceptions=(Boom,))(work)
+    else:
+        wrapped = hardy.fallback(second, exceptions=(Boom,))(work)
+    args = tuple(object() for _ in range(count))
+    kwargs = {"k": object()} if keywords else {}
+    for _ in range(2):  # the second call reuses the first one's finished awaitable on the compiled core
+        seen.clear()
+        assert asyncio.run(wrapped(*args, **kwargs)) == ("again" if kind == "retry" else "second")
+        assert seen == [(args, kwargs), (args, kwargs)]
+
+
+def test_an_argument_that_holds_its_own_awaitable_is_collected(wrap: Any) -> None:
+    """The arguments kept by the awaitable are seen by the garbage collector: a cycle through them is freed."""
+    import weakref
+
+    class Holder:
+        awaitable: Any = None
+
+    async def work(holder: Holder) -> int:
+        await Suspend()
+        return 1
+
+    holder = Holder()
+    holder.awaitable = wrap(work)(holder)
+    assert step(holder.awaitable) is None  # suspended in the first attempt, the arguments held
+    ref = weakref.ref(holder)
+    del holder
+    gc.collect()
+    assert ref() is None

@@ -27,6 +27,14 @@ cdef class _FirstTry:
     """
 
     cdef object _owner              # the _Retrying or the _Chain
+    # Up to three positional arguments and no keywords are kept as they are
+    # (``_nargs`` of them) and the attempt is vectorcalled with them: a tuple
+    # is made only for a continuation, after a failure. Otherwise (``_nargs``
+    # is -1) they are packed into ``_args`` and ``_kwargs``.
+    cdef object _a0
+    cdef object _a1
+    cdef object _a2
+    cdef Py_ssize_t _nargs
     cdef tuple _args
     cdef dict _kwargs
     cdef object _coro               # the first attempt's coroutine (or iterator), then the continuation
@@ -96,9 +104,18 @@ cdef inline void _try_done(_FirstTry aw) noexcept:
     # Finished: drop what the call held (the owner stays: it is immutable).
     aw._stage = TRY_DONE
     aw._coro = None
-    aw._args = None
-    if aw._kwargs is not None:
-        aw._kwargs = None
+    if aw._nargs < 0:
+        aw._args = None
+        if aw._kwargs is not None:
+            aw._kwargs = None
+    else:
+        if aw._nargs > 0:
+            aw._a0 = None
+            if aw._nargs > 1:
+                aw._a1 = None
+                if aw._nargs > 2:
+                    aw._a2 = None
+        aw._nargs = 0
     if HARDY_REUSE_AWAITERS:
         if aw._is_retry:
             if (<_Retrying>aw._owner)._spare is None:
@@ -134,7 +151,16 @@ cdef PyObject* _start_first_try(
         aw = _FirstTry.__new__(_FirstTry)
         aw._owner = owner
         aw._is_retry = is_retry
-    if kwnames == NULL or PyTuple_GET_SIZE(kwnames) == 0:
+    if (kwnames == NULL or PyTuple_GET_SIZE(kwnames) == 0) and nargs <= 3:
+        aw._nargs = nargs
+        if nargs > 0:
+            aw._a0 = <object>args[0]
+            if nargs > 1:
+                aw._a1 = <object>args[1]
+                if nargs > 2:
+                    aw._a2 = <object>args[2]
+    elif kwnames == NULL or PyTuple_GET_SIZE(kwnames) == 0:
+        aw._nargs = -1
         positional = PyTuple_New(nargs)
         if positional == NULL:
             return NULL
@@ -145,6 +171,7 @@ cdef PyObject* _start_first_try(
         xdecref(positional)
         aw._kwargs = None  # no keywords: the attempt is called without a dict
     else:
+        aw._nargs = -1
         packed = _pack_args(args, nargsf, kwnames)
         aw._args = <tuple>packed[0]
         aw._kwargs = <dict>packed[1]
@@ -176,6 +203,7 @@ cdef int _try_step(_FirstTry aw, PyObject* arg, PyObject** presult) noexcept:
     cdef PyObject* coro
     cdef PyObject* it
     cdef PyObject* func
+    cdef PyObject* stack[3]
     cdef int status
     if aw._stage == TRY_NEW:
         aw._stage = TRY_FIRST
@@ -190,7 +218,14 @@ cdef int _try_step(_FirstTry aw, PyObject* arg, PyObject** presult) noexcept:
                 return PYGEN_ERROR
         else:
             func = <PyObject*>(<_Chain>aw._owner)._func
-        coro = PyObject_Call(func, <PyObject*>aw._args, NULL if aw._kwargs is None else <PyObject*>aw._kwargs)
+        if aw._nargs >= 0:
+            # Borrowed from the fields: nothing clears them while the step runs (re-entry is refused).
+            stack[0] = <PyObject*>aw._a0
+            stack[1] = <PyObject*>aw._a1
+            stack[2] = <PyObject*>aw._a2
+            coro = PyObject_Vectorcall(func, stack, <size_t>aw._nargs, NULL)
+        else:
+            coro = PyObject_Call(func, <PyObject*>aw._args, NULL if aw._kwargs is None else <PyObject*>aw._kwargs)
         if coro == NULL:
             return _try_outcome(aw, PYGEN_ERROR, presult)
         if not PyCoro_CheckExact(coro):
@@ -208,7 +243,25 @@ cdef int _try_step(_FirstTry aw, PyObject* arg, PyObject** presult) noexcept:
     if aw._stage == TRY_REST:
         _try_done(aw)
         return status
+    if status == PYGEN_RETURN and _try_returned(aw):
+        return status
     return _try_outcome(aw, status, presult)
+
+
+cdef inline bint _try_returned(_FirstTry aw) noexcept:
+    """The first attempt returned: True when that is the end (counted, done), as ``_try_outcome`` would
+    decide; kept out of it, whose Python locals and handler a success need not pay for."""
+    cdef _Retrying r
+    if not aw._is_retry:
+        # A chain with fallback_on_result never comes here (see _chain_vectorcall).
+        _try_done(aw)
+        return True
+    r = <_Retrying>aw._owner
+    if r._config._retry_on_result is not None:
+        return False
+    hardy_add_one(&r._n._first_ok)
+    _try_done(aw)
+    return True
 
 
 cdef int _try_throw(_FirstTry aw, object typ, object val, object tb, PyObject** presult) noexcept:
@@ -292,16 +345,20 @@ cdef int _try_outcome(_FirstTry aw, int status, PyObject** presult) noexcept:
                     return PYGEN_ERROR
         error = _fetch_error()
     kwargs = {} if aw._kwargs is None else aw._kwargs
+    if aw._nargs >= 0:
+        positional = (aw._a0, aw._a1, aw._a2)[:aw._nargs]
+    else:
+        positional = aw._args
     try:
         if aw._is_retry:
             r = <_Retrying>aw._owner
             cont = _finish_async(
-                _Run(r._config, r._hooks, r._func, aw._args, kwargs, r._n, aw._t0), r._func, error, result
+                _Run(r._config, r._hooks, r._func, positional, kwargs, r._n, aw._t0), r._func, error, result
             )
         else:
             ch = <_Chain>aw._owner
             cont = _run_chain_async(
-                ch._name, ch._funcs, ch._awaited, aw._args, kwargs, ch._default, ch._exceptions, ch._log,
+                ch._name, ch._funcs, ch._awaited, positional, kwargs, ch._default, ch._exceptions, ch._log,
                 ch._on_result, _one_element, [error],
             )
     except BaseException as exc:
