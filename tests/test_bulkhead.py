@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -164,6 +165,44 @@ def test_eight_threads_never_exceed_the_limit() -> None:
     assert stats["waiting"] == 0
     assert stats["peak"] == 3
     assert stats["waited"] > 0
+
+
+def test_decorated_calls_from_threads_switching_at_every_chance_never_exceed_the_limit() -> None:
+    """The decorator enters and leaves without the lock under the GIL (the twin): with threads switching as
+    often as the interpreter can, no slot is handed out twice or lost."""
+    pool = hardy.Bulkhead("db", 2, max_wait=60.0)
+    gauge = Gauge()
+    start = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    @pool
+    def work() -> None:
+        gauge.enter()
+        gauge.leave()
+
+    def run() -> None:
+        start.wait()
+        for _ in range(10000):
+            try:
+                work()
+            except Exception as exc:  # a slot given back twice: RuntimeError
+                errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=run) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert gauge.peak <= 2
+    stats = pool.get_stats()
+    assert stats["admitted"] == 60000
+    assert (stats["active"], stats["waiting"], stats["rejections"]) == (0, 0, 0)
 
 
 def test_thousand_tasks_never_exceed_the_limit() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -176,6 +177,41 @@ def test_threads_never_exceed_the_burst_at_once(clock: FakeClock) -> None:
         thread.join(10.0)
     assert sum(passed) == 50
     assert limiter.get_stats()["rejections"] == 750
+
+
+def test_decorated_calls_from_threads_switching_at_every_chance_get_exactly_the_burst() -> None:
+    """The decorator's permit (on the monotonic clock: the twin takes it without the lock under the GIL)
+    is never handed out twice however often threads switch."""
+    limiter = hardy.RateLimiter("api", rate=50, period=3600.0)  # the burst, and nothing more for an hour
+    passed: list[int] = []
+    barrier = threading.Barrier(8)
+
+    @limiter
+    def work() -> int:
+        return 1
+
+    def run() -> None:
+        barrier.wait()
+        for _ in range(200):
+            try:
+                passed.append(work())
+            except hardy.RateLimitExceededError:
+                pass
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=run) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(passed) == 50
+    stats = limiter.get_stats()
+    assert stats["admitted"] == 50
+    assert stats["rejections"] == 8 * 200 - 50
 
 
 def test_tasks_wait_in_order_and_cancelled_waiter_gives_back(clock: FakeClock) -> None:

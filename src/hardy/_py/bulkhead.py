@@ -347,19 +347,34 @@ def guard_bulkhead(bulkhead: Bulkhead, func: Callable[..., Any]) -> Any:
         wrapper.bulkhead = bulkhead
         return wrapper
 
+    # Under the GIL the two policy calls need no lock: a policy function
+    # calls nothing, so no other thread runs between its reads and writes
+    # (as for the breaker's closed-state count, hardy/_py/protect.py). The
+    # lock guards the queue, which they never touch: with waiters both
+    # answer False and the call goes the locked way. Free-threaded builds
+    # take the lock for them too.
+    enter = bulkhead_enter if _breaker.GIL_ENABLED else _locked(bulkhead_enter, lock)
+    leave = bulkhead_leave_alone if _breaker.GIL_ENABLED else _locked(bulkhead_leave_alone, lock)
+
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        with lock:
-            entered = bulkhead_enter(b)
-        if not entered:
+        if not enter(b):
             b.acquire()
         try:
             return func(*args, **kwargs)
         finally:
-            with lock:
-                left = bulkhead_leave_alone(b)
-            if not left:
+            if not leave(b):
                 b.release()
 
     wrapper = _wrapping.copy_metadata(guarded, func, is_async=False)
     wrapper.bulkhead = bulkhead
     return wrapper
+
+
+def _locked(decide: Callable[[Bulkhead], bool], lock: Any) -> Callable[[Bulkhead], bool]:
+    """``decide`` under ``lock``."""
+
+    def locked(bulkhead: Bulkhead) -> bool:
+        with lock:
+            return decide(bulkhead)
+
+    return locked

@@ -313,7 +313,20 @@ def guard_rate_limit(limiter: RateLimiter, func: Callable[..., Any]) -> Any:
 
     lock = r._lock
     max_wait = r._max_wait
-    if r._clock is _monotonic:
+    if r._clock is _monotonic and _breaker.GIL_ENABLED:
+
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            now = _monotonic()
+            # No lock under the GIL: ratelimit_take calls nothing, so no
+            # other thread runs between its reads and writes, nor before the
+            # reading of the time it reserved (as the breaker's closed-state
+            # count, hardy/_py/protect.py). A free-threaded build locks.
+            delay = ratelimit_take(r, now, max_wait)
+            if delay != 0.0:
+                r._spend(now, delay, r._tat)
+            return func(*args, **kwargs)
+
+    elif r._clock is _monotonic:
 
         def limited(*args: Any, **kwargs: Any) -> Any:
             now = _monotonic()
