@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pickle
 import sys
 import threading
@@ -193,10 +194,8 @@ def test_decorated_calls_from_threads_switching_at_every_chance_get_exactly_the_
     def run() -> None:
         barrier.wait()
         for _ in range(200):
-            try:
+            with contextlib.suppress(hardy.RateLimitExceededError):
                 passed.append(work())
-            except hardy.RateLimitExceededError:
-                pass
 
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
