@@ -191,6 +191,23 @@ def test_the_registry_and_the_decorator_take_a_store(server, prefix, stores):
         hardy.rate_limiters.clear()
 
 
+def test_a_dropped_shared_limiter_is_freed_and_the_store_goes_on(server, prefix, stores):
+    """The store holds its limiters weakly: one made per request and dropped does not stay alive with it."""
+    import gc
+    import weakref
+
+    store = stores(server, prefix)
+    kept = hardy.RateLimiter("kept", rate=100, period=1.0, store=store)
+    dropped = hardy.RateLimiter("dropped", rate=100, period=1.0, store=store)
+    assert dropped.try_acquire()
+    ref = weakref.ref(dropped)
+    del dropped
+    gc.collect()
+    assert ref() is None
+    assert [limit.name for limit in store._limits] == ["kept"]
+    assert kept.try_acquire()
+
+
 def test_bad_stores_are_refused(server):
     with pytest.raises(TypeError, match=r"store must be a hardy\.RedisStore or None, got 'redis://x'"):
         hardy.RateLimiter("api", 5, store="redis://x")

@@ -58,7 +58,18 @@ def bind(limiter: Any, store: object) -> SharedLimit:
 class SharedLimit:
     """One limiter's binding to its store: asks for leases, waits, falls back."""
 
-    __slots__ = ("broken", "burst", "interval_us", "limiter", "lock", "name", "processes", "round_trips", "store")
+    __slots__ = (
+        "__weakref__",  # the store holds its bindings weakly
+        "broken",
+        "burst",
+        "interval_us",
+        "limiter",
+        "lock",
+        "name",
+        "processes",
+        "round_trips",
+        "store",
+    )
 
     def __init__(self, limiter: Any, store: RedisStore) -> None:
         self.limiter = limiter

@@ -184,7 +184,9 @@ class RedisStore(BreakerStore):
         # Weakly: a breaker nobody holds any more (a keyed breaker evicted, one
         # made per request) is freed, and leaves its name's group with it.
         self._bindings: dict[str, weakref.WeakSet[SharedBreaker]] = {}
-        self._limits: list[SharedLimit] = []  # the rate limiters sharing their rate through this store
+        # The rate limiters sharing their rate through this store, held weakly as the breakers are:
+        # a limiter and its binding refer to each other, and go together when the user drops the limiter.
+        self._limits: weakref.WeakSet[SharedLimit] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._available = True
         self._outage_since: float | None = None  # when the current outage started
@@ -622,7 +624,7 @@ class RedisStore(BreakerStore):
 
     def _attach_limit(self, limit: SharedLimit) -> None:
         with self._lock:
-            self._limits.append(limit)
+            self._limits.add(limit)
         self._ensure_thread()  # it notices the end of an outage and switches the limiters back
         if self._limits_usable():
             limit.share_again()
@@ -773,7 +775,7 @@ def _after_fork(ref: weakref.ReferenceType[RedisStore]) -> None:
         store._forked()
         for binding in store._all():
             binding.after_fork()
-        for limit in store._limits:
+        for limit in list(store._limits):
             limit.after_fork()
         if store.blocking and store._all():
             store._ensure_thread()

@@ -39,6 +39,7 @@ def protect(
     if _retry_gen.is_generator_function(func):
         return _retry_gen.protect_generator(breaker, func, fallback)  # type: ignore[no-any-return]
     b = breaker
+    plain: Callable[..., Any] = func  # called with positional arguments only
     if b._flags & FLAG_SLOW:
         return _protect_slow_tracked(b, func, fallback)
     if b._flags == FLAG_WINDOW and not _wrapping.is_async_callable(func):
@@ -91,7 +92,7 @@ def protect(
             epoch = b._epoch
         try:
             # Without keywords, f(*args): a call through ** costs a mapping more.
-            result = func(*args, **kwargs) if kwargs else func(*args)
+            result = func(*args, **kwargs) if kwargs else plain(*args)
         except BaseException as exc:
             b._on_exception(exc, epoch)
             raise
@@ -113,6 +114,7 @@ def _protect_slow_tracked(
 ) -> ProtectedCallable[P, R]:
     """``protect`` for a breaker whose window tracks slow calls: each call's duration is measured, from
     the admission to the end of the call (of the awaited call, for an async function)."""
+    plain: Callable[..., Any] = func  # called with positional arguments only
     if _wrapping.is_async_callable(func):
         fallback_is_async = fallback is not None and _wrapping.is_async_callable(fallback)
         async_func = cast("Callable[..., Awaitable[Any]]", func)
@@ -147,7 +149,7 @@ def _protect_slow_tracked(
         start = b._call_start(epoch)
         try:
             # Without keywords, f(*args): a call through ** costs a mapping more.
-            result = func(*args, **kwargs) if kwargs else func(*args)
+            result = func(*args, **kwargs) if kwargs else plain(*args)
         except BaseException as exc:
             b._on_exception(exc, epoch, start)
             raise
@@ -165,6 +167,7 @@ def _protect_count_windowed(
     """``protect`` for a sync function under a breaker whose only flag is a count window: a success
     that only needs recording is recorded here (``record_window_success``), anything else goes
     through the breaker's dispatch."""
+    plain: Callable[..., Any] = func  # called with positional arguments only
     lock = b._lock
     record = policy.record_window_success
     w = policy.window_of(b)
@@ -182,7 +185,7 @@ def _protect_count_windowed(
             epoch = b._epoch
         try:
             # Without keywords, f(*args): a call through ** costs a mapping more.
-            result = func(*args, **kwargs) if kwargs else func(*args)
+            result = func(*args, **kwargs) if kwargs else plain(*args)
         except BaseException as exc:
             b._on_exception(exc, epoch)
             raise

@@ -341,6 +341,7 @@ def retrying(
     finish_sync = _retry_run.finish_sync
     finish_async = _retry_run.finish_async
     Run = _retry_run.Run
+    plain: Callable[..., Any] = func  # called with positional arguments only
     ledger = c._ledger
     if ledger is not None:
         return _budgeted(config, func, hooks, counters, ledger)  # type: ignore[no-any-return]
@@ -370,7 +371,7 @@ def retrying(
             started = now() if reads_clock else 0.0
             try:
                 # Without keywords, f(*args): a call through ** costs a mapping more.
-                result = func(*args, **kwargs) if kwargs else func(*args)
+                result = func(*args, **kwargs) if kwargs else plain(*args)
             except Exception as exc:
                 error: BaseException | None = exc
                 result = None
@@ -401,6 +402,7 @@ def _budgeted(config: RetryConfig, func: Any, hooks: _retry_run.Hooks, counters:
     finish_sync = _retry_run.finish_sync
     finish_async = _retry_run.finish_async
     Run = _retry_run.Run
+    plain = func  # called with positional arguments only
     if _wrapping.is_async_callable(func):
         async_func = cast("Callable[..., Awaitable[Any]]", func)
 
@@ -429,7 +431,7 @@ def _budgeted(config: RetryConfig, func: Any, hooks: _retry_run.Hooks, counters:
             started = now() if reads_clock else 0.0
             try:
                 # Without keywords, f(*args): a call through ** costs a mapping more.
-                result = func(*args, **kwargs) if kwargs else func(*args)
+                result = func(*args, **kwargs) if kwargs else plain(*args)
             except Exception as exc:
                 error: BaseException | None = exc
                 result = None
