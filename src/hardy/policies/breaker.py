@@ -792,7 +792,6 @@ def record_window_success(s: BreakerState, epoch: cython.longlong) -> cython.bin
     return True
 
 
-
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
