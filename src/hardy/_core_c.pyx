@@ -133,6 +133,27 @@ include "policies/bulkhead.py"
 include "policies/ratelimit.py"
 include "policies/budget.py"
 
+# The scrape's builder, written once (hardy.metrics reads it from the core), and what it
+# cannot say in pure mode: a prometheus-client Sample made as tuple.__new__(Sample, fields)
+# makes it, without the argument tuples (Cython declares PyType_GenericAlloc over an object).
+cdef extern from "Python.h":
+    object _generic_alloc "PyType_GenericAlloc" (PyTypeObject* t, Py_ssize_t n)
+
+cdef inline object _scrape_sample(object kind, object metric, object labels, object value):
+    cdef object item = _generic_alloc(<PyTypeObject*>kind, 6)
+    cdef PyObject* t = <PyObject*>item
+    Py_INCREF(metric)
+    PyTuple_SET_ITEM(t, 0, <PyObject*>metric)
+    Py_INCREF(labels)
+    PyTuple_SET_ITEM(t, 1, <PyObject*>labels)
+    Py_INCREF(value)
+    PyTuple_SET_ITEM(t, 2, <PyObject*>value)
+    for i in range(3, 6):
+        Py_INCREF(None)
+        PyTuple_SET_ITEM(t, i, Py_None)
+    return item
+include "_scrape.py"
+
 # The dispatch.
 include "_c/calls.pxi"
 include "_c/breaker.pxi"
