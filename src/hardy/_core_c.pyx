@@ -135,9 +135,21 @@ include "policies/budget.py"
 
 # The scrape's builder, written once (hardy.metrics reads it from the core), and what it
 # cannot say in pure mode: a prometheus-client Sample made as tuple.__new__(Sample, fields)
-# makes it, without the argument tuples (Cython declares PyType_GenericAlloc over an object).
+# makes it, without the argument tuples (Cython declares PyType_GenericAlloc over an object),
+# and tuples of untracked objects left out of the garbage collector's generations, as it
+# does itself at its first look (a scrape makes 100,000 Samples: untracked, they cost no
+# collection anything, and the one that follows a scrape does not walk them).
 cdef extern from "Python.h":
     object _generic_alloc "PyType_GenericAlloc" (PyTypeObject* t, Py_ssize_t n)
+    int _gc_is_tracked "PyObject_GC_IsTracked" (object o)
+    void _gc_untrack "PyObject_GC_UnTrack" (object o)
+
+cdef inline object _scrape_untracked(object t):
+    for item in <tuple>t:
+        if _gc_is_tracked(item):
+            return t
+    _gc_untrack(t)
+    return t
 
 cdef inline object _scrape_sample(object kind, object metric, object labels, object value):
     cdef object item = _generic_alloc(<PyTypeObject*>kind, 6)
@@ -151,6 +163,8 @@ cdef inline object _scrape_sample(object kind, object metric, object labels, obj
     for i in range(3, 6):
         Py_INCREF(None)
         PyTuple_SET_ITEM(t, i, Py_None)
+    if not (_gc_is_tracked(metric) or _gc_is_tracked(labels) or _gc_is_tracked(value)):
+        _gc_untrack(item)
     return item
 include "_scrape.py"
 

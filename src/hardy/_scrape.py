@@ -78,7 +78,7 @@ def _scrape_item(kind: Any, metric: Any, labels: Any, value: Any) -> Any:
     the intermediate argument tuples.
     """
     if kind is None:
-        return (labels, value)
+        return _scrape_kept((labels, value))
     if not cython.compiled:
         return _scrape_tuple_new(kind, (metric, labels, value, None, None, None))
     # Defined by _core_c.pyx before it includes this file.
@@ -86,17 +86,33 @@ def _scrape_item(kind: Any, metric: Any, labels: Any, value: Any) -> Any:
 
 
 @cython.cfunc
-def _scrape_labels(labels: dict[Any, Any], name: Any, states: tuple[Any, ...]) -> list[Any]:
+@cython.inline
+def _scrape_kept(t: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The tuple ``t``, left out of the garbage collector's generations when nothing in it is tracked.
+
+    The collector does so itself at its first look at a tuple; doing it at
+    once (compiled) spares that look, which after the first scrape would
+    walk every Sample. The twin leaves it to the collector.
+    """
+    if not cython.compiled:
+        return t
+    # Defined by _core_c.pyx before it includes this file.
+    return _scrape_untracked(t)  # type: ignore[name-defined, no-any-return]  # noqa: F821  # pyright: ignore[reportUndefinedVariable, reportUnknownVariableType]
+
+
+@cython.cfunc
+def _scrape_labels(labels: dict[Any, Any], name: Any, states: tuple[Any, ...]) -> tuple[Any, ...]:
     """``name``'s label mappings, made now: one per state, one per outcome, then the openings'."""
     made: list[Any] = [{"name": name, "state": state} for state in states]
     made += [{"name": name, "outcome": outcome} for outcome in SCRAPE_OUTCOMES]
     made.append({"name": name})
-    labels[name] = made
-    return made
+    kept: tuple[Any, ...] = _scrape_kept(tuple(made))
+    labels[name] = kept
+    return kept
 
 
 @cython.cfunc
-def _scrape_states(kind: Any, metric: Any, made: list[Any], state: Any, count: cython.long) -> tuple[Any, ...]:
+def _scrape_states(kind: Any, metric: Any, made: tuple[Any, ...], state: Any, count: cython.long) -> tuple[Any, ...]:
     """One breaker's state gauge: 1 for its state code and 0 for the others, or how many breakers are in each."""
     items: list[Any] = []
     k: cython.long
@@ -108,7 +124,7 @@ def _scrape_states(kind: Any, metric: Any, made: list[Any], state: Any, count: c
         counts: tuple[Any, ...] = state
         for k in range(count):
             items.append(_scrape_item(kind, metric, made[k], counts[k]))
-    return tuple(items)
+    return _scrape_kept(tuple(items))
 
 
 @cython.cfunc
@@ -125,7 +141,17 @@ def scrape_flat(chunks: list[Any]) -> list[Any]:
         states, outcomes, opened = series.chunks()
         samples = scrape_flat(outcomes)
     """
-    return [item for chunk in chunks for item in chunk]
+    total: cython.long = 0
+    chunk: tuple[Any, ...]
+    for chunk in chunks:
+        total += len(chunk)
+    flat: list[Any] = [None] * total  # sized once: no growing, no over-allocation
+    at: cython.long = 0
+    for chunk in chunks:
+        for item in chunk:
+            flat[at] = item
+            at += 1
+    return flat
 
 
 def scrape_breakers(
@@ -175,9 +201,9 @@ def scrape_breakers(
     i: cython.long
     row: tuple[Any, ...]
     old: tuple[Any, ...] | None
-    made: list[Any] | None
+    made: tuple[Any, ...] | None
     for i in range(n):
-        row = rows[i]
+        row = _scrape_kept(rows[i])  # kept in the series: left out of the collector too
         old = old_rows[i]
         if old is not None and row == old:
             continue
@@ -188,12 +214,14 @@ def scrape_breakers(
         if old is None or old[1] != row[1]:
             new_states[i] = _scrape_states(kind, state_metric, made, row[1], count)
         if old is None or old[2] != row[2] or old[3] != row[3] or old[4] != row[4] or old[5] != row[5]:
-            new_outcomes[i] = (
-                _scrape_item(kind, calls_metric, made[count], row[2]),
-                _scrape_item(kind, calls_metric, made[count + 1], row[3]),
-                _scrape_item(kind, calls_metric, made[count + 2], row[4]),
-                _scrape_item(kind, calls_metric, made[count + 3], row[5]),
+            new_outcomes[i] = _scrape_kept(
+                (
+                    _scrape_item(kind, calls_metric, made[count], row[2]),
+                    _scrape_item(kind, calls_metric, made[count + 1], row[3]),
+                    _scrape_item(kind, calls_metric, made[count + 2], row[4]),
+                    _scrape_item(kind, calls_metric, made[count + 3], row[5]),
+                )
             )
         if old is None or old[6] != row[6]:
-            new_opened[i] = (_scrape_item(kind, opened_metric, made[count + 4], row[6]),)
+            new_opened[i] = _scrape_kept((_scrape_item(kind, opened_metric, made[count + 4], row[6]),))
     return now

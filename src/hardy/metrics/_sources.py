@@ -202,7 +202,7 @@ _PAIRS = ("", "", "")  # the builder's metric names when it makes (labels, value
 
 # Each breaker name's label mappings (hardy._scrape), made at its first scrape and
 # shared by every consumer, so a later scrape of the same names makes none.
-_labels: dict[str, list[dict[str, str]]] = {}
+_labels: dict[str, tuple[dict[str, str], ...]] = {}
 _labels_lock = threading.Lock()
 
 
