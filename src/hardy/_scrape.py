@@ -9,21 +9,22 @@ nothing of hardy; :mod:`hardy.metrics` reads it from the running core
 
 One call turns the rows of a scrape (``breaker._counts()`` of every live
 breaker: name, state code, successes, failures, ignored, rejections, times
-opened; breakers sharing a name already added up) into three lists of
-*chunks*, one chunk per breaker and metric: its state gauge (one item per
-state), its calls by outcome (four items), its openings (one item). An item
-is a ``(labels, value)`` pair (``kind=None``: :class:`hardy.metrics.Family`'s
-chunks) or a Prometheus ``Sample`` (``kind=Sample``). A breaker whose row did
-not change since the consumer's last scrape hands the very same chunk again,
-and a part of a row that did not change (its state, its openings) keeps its
-chunk, so a scrape's work is proportional to what changed. Label mappings are
-made once per name, at its first scrape, and shared by every consumer.
+opened; breakers sharing a name already added up) into three columns, one per
+metric: the state gauge (one item per state), the calls by outcome (four
+items), the openings (one item). An item is a Prometheus ``Sample``
+(``kind=Sample``; the columns are then flat, the metric's samples as they are
+exported) or a ``(labels, value)`` pair (``kind=None``; the columns then hold
+a tuple per breaker, :class:`hardy.metrics.Family`'s chunks). A breaker whose
+row did not change since the consumer's last scrape keeps its items, the very
+same objects, and a part of a row that did not change (its state, its
+openings) keeps its own, so a scrape's work is proportional to what changed.
+Label mappings are made once per name, at its first scrape, and shared by
+every consumer.
 
 Example (what :mod:`hardy.metrics` does at each scrape)::
 
     series = scrape_breakers(series, names, rows, labels, STATES, Sample, NAMES)
-    states, outcomes, opened = series.chunks()
-    samples = scrape_flat(outcomes)
+    states, outcomes, opened = series.chunks()  # every breaker's Samples, metric by metric
 """
 
 try:
@@ -43,7 +44,7 @@ class ScrapeSeries:
     """What one consumer made at its last scrape, per breaker in the order of ``names``.
 
     ``rows`` are the rows it was made from; ``states``, ``outcomes`` and
-    ``opened`` the chunks of each breaker. A consumer keeps the series
+    ``opened`` the items made of them (see the module's docstring). A consumer keeps the series
     :func:`scrape_breakers` returns and passes it to the next call.
     """
 
@@ -63,7 +64,7 @@ class ScrapeSeries:
         self.opened = []
 
     def chunks(self) -> tuple[list[Any], list[Any], list[Any]]:
-        """The chunks of every breaker: its state gauge's, its calls', its openings' (read them, do not change them)."""
+        """The three columns: the state gauge's, the calls', the openings' (read them, do not change them)."""
         return (self.states, self.outcomes, self.opened)
 
 
@@ -112,46 +113,35 @@ def _scrape_labels(labels: dict[Any, Any], name: Any, states: tuple[Any, ...]) -
 
 
 @cython.cfunc
-def _scrape_states(kind: Any, metric: Any, made: tuple[Any, ...], state: Any, count: cython.long) -> tuple[Any, ...]:
-    """One breaker's state gauge: 1 for its state code and 0 for the others, or how many breakers are in each."""
-    items: list[Any] = []
-    k: cython.long
+@cython.inline
+def _scrape_state_value(state: Any, k: cython.long) -> Any:
+    """The state gauge's value for state code ``k``: 1 for a breaker's state code and 0 for the others,
+    or how many of the breakers sharing a name are in it."""
     if isinstance(state, int):
         code: cython.long = state
-        for k in range(count):
-            items.append(_scrape_item(kind, metric, made[k], 1 if k == code else 0))
-    else:
-        counts: tuple[Any, ...] = state
-        for k in range(count):
-            items.append(_scrape_item(kind, metric, made[k], counts[k]))
-    return _scrape_kept(tuple(items))
+        return 1 if k == code else 0
+    counts: tuple[Any, ...] = state
+    return counts[k]
 
 
 @cython.cfunc
-def _scrape_aligned(column: list[Any], where: list[Any]) -> list[Any]:
-    """``column`` in a new order: ``where[i]`` is the old index of entry ``i`` (None: a new breaker)."""
-    return [None if index is None else column[index] for index in where]
+def _scrape_aligned(column: list[Any], where: list[Any], width: cython.long) -> list[Any]:
+    """``column`` in a new order, ``width`` entries per breaker: ``where[i]`` is breaker ``i``'s old index.
 
-
-def scrape_flat(chunks: list[Any]) -> list[Any]:
-    """Every item of ``chunks``, in order: a metric's samples.
-
-    Example::
-
-        states, outcomes, opened = series.chunks()
-        samples = scrape_flat(outcomes)
+    A breaker new to the column (``where[i]`` is None) gets ``width`` Nones.
     """
-    total: cython.long = 0
-    chunk: tuple[Any, ...]
-    for chunk in chunks:
-        total += len(chunk)
-    flat: list[Any] = [None] * total  # sized once: no growing, no over-allocation
+    moved: list[Any] = [None] * (len(where) * width)
     at: cython.long = 0
-    for chunk in chunks:
-        for item in chunk:
-            flat[at] = item
-            at += 1
-    return flat
+    start: cython.long
+    k: cython.long
+    for index in where:
+        if index is not None:
+            start = index
+            start *= width
+            for k in range(width):
+                moved[at + k] = column[start + k]
+        at += width
+    return moved
 
 
 def scrape_breakers(
@@ -163,7 +153,7 @@ def scrape_breakers(
     kind: Any,
     metrics: tuple[Any, ...],
 ) -> ScrapeSeries:
-    """The chunks of every breaker in ``rows``, reusing those of ``last`` that did not change.
+    """The items of every breaker in ``rows``, reusing those of ``last`` that did not change.
 
     ``names[i]`` is ``rows[i][0]``, each once. ``labels`` caches each name's
     label mappings (made here at a name's first sight); ``states`` names the
@@ -175,6 +165,12 @@ def scrape_breakers(
 
         series = scrape_breakers(ScrapeSeries(), ["db"], [("db", 0, 1, 0, 0, 0, 0)], {}, ("closed",), None, NAMES)
     """
+    count: cython.long = len(states)
+    # Samples go in flat columns (a metric's samples as they are exported, ``count``, 4 and 1
+    # per breaker), pairs in a tuple per breaker (hardy.metrics.Family's chunks).
+    flat: cython.bint = kind is not None
+    state_width: cython.long = count if flat else 1
+    calls_width: cython.long = 4 if flat else 1
     now = ScrapeSeries()
     now.names = names
     now.rows = rows
@@ -186,19 +182,20 @@ def scrape_breakers(
         now.opened = list(last.opened)
     else:
         where: list[Any] = list(map(dict(zip(last.names, range(len(last.names)), strict=True)).get, names))
-        old_rows = _scrape_aligned(last.rows, where)
-        now.states = _scrape_aligned(last.states, where)
-        now.outcomes = _scrape_aligned(last.outcomes, where)
-        now.opened = _scrape_aligned(last.opened, where)
+        old_rows = _scrape_aligned(last.rows, where, 1)
+        now.states = _scrape_aligned(last.states, where, state_width)
+        now.outcomes = _scrape_aligned(last.outcomes, where, calls_width)
+        now.opened = _scrape_aligned(last.opened, where, 1)
     new_states: list[Any] = now.states
     new_outcomes: list[Any] = now.outcomes
     new_opened: list[Any] = now.opened
-    count: cython.long = len(states)
     state_metric: Any = metrics[0]
     calls_metric: Any = metrics[1]
     opened_metric: Any = metrics[2]
     n: cython.long = len(rows)
     i: cython.long
+    k: cython.long
+    at: cython.long
     row: tuple[Any, ...]
     old: tuple[Any, ...] | None
     made: tuple[Any, ...] | None
@@ -212,16 +209,30 @@ def scrape_breakers(
         if made is None:
             made = _scrape_labels(labels, name, states)
         if old is None or old[1] != row[1]:
-            new_states[i] = _scrape_states(kind, state_metric, made, row[1], count)
+            state: Any = row[1]
+            if flat:
+                at = i * count
+                for k in range(count):
+                    new_states[at + k] = _scrape_item(kind, state_metric, made[k], _scrape_state_value(state, k))
+            else:
+                gauge: list[Any] = [
+                    _scrape_item(kind, state_metric, made[k], _scrape_state_value(state, k)) for k in range(count)
+                ]
+                new_states[i] = _scrape_kept(tuple(gauge))
         if old is None or old[2] != row[2] or old[3] != row[3] or old[4] != row[4] or old[5] != row[5]:
-            new_outcomes[i] = _scrape_kept(
-                (
-                    _scrape_item(kind, calls_metric, made[count], row[2]),
-                    _scrape_item(kind, calls_metric, made[count + 1], row[3]),
-                    _scrape_item(kind, calls_metric, made[count + 2], row[4]),
-                    _scrape_item(kind, calls_metric, made[count + 3], row[5]),
-                )
-            )
+            success: Any = _scrape_item(kind, calls_metric, made[count], row[2])
+            failure: Any = _scrape_item(kind, calls_metric, made[count + 1], row[3])
+            ignored: Any = _scrape_item(kind, calls_metric, made[count + 2], row[4])
+            rejected: Any = _scrape_item(kind, calls_metric, made[count + 3], row[5])
+            if flat:
+                at = i * 4
+                new_outcomes[at] = success
+                new_outcomes[at + 1] = failure
+                new_outcomes[at + 2] = ignored
+                new_outcomes[at + 3] = rejected
+            else:
+                new_outcomes[i] = _scrape_kept((success, failure, ignored, rejected))
         if old is None or old[6] != row[6]:
-            new_opened[i] = _scrape_kept((_scrape_item(kind, opened_metric, made[count + 4], row[6]),))
+            opened: Any = _scrape_item(kind, opened_metric, made[count + 4], row[6])
+            new_opened[i] = opened if flat else _scrape_kept((opened,))
     return now

@@ -117,11 +117,10 @@ class HardyCollector(Collector):
             _sources.failed(_sources.breakers, exc)
             return []
         self._series = series
-        flat = _sources.builder().scrape_flat
         metrics: list[Metric] = []
-        for (name, kind, text, _, _), chunks in zip(_sources.BREAKER_FAMILIES, series.chunks(), strict=True):
+        for (name, kind, text, _, _), samples in zip(_sources.BREAKER_FAMILIES, series.chunks(), strict=True):
             metric = Metric(name, text, kind)
-            metric.samples = flat(chunks)
+            metric.samples = list(samples)  # a copy: the series keeps its own for the next collection
             metrics.append(metric)
         return metrics
 
