@@ -104,9 +104,15 @@ def _scrape_kept(t: tuple[Any, ...]) -> tuple[Any, ...]:
 @cython.cfunc
 def _scrape_labels(labels: dict[Any, Any], name: Any, states: tuple[Any, ...]) -> tuple[Any, ...]:
     """``name``'s label mappings, made now: one per state, one per outcome, then the openings'."""
-    made: list[Any] = [{"name": name, "state": state} for state in states]
-    made += [{"name": name, "outcome": outcome} for outcome in SCRAPE_OUTCOMES]
-    made.append({"name": name})
+    made: list[Any] = [None] * (len(states) + 5)  # sized once
+    at: cython.long = 0
+    for state in states:
+        made[at] = {"name": name, "state": state}
+        at += 1
+    for outcome in SCRAPE_OUTCOMES:
+        made[at] = {"name": name, "outcome": outcome}
+        at += 1
+    made[at] = {"name": name}
     kept: tuple[Any, ...] = _scrape_kept(tuple(made))
     labels[name] = kept
     return kept
@@ -180,6 +186,11 @@ def scrape_breakers(
         now.states = list(last.states)
         now.outcomes = list(last.outcomes)
         now.opened = list(last.opened)
+    elif not last.names:  # the consumer's first scrape: nothing to reuse
+        old_rows = [None] * len(rows)
+        now.states = [None] * (len(rows) * state_width)
+        now.outcomes = [None] * (len(rows) * calls_width)
+        now.opened = [None] * len(rows)
     else:
         where: list[Any] = list(map(dict(zip(last.names, range(len(last.names)), strict=True)).get, names))
         old_rows = _scrape_aligned(last.rows, where, 1)
