@@ -318,7 +318,13 @@ def test_the_builder_leaves_the_last_series_unchanged(core: ModuleType) -> None:
     states = tuple(s.value for s in STATE_BY_CODE)
     names = ("s", "c", "o")
     first = core.scrape_breakers(
-        core.ScrapeSeries(), ["a", "b"], [("a", 0, 1, 0, 0, 0, 0), ("b", 1, 0, 2, 0, 0, 1)], labels, states, None, names
+        core.scrape_series(),
+        ["a", "b"],
+        [("a", 0, 1, 0, 0, 0, 0), ("b", 1, 0, 2, 0, 0, 1)],
+        labels,
+        states,
+        None,
+        names,
     )
     kept = [list(column) for column in first.chunks()]
     second = core.scrape_breakers(
@@ -347,7 +353,7 @@ def test_samples_holding_tracked_objects_stay_tracked(core: ModuleType) -> None:
     names = ("s", "c_total", "o_total")
     odd, plain = Named("odd"), "plain"
     rows = [(odd, 0, 1, 0, 0, 0, 0), (plain, 0, 1, 0, 0, 0, 0)]
-    series = core.scrape_breakers(core.ScrapeSeries(), [odd, plain], rows, {}, states, Sample, names)
+    series = core.scrape_breakers(core.scrape_series(), [odd, plain], rows, {}, states, Sample, names)
     chunks = series.chunks()
     assert gc.is_tracked(odd)
     widths = (len(states), 4, 1)  # Samples per breaker in each (flat) column

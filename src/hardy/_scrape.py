@@ -44,8 +44,10 @@ class ScrapeSeries:
     """What one consumer made at its last scrape, per breaker in the order of ``names``.
 
     ``rows`` are the rows it was made from; ``states``, ``outcomes`` and
-    ``opened`` the items made of them (see the module's docstring). A consumer keeps the series
-    :func:`scrape_breakers` returns and passes it to the next call.
+    ``opened`` the items made of them (see the module's docstring). A
+    consumer starts from :func:`scrape_series` and keeps the series each
+    :func:`scrape_breakers` returns for the next call. Only these two make
+    one (the compiled type cannot be instantiated).
     """
 
     __slots__ = ("names", "opened", "outcomes", "rows", "states")
@@ -56,16 +58,25 @@ class ScrapeSeries:
     outcomes: list[Any]
     opened: list[Any]
 
-    def __init__(self) -> None:
-        self.names = []
-        self.rows = []
-        self.states = []
-        self.outcomes = []
-        self.opened = []
-
     def chunks(self) -> tuple[list[Any], list[Any], list[Any]]:
         """The three columns: the state gauge's, the calls', the openings' (read them, do not change them)."""
         return (self.states, self.outcomes, self.opened)
+
+
+def scrape_series() -> ScrapeSeries:
+    """A new, empty series: a consumer's first scrape reuses nothing.
+
+    Example::
+
+        series = scrape_breakers(scrape_series(), names, rows, labels, STATES, None, NAMES)
+    """
+    series: ScrapeSeries = ScrapeSeries.__new__(ScrapeSeries)
+    series.names = []
+    series.rows = []
+    series.states = []
+    series.outcomes = []
+    series.opened = []
+    return series
 
 
 @cython.cfunc
@@ -169,7 +180,7 @@ def scrape_breakers(
 
     Example::
 
-        series = scrape_breakers(ScrapeSeries(), ["db"], [("db", 0, 1, 0, 0, 0, 0)], {}, ("closed",), None, NAMES)
+        series = scrape_breakers(scrape_series(), ["db"], [("db", 0, 1, 0, 0, 0, 0)], {}, ("closed",), None, NAMES)
     """
     count: cython.long = len(states)
     # Samples go in flat columns (a metric's samples as they are exported, ``count``, 4 and 1
@@ -177,7 +188,7 @@ def scrape_breakers(
     flat: cython.bint = kind is not None
     state_width: cython.long = count if flat else 1
     calls_width: cython.long = 4 if flat else 1
-    now = ScrapeSeries()
+    now: ScrapeSeries = ScrapeSeries.__new__(ScrapeSeries)
     now.names = names
     now.rows = rows
     old_rows: list[Any]

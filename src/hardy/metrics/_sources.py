@@ -231,7 +231,7 @@ def breaker_series(last: Any, kind: Any, metrics: tuple[str, str, str]) -> Any:
     names, rows = breaker_rows()
     core = builder()
     if not isinstance(last, core.ScrapeSeries):  # the first scrape, or the other core's series (tests switch)
-        last = core.ScrapeSeries()
+        last = core.scrape_series()
     with _labels_lock:
         series = core.scrape_breakers(last, names, rows, _labels, _STATES, kind, metrics)
         if len(_labels) > 2 * len(names) + 1000:  # names of breakers long gone
