@@ -253,12 +253,28 @@ TARGETS += [
         extra="ratio",
     ),
     Target(
-        "Prometheus collect() over 10,000 breakers, ms",
+        "Prometheus collect() over 10,000 breakers, first scrape of the process, ms",
         "prometheus-scrape-10000",
         "c",
         None,
         50.0,
-        extra="collect_ms",
+        extra="first_ms",
+    ),
+    Target(
+        "Prometheus collect() over 10,000 breakers, nothing changed since the last, ms",
+        "prometheus-scrape-10000",
+        "c",
+        None,
+        50.0,
+        extra="unchanged_ms",
+    ),
+    Target(
+        "Prometheus collect() over 10,000 breakers, every breaker's counts changed, ms",
+        "prometheus-scrape-10000",
+        "c",
+        None,
+        50.0,
+        extra="all_changed_ms",
     ),
 ]
 

@@ -133,6 +133,41 @@ include "policies/bulkhead.py"
 include "policies/ratelimit.py"
 include "policies/budget.py"
 
+# The scrape's builder, written once (hardy.metrics reads it from the core), and what it
+# cannot say in pure mode: a prometheus-client Sample made as tuple.__new__(Sample, fields)
+# makes it, without the argument tuples (Cython declares PyType_GenericAlloc over an object),
+# and tuples of untracked objects left out of the garbage collector's generations, as it
+# does itself at its first look (a scrape makes 100,000 Samples: untracked, they cost no
+# collection anything, and the one that follows a scrape does not walk them).
+cdef extern from "Python.h":
+    object _generic_alloc "PyType_GenericAlloc" (PyTypeObject* t, Py_ssize_t n)
+    int _gc_is_tracked "PyObject_GC_IsTracked" (object o)
+    void _gc_untrack "PyObject_GC_UnTrack" (object o)
+
+cdef inline object _scrape_untracked(object t):
+    for item in <tuple>t:
+        if _gc_is_tracked(item):
+            return t
+    _gc_untrack(t)
+    return t
+
+cdef inline object _scrape_sample(object kind, object metric, object labels, object value):
+    cdef object item = _generic_alloc(<PyTypeObject*>kind, 6)
+    cdef PyObject* t = <PyObject*>item
+    Py_INCREF(metric)
+    PyTuple_SET_ITEM(t, 0, <PyObject*>metric)
+    Py_INCREF(labels)
+    PyTuple_SET_ITEM(t, 1, <PyObject*>labels)
+    Py_INCREF(value)
+    PyTuple_SET_ITEM(t, 2, <PyObject*>value)
+    for i in range(3, 6):
+        Py_INCREF(None)
+        PyTuple_SET_ITEM(t, i, Py_None)
+    if not (_gc_is_tracked(metric) or _gc_is_tracked(labels) or _gc_is_tracked(value)):
+        _gc_untrack(item)
+    return item
+include "_scrape.py"
+
 # The dispatch.
 include "_c/calls.pxi"
 include "_c/breaker.pxi"
@@ -154,6 +189,7 @@ for _internal in (
     _Waiter, _Guarded, _FirstTry,
     _Limited,
     BudgetState, _BudgetLedger,
+    ScrapeSeries,
 ):
     hardy_disallow_instantiation(_internal)
 del _internal

@@ -16,6 +16,9 @@ from ._py.deadlines import timed
 from ._py.protect import protect
 from ._py.ratelimit import RateLimiter, guard_rate_limit
 from ._py.retry import RetryConfig, retrying
+from ._scrape import ScrapeSeries as ScrapeSeries  # hardy.metrics reads the builder from the core
+from ._scrape import scrape_breakers as scrape_breakers
+from ._scrape import scrape_series as scrape_series
 
 __all__ = [
     "IMPLEMENTATION",

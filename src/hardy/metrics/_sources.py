@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .. import _live, _log, _retry_events, _tallies
+from .. import _core, _live, _log, _retry_events, _tallies
 from ..state import STATE_BY_CODE
 
 __all__ = ["Family", "add_source", "collect", "made_of", "paused_gc", "remove_source"]
@@ -138,22 +138,38 @@ def made_of(chunks: list[Any], last: tuple[list[Any], list[T]] | None, make: Cal
     return made
 
 
+def sources() -> tuple[Source, ...]:
+    """The registered sources, in the order they were added."""
+    return _sources
+
+
+def read(source: Source) -> list[Family]:
+    """``source()``'s families; a source that raises is logged (rate-limited) and gives none."""
+    try:
+        return source()
+    except Exception as exc:
+        failed(source, exc)
+        return []
+
+
+def failed(source: Source, exc: Exception) -> None:
+    """Log that ``source`` raised ``exc`` (rate-limited per source)."""
+    _log.warn_limited(
+        logger,
+        ("source", id(source)),
+        "metric source %r failed: %r",
+        source,
+        exc,
+        extra=_log.fields("metrics", None, "source_failed", error_type=type(exc).__name__),
+        level=logging.ERROR,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+
+
 def _collect() -> list[Family]:
     families: list[Family] = []
     for source in _sources:
-        try:
-            families.extend(source())
-        except Exception as exc:
-            _log.warn_limited(
-                logger,
-                ("source", id(source)),
-                "metric source %r failed: %r",
-                source,
-                exc,
-                extra=_log.fields("metrics", None, "source_failed", error_type=type(exc).__name__),
-                level=logging.ERROR,
-                exc_info=True,
-            )
+        families.extend(read(source))
     return families
 
 
@@ -162,138 +178,78 @@ def _collect() -> list[Family]:
 # Every state a breaker can be in, in the order of the cores' state codes.
 _STATES = tuple(state.value for state in STATE_BY_CODE)
 _N = len(_STATES)
-_OUTCOMES = ("success", "failure", "ignored", "rejected")
 _read_counts = operator.methodcaller("_counts")
 _name_of = operator.itemgetter(0)
-# The state gauge's values for each state code: 1 for that state, 0 for the others.
-_ONE_HOT = tuple(tuple(int(index == code) for index in range(_N)) for code in range(_N))
+#: The breakers' metrics: name, kind, help, labels, unit (their samples come from the scrape's builder).
+BREAKER_FAMILIES = (
+    (
+        "hardy_circuit_breaker_state",
+        "gauge",
+        "1 for the state each circuit breaker is in, 0 for the others (breakers sharing a name: how many are in it).",
+        ("name", "state"),
+        "1",
+    ),
+    (
+        "hardy_circuit_breaker_calls",
+        "counter",
+        "Calls through each circuit breaker by outcome: success, failure, ignored (excluded exceptions), rejected.",
+        ("name", "outcome"),
+        "{call}",
+    ),
+    ("hardy_circuit_breaker_opened", "counter", "Times each circuit breaker opened.", ("name",), "1"),
+)
+_PAIRS = ("", "", "")  # the builder's metric names when it makes (labels, value) pairs: unused
+
+# Each breaker name's label mappings (hardy._scrape), made at its first scrape and
+# shared by every consumer, so a later scrape of the same names makes none.
+_labels: dict[str, tuple[dict[str, str], ...]] = {}
+_labels_lock = threading.Lock()
 
 
-class _Labels:
-    """One breaker name's label mappings, and its state gauge for each state code (made on first use)."""
-
-    __slots__ = ("opened", "outcomes", "state_chunks", "states")
-
-    def __init__(self, name: str) -> None:
-        # List displays, not generators: a scrape's first sight of 10,000 breakers makes these.
-        self.states = tuple([{"name": name, "state": state} for state in _STATES])
-        self.outcomes = tuple([{"name": name, "outcome": outcome} for outcome in _OUTCOMES])
-        self.opened: Mapping[str, str] = {"name": name}
-        self.state_chunks: list[Any] = [None] * _N
-
-    def state_chunk(self, code: int) -> Any:
-        """The state gauge of one breaker in state ``code``: the same tuple at every scrape."""
-        chunk = self.state_chunks[code]
-        if chunk is None:
-            chunk = self.state_chunks[code] = tuple(zip(self.states, _ONE_HOT[code], strict=True))
-        return chunk
+def builder() -> Any:
+    """The running core (hardy._core_c or hardy._core_py), which holds the scrape's builder (hardy._scrape)."""
+    return _core.load(_core.IMPLEMENTATION)
 
 
-class _Scrape:
-    """What the last scrape read, per breaker in the order of ``names``: rows and the chunks made of them.
-
-    A breaker whose row did not change hands its chunks again, the very same
-    tuples, and a part of a row that did not change (its state, its opening
-    count) keeps its chunk: exporters reuse what they made of a chunk they
-    saw before. The comparisons run in C (``map`` over ``operator``
-    functions): most breakers are idle between two scrapes, and the Python
-    code runs for the changed ones only.
-    """
-
-    __slots__ = ("names", "opened", "outcomes", "rows", "states")
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-        self.rows: list[Any] = []
-        self.states: list[Any] = []
-        self.outcomes: list[Any] = []
-        self.opened: list[Any] = []
-
-
-_last = _Scrape()
-_labels: dict[str, _Labels] = {}
-
-
-def _labels_of(name: str) -> _Labels:
-    labels = _labels.get(name)
-    if labels is None:
-        labels = _labels[name] = _Labels(name)
-    return labels
-
-
-def _aligned(last: _Scrape, names: list[str]) -> _Scrape:
-    """``last``'s rows and chunks in the order of ``names`` (``None`` for a name it did not have)."""
-    if names == last.names:
-        return last
-    where = list(map(dict(zip(last.names, range(len(last.names)), strict=True)).get, names))
-    moved = _Scrape()
-    for column in _Scrape.__slots__:
-        if column != "names":
-            old = getattr(last, column)
-            setattr(moved, column, [None if index is None else old[index] for index in where])
-    return moved
-
-
-def breakers() -> list[Family]:
-    """Every live breaker's state and counts. Breakers that share a name are added up."""
-    global _last
+def breaker_rows() -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Every live breaker's ``_counts()`` row and their names, one row per name (sharing a name: added up)."""
     rows = list(map(_read_counts, _live.breakers()))
     names = list(map(_name_of, rows))
     if len(set(names)) != len(names):
         rows = _added_up(rows)
         names = list(map(_name_of, rows))
-    before = _aligned(_last, names)
-    old_rows = before.rows
-    now = _Scrape()
-    now.names = names
-    now.rows = rows
-    states = now.states = list(before.states)
-    outcomes = now.outcomes = list(before.outcomes)
-    opened = now.opened = list(before.opened)
-    labels_of = _labels.get
-    # One pass, inlined, over the breakers whose row changed: at the first scrape, every one.
-    for index in itertools.compress(range(len(rows)), map(operator.ne, rows, old_rows)):
-        name, state, successes, failures, ignored, rejected, times = rows[index]
-        old = old_rows[index]
-        labels = labels_of(name) or _labels_of(name)
-        if old is None or old[1] != state:
-            if isinstance(state, int):  # one breaker: a state code (hardy.policies.breaker)
-                states[index] = labels.state_chunk(state)
-            else:  # breakers added up: how many are in each state
-                states[index] = tuple(zip(labels.states, state, strict=True))
-        if old is None or old[2] != successes or old[3] != failures or old[4] != ignored or old[5] != rejected:
-            o = labels.outcomes
-            outcomes[index] = ((o[0], successes), (o[1], failures), (o[2], ignored), (o[3], rejected))
-        if old is None or old[6] != times:
-            opened[index] = ((labels.opened, times),)
-    _last = now
-    if len(_labels) > 2 * len(names) + 1000:  # names of breakers long gone
-        for gone in set(_labels) - set(names):
-            _labels.pop(gone, None)
+    return names, rows
+
+
+def breaker_series(last: Any, kind: Any, metrics: tuple[str, str, str]) -> Any:
+    """The breakers' chunks now, made by the scrape's builder from ``last`` (a ``ScrapeSeries``).
+
+    ``kind`` is None for ``(labels, value)`` pairs, or prometheus-client's
+    ``Sample`` named ``metrics``. The label cache is shared by every consumer
+    (a lock: two exporters may scrape at once).
+    """
+    names, rows = breaker_rows()
+    core = builder()
+    if not isinstance(last, core.ScrapeSeries):  # the first scrape, or the other core's series (tests switch)
+        last = core.scrape_series()
+    with _labels_lock:
+        series = core.scrape_breakers(last, names, rows, _labels, _STATES, kind, metrics)
+        if len(_labels) > 2 * len(names) + 1000:  # names of breakers long gone
+            for gone in set(_labels) - set(names):
+                _labels.pop(gone, None)
+    return series
+
+
+_last: Any = None
+
+
+def breakers() -> list[Family]:
+    """Every live breaker's state and counts. Breakers that share a name are added up."""
+    global _last
+    series = _last = breaker_series(_last, None, _PAIRS)
     return [
-        Family(
-            "hardy_circuit_breaker_state",
-            "gauge",
-            "1 for the state each circuit breaker is in, 0 for the others (breakers sharing a name: how many are "
-            "in it).",
-            ("name", "state"),
-            chunks=list(now.states),
-        ),
-        Family(
-            "hardy_circuit_breaker_calls",
-            "counter",
-            "Calls through each circuit breaker by outcome: success, failure, ignored (excluded exceptions), rejected.",
-            ("name", "outcome"),
-            unit="{call}",
-            chunks=list(now.outcomes),
-        ),
-        Family(
-            "hardy_circuit_breaker_opened",
-            "counter",
-            "Times each circuit breaker opened.",
-            ("name",),
-            chunks=list(now.opened),
-        ),
+        Family(name, kind, text, labels, unit=unit, chunks=list(chunks))
+        for (name, kind, text, labels, unit), chunks in zip(BREAKER_FAMILIES, series.chunks(), strict=True)
     ]
 
 

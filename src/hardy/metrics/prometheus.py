@@ -85,22 +85,62 @@ class HardyCollector(Collector):
         # Per sample name: the chunks of the last collection and the Samples made of each.
         # A source that hands the same chunk again (a breaker that did not change) gets the same Samples.
         self._made: dict[str, tuple[list[Any], list[tuple[Sample, ...]]]] = {}
+        # The breakers' Samples of the last collection (hardy._scrape.ScrapeSeries), made by the
+        # scrape's builder straight from the breakers' counts: those that did not change are reused.
+        self._series: Any = None
 
     def _metrics(self) -> list[Metric]:
         metrics: list[Metric] = []
         kept: dict[str, tuple[list[Any], list[tuple[Sample, ...]]]] = {}
-        for family in _sources.collect():
-            metric = Metric(family.name, family.help, family.kind)
-            name = f"{family.name}_total" if family.kind == "counter" else family.name
-            samples = _samples(name, family.samples)
-            if family.chunks:
-                made = _sources.made_of(family.chunks, self._made.get(name), functools.partial(_sample_tuple, name))
-                kept[name] = (family.chunks, made)
-                samples.extend(itertools.chain.from_iterable(made))
-            metric.samples = samples
-            metrics.append(metric)
+        for source in _sources.sources():
+            if source is _sources.breakers and _DIRECT:
+                metrics += self._breakers()
+                continue
+            for family in _sources.read(source):
+                metric = Metric(family.name, family.help, family.kind)
+                name = _sample_name(family.name, family.kind)
+                samples = _samples(name, family.samples)
+                if family.chunks:
+                    made = _sources.made_of(family.chunks, self._made.get(name), functools.partial(_sample_tuple, name))
+                    kept[name] = (family.chunks, made)
+                    samples.extend(itertools.chain.from_iterable(made))
+                metric.samples = samples
+                metrics.append(metric)
         self._made = kept
         return metrics
+
+    def _breakers(self) -> list[Metric]:
+        """The breakers' metrics, their Samples made in one pass over the breakers (the ``breakers`` source's)."""
+        try:
+            series = _sources.breaker_series(self._series, Sample, _BREAKER_SAMPLES)
+        except Exception as exc:
+            _sources.failed(_sources.breakers, exc)
+            return []
+        self._series = series
+        metrics: list[Metric] = []
+        for (name, kind, text, _, _), samples in zip(_sources.BREAKER_FAMILIES, series.chunks(), strict=True):
+            metric = Metric(name, text, kind)
+            metric.samples = list(samples)  # a copy: the series keeps its own for the next collection
+            metrics.append(metric)
+        return metrics
+
+
+def _sample_name(name: str, kind: str) -> str:
+    return f"{name}_total" if kind == "counter" else name
+
+
+# The builder makes Samples itself (hardy._scrape) for prometheus-client's Sample of six fields.
+_DIRECT = issubclass(Sample, tuple) and Sample._fields == (
+    "name",
+    "labels",
+    "value",
+    "timestamp",
+    "exemplar",
+    "native_histogram",
+)
+_BREAKER_SAMPLES = cast(
+    "tuple[str, str, str]", tuple(_sample_name(name, kind) for name, kind, *_ in _sources.BREAKER_FAMILIES)
+)
 
 
 def _sample_tuple(name: str, chunk: Iterable[tuple[Any, float]]) -> tuple[Sample, ...]:
