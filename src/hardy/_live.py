@@ -68,6 +68,12 @@ def breakers() -> list[Any]:
     """A snapshot of every live breaker, oldest first, each once."""
     with _lock:
         refs = list(_refs)
+    if not refs and len(_sources) == 1:
+        # Only the compiled core's list (a fresh one, each breaker on it once):
+        # no set of ids to build, which a scrape of 10,000 breakers would pay.
+        result = _sources[0]()
+        result.reverse()
+        return result
     seen: set[int] = set()
     result: list[Any] = []
     for source in _sources:
