@@ -695,7 +695,13 @@ def settle_success_at(
         return DONE
     if s._state == CLOSED:
         if s._flags & FLAG_WINDOW:
-            if not count or not window_add(_window_in(s), False, slow, now):
+            if not count:
+                return DONE
+            w: BreakerWindow = _window_in(s)
+            if not slow and w._settled:
+                w._pending += 1  # a clean outcome cannot complete the verdict (see window_flush)
+                return DONE
+            if not window_add(w, False, slow, now):
                 return DONE
             if shared:
                 return STORE_FAILURE
