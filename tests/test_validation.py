@@ -343,3 +343,25 @@ def test_fake_clocks_still_drive_breakers(clock: FakeClock) -> None:
     clock.advance(5)
     assert breaker.state is hardy.CircuitState.HALF_OPEN
     assert math.isclose(breaker.get_time_until_reset(), 0.0)
+
+
+def test_a_str_subclass_is_a_name_on_both_cores() -> None:
+    """A str enum member (any str subclass) names a breaker, a bulkhead or a rate limiter by its text."""
+    import enum
+
+    class Dependency(str, enum.Enum):  # enum.StrEnum from 3.11
+        DB = "db"
+
+    class Shouting(str):
+        def __str__(self) -> str:
+            return "IGNORED"
+
+    for name, text in ((Dependency.DB, "db"), (Shouting("api"), "api")):
+        made = [
+            hardy.CircuitBreaker(name),
+            hardy.Bulkhead(name, max_concurrent=1),
+            hardy.RateLimiter(name, rate=1),
+        ]
+        for obj in made:
+            assert obj.name == text
+            assert type(obj.name) is str

@@ -71,9 +71,9 @@ def breakers() -> list[Any]:
     if not refs and len(_sources) == 1:
         # Only the compiled core's list (a fresh one, each breaker on it once):
         # no set of ids to build, which a scrape of 10,000 breakers would pay.
-        result = _sources[0]()
-        result.reverse()
-        return result
+        only = _sources[0]()
+        only.reverse()
+        return only
     seen: set[int] = set()
     result: list[Any] = []
     for source in _sources:

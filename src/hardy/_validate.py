@@ -163,12 +163,16 @@ def _container_hint(value: object) -> str:
 
 
 def non_empty_name(name: object, parameter: str = "name") -> str:
-    """``name`` if it is a non-empty ``str``: ``TypeError`` for another type, ``ValueError`` if empty."""
+    """``name`` as a plain ``str`` if it is a non-empty one: ``TypeError`` for another type, ``ValueError`` if empty.
+
+    A ``str`` subclass (a ``StrEnum`` member, say) is taken as its plain text,
+    on both cores: the compiled ones keep names in C-typed ``str`` fields.
+    """
     if not isinstance(name, str):
         raise TypeError(f"{parameter} must be a str, got {name!r} ({type(name).__name__})")
     if not name:
         raise ValueError(f"{parameter} must not be empty")
-    return name
+    return str.__str__(name)  # the text itself, whatever the subclass's __str__ says
 
 
 def clock_arg(name: str, clock: object) -> Callable[[], float]:
