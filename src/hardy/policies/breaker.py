@@ -193,10 +193,6 @@ def window_flush(w: BreakerWindow) -> None:
     ring: bytearray = w._ring
     i: cython.int
     _slot: cython.int
-    index: cython.int
-    shift: cython.int
-    byte: cython.int
-    old: cython.int
     if k >= w._size:  # every outcome held is pushed out: the ring is all clean
         for i in range(len(ring)):
             ring[i] = 0
@@ -206,19 +202,29 @@ def window_flush(w: BreakerWindow) -> None:
         w._pos = cython.cast(cython.int, (w._pos + k) % w._size)
         return
     for _slot in range(cython.cast(cython.int, k)):
-        index = w._pos >> 2
-        shift = (w._pos & 3) << 1
-        byte = ring[index]
-        if w._calls == w._size:
-            old = (byte >> shift) & 3
-            w._failed -= old & 1
-            w._slow -= old >> 1
-        else:
-            w._calls += 1
-        ring[index] = byte & ~(3 << shift)
-        w._pos += 1
-        if w._pos == w._size:
-            w._pos = 0
+        _ring_put(w, ring, 0)
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _ring_put(w: BreakerWindow, ring: bytearray, bits: cython.int) -> None:
+    """Write one outcome's two bits at the count window's next slot, subtracting the outcome it evicts."""
+    index: cython.int = w._pos >> 2
+    shift: cython.int = (w._pos & 3) << 1
+    byte: cython.int = ring[index]
+    old: cython.int
+    if w._calls == w._size:
+        # Full: the new outcome evicts the one ``size`` calls older.
+        old = (byte >> shift) & 3
+        w._failed -= old & 1
+        w._slow -= old >> 1
+    else:
+        w._calls += 1
+    ring[index] = (byte & ~(3 << shift)) | (bits << shift)
+    w._pos += 1
+    if w._pos == w._size:
+        w._pos = 0
 
 
 @cython.cfunc
@@ -287,31 +293,12 @@ def _window_advance(w: BreakerWindow, second: cython.longlong) -> None:
 @cython.exceptval(check=False)
 def window_add(w: BreakerWindow, failed: cython.bint, slow: cython.bint, now: cython.double) -> cython.bint:
     """Record one outcome at ``now`` (read only for a time window); whether the window now calls for opening."""
-    ring: bytearray
-    index: cython.int
-    shift: cython.int
-    byte: cython.int
-    old: cython.int
     second: cython.longlong
     b: WindowBucket
     bits: cython.int = (1 if failed else 0) | (2 if slow else 0)
     if not w._timed:
         window_flush(w)
-        ring = w._ring
-        index = w._pos >> 2
-        shift = (w._pos & 3) << 1
-        byte = ring[index]
-        if w._calls == w._size:
-            # Full: the new outcome evicts the one ``size`` calls older.
-            old = (byte >> shift) & 3
-            w._failed -= old & 1
-            w._slow -= old >> 1
-        else:
-            w._calls += 1
-        ring[index] = (byte & ~(3 << shift)) | (bits << shift)
-        w._pos += 1
-        if w._pos == w._size:
-            w._pos = 0
+        _ring_put(w, w._ring, bits)
         w._settled = w._calls >= w._minimum
     else:
         second = cython.cast(cython.longlong, now)
