@@ -317,10 +317,12 @@ def guard_rate_limit(limiter: RateLimiter, func: Callable[..., Any]) -> Any:
 
         def limited(*args: Any, **kwargs: Any) -> Any:
             now = _monotonic()
-            # No lock under the GIL: ratelimit_take calls nothing, so no
-            # other thread runs between its reads and writes, nor before the
-            # reading of the time it reserved (as the breaker's closed-state
-            # count, hardy/_py/protect.py). A free-threaded build locks.
+            # No lock under the GIL: ratelimit_take's local decision calls
+            # nothing, so no other thread runs between its reads and writes,
+            # nor before the reading of the time it reserved (as for the
+            # breaker's closed-state count, hardy/_py/protect.py). A shared
+            # limiter's lease decision is one such call of its own, and writes
+            # nothing after it returns. A free-threaded build locks.
             delay = ratelimit_take(r, now, max_wait)
             if delay != 0.0:
                 r._spend(now, delay, r._tat)
