@@ -35,63 +35,13 @@ class _Ref(weakref.ref[Any]):
     __eq__ = object.__eq__
 
 
-# A dict rather than a set: it keeps creation order, so listings are stable
-# from one health probe to the next.
-_refs: dict[_Ref, None] = {}
 # Re-entrant: an allocation under the lock may run the garbage collector, whose
-# finalisers may create (and so track) a breaker, or drop one, on this thread.
+# finalisers may create (and so track) an object, or drop one, on this thread.
 _lock = threading.RLock()
 
 
-def _forget(ref: _Ref) -> None:
-    # The collector calls this as a breaker dies, on whichever thread freed it.
-    with _lock:
-        _refs.pop(ref, None)
-
-
-def track(breaker: object) -> None:
-    """Remember ``breaker`` until it is garbage collected (weakly)."""
-    ref = _Ref(breaker, _forget)
-    with _lock:
-        _refs[ref] = None
-
-
-_sources: list[Callable[[], list[Any]]] = []
-
-
-def add_source(source: Callable[[], list[Any]]) -> None:
-    """Also list the breakers ``source()`` returns (newest first), before the tracked ones."""
-    _sources.append(source)
-
-
-def breakers() -> list[Any]:
-    """A snapshot of every live breaker, oldest first, each once."""
-    with _lock:
-        refs = list(_refs)
-    if not refs and len(_sources) == 1:
-        # Only the compiled core's list (a fresh one, each breaker on it once):
-        # no set of ids to build, which a scrape of 10,000 breakers would pay.
-        only = _sources[0]()
-        only.reverse()
-        return only
-    seen: set[int] = set()
-    result: list[Any] = []
-    for source in _sources:
-        for breaker in reversed(source()):
-            if id(breaker) not in seen:
-                seen.add(id(breaker))
-                result.append(breaker)
-    for ref in refs:
-        breaker = ref()
-        # __init__ may run twice on one breaker: it is tracked twice, listed once.
-        if breaker is not None and id(breaker) not in seen:
-            seen.add(id(breaker))
-            result.append(breaker)
-    return result
-
-
 class Kind:
-    """The live objects of one kind other than breakers (bulkheads, rate limiters), held weakly.
+    """The live objects of one kind (the twin's breakers, bulkheads, rate limiters), held weakly.
 
     Each core's ``__init__`` ends with ``track(self)``; :mod:`hardy.metrics`
     lists them at scrape time. Being listed never keeps an object alive.
@@ -102,6 +52,8 @@ class Kind:
     """
 
     def __init__(self) -> None:
+        # A dict rather than a set: it keeps creation order, so listings are
+        # stable from one health probe to the next.
         self._refs: dict[_Ref, None] = {}
 
     def _forget(self, ref: _Ref) -> None:
@@ -126,6 +78,41 @@ class Kind:
                 seen.add(id(obj))
                 result.append(obj)
         return result
+
+
+_tracked = Kind()  # the twin's breakers (the compiled core lists its own: add_source)
+_sources: list[Callable[[], list[Any]]] = []
+
+
+def track(breaker: object) -> None:
+    """Remember ``breaker`` until it is garbage collected (weakly)."""
+    _tracked.track(breaker)
+
+
+def add_source(source: Callable[[], list[Any]]) -> None:
+    """Also list the breakers ``source()`` returns (newest first), before the tracked ones."""
+    _sources.append(source)
+
+
+def breakers() -> list[Any]:
+    """A snapshot of every live breaker, oldest first, each once."""
+    tracked = _tracked.live()
+    if not tracked and len(_sources) == 1:
+        # Only the compiled core's list (a fresh one, each breaker on it once):
+        # no set of ids to build, which a scrape of 10,000 breakers would pay.
+        only = _sources[0]()
+        only.reverse()
+        return only
+    seen: set[int] = set()
+    result: list[Any] = []
+    for source in _sources:
+        for breaker in reversed(source()):
+            if id(breaker) not in seen:
+                seen.add(id(breaker))
+                result.append(breaker)
+    # __init__ may run twice on one breaker: it is tracked twice, listed once (Kind.live).
+    result.extend(breaker for breaker in tracked if id(breaker) not in seen)
+    return result
 
 
 bulkheads = Kind()

@@ -230,6 +230,17 @@ def _ring_put(w: BreakerWindow, ring: bytearray, bits: cython.int) -> None:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
+def window_count_clean(w: BreakerWindow) -> cython.bint:
+    """Count a clean outcome only (``_pending``) if the window is settled; False: record it with ``window_add``."""
+    if not w._settled:
+        return False
+    w._pending += 1
+    return True
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
 def window_is_slow(w: BreakerWindow, duration: cython.double) -> cython.bint:
     """Whether a call that took ``duration`` seconds is slow (longer than ``slow_call_duration``)."""
     return w._slow_after > 0.0 and duration > w._slow_after
@@ -685,8 +696,7 @@ def settle_success_at(
             if not count:
                 return DONE
             w: BreakerWindow = _window_in(s)
-            if not slow and w._settled:
-                w._pending += 1  # a clean outcome cannot complete the verdict (see window_flush)
+            if not slow and window_count_clean(w):
                 return DONE
             if not window_add(w, False, slow, now):
                 return DONE
@@ -777,11 +787,9 @@ def record_window_success(s: BreakerState, epoch: cython.longlong) -> cython.bin
     """
     if s._state != CLOSED or epoch != s._epoch:
         return False
-    w: BreakerWindow = _window_in(s)
-    if not w._settled:
+    if not window_count_clean(_window_in(s)):
         return False
     s._successes += 1
-    w._pending += 1
     return True
 
 
