@@ -14,7 +14,6 @@ import gc
 import inspect
 import logging
 import random
-import sys
 import threading
 import time
 import traceback
@@ -29,6 +28,8 @@ import hardy
 from hardy import CircuitOpenError, CircuitState
 from hardy.health.defaults import circuit_breakers_check
 from hardy.metrics import _sources
+
+from .threads import run_threads, switching_often
 
 CLOSED, OPEN = CircuitState.CLOSED, CircuitState.OPEN
 
@@ -741,26 +742,6 @@ def test_with_a_store_an_evicted_keys_breaker_is_freed_and_its_circuit_kept(redi
 # -- threads ------------------------------------------------------------------------------
 
 
-def run_threads(target: Any, count: int = 8) -> list[BaseException]:
-    errors: list[BaseException] = []
-    start = threading.Barrier(count)
-
-    def run() -> None:
-        try:
-            start.wait(10)
-            target()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not any(thread.is_alive() for thread in threads), "a thread is stuck (deadlock?)"
-    return errors
-
-
 def test_threads_never_make_two_breakers_for_one_key(monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[str] = []
     real = hardy.registry.get_or_create
@@ -770,9 +751,7 @@ def test_threads_never_make_two_breakers_for_one_key(monkeypatch: pytest.MonkeyP
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(hardy.registry, "get_or_create", counting)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible
-    try:
+    with switching_often():
 
         @hardy.circuit_breaker(key=lambda k: k, max_keys=64)
         def f(k: int) -> int:
@@ -785,8 +764,6 @@ def test_threads_never_make_two_breakers_for_one_key(monkeypatch: pytest.MonkeyP
                 assert f(k) == k
 
         errors = run_threads(work)
-    finally:
-        sys.setswitchinterval(interval)
     assert errors == []
     assert sorted(made) == sorted(set(made))
     assert len(made) == 32
@@ -794,8 +771,6 @@ def test_threads_never_make_two_breakers_for_one_key(monkeypatch: pytest.MonkeyP
 
 
 def test_threads_never_exceed_max_keys_and_every_call_is_counted_once() -> None:
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
     sizes: list[int] = []
     stop = threading.Event()
     calls = 0
@@ -815,21 +790,20 @@ def test_threads_never_exceed_max_keys_and_every_call_is_counted_once() -> None:
             sizes.append(len(f.breakers))
             assert len(list(f.breakers)) <= 4
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-
     def work() -> None:
         rng = random.Random(threading.get_ident())
         for _ in range(1500):
             with contextlib.suppress(Down, CircuitOpenError):
                 f(rng.randrange(16))
 
-    try:
-        errors = run_threads(work)
-    finally:
-        stop.set()
-        watcher.join(30)
-        sys.setswitchinterval(interval)
+    with switching_often():
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            errors = run_threads(work)
+        finally:
+            stop.set()
+            watcher.join(30)
     assert errors == []
     assert not watcher.is_alive()
     assert sizes

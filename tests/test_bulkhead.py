@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import pickle
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 
 import hardy
 from tests.conftest import FakeClock
+from tests.threads import run_threads, switching_often
 
 
 class Gauge:
@@ -172,8 +172,6 @@ def test_decorated_calls_from_threads_switching_at_every_chance_never_exceed_the
     often as the interpreter can, no slot is handed out twice or lost."""
     pool = hardy.Bulkhead("db", 2, max_wait=60.0)
     gauge = Gauge()
-    start = threading.Barrier(6)
-    errors: list[BaseException] = []
 
     @pool
     def work() -> None:
@@ -181,23 +179,11 @@ def test_decorated_calls_from_threads_switching_at_every_chance_never_exceed_the
         gauge.leave()
 
     def run() -> None:
-        start.wait()
         for _ in range(10000):
-            try:
-                work()
-            except Exception as exc:  # a slot given back twice: RuntimeError
-                errors.append(exc)
+            work()  # a slot given back twice raises RuntimeError
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        threads = [threading.Thread(target=run) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-    finally:
-        sys.setswitchinterval(interval)
+    with switching_often():
+        errors = run_threads(run, 6)
     assert errors == []
     assert gauge.peak <= 2
     stats = pool.get_stats()

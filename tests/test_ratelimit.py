@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pickle
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ import trio
 
 import hardy
 from tests.conftest import FakeClock
+from tests.threads import run_threads, switching_often
 
 
 def test_error_is_a_hardy_error_and_pickles() -> None:
@@ -185,28 +185,19 @@ def test_decorated_calls_from_threads_switching_at_every_chance_get_exactly_the_
     is never handed out twice however often threads switch."""
     limiter = hardy.RateLimiter("api", rate=50, period=3600.0)  # the burst, and nothing more for an hour
     passed: list[int] = []
-    barrier = threading.Barrier(8)
 
     @limiter
     def work() -> int:
         return 1
 
     def run() -> None:
-        barrier.wait()
         for _ in range(200):
             with contextlib.suppress(hardy.RateLimitExceededError):
                 passed.append(work())
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        threads = [threading.Thread(target=run) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-    finally:
-        sys.setswitchinterval(interval)
+    with switching_often():
+        errors = run_threads(run, 8)
+    assert errors == []
     assert len(passed) == 50
     stats = limiter.get_stats()
     assert stats["admitted"] == 50

@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 import math
 import random
-import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from .conftest import FakeClock
 from .probes import run_python
 from .redis_server import RedisServer
 from .test_redis_store import evalsha_calls, wait_for
+from .threads import run_threads, switching_often
 
 
 class Boom(Exception):
@@ -635,20 +635,15 @@ def test_successes_from_many_threads_are_all_recorded_while_others_read_the_wind
         for _ in range(each):
             work()
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
-    try:
-        workers = [threading.Thread(target=run) for _ in range(threads)]
+    with switching_often():
         reader = threading.Thread(target=read)
         reader.start()
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join(60)
-        stop.set()
-        reader.join(60)
-    finally:
-        sys.setswitchinterval(interval)
+        try:
+            errors = run_threads(run, threads)
+        finally:
+            stop.set()
+            reader.join(60)
+    assert errors == []
     stats = breaker.get_stats()
     assert stats["successes"] == threads * each + 1
     assert stats["window_calls"] == threads * each + 1
