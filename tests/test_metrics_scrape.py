@@ -203,12 +203,13 @@ def test_some_changed_only_those_are_made_again(collector: Any) -> None:
     with pytest.raises(Boom):
         breakers[4].call(fail)
     after = check(collector)
+    moved = {2: 0, 4: 1, 8: 2, 5: 3}  # breaker: the outcome whose count moved (success, failure, ignored, rejected)
     for i in range(10):
         name = f"scrape-some-{i}"
         old, new = by_name(before, name), by_name(after, name)
         same = [a is b for a, b in zip(old, new, strict=True)]
-        if i in (2, 4, 5, 8):  # counts moved: the calls samples are new, the state gauge and openings kept
-            assert same == [True] * 5 + [False] * 4 + [True]
+        if i in moved:  # one count moved: that outcome's sample is new, the gauge, other outcomes, openings kept
+            assert same == [True] * 5 + [k != moved[i] for k in range(4)] + [True]
         elif i == 7:  # the state and the openings moved (force_open counts an opening, no call)
             assert same == [False] * 5 + [True] * 4 + [False]
         else:
@@ -254,6 +255,25 @@ def test_breakers_sharing_a_name_are_added_up(collector: Any) -> None:
     pairs()
     del two  # back to one breaker under that name: a state code again, not counts per state
     check(collector)
+    pairs()
+
+
+def test_a_shared_name_leaves_the_other_breakers_rows_as_they_are(collector: Any) -> None:
+    # Only the shared name is added up: the unique names' Samples stay the very same objects.
+    breakers = [hardy.CircuitBreaker(f"scrape-among-{i}") for i in range(6)]
+    twins = [hardy.CircuitBreaker("scrape-among-twice") for _ in range(3)]
+    breakers.insert(2, hardy.CircuitBreaker("scrape-among-twice"))
+    twins[1].call(int)
+    first = check(collector)
+    twins[2].call(int)
+    second = check(collector)
+    for i in range(6):
+        name = f"scrape-among-{i}"
+        assert all(a is b for a, b in zip(by_name(first, name), by_name(second, name), strict=True))
+    calls = rows_of(by_name(second, "scrape-among-twice"))[5]
+    assert calls == ("hardy_circuit_breaker_calls_total", {"name": "scrape-among-twice", "outcome": "success"}, 2)
+    gauge = {s.labels["state"]: s.value for s in by_name(second, "scrape-among-twice")[:5]}
+    assert gauge["closed"] == 4
     pairs()
 
 

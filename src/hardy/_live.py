@@ -97,11 +97,17 @@ def add_source(source: Callable[[], list[Any]]) -> None:
 def breakers() -> list[Any]:
     """A snapshot of every live breaker, oldest first, each once."""
     tracked = _tracked.live()
-    if not tracked and len(_sources) == 1:
-        # Only the compiled core's list (a fresh one, each breaker on it once):
-        # no set of ids to build, which a scrape of 10,000 breakers would pay.
+    if len(_sources) == 1:
+        # The compiled core's list is a fresh one with each breaker on it once: only
+        # the tracked ones are checked against it, by a set its C code builds.
         only = _sources[0]()
         only.reverse()
+        if tracked:
+            ids = set(map(id, tracked))
+            if any(map(ids.__contains__, map(id, only))):  # only if track() was given a compiled breaker
+                listed = set(map(id, only))
+                tracked = [breaker for breaker in tracked if id(breaker) not in listed]
+            only += tracked
         return only
     seen: set[int] = set()
     result: list[Any] = []

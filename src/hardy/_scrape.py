@@ -16,8 +16,8 @@ items), the openings (one item). An item is a Prometheus ``Sample``
 exported) or a ``(labels, value)`` pair (``kind=None``; the columns then hold
 a tuple per breaker, :class:`hardy.metrics.Family`'s chunks). A breaker whose
 row did not change since the consumer's last scrape keeps its items, the very
-same objects, and a part of a row that did not change (its state, its
-openings) keeps its own, so a scrape's work is proportional to what changed.
+same objects, and a part of a row that did not change (its state, the count
+of one outcome, its openings) keeps its own, so a scrape's work is proportional to what changed.
 Label mappings are made once per name, at its first scrape, and shared by
 every consumer.
 
@@ -242,18 +242,18 @@ def scrape_breakers(
                 ]
                 new_states[i] = _scrape_kept(tuple(gauge))
         if old is None or old[2] != row[2] or old[3] != row[3] or old[4] != row[4] or old[5] != row[5]:
-            success: Any = _scrape_item(kind, calls_metric, made[count], row[2])
-            failure: Any = _scrape_item(kind, calls_metric, made[count + 1], row[3])
-            ignored: Any = _scrape_item(kind, calls_metric, made[count + 2], row[4])
-            rejected: Any = _scrape_item(kind, calls_metric, made[count + 3], row[5])
+            # Only the outcomes whose counts moved get new items (most calls move one count).
             if flat:
                 at = i * 4
-                new_outcomes[at] = success
-                new_outcomes[at + 1] = failure
-                new_outcomes[at + 2] = ignored
-                new_outcomes[at + 3] = rejected
+                for k in range(4):
+                    if old is None or old[2 + k] != row[2 + k]:
+                        new_outcomes[at + k] = _scrape_item(kind, calls_metric, made[count + k], row[2 + k])
             else:
-                new_outcomes[i] = _scrape_kept((success, failure, ignored, rejected))
+                calls: list[Any] = [None] * 4 if old is None else list(new_outcomes[i])
+                for k in range(4):
+                    if old is None or old[2 + k] != row[2 + k]:
+                        calls[k] = _scrape_item(kind, calls_metric, made[count + k], row[2 + k])
+                new_outcomes[i] = _scrape_kept(tuple(calls))
         if old is None or old[6] != row[6]:
             opened: Any = _scrape_item(kind, opened_metric, made[count + 4], row[6])
             new_opened[i] = opened if flat else _scrape_kept((opened,))

@@ -216,7 +216,7 @@ def breaker_rows() -> tuple[list[str], list[tuple[Any, ...]]]:
     rows = list(map(_read_counts, _live.breakers()))
     names = list(map(_name_of, rows))
     if len(set(names)) != len(names):
-        rows = _added_up(rows)
+        rows = _added_up(rows, names)
         names = list(map(_name_of, rows))
     return names, rows
 
@@ -253,17 +253,33 @@ def breakers() -> list[Family]:
     ]
 
 
-def _added_up(counts: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """One row per name: states as counts per state, the counts summed."""
-    rows: dict[str, list[Any]] = {}
-    for name, state, *numbers in counts:
-        row = rows.get(name)
-        if row is None:
-            row = rows[name] = [name, [0] * _N, 0, 0, 0, 0, 0]
-        row[1][state] += 1
-        for index, number in enumerate(numbers, 2):
-            row[index] += number
-    return [(row[0], tuple(row[1]), *row[2:]) for row in rows.values()]
+def _added_up(rows: list[tuple[Any, ...]], names: list[str]) -> list[tuple[Any, ...]]:
+    """One row per name: a shared name's states as counts per state and its counts summed.
+
+    The other rows stay as they are (the same tuples, which the scrape's
+    builder compares with the last scrape's), and only the shared names' rows
+    are read in Python, so a few breakers sharing a name cost a scrape of
+    thousands little more than their own rows.
+    """
+    # A name's last index, against each index: the rows before a name's last one are the shared names'.
+    last = dict(zip(names, itertools.count()))
+    shared = set(itertools.compress(names, map(operator.ne, map(last.__getitem__, names), itertools.count())))
+    totals: dict[str, list[Any]] = {}
+    kept = [True] * len(rows)
+    for index in itertools.compress(range(len(rows)), map(shared.__contains__, names)):
+        name, state, *numbers = rows[index]
+        total = totals.get(name)
+        if total is None:  # the name's first row: its total takes the row's place
+            total = totals[name] = [index, [0] * _N, 0, 0, 0, 0, 0]
+        else:
+            kept[index] = False
+        total[1][state] += 1
+        for at, number in enumerate(numbers, 2):
+            total[at] += number
+    merged = list(rows)
+    for name, (index, states, *numbers) in totals.items():
+        merged[index] = (name, tuple(states), *numbers)
+    return list(itertools.compress(merged, kept))
 
 
 # -- bulkheads and rate limiters ----------------------------------------------------------
