@@ -13,7 +13,8 @@ fixture runs each test on the compiled builder and on the twin's.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator
+import pickle
+from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -387,8 +388,97 @@ def test_samples_holding_tracked_objects_stay_tracked(core: ModuleType) -> None:
         assert not any(
             gc.is_tracked(sample) for column, width in zip(chunks, widths, strict=True) for sample in column[width:]
         )
+    assert all(gc.is_tracked(column) for column in (*chunks, *series.exported()))  # they hold tracked Samples
     assert rows_of(chunks[1]) == [
         ("c_total", {"name": name, "outcome": outcome}, int(outcome == "success"))
         for name in ("odd", "plain")
         for outcome in ("success", "failure", "ignored", "rejected")
     ]
+
+
+def label_sets(core: ModuleType) -> tuple[Any, ...]:
+    """The builder's label sets of one breaker name: one per state, one per outcome, the openings'."""
+    states = tuple(s.value for s in STATE_BY_CODE)
+    cache: dict[Any, Any] = {}
+    core.scrape_breakers(core.scrape_series(), ["db"], [("db", 0, 0, 0, 0, 0, 0)], cache, states, None, ("s", "c", "o"))
+    return cache["db"]  # type: ignore[no-any-return]
+
+
+def test_label_sets_behave_as_the_dicts_they_stand_for(core: ModuleType) -> None:
+    made = label_sets(core)
+    states = [s.value for s in STATE_BY_CODE]
+    dicts = [{"name": "db", "state": state} for state in states]
+    dicts += [{"name": "db", "outcome": outcome} for outcome in ("success", "failure", "ignored", "rejected")]
+    dicts.append({"name": "db"})
+    assert len(made) == len(dicts)
+    for labels, same in zip(made, dicts, strict=True):
+        assert isinstance(labels, Mapping)
+        assert labels == same
+        assert same == labels
+        assert not labels != same  # noqa: SIM202 - __ne__ itself
+        assert labels != {**same, "name": "other"}
+        assert labels != {"name": "db", "extra": "x"}
+        assert labels != [("name", "db")]  # not a mapping: not equal, as for a dict
+        assert len(labels) == len(same)
+        assert list(labels) == list(same)
+        assert labels.keys() == same.keys()
+        assert list(labels.items()) == list(same.items())
+        assert list(labels.values()) == list(same.values())
+        assert repr(labels) == repr(same)
+        assert dict(labels) == same
+        assert {**labels} == same
+        for key in (*same, "missing", 1, None):
+            assert (key in labels) == (key in same)
+            assert labels.get(key, "-") == same.get(key, "-")
+        assert labels["name"] == "db"
+        with pytest.raises(KeyError):
+            labels["missing"]
+        copied = labels.copy()
+        assert type(copied) is dict
+        copied["name"] = "changed"  # a new dict: the labels stay as they were
+        assert labels == same
+        assert labels | {"zone": "a"} == same | {"zone": "a"}
+        assert {"zone": "a"} | labels == {"zone": "a"} | same
+        assert pickle.loads(pickle.dumps(labels)) == same
+        with pytest.raises(TypeError):
+            hash(labels)
+    assert made[0] == label_sets(core)[0]  # label sets made apart compare by value
+    assert made[0] != made[1]
+
+
+def test_label_sets_of_a_name_that_is_no_str_are_dicts(core: ModuleType) -> None:
+    odd = Named("odd")
+    states = tuple(s.value for s in STATE_BY_CODE)
+    cache: dict[Any, Any] = {}
+    core.scrape_breakers(core.scrape_series(), [odd], [(odd, 0, 0, 0, 0, 0, 0)], cache, states, None, ("s", "c", "o"))
+    assert all(type(labels) is dict and labels["name"] is odd for labels in cache[odd])
+
+
+def test_label_sets_cannot_be_made_by_hand_in_the_compiled_core(core: ModuleType) -> None:
+    labels_type = type(label_sets(core)[0])
+    if core.IMPLEMENTATION == "c":
+        with pytest.raises(TypeError):
+            labels_type()
+    else:  # a plain class of the twin: made by hand, it is empty and reads as such
+        with pytest.raises(AttributeError):
+            len(labels_type())
+
+
+def test_lists_of_untracked_samples_are_left_out_of_the_collector(core: ModuleType) -> None:
+    # Compiled, the collection that follows a scrape does not read 100,000 Samples through them.
+    states = tuple(s.value for s in STATE_BY_CODE)
+    names = ["a", "b", "shared"]
+    shared_states = tuple([1, 0, 1, 0, 0])  # noqa: C409 - a new tuple, tracked until looked at
+    rows = [("a", 0, 1, 0, 0, 0, 0), ("b", 1, 0, 2, 0, 0, 1), ("shared", shared_states, 2, 0, 0, 0, 1)]
+    series = core.scrape_breakers(core.scrape_series(), names, rows, {}, states, Sample, ("s", "c", "o"))
+    exported = series.exported()
+    assert [list(column) for column in exported] == [list(column) for column in series.chunks()]
+    assert all(a is not b for a, b in zip(exported, series.chunks(), strict=True))  # copies to hand on
+    lists = (names, rows, *series.chunks(), *exported)
+    if core.IMPLEMENTATION == "c":
+        assert not any(gc.is_tracked(items) for items in lists)
+    else:  # the twin untracks nothing
+        assert all(gc.is_tracked(items) for items in lists)
+    again = core.scrape_breakers(series, list(names), list(rows), {}, states, Sample, ("s", "c", "o"))
+    assert all(a is b for a, b in zip(again.chunks()[0], series.chunks()[0], strict=True))
+    gc.collect()  # the collector copes with them (nothing it holds is tracked)

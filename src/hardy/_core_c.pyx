@@ -189,7 +189,7 @@ for _internal in (
     _Waiter, _Guarded, _FirstTry,
     _Limited,
     BudgetState, _BudgetLedger,
-    ScrapeSeries,
+    ScrapeSeries, ScrapeLabels,
 ):
     hardy_disallow_instantiation(_internal)
 del _internal

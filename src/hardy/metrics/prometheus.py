@@ -118,9 +118,9 @@ class HardyCollector(Collector):
             return []
         self._series = series
         metrics: list[Metric] = []
-        for (name, kind, text, _, _), samples in zip(_sources.BREAKER_FAMILIES, series.chunks(), strict=True):
+        for (name, kind, text, _, _), samples in zip(_sources.BREAKER_FAMILIES, series.exported(), strict=True):
             metric = Metric(name, text, kind)
-            metric.samples = list(samples)  # a copy: the series keeps its own for the next collection
+            metric.samples = samples  # a copy: the series keeps its own for the next collection
             metrics.append(metric)
         return metrics
 
