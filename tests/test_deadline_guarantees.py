@@ -482,11 +482,13 @@ def test_the_private_exception_never_escapes_even_when_bookkeeping_is_paused(qui
     escaped = 0
     timed_out = 0
     wrapped = hardy.timeout(0.001)(busy)
-    for _ in range(60):
+    for i in range(60):
         try:
             sys.setprofile(pause)
             try:
-                wrapped(0.0005)
+                # Half the calls finish near the deadline (the compiled registry runs no Python
+                # the hook could pause), half run well past it: those time out on either core.
+                wrapped(0.0005 if i % 2 else 0.01)
             except hardy.TimeoutError:
                 timed_out += 1
             finally:
