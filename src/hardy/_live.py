@@ -98,8 +98,8 @@ def breakers() -> list[Any]:
     """A snapshot of every live breaker, oldest first, each once."""
     tracked = _tracked.live()
     if len(_sources) == 1:
-        # The compiled core's list is a fresh one with each breaker on it once: only
-        # the tracked ones are checked against it, by a set its C code builds.
+        # The compiled core's list is a fresh one with each breaker on it once: only the
+        # tracked ones (the twin's, usually none or few) are looked for in it, by id, in C.
         only = _sources[0]()
         only.reverse()
         if tracked:
