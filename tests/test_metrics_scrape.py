@@ -446,6 +446,45 @@ def test_label_sets_behave_as_the_dicts_they_stand_for(core: ModuleType) -> None
     assert made[0] != made[1]
 
 
+class Interrupt(BaseException):
+    pass
+
+
+def test_user_code_a_label_set_runs_may_raise_any_exception_or_read_it_again(core: ModuleType) -> None:
+    # User code runs in a label set's comparisons: a key's __eq__, another mapping's methods.
+    labels = label_sets(core)[0]
+    seen: list[object] = []
+
+    class Key:
+        def __eq__(self, other: object) -> bool:
+            seen.append(labels.get("name"))  # re-entry: the label set read from inside its own lookup
+            raise Interrupt
+
+        __hash__ = object.__hash__
+
+    class Raising(Mapping[str, str]):
+        def __getitem__(self, key: str) -> str:
+            raise Interrupt
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(["name"])
+
+        def __len__(self) -> int:
+            return 1
+
+    attempts: list[Callable[[], object]] = [
+        lambda: labels[Key()],
+        lambda: Key() in labels,
+        lambda: labels.get(Key()),
+        lambda: labels == Raising(),
+    ]
+    for attempt in attempts:
+        with pytest.raises(Interrupt):
+            attempt()
+    assert seen == ["db"] * 3
+    assert labels == {"name": "db", "state": STATE_BY_CODE[0].value}  # unchanged by any of it
+
+
 def test_label_sets_of_a_name_that_is_no_str_are_dicts(core: ModuleType) -> None:
     odd = Named("odd")
     states = tuple(s.value for s in STATE_BY_CODE)
