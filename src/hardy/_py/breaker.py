@@ -37,7 +37,6 @@ from ..policies.breaker import (
     REJECTED,
     BreakerState,
     BreakerTuning,
-    BreakerWindow,
 )
 from ..state import STATE_BY_CODE, CircuitState
 
@@ -46,6 +45,8 @@ if TYPE_CHECKING:
     from ..store import BreakerStore, SharedBreaker
 
 __all__ = ["GIL_ENABLED", "CircuitBreaker"]
+
+_WINDOW_SETTINGS = _window.SettingsCache()
 
 # The closed-state success count is bumped without a lock where the GIL makes
 # that atomic; a free-threaded interpreter takes the lock instead.
@@ -110,7 +111,6 @@ class CircuitBreaker(BreakerState):
         "_name",
         "_result_predicate",
         "_store",
-        "_window_spec",
     )
 
     def __init__(
@@ -170,13 +170,9 @@ class CircuitBreaker(BreakerState):
         self._result_predicate = settings.failure_on_result
         if self._result_predicate is not None:
             self._flags |= FLAG_RESULT
-        self._window_spec = settings.window
         if settings.window is not None:
-            if self._tuning is None:
-                policy.tune_breaker(self, BreakerTuning(), settings.half_open_max_calls, 1.0, _validate.NO_CAP, 0.0)
-            w = BreakerWindow()
-            policy.configure_window(w, *_window.policy_args(settings.window))
-            policy.attach_window(self, cast("BreakerTuning", self._tuning), w)
+            decides_by = _WINDOW_SETTINGS.get(settings.window, policy.new_window_settings)
+            policy.attach_window(self, policy.new_window(decides_by))
         self._listeners: list[Callable[..., Any]] = []
         self._lock = threading.Lock()
         self._store: SharedBreaker | None = None
@@ -460,7 +456,8 @@ class CircuitBreaker(BreakerState):
     @property
     def window(self) -> _window.CountWindow | _window.TimeWindow | None:
         """The :class:`~hardy.CountWindow` or :class:`~hardy.TimeWindow` that decides when it opens, or ``None``."""
-        return self._window_spec  # type: ignore[no-any-return]
+        w = policy.window_of(self)
+        return cast("_window.CountWindow | _window.TimeWindow", policy.window_spec(w)) if w else None
 
     @property
     def excluded_exceptions(self) -> tuple[Any, ...]:
@@ -539,11 +536,11 @@ class CircuitBreaker(BreakerState):
                 "half_open_max_calls": self._half_open_max,
             }
             w = policy.window_of(self)
-            if w is not None:
+            if w:
                 policy.window_flush(w)  # the clean outcomes a success only counted
-                stats["window_calls"] = w._calls
-                stats["window_failures"] = w._failed
-                stats["window_slow_calls"] = w._slow
+                stats["window_calls"] = policy.window_calls(w)
+                stats["window_failures"] = policy.window_failed(w)
+                stats["window_slow_calls"] = policy.window_slow(w)
         return stats
 
     # -- changing it by hand ----------------------------------------------
