@@ -167,6 +167,36 @@ def test_breakers_made_with_one_window_share_what_it_decides_by_while_they_live(
     assert (sys.getrefcount(window), sys.getrefcount(other)) == alone
 
 
+def test_a_window_whose_fields_run_code_may_make_breakers_or_interrupt(clock: FakeClock) -> None:
+    """Reading a window's fields is user code for a subclass: it may make another windowed breaker
+    (no lock is held around it) or raise a BaseException, which propagates and leaves nothing behind."""
+    inner: list[Any] = []
+    armed: list[str] = []
+
+    @dataclasses.dataclass(frozen=True)
+    class Eager(CountWindow):
+        def __getattribute__(self, name: str) -> Any:
+            if name == "size" and armed:
+                what = armed.pop()
+                if what == "interrupt":
+                    raise KeyboardInterrupt
+                inner.append(hardy.CircuitBreaker("inner", window=CountWindow(size=4, minimum_calls=1)))
+            return super().__getattribute__(name)
+
+    window = Eager(size=6, minimum_calls=1)
+    armed.append("interrupt")
+    with pytest.raises(KeyboardInterrupt):
+        make(clock, window)
+    armed.append("breaker")
+    breaker = make(clock, window)
+    assert breaker.window is window and inner[0].window == CountWindow(size=4, minimum_calls=1)
+    for _ in range(8):
+        succeed(breaker)
+    assert window_stats(breaker) == (6, 0, 0)
+    fail(inner[0])
+    assert inner[0].state is CircuitState.OPEN
+
+
 @pytest.mark.parametrize(
     ("window", "held", "failures_to_open"),
     [

@@ -153,12 +153,14 @@ class SettingsCache:
 
     def get(self, window: CountWindow | TimeWindow, make: Callable[..., Any]) -> Any:
         """The settings of ``window``: ``make(window, *policy_args(window))`` unless made already."""
-        with self._lock:
-            settings = self._by_id.get(id(window))
-            if settings is None:
-                settings = make(window, *policy_args(window))
-                self._by_id[id(window)] = settings
+        settings = self._by_id.get(id(window))
+        if settings is not None:
             return settings
+        # Made outside the lock: reading the window's fields may run code (a
+        # subclass's, the collector's) that makes another windowed breaker.
+        made = make(window, *policy_args(window))
+        with self._lock:
+            return self._by_id.setdefault(id(window), made)
 
 
 # When each open ``with breaker:`` block of a breaker that measures durations
