@@ -251,7 +251,7 @@ cdef class CircuitBreaker(BreakerState):
         hardy_lock(&self._guard)
         cdef long long successes = self._successes
         cdef long long failures = self._failures
-        cdef long long ignored = self._ignored
+        cdef long long ignored = ignored_of(self)
         cdef long long rejections = self._rejections
         cdef unsigned int opened = self._opened
         hardy_unlock(&self._guard)
@@ -270,7 +270,7 @@ cdef class CircuitBreaker(BreakerState):
         hardy_lock(&self._guard)
         cdef long long successes = self._successes
         cdef long long failures = self._failures
-        cdef long long ignored = self._ignored
+        cdef long long ignored = ignored_of(self)
         cdef long long rejections = self._rejections
         cdef int failure_count = self._failure_count
         cdef int trial_successes = self._trial_successes
@@ -364,7 +364,7 @@ cdef class CircuitBreaker(BreakerState):
             _propagate()
         if kind == OUTCOME_IGNORED:
             hardy_lock(&self._guard)
-            self._ignored += 1
+            count_ignored(self)
             hardy_unlock(&self._guard)
         elif kind == OUTCOME_SUCCESS:
             if _promote(self) < 0 or _on_success(self, self._epoch) < 0:

@@ -161,6 +161,9 @@ class CircuitBreaker(BreakerState):
         self._last_failure: BaseException | None = None
         self._clock = settings.clock
         self._excluded = settings.excluded_exceptions
+        if self._excluded and self._tuning is None:
+            # Its ignored calls are counted in a tuning (untuned: it changes no decision), as compiled.
+            policy.tune_breaker(self, BreakerTuning(), settings.half_open_max_calls, 1.0, _validate.NO_CAP, 0.0)
         self._excluded_classes = _match.classes_of(self._excluded)
         self._excluded_preds = _match.has_predicates(self._excluded)
         self._failures_spec = settings.failure_exceptions
@@ -504,7 +507,8 @@ class CircuitBreaker(BreakerState):
         """``(name, state code, successes, failures, ignored, rejections, opened)``, for hardy.metrics."""
         state = self._state_code()
         with self._lock:
-            return (self._name, state, self._successes, self._failures, self._ignored, self._rejections, self._opened)
+            ignored = policy.ignored_of(self)
+            return (self._name, state, self._successes, self._failures, ignored, self._rejections, self._opened)
 
     def get_stats(self) -> dict[str, Any]:
         """A snapshot of the state, the counts and the lifetime totals.
@@ -517,7 +521,7 @@ class CircuitBreaker(BreakerState):
         time_until_reset = self.get_time_until_reset()
         state = self._state_code()
         with self._lock:
-            successes, failures, ignored = self._successes, self._failures, self._ignored
+            successes, failures, ignored = self._successes, self._failures, policy.ignored_of(self)
             stats = {
                 "name": self._name,
                 "state": STATE_BY_CODE[state].value,
@@ -594,7 +598,7 @@ class CircuitBreaker(BreakerState):
         kind = self._classify(exception)
         if kind == _IGNORED:
             with self._lock:
-                self._ignored += 1
+                policy.count_ignored(self)
         elif kind == _SUCCESS:
             self._promote()
             self._on_success(self._epoch)

@@ -74,7 +74,7 @@ NO_TIME = cython.declare(cython.double, float("nan"))  # settle_success_at(): th
 # made with the same CountWindow or TimeWindow; each breaker holds only its
 # outcomes. Compiled, those are one C block (``hardy_window`` in hardy.h: the
 # counts, then the ring or the time window's buckets), with no object header:
-# a breaker with a CountWindow(100) costs its 160 bytes and 38 more (the memory
+# a breaker with a CountWindow(100) costs its 152 bytes and 38 more (the memory
 # benchmark). The twin keeps them in the objects below.
 #
 # A count window that holds ``minimum_calls`` outcomes cannot be brought to
@@ -475,6 +475,7 @@ class BreakerTuning:
     __slots__ = (
         "_backoff",
         "_base_timeout",
+        "_ignored",
         "_last_trial",
         "_max_timeout",
         "_max_wait",
@@ -487,6 +488,10 @@ class BreakerTuning:
     _base_timeout: cython.double
     _max_wait: cython.double  # half_open_max_wait; 0.0: none
     _last_trial: cython.double  # when the newest trial was admitted
+    # Calls that ended with an excluded exception (a lifetime total). Only a
+    # breaker given excluded_exceptions has any, and it has a tuning: kept
+    # here, it leaves room in every breaker for the window's pointer.
+    _ignored: cython.longlong
 
 
 @cython.cclass
@@ -506,7 +511,6 @@ class BreakerState:
         "_flags",
         "_guard",
         "_half_open_max",
-        "_ignored",
         "_opened",
         "_opened_at",
         "_rejections",
@@ -535,7 +539,6 @@ class BreakerState:
     _opened_at: cython.double
     _successes: cython.longlong
     _failures: cython.longlong
-    _ignored: cython.longlong
     _rejections: cython.longlong
     _tuning: BreakerTuning | None  # None for a plain breaker
     # window=: the rate-based window's outcomes, or NULL (consecutive failures);
@@ -565,7 +568,6 @@ def configure_breaker(
     s._opened_at = 0.0
     s._successes = 0
     s._failures = 0
-    s._ignored = 0
     s._rejections = 0
     s._tuning = None
     if not cython.compiled:
@@ -590,6 +592,7 @@ def tune_breaker(
     t._base_timeout = s._reset_timeout
     t._max_wait = max_wait
     t._last_trial = 0.0
+    t._ignored = 0
     s._tuning = t
 
 
@@ -932,13 +935,30 @@ def open_by_window(s: BreakerState, epoch: cython.longlong, now: cython.double) 
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
+def count_ignored(s: BreakerState) -> None:
+    """One more call that ended with an excluded exception (the breaker has a tuning: it has those)."""
+    if s._tuning is not None:
+        s._tuning._ignored += 1
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def ignored_of(s: BreakerState) -> cython.longlong:
+    """The calls that ended with an excluded exception."""
+    return 0 if s._tuning is None else s._tuning._ignored
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
 def release(s: BreakerState, epoch: cython.longlong, ignored: cython.bint) -> cython.bint:
     """A call ended without an outcome (interrupted, or an excluded error): give its trial slot back.
 
     True when it held one (a shared breaker then gives its permit back).
     """
     if ignored and s._state != DISABLED:
-        s._ignored += 1
+        count_ignored(s)
     if epoch == s._epoch and s._state == HALF_OPEN and s._trials > 0:
         s._trials -= 1
         return True
