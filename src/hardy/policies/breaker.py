@@ -204,6 +204,8 @@ if not cython.compiled:
 @cython.inline
 @cython.exceptval(check=False)
 def _settings_of(w: BreakerWindow) -> WindowSettings:
+    if not cython.compiled:
+        return w._settings  # no cast: in the twin it would be a call more, on every outcome
     return cython.cast(WindowSettings, w._settings)
 
 
@@ -376,13 +378,24 @@ def window_tripped(w: BreakerWindow) -> cython.bint:
     """Whether the outcomes held call for opening: enough of them, and a rate at its threshold."""
     window_flush(w)
     settings: WindowSettings = _settings_of(w)
-    held: cython.longlong = window_calls(w)
+    held: cython.longlong
+    failed: cython.longlong
+    slow: cython.longlong
+    if settings._timed:
+        t: WindowTime = _time_of(w)
+        held = t._calls
+        failed = t._failed
+        slow = t._slow
+    else:
+        held = w._n if w._n < settings._size else settings._size
+        failed = w._failed
+        slow = w._slow
     if held == 0 or held < settings._minimum:
         return False
-    calls: cython.double = cython.cast(cython.double, held)  # a C integer over another would divide as integers
-    if window_failed(w) / calls >= settings._failure_rate:
+    calls: cython.double = held  # a C integer over another would divide as integers
+    if failed / calls >= settings._failure_rate:
         return True
-    return settings._slow_after > 0.0 and window_slow(w) / calls >= settings._slow_rate
+    return settings._slow_after > 0.0 and slow / calls >= settings._slow_rate
 
 
 @cython.cfunc
@@ -436,7 +449,7 @@ def window_add(w: BreakerWindow, failed: cython.bint, slow: cython.bint, now: cy
         _ring_put(w, settings, bits)
         w._failed += bits & 1
         w._slow += bits >> 1
-        held: cython.longlong = window_calls(w)
+        held: cython.longlong = w._n if w._n < settings._size else settings._size
         w._settled = held >= settings._minimum
         if bits == 0 and held != settings._minimum:
             # In a count window a clean outcome lowers both rates (what it
