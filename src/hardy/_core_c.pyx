@@ -123,6 +123,36 @@ cdef extern from "Python.h":
         PYGEN_NEXT
     PySendResult PyIter_Send(PyObject* iter, PyObject* arg, PyObject** presult)
 
+cdef extern from "hardy.h":
+    # A breaker window's outcomes (see hardy.h and hardy/policies/breaker.py).
+    ctypedef struct hardy_window_bucket:
+        int _calls
+        int _failed
+        int _slow
+    ctypedef struct hardy_window_time:
+        long long _head
+        long long _calls
+        long long _failed
+        long long _slow
+        hardy_window_bucket _buckets[1]  # as long as the window's seconds
+    ctypedef struct hardy_window:
+        PyObject* _settings
+        int _n
+        int _failed
+        int _slow
+        int _pending
+        unsigned char _settled
+        unsigned char _ring[1]  # as long as the settings' ring
+    hardy_window_time* hardy_window_time_of(hardy_window* w) noexcept nogil
+    hardy_window_bucket* hardy_window_bucket_at(hardy_window_time* t, int index) noexcept nogil
+    hardy_window* hardy_window_new(PyObject* settings, int timed, Py_ssize_t span, Py_ssize_t ring_bytes) except NULL
+    void hardy_window_free(hardy_window* w) noexcept
+
+# The names hardy/policies/breaker.py gives them (the twin's classes).
+ctypedef hardy_window* BreakerWindow
+ctypedef hardy_window_time* WindowTime
+ctypedef hardy_window_bucket* WindowBucket
+
 IMPLEMENTATION = "c"
 
 # The decisions, written once (see hardy/policies).

@@ -516,7 +516,7 @@ def retry_budget(budget: object) -> Any:
 
 # -- rate-based windows (hardy.CountWindow, hardy.TimeWindow) ---------------------------------
 
-MAX_WINDOW_SIZE = 1_000_000  # a count window's ring is size / 4 bytes: at most 250 kB
+MAX_WINDOW_SIZE = 1_000_000  # a count window's ring is at most size / 4 bytes: 250 kB
 MAX_WINDOW_SECONDS = 86_400  # a time window keeps a bucket a second: at most a day of them
 
 

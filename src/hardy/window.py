@@ -12,9 +12,12 @@ windows") has the decisions and each mode's cost.
 from __future__ import annotations
 
 import math
+import threading
+import weakref
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import _validate
 
@@ -131,6 +134,33 @@ def policy_args(window: CountWindow | TimeWindow) -> tuple[bool, int, int, float
     span = window.seconds if isinstance(window, TimeWindow) else window.size
     slow = 0.0 if window.slow_call_duration is None else window.slow_call_duration
     return timed, span, window.minimum_calls, window.failure_rate, slow, window.slow_call_rate
+
+
+class SettingsCache:
+    """The ``WindowSettings`` of each CountWindow or TimeWindow object in use, shared by its breakers.
+
+    A registry's breakers, or a keyed breaker's, are made with one window
+    object: they share one settings object instead of a copy each. An entry
+    lives as long as a breaker uses it (the settings hold the window, so its
+    ``id`` is not reused before the entry goes).
+    """
+
+    __slots__ = ("_by_id", "_lock")
+
+    def __init__(self) -> None:
+        self._by_id: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+
+    def get(self, window: CountWindow | TimeWindow, make: Callable[..., Any]) -> Any:
+        """The settings of ``window``: ``make(window, *policy_args(window))`` unless made already."""
+        settings = self._by_id.get(id(window))
+        if settings is not None:
+            return settings
+        # Made outside the lock: reading the window's fields may run code (a
+        # subclass's, the collector's) that makes another windowed breaker.
+        made = make(window, *policy_args(window))
+        with self._lock:
+            return self._by_id.setdefault(id(window), made)
 
 
 # When each open ``with breaker:`` block of a breaker that measures durations

@@ -12,7 +12,7 @@ cdef tuple _CODES = (CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, DISABLED)
 cdef object _predicates_match = _match.predicates_match
 cdef object _result_matches = _match.result_matches
 cdef double _NAN = float("nan")  # the start of a call whose duration is not measured
-cdef object _window_args = _window.policy_args
+cdef object _window_settings = _window.SettingsCache()
 cdef object _SharedView = _window.SharedView
 
 # What an exception raised by a protected call counts as (_classify).
@@ -48,7 +48,6 @@ cdef class _BreakerExtras(BreakerTuning):
     cdef bint failure_preds     # failures holds a predicate
     cdef object on_result       # failure_on_result, or None
     cdef object last_failure    # the exception that last opened the circuit (CircuitOpenError.last_failure)
-    cdef object window_spec     # the hardy.CountWindow / TimeWindow given as window=, or None
 
 
 cdef class CircuitBreaker(BreakerState):
@@ -138,6 +137,7 @@ cdef class CircuitBreaker(BreakerState):
 
     def __dealloc__(self):
         _live_unlink(self)
+        hardy_window_free(self._window)
 
     def __reduce__(self):
         raise TypeError(_validate.UNPICKLABLE_BREAKER.format(breaker=self))
@@ -196,7 +196,7 @@ cdef class CircuitBreaker(BreakerState):
     @property
     def window(self):
         """The :class:`~hardy.CountWindow` or :class:`~hardy.TimeWindow` that decides when it opens, or ``None``."""
-        return None if _x(self) is None else _x(self).window_spec
+        return window_spec(self._window) if self._window else None
 
     @property
     def excluded_exceptions(self):
@@ -251,7 +251,7 @@ cdef class CircuitBreaker(BreakerState):
         hardy_lock(&self._guard)
         cdef long long successes = self._successes
         cdef long long failures = self._failures
-        cdef long long ignored = self._ignored
+        cdef long long ignored = ignored_of(self)
         cdef long long rejections = self._rejections
         cdef unsigned int opened = self._opened
         hardy_unlock(&self._guard)
@@ -270,19 +270,19 @@ cdef class CircuitBreaker(BreakerState):
         hardy_lock(&self._guard)
         cdef long long successes = self._successes
         cdef long long failures = self._failures
-        cdef long long ignored = self._ignored
+        cdef long long ignored = ignored_of(self)
         cdef long long rejections = self._rejections
         cdef int failure_count = self._failure_count
         cdef int trial_successes = self._trial_successes
         cdef int trials = self._trials if self._state == HALF_OPEN else 0
         cdef unsigned int opened = self._opened
         cdef BreakerWindow w = window_of(self)
-        cdef int window_calls = 0
-        cdef int window_failures = 0
-        cdef int window_slow = 0
-        if w is not None:
+        cdef long long held = 0
+        cdef long long held_failed = 0
+        cdef long long held_slow = 0
+        if w:
             window_flush(w)  # the clean outcomes a success only counted (policies.breaker)
-            window_calls, window_failures, window_slow = w._calls, w._failed, w._slow
+            held, held_failed, held_slow = window_calls(w), window_failed(w), window_slow(w)
         hardy_unlock(&self._guard)
         stats = {
             "name": self._name,
@@ -301,10 +301,10 @@ cdef class CircuitBreaker(BreakerState):
             "reset_timeout": base_timeout(self),
             "half_open_max_calls": self._half_open_max,
         }
-        if w is not None:
-            stats["window_calls"] = window_calls
-            stats["window_failures"] = window_failures
-            stats["window_slow_calls"] = window_slow
+        if w:
+            stats["window_calls"] = held
+            stats["window_failures"] = held_failed
+            stats["window_slow_calls"] = held_slow
         return stats
 
     # -- changing it by hand ----------------------------------------------
@@ -364,7 +364,7 @@ cdef class CircuitBreaker(BreakerState):
             _propagate()
         if kind == OUTCOME_IGNORED:
             hardy_lock(&self._guard)
-            self._ignored += 1
+            count_ignored(self)
             hardy_unlock(&self._guard)
         elif kind == OUTCOME_SUCCESS:
             if _promote(self) < 0 or _on_success(self, self._epoch) < 0:
@@ -530,12 +530,16 @@ cdef class _Local:
 
 cdef int _attach_window(CircuitBreaker self, object spec) except -1:
     """Give a new breaker the window ``spec`` (a hardy.CountWindow or TimeWindow) asks for."""
-    cdef BreakerWindow w = BreakerWindow.__new__(BreakerWindow)
-    timed, size, minimum, failure_rate, slow_after, slow_rate = _window_args(spec)
-    configure_window(w, timed, size, minimum, failure_rate, slow_after, slow_rate)
-    cdef _BreakerExtras x = _extras_of(self)
-    attach_window(self, x, w)
-    x.window_spec = spec
+    cdef WindowSettings settings = _window_settings.get(spec, new_window_settings)
+    cdef BreakerWindow w
+    if self._window:  # an __init__ that failed before the name was set, called again
+        hardy_window_free(self._window)
+        self._window = NULL
+    w = hardy_window_new(
+        <PyObject*>settings, settings._timed, settings._size, settings._ring_bytes
+    )
+    window_clear(w)
+    attach_window(self, w)
     return 0
 
 
@@ -641,8 +645,7 @@ cdef void _measure_live_offsets():
 
 _measure_live_offsets()
 _live.add_source(live_breakers)
-hardy_disallow_instantiation(BreakerWindow)
-hardy_disallow_instantiation(WindowBucket)
+hardy_disallow_instantiation(WindowSettings)
 events.watch(_watch_rejections)
 
 
@@ -750,7 +753,7 @@ cdef inline bint _window_success(CircuitBreaker self, long long epoch) noexcept:
     """Record a success of a breaker whose only flag is a count window, when that is all there is
     to do (policies.breaker.record_window_success); False: settle it as any other."""
     cdef bint done
-    if (<_BreakerExtras>self._tuning).store is not None:
+    if _store_of(self) is not None:
         return False
     hardy_lock(&self._guard)
     done = record_window_success(self, epoch)

@@ -475,4 +475,63 @@ static PyObject *hardy_new_exception(PyObject *type, PyObject *args) {
     return ((PyTypeObject *)type)->tp_new((PyTypeObject *)type, args, NULL);
 }
 
+/* A breaker's window outcomes (hardy/policies/breaker.py, which reads these
+   fields by name): one allocation, no object header, so that a breaker with
+   a CountWindow(100) stays near 200 bytes (the memory benchmark). A count
+   window's ring follows the counts; a time window's totals and buckets
+   follow them at the next 8-byte boundary. The settings are a strong
+   reference to the WindowSettings every breaker of the same window shares. */
+typedef struct {
+    int _calls, _failed, _slow;
+} hardy_window_bucket;
+
+typedef struct {
+    long long _head, _calls, _failed, _slow;
+    hardy_window_bucket _buckets[];
+} hardy_window_time;
+
+typedef struct {
+    PyObject *_settings;
+    int _n, _failed, _slow, _pending;
+    unsigned char _settled;
+    unsigned char _ring[];
+} hardy_window;
+
+#define HARDY_WINDOW_TIME_AT ((offsetof(hardy_window, _ring) + 7) & ~(size_t)7)
+
+static inline hardy_window_time *hardy_window_time_of(hardy_window *w) {
+    return (hardy_window_time *)((char *)w + HARDY_WINDOW_TIME_AT);
+}
+
+static inline hardy_window_bucket *hardy_window_bucket_at(hardy_window_time *t, int index) {
+    return &t->_buckets[index];
+}
+
+/* An empty window: `span` buckets for a time window, else a ring of
+   `ring_bytes`. NULL with MemoryError set. */
+static hardy_window *hardy_window_new(PyObject *settings, int timed, Py_ssize_t span, Py_ssize_t ring_bytes) {
+    size_t size = timed
+        ? HARDY_WINDOW_TIME_AT + sizeof(hardy_window_time) + (size_t)span * sizeof(hardy_window_bucket)
+        : offsetof(hardy_window, _ring) + (size_t)ring_bytes;
+    hardy_window *w;
+    if (size < sizeof(hardy_window)) {
+        size = sizeof(hardy_window);
+    }
+    w = (hardy_window *)PyMem_Calloc(1, size);
+    if (w == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    Py_INCREF(settings);
+    w->_settings = settings;
+    return w;
+}
+
+static void hardy_window_free(hardy_window *w) {
+    if (w != NULL) {
+        Py_DECREF(w->_settings);
+        PyMem_Free(w);
+    }
+}
+
 #endif /* HARDY_H */

@@ -210,7 +210,7 @@ def protect(breaker, func, fallback=None):
     cdef _Protected p = _Protected.__new__(_Protected)
     if b._flags & FLAG_SLOW:
         p._vectorcall = _slow_tracked_vectorcall
-    elif b._flags == FLAG_WINDOW and not is_async and not window_of(b)._timed:
+    elif b._flags == FLAG_WINDOW and not is_async and not window_timed(window_of(b)):
         p._vectorcall = _windowed_vectorcall
     else:
         p._vectorcall = _protected_vectorcall

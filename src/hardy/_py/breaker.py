@@ -37,7 +37,6 @@ from ..policies.breaker import (
     REJECTED,
     BreakerState,
     BreakerTuning,
-    BreakerWindow,
 )
 from ..state import STATE_BY_CODE, CircuitState
 
@@ -46,6 +45,8 @@ if TYPE_CHECKING:
     from ..store import BreakerStore, SharedBreaker
 
 __all__ = ["GIL_ENABLED", "CircuitBreaker"]
+
+_WINDOW_SETTINGS = _window.SettingsCache()
 
 # The closed-state success count is bumped without a lock where the GIL makes
 # that atomic; a free-threaded interpreter takes the lock instead.
@@ -110,7 +111,6 @@ class CircuitBreaker(BreakerState):
         "_name",
         "_result_predicate",
         "_store",
-        "_window_spec",
     )
 
     def __init__(
@@ -161,6 +161,9 @@ class CircuitBreaker(BreakerState):
         self._last_failure: BaseException | None = None
         self._clock = settings.clock
         self._excluded = settings.excluded_exceptions
+        if self._excluded and self._tuning is None:
+            # Its ignored calls are counted in a tuning (untuned: it changes no decision), as compiled.
+            policy.tune_breaker(self, BreakerTuning(), settings.half_open_max_calls, 1.0, _validate.NO_CAP, 0.0)
         self._excluded_classes = _match.classes_of(self._excluded)
         self._excluded_preds = _match.has_predicates(self._excluded)
         self._failures_spec = settings.failure_exceptions
@@ -170,13 +173,9 @@ class CircuitBreaker(BreakerState):
         self._result_predicate = settings.failure_on_result
         if self._result_predicate is not None:
             self._flags |= FLAG_RESULT
-        self._window_spec = settings.window
         if settings.window is not None:
-            if self._tuning is None:
-                policy.tune_breaker(self, BreakerTuning(), settings.half_open_max_calls, 1.0, _validate.NO_CAP, 0.0)
-            w = BreakerWindow()
-            policy.configure_window(w, *_window.policy_args(settings.window))
-            policy.attach_window(self, cast("BreakerTuning", self._tuning), w)
+            decides_by = _WINDOW_SETTINGS.get(settings.window, policy.new_window_settings)
+            policy.attach_window(self, policy.new_window(decides_by))
         self._listeners: list[Callable[..., Any]] = []
         self._lock = threading.Lock()
         self._store: SharedBreaker | None = None
@@ -460,7 +459,8 @@ class CircuitBreaker(BreakerState):
     @property
     def window(self) -> _window.CountWindow | _window.TimeWindow | None:
         """The :class:`~hardy.CountWindow` or :class:`~hardy.TimeWindow` that decides when it opens, or ``None``."""
-        return self._window_spec  # type: ignore[no-any-return]
+        w = policy.window_of(self)
+        return cast("_window.CountWindow | _window.TimeWindow", policy.window_spec(w)) if w else None
 
     @property
     def excluded_exceptions(self) -> tuple[Any, ...]:
@@ -507,7 +507,8 @@ class CircuitBreaker(BreakerState):
         """``(name, state code, successes, failures, ignored, rejections, opened)``, for hardy.metrics."""
         state = self._state_code()
         with self._lock:
-            return (self._name, state, self._successes, self._failures, self._ignored, self._rejections, self._opened)
+            ignored = policy.ignored_of(self)
+            return (self._name, state, self._successes, self._failures, ignored, self._rejections, self._opened)
 
     def get_stats(self) -> dict[str, Any]:
         """A snapshot of the state, the counts and the lifetime totals.
@@ -520,7 +521,7 @@ class CircuitBreaker(BreakerState):
         time_until_reset = self.get_time_until_reset()
         state = self._state_code()
         with self._lock:
-            successes, failures, ignored = self._successes, self._failures, self._ignored
+            successes, failures, ignored = self._successes, self._failures, policy.ignored_of(self)
             stats = {
                 "name": self._name,
                 "state": STATE_BY_CODE[state].value,
@@ -539,11 +540,11 @@ class CircuitBreaker(BreakerState):
                 "half_open_max_calls": self._half_open_max,
             }
             w = policy.window_of(self)
-            if w is not None:
+            if w:
                 policy.window_flush(w)  # the clean outcomes a success only counted
-                stats["window_calls"] = w._calls
-                stats["window_failures"] = w._failed
-                stats["window_slow_calls"] = w._slow
+                stats["window_calls"] = policy.window_calls(w)
+                stats["window_failures"] = policy.window_failed(w)
+                stats["window_slow_calls"] = policy.window_slow(w)
         return stats
 
     # -- changing it by hand ----------------------------------------------
@@ -597,7 +598,7 @@ class CircuitBreaker(BreakerState):
         kind = self._classify(exception)
         if kind == _IGNORED:
             with self._lock:
-                self._ignored += 1
+                policy.count_ignored(self)
         elif kind == _SUCCESS:
             self._promote()
             self._on_success(self._epoch)

@@ -44,7 +44,7 @@ def protect(
         return _protect_slow_tracked(b, func, fallback)
     if b._flags == FLAG_WINDOW and not _wrapping.is_async_callable(func):
         window = policy.window_of(b)
-        if window is not None and not window._timed:
+        if window and not policy.window_timed(window):
             return _protect_count_windowed(b, func, fallback)
     # Every success goes through the policy when the GIL does not make the
     # closed-state count atomic, or when the breaker judges results (its

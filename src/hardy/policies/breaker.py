@@ -20,6 +20,10 @@ Example (what the dispatch does for a failure, without the lock)::
         notify(*event_states(take_event(state)))
 """
 
+# The twin's window classes are defined under ``if not cython.compiled:`` (compiled,
+# the names are C structs): pyright cannot tell that the branch is always taken here.
+# pyright: reportPossiblyUnboundVariable=false
+
 try:
     import cython
 except ModuleNotFoundError:  # the twin, where Cython is not installed
@@ -59,11 +63,19 @@ NO_TIME = cython.declare(cython.double, float("nan"))  # settle_success_at(): th
 # A closed breaker with a window records every outcome into it and opens when,
 # with at least ``minimum_calls`` in the window, the failure rate or the slow-call
 # rate reaches its threshold. Two layouts, both O(1) per outcome and without
-# allocation: a count window keeps the last ``size`` outcomes as two bits each
-# (failed, slow) in a ring of bytes, with running totals that subtract the
-# outcome a new one evicts; a time window keeps one bucket of counts per second
-# of the monotonic clock, and clears the buckets that fell out of the window as
-# the newest second moves on (at most ``seconds`` of them, after a long pause).
+# allocation: a count window keeps the last ``size`` outcomes in a ring of bits
+# (one a slot, failed; two when slow calls are tracked, failed and slow), with
+# running totals that subtract the outcome a new one evicts; a time window keeps
+# one bucket of counts per second of the monotonic clock, and clears the buckets
+# that fell out of the window as the newest second moves on (at most ``seconds``
+# of them, after a long pause).
+#
+# What a window decides by (its ``WindowSettings``) is shared by every breaker
+# made with the same CountWindow or TimeWindow; each breaker holds only its
+# outcomes. Compiled, those are one C block (``hardy_window`` in hardy.h: the
+# counts, then the ring or the time window's buckets), with no object header:
+# a breaker with a CountWindow(100) costs its 152 bytes and 38 more (the memory
+# benchmark). The twin keeps them in the objects below.
 #
 # A count window that holds ``minimum_calls`` outcomes cannot be brought to
 # its verdict by a clean one (it evicts one no better), so such a success only
@@ -72,85 +84,193 @@ NO_TIME = cython.declare(cython.double, float("nan"))  # settle_success_at(): th
 # (``window_flush``): a success costs one add, a later outcome at most ``size``
 # slot writes for the successes before it, each written once.
 
-
-@cython.final
-@cython.cclass
-class WindowBucket:
-    """One second of a time window: how many outcomes, failed and slow."""
-
-    __slots__ = ("_calls", "_failed", "_slow")
-
-    _calls: cython.int
-    _failed: cython.int
-    _slow: cython.int
+# ``_pending`` stops growing here (compiled, it is a C int): any count of at
+# least ``size`` clean outcomes leaves the same window, an all-clean one.
+PENDING_CAP = cython.declare(cython.int, 1 << 30)
 
 
 @cython.final
 @cython.cclass
-class BreakerWindow:
-    """A breaker's window: its thresholds and the outcomes it holds (``_tuning._window``)."""
+class WindowSettings:
+    """What a window decides by: its CountWindow's or TimeWindow's fields, as the policy reads them."""
 
     __slots__ = (
-        "_buckets",
-        "_calls",
-        "_failed",
+        "__weakref__",
+        "_bits",
         "_failure_rate",
-        "_head",
         "_minimum",
-        "_pending",
-        "_pos",
-        "_ring",
-        "_settled",
+        "_ring_bytes",
         "_size",
-        "_slow",
+        "_slot_mask",
+        "_slot_shift",
         "_slow_after",
         "_slow_rate",
+        "_spec",
         "_timed",
     )
 
+    __weakref__: object  # shared through hardy.window.SettingsCache
     _size: cython.int  # count: slots; time: seconds (one bucket each)
     _minimum: cython.int  # minimum_calls
-    _pos: cython.int  # count: the slot the next outcome goes to
-    _calls: cython.int  # outcomes in the window
-    _failed: cython.int  # of which failed
-    _slow: cython.int  # of which slow
+    _bits: cython.int  # count: bits a slot, 1 (failed) or 2 (failed, slow: slow calls are tracked)
+    _slot_shift: cython.int  # count: log2 of the slots a byte holds
+    _slot_mask: cython.int  # count: the slots a byte holds, less one
+    _ring_bytes: cython.int  # count: the ring's length
     _timed: cython.bint
-    _settled: cython.bint  # count: ``minimum_calls`` outcomes held, a clean one may go to ``_pending``
-    _head: cython.longlong  # time: the second of the newest bucket
-    _pending: cython.longlong  # count: clean outcomes not yet in the ring (the newest ones)
     _failure_rate: cython.double
     _slow_rate: cython.double
     _slow_after: cython.double  # slow_call_duration in seconds; 0.0: slow calls are not tracked
-    _ring: bytearray  # count: two bits a slot, four slots a byte (bit 0 failed, bit 1 slow)
-    _buckets: list[WindowBucket] | None  # time: a WindowBucket per second, by the second modulo ``_size``
+    _spec: object  # the CountWindow or TimeWindow (the breaker's ``window``)
 
 
-@cython.cfunc
-def configure_window(
-    w: BreakerWindow,
+def new_window_settings(
+    spec: object,
     timed: cython.bint,
     size: cython.int,
     minimum: cython.int,
     failure_rate: cython.double,
     slow_after: cython.double,
     slow_rate: cython.double,
-) -> None:
-    """A new, empty window (its storage is allocated here, once)."""
-    _slot: cython.int
-    w._timed = timed
-    w._size = size
-    w._minimum = minimum
-    w._failure_rate = failure_rate
-    w._slow_after = slow_after
-    w._slow_rate = slow_rate
-    w._ring = bytearray(0 if timed else (size + 3) // 4)
-    w._buckets = None  # a count window keeps no list (the memory benchmark)
-    if timed:
-        buckets: list[WindowBucket] = []
-        for _slot in range(size):
-            buckets.append(WindowBucket.__new__(WindowBucket))
-        w._buckets = buckets
-    window_clear(w)
+) -> WindowSettings:
+    """The settings of the window ``spec`` (``hardy.window.policy_args`` gives the rest)."""
+    settings: WindowSettings = WindowSettings.__new__(WindowSettings)
+    settings._spec = spec
+    settings._timed = timed
+    settings._size = size
+    settings._minimum = minimum
+    settings._failure_rate = failure_rate
+    settings._slow_after = slow_after
+    settings._slow_rate = slow_rate
+    settings._bits = 2 if slow_after > 0.0 else 1
+    settings._slot_shift = 2 if slow_after > 0.0 else 3
+    settings._slot_mask = (1 << settings._slot_shift) - 1
+    settings._ring_bytes = 0 if timed else (size * settings._bits + 7) // 8
+    return settings
+
+
+if not cython.compiled:
+    # The twin's storage for a window's outcomes; compiled, these names are the
+    # C structs of hardy.h, declared by _core_c.pyx before it includes this file.
+
+    class WindowBucket:
+        """One second of a time window: how many outcomes, failed and slow."""
+
+        __slots__ = ("_calls", "_failed", "_slow")
+
+        _calls: int
+        _failed: int
+        _slow: int
+
+    class WindowTime:
+        """A time window's outcomes: the newest second, the totals, a bucket per second."""
+
+        __slots__ = ("_buckets", "_calls", "_failed", "_head", "_slow")
+
+        _head: int  # the second of the newest bucket
+        _calls: int
+        _failed: int
+        _slow: int
+        _buckets: list[WindowBucket]  # by the second modulo ``size``
+
+    class BreakerWindow:
+        """A breaker's outcomes: a count window's ring and totals, or a time window's buckets."""
+
+        __slots__ = ("_failed", "_n", "_pending", "_ring", "_settings", "_settled", "_slow", "_time")
+
+        _settings: WindowSettings
+        _n: int  # count: below ``size`` the outcomes held (filling); else full, the next slot plus ``size``
+        _failed: int  # count: of which failed
+        _slow: int  # count: of which slow
+        _pending: int  # count: clean outcomes not yet in the ring (the newest ones)
+        _settled: bool  # count: ``minimum_calls`` outcomes held, a clean one may go to ``_pending``
+        _ring: bytearray  # count
+        _time: WindowTime  # time (None for a count window)
+
+    def new_window(settings: WindowSettings) -> BreakerWindow:
+        """An empty window (the compiled core's is ``hardy_window_new``)."""
+        w = BreakerWindow()
+        w._settings = settings
+        w._ring = bytearray(settings._ring_bytes)
+        w._time = None  # type: ignore[assignment]  # pyright: ignore[reportAttributeAccessIssue]
+        if settings._timed:
+            t = WindowTime()
+            t._buckets = [WindowBucket() for _ in range(settings._size)]
+            w._time = t
+        window_clear(w)
+        return w
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _settings_of(w: BreakerWindow) -> WindowSettings:
+    if not cython.compiled:
+        return w._settings  # no cast: in the twin it would be a call more, on every outcome
+    return cython.cast(WindowSettings, w._settings)
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _time_of(w: BreakerWindow) -> WindowTime:
+    """A time window's outcomes."""
+    if not cython.compiled:
+        return w._time
+    # Defined by _core_c.pyx before it includes this file (hardy.h).
+    return hardy_window_time_of(w)  # type: ignore[name-defined, no-any-return]  # noqa: F821  # pyright: ignore[reportUndefinedVariable, reportUnknownVariableType]
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _bucket_at(t: WindowTime, index: cython.int) -> WindowBucket:
+    if not cython.compiled:
+        return t._buckets[index]
+    # Defined by _core_c.pyx before it includes this file (hardy.h).
+    return hardy_window_bucket_at(t, index)  # type: ignore[name-defined, no-any-return]  # noqa: F821  # pyright: ignore[reportUndefinedVariable, reportUnknownVariableType]
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def window_timed(w: BreakerWindow) -> cython.bint:
+    """Whether ``w`` is a time window."""
+    return _settings_of(w)._timed
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def window_spec(w: BreakerWindow) -> object:
+    """The CountWindow or TimeWindow ``w`` was made from."""
+    return _settings_of(w)._spec
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def window_calls(w: BreakerWindow) -> cython.longlong:
+    """The outcomes the window holds (after ``window_flush``)."""
+    settings: WindowSettings = _settings_of(w)
+    if settings._timed:
+        return _time_of(w)._calls
+    return w._n if w._n < settings._size else settings._size
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def window_failed(w: BreakerWindow) -> cython.longlong:
+    """Of which failed."""
+    return _time_of(w)._failed if _settings_of(w)._timed else w._failed
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def window_slow(w: BreakerWindow) -> cython.longlong:
+    """Of which slow."""
+    return _time_of(w)._slow if _settings_of(w)._timed else w._slow
 
 
 @cython.cfunc
@@ -160,21 +280,23 @@ def window_clear(w: BreakerWindow) -> None:
     """Forget every outcome (the breaker closed or was reset)."""
     i: cython.int
     b: WindowBucket
-    ring: bytearray = w._ring
-    w._pos = 0
-    w._calls = 0
+    settings: WindowSettings = _settings_of(w)
+    w._n = 0
     w._failed = 0
     w._slow = 0
-    w._head = 0
     w._pending = 0
     w._settled = False
-    for i in range(len(ring)):
-        ring[i] = 0
-    if w._buckets is None:
+    if not settings._timed:
+        for i in range(settings._ring_bytes):
+            w._ring[i] = 0
         return
-    buckets: list[WindowBucket] = w._buckets
-    for i in range(len(buckets)):
-        b = buckets[i]
+    t: WindowTime = _time_of(w)
+    t._head = 0
+    t._calls = 0
+    t._failed = 0
+    t._slow = 0
+    for i in range(settings._size):
+        b = _bucket_at(t, i)
         b._calls = 0
         b._failed = 0
         b._slow = 0
@@ -186,45 +308,46 @@ def window_flush(w: BreakerWindow) -> None:
     """Write the clean outcomes of ``_pending`` into a count window's ring, evicting what they push out."""
     # Taken and zeroed in two adjacent statements: the twin's wrapper adds to
     # ``_pending`` without the lock, and no other thread runs between them.
-    k: cython.longlong = w._pending
+    k: cython.int = w._pending
     w._pending = 0
     if k == 0:
         return
-    ring: bytearray = w._ring
+    settings: WindowSettings = _settings_of(w)
     i: cython.int
     _slot: cython.int
-    if k >= w._size:  # every outcome held is pushed out: the ring is all clean
-        for i in range(len(ring)):
-            ring[i] = 0
-        w._calls = w._size
+    if k >= settings._size:  # every outcome held is pushed out: the ring is all clean
+        for i in range(settings._ring_bytes):
+            w._ring[i] = 0
+        w._n = settings._size  # full, the next slot the first: any slot would do
         w._failed = 0
         w._slow = 0
-        w._pos = cython.cast(cython.int, (w._pos + k) % w._size)
         return
-    for _slot in range(cython.cast(cython.int, k)):
-        _ring_put(w, ring, 0)
+    for _slot in range(k):
+        _ring_put(w, settings, 0)
 
 
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def _ring_put(w: BreakerWindow, ring: bytearray, bits: cython.int) -> None:
-    """Write one outcome's two bits at the count window's next slot, subtracting the outcome it evicts."""
-    index: cython.int = w._pos >> 2
-    shift: cython.int = (w._pos & 3) << 1
-    byte: cython.int = ring[index]
+def _ring_put(w: BreakerWindow, settings: WindowSettings, bits: cython.int) -> None:
+    """Write one outcome's bits at the count window's next slot, subtracting the outcome it evicts."""
+    size: cython.int = settings._size
+    n: cython.int = w._n
+    full: cython.bint = n >= size
+    slot: cython.int = n - size if full else n
+    index: cython.int = slot >> settings._slot_shift
+    shift: cython.int = (slot & settings._slot_mask) * settings._bits
+    mask: cython.int = (1 << settings._bits) - 1
+    byte: cython.int = w._ring[index]
     old: cython.int
-    if w._calls == w._size:
-        # Full: the new outcome evicts the one ``size`` calls older.
-        old = (byte >> shift) & 3
+    if full:
+        # The new outcome evicts the one ``size`` calls older.
+        old = (byte >> shift) & mask
         w._failed -= old & 1
         w._slow -= old >> 1
-    else:
-        w._calls += 1
-    ring[index] = (byte & ~(3 << shift)) | (bits << shift)
-    w._pos += 1
-    if w._pos == w._size:
-        w._pos = 0
+    w._ring[index] = (byte & ~(mask << shift)) | (bits << shift)
+    n += 1
+    w._n = size if n == 2 * size else n
 
 
 @cython.cfunc
@@ -234,7 +357,8 @@ def window_count_clean(w: BreakerWindow) -> cython.bint:
     """Count a clean outcome only (``_pending``) if the window is settled; False: record it with ``window_add``."""
     if not w._settled:
         return False
-    w._pending += 1
+    if w._pending < PENDING_CAP:
+        w._pending += 1
     return True
 
 
@@ -243,7 +367,8 @@ def window_count_clean(w: BreakerWindow) -> cython.bint:
 @cython.exceptval(check=False)
 def window_is_slow(w: BreakerWindow, duration: cython.double) -> cython.bint:
     """Whether a call that took ``duration`` seconds is slow (longer than ``slow_call_duration``)."""
-    return w._slow_after > 0.0 and duration > w._slow_after
+    slow_after: cython.double = _settings_of(w)._slow_after
+    return slow_after > 0.0 and duration > slow_after
 
 
 @cython.cfunc
@@ -252,51 +377,62 @@ def window_is_slow(w: BreakerWindow, duration: cython.double) -> cython.bint:
 def window_tripped(w: BreakerWindow) -> cython.bint:
     """Whether the outcomes held call for opening: enough of them, and a rate at its threshold."""
     window_flush(w)
-    if w._calls == 0 or w._calls < w._minimum:
+    settings: WindowSettings = _settings_of(w)
+    held: cython.longlong
+    failed: cython.longlong
+    slow: cython.longlong
+    if settings._timed:
+        t: WindowTime = _time_of(w)
+        held = t._calls
+        failed = t._failed
+        slow = t._slow
+    else:
+        held = w._n if w._n < settings._size else settings._size
+        failed = w._failed
+        slow = w._slow
+    if held == 0 or held < settings._minimum:
         return False
-    calls: cython.double = w._calls  # a C int over a C int would divide as integers
-    if w._failed / calls >= w._failure_rate:
+    calls: cython.double = held  # a C integer over another would divide as integers
+    if failed / calls >= settings._failure_rate:
         return True
-    return w._slow_after > 0.0 and w._slow / calls >= w._slow_rate
+    return settings._slow_after > 0.0 and slow / calls >= settings._slow_rate
 
 
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def _window_bucket_index(w: BreakerWindow, second: cython.longlong) -> cython.int:
-    index: cython.longlong = second % w._size
+def _window_bucket_index(settings: WindowSettings, second: cython.longlong) -> cython.int:
+    index: cython.longlong = second % settings._size
     if index < 0:  # C's remainder of a negative second (a test clock below zero)
-        index += w._size
+        index += settings._size
     return cython.cast(cython.int, index)
 
 
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def _window_advance(w: BreakerWindow, second: cython.longlong) -> None:
+def _window_advance(w: BreakerWindow, t: WindowTime, settings: WindowSettings, second: cython.longlong) -> None:
     """Move a time window's newest second to ``second``, emptying the buckets that fell out."""
     k: cython.longlong
     b: WindowBucket
-    if w._calls == 0:
-        w._head = second  # every bucket is empty: nothing falls out
+    if t._calls == 0:
+        t._head = second  # every bucket is empty: nothing falls out
         return
-    if second <= w._head:
+    if second <= t._head:
         return  # a reading older than the newest (read before another thread's): it counts as the newest
-    if second - w._head >= w._size:
+    if second - t._head >= settings._size:
         window_clear(w)
-        w._head = second
+        t._head = second
         return
-    buckets: list[WindowBucket] | None = w._buckets
-    assert buckets is not None  # a time window's
-    for k in range(w._head + 1, second + 1):
-        b = buckets[_window_bucket_index(w, k)]
-        w._calls -= b._calls
-        w._failed -= b._failed
-        w._slow -= b._slow
+    for k in range(t._head + 1, second + 1):
+        b = _bucket_at(t, _window_bucket_index(settings, k))
+        t._calls -= b._calls
+        t._failed -= b._failed
+        t._slow -= b._slow
         b._calls = 0
         b._failed = 0
         b._slow = 0
-    w._head = second
+    t._head = second
 
 
 @cython.cfunc
@@ -306,31 +442,34 @@ def window_add(w: BreakerWindow, failed: cython.bint, slow: cython.bint, now: cy
     """Record one outcome at ``now`` (read only for a time window); whether the window now calls for opening."""
     second: cython.longlong
     b: WindowBucket
+    settings: WindowSettings = _settings_of(w)
     bits: cython.int = (1 if failed else 0) | (2 if slow else 0)
-    if not w._timed:
+    if not settings._timed:
         window_flush(w)
-        _ring_put(w, w._ring, bits)
-        w._settled = w._calls >= w._minimum
-    else:
-        second = cython.cast(cython.longlong, now)
-        if second > now:  # the cast truncates towards zero: floor below it
-            second -= 1
-        _window_advance(w, second)
-        buckets: list[WindowBucket] | None = w._buckets
-        assert buckets is not None  # a time window's
-        b = buckets[_window_bucket_index(w, w._head)]
-        b._calls += 1
-        b._failed += bits & 1
-        b._slow += bits >> 1
-        w._calls += 1
-    w._failed += bits & 1
-    w._slow += bits >> 1
-    if bits == 0 and not w._timed and w._calls != w._minimum:
-        # In a count window a clean outcome lowers both rates (what it evicts
-        # is no better), except the one that brings the window to
-        # minimum_calls: the verdict it had (not open) stands. A time window's
-        # evictions can raise a rate: it is judged every time.
-        return False
+        _ring_put(w, settings, bits)
+        w._failed += bits & 1
+        w._slow += bits >> 1
+        held: cython.longlong = w._n if w._n < settings._size else settings._size
+        w._settled = held >= settings._minimum
+        if bits == 0 and held != settings._minimum:
+            # In a count window a clean outcome lowers both rates (what it
+            # evicts is no better), except the one that brings the window to
+            # minimum_calls: the verdict it had (not open) stands. A time
+            # window's evictions can raise a rate: it is judged every time.
+            return False
+        return window_tripped(w)
+    t: WindowTime = _time_of(w)
+    second = cython.cast(cython.longlong, now)
+    if second > now:  # the cast truncates towards zero: floor below it
+        second -= 1
+    _window_advance(w, t, settings, second)
+    b = _bucket_at(t, _window_bucket_index(settings, t._head))
+    b._calls += 1
+    b._failed += bits & 1
+    b._slow += bits >> 1
+    t._calls += 1
+    t._failed += bits & 1
+    t._slow += bits >> 1
     return window_tripped(w)
 
 
@@ -349,11 +488,11 @@ class BreakerTuning:
     __slots__ = (
         "_backoff",
         "_base_timeout",
+        "_ignored",
         "_last_trial",
         "_max_timeout",
         "_max_wait",
         "_success_threshold",
-        "_window",
     )
 
     _success_threshold: cython.int
@@ -362,7 +501,10 @@ class BreakerTuning:
     _base_timeout: cython.double
     _max_wait: cython.double  # half_open_max_wait; 0.0: none
     _last_trial: cython.double  # when the newest trial was admitted
-    _window: BreakerWindow | None  # window=: the rate-based window, or None (consecutive failures)
+    # Calls that ended with an excluded exception (a lifetime total). Only a
+    # breaker given excluded_exceptions has any, and it has a tuning: kept
+    # here, it leaves room in every breaker for the window's pointer.
+    _ignored: cython.longlong
 
 
 @cython.cclass
@@ -382,7 +524,6 @@ class BreakerState:
         "_flags",
         "_guard",
         "_half_open_max",
-        "_ignored",
         "_opened",
         "_opened_at",
         "_rejections",
@@ -393,6 +534,7 @@ class BreakerState:
         "_trial_successes",
         "_trials",
         "_tuning",
+        "_window",
     )
 
     _threshold: cython.int
@@ -410,9 +552,11 @@ class BreakerState:
     _opened_at: cython.double
     _successes: cython.longlong
     _failures: cython.longlong
-    _ignored: cython.longlong
     _rejections: cython.longlong
     _tuning: BreakerTuning | None  # None for a plain breaker
+    # window=: the rate-based window's outcomes, or NULL (consecutive failures);
+    # compiled, a C block the dispatch allocates and frees with the breaker.
+    _window: BreakerWindow
 
 
 @cython.cfunc
@@ -437,9 +581,10 @@ def configure_breaker(
     s._opened_at = 0.0
     s._successes = 0
     s._failures = 0
-    s._ignored = 0
     s._rejections = 0
     s._tuning = None
+    if not cython.compiled:
+        s._window = None  # type: ignore[assignment]  # compiled, it is left NULL until attach_window
 
 
 @cython.cfunc
@@ -460,31 +605,30 @@ def tune_breaker(
     t._base_timeout = s._reset_timeout
     t._max_wait = max_wait
     t._last_trial = 0.0
-    t._window = None
+    t._ignored = 0
     s._tuning = t
 
 
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def attach_window(s: BreakerState, t: BreakerTuning, w: BreakerWindow) -> None:
-    """Give a new breaker (tuned with ``t``) the window ``w``: it replaces the consecutive failure count."""
-    t._window = w
+def attach_window(s: BreakerState, w: BreakerWindow) -> None:
+    """Give a new breaker the empty window ``w``: it replaces the consecutive failure count."""
+    settings: WindowSettings = _settings_of(w)
+    s._window = w
     s._flags |= FLAG_WINDOW
-    if w._timed or w._slow_after > 0.0:
+    if settings._timed or settings._slow_after > 0.0:
         s._flags |= FLAG_TIMED
-    if w._slow_after > 0.0:
+    if settings._slow_after > 0.0:
         s._flags |= FLAG_SLOW
 
 
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def window_of(s: BreakerState) -> BreakerWindow | None:
-    """The breaker's window, or None."""
-    if s._tuning is None:
-        return None
-    return s._tuning._window
+def window_of(s: BreakerState) -> BreakerWindow:
+    """The breaker's window, or NULL (the twin's None)."""
+    return s._window
 
 
 @cython.cfunc
@@ -501,17 +645,16 @@ def slow_call(s: BreakerState, start: cython.double, now: cython.double) -> cyth
 @cython.inline
 @cython.exceptval(check=False)
 def _window_in(s: BreakerState) -> BreakerWindow:
-    """The window of a breaker that has one (``FLAG_WINDOW``): no test, no reference taken."""
-    # No cython.cast: in the twin it is a Python call, the costliest step of a success.
-    return s._tuning._window  # type: ignore[union-attr,return-value]  # pyright: ignore[reportOptionalMemberAccess, reportReturnType]
+    """The window of a breaker that has one (``FLAG_WINDOW``)."""
+    return s._window
 
 
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
 def _forget_window(s: BreakerState) -> None:
-    if s._tuning is not None and s._tuning._window is not None:
-        window_clear(s._tuning._window)
+    if s._window:
+        window_clear(s._window)
 
 
 @cython.cfunc
@@ -608,7 +751,7 @@ def _close(s: BreakerState) -> None:
     s._trial_successes = 0
     if s._tuning is not None:
         s._reset_timeout = s._tuning._base_timeout
-        _forget_window(s)
+    _forget_window(s)
 
 
 @cython.cfunc
@@ -805,13 +948,30 @@ def open_by_window(s: BreakerState, epoch: cython.longlong, now: cython.double) 
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
+def count_ignored(s: BreakerState) -> None:
+    """One more call that ended with an excluded exception (the breaker has a tuning: it has those)."""
+    if s._tuning is not None:
+        s._tuning._ignored += 1
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def ignored_of(s: BreakerState) -> cython.longlong:
+    """The calls that ended with an excluded exception."""
+    return 0 if s._tuning is None else s._tuning._ignored
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
 def release(s: BreakerState, epoch: cython.longlong, ignored: cython.bint) -> cython.bint:
     """A call ended without an outcome (interrupted, or an excluded error): give its trial slot back.
 
     True when it held one (a shared breaker then gives its permit back).
     """
     if ignored and s._state != DISABLED:
-        s._ignored += 1
+        count_ignored(s)
     if epoch == s._epoch and s._state == HALF_OPEN and s._trials > 0:
         s._trials -= 1
         return True
@@ -845,7 +1005,7 @@ def reset(s: BreakerState) -> None:
     s._trial_successes = 0
     if s._tuning is not None:
         s._reset_timeout = s._tuning._base_timeout
-        _forget_window(s)
+    _forget_window(s)
 
 
 @cython.cfunc
