@@ -199,6 +199,25 @@ def test_a_window_whose_fields_run_code_may_make_breakers_or_interrupt(clock: Fa
     inner.clear()  # the class (a cycle) would keep it among the live breakers until a collection
 
 
+@pytest.mark.parametrize(("field", "answer"), [("size", 0), ("size", -3), ("seconds", 0), ("minimum_calls", 10**9)])
+def test_a_window_that_answers_other_fields_later_is_checked_again(field: str, answer: int) -> None:
+    """The fields are checked when the window is made; a subclass that answers otherwise when a breaker
+    reads them gets the same ValueError, not a window of that size (compiled, C memory indexed by it)."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Shifty(TimeWindow if field == "seconds" else CountWindow):  # type: ignore[misc]
+        def __getattribute__(self, name: str) -> Any:
+            if name == field and shifted:
+                return answer
+            return super().__getattribute__(name)
+
+    shifted: list[bool] = []
+    window = Shifty(minimum_calls=2)
+    shifted.append(True)
+    with pytest.raises(ValueError, match=field):
+        hardy.CircuitBreaker("svc", window=window)
+
+
 @pytest.mark.parametrize(
     ("window", "held", "failures_to_open"),
     [

@@ -128,12 +128,29 @@ class _Breaker(Protocol):
 
 
 def policy_args(window: CountWindow | TimeWindow) -> tuple[bool, int, int, float, float, float]:
-    """What ``hardy.policies.breaker.configure_window`` takes: timed, span, minimum, failure rate,
-    slow-call duration (0.0: not tracked) and slow-call rate."""
+    """What ``hardy.policies.breaker.new_window_settings`` takes: timed, span, minimum, failure rate,
+    slow-call duration (0.0: not tracked) and slow-call rate.
+
+    The fields are read once and checked again: they were checked when the
+    window was made, but a subclass may answer otherwise now, and the
+    compiled core sizes and indexes the window's C memory by them.
+    """
     timed = isinstance(window, TimeWindow)
-    span = window.seconds if isinstance(window, TimeWindow) else window.size
-    slow = 0.0 if window.slow_call_duration is None else window.slow_call_duration
-    return timed, span, window.minimum_calls, window.failure_rate, slow, window.slow_call_rate
+    if isinstance(window, TimeWindow):
+        kind, span_name, span, span_max = "TimeWindow", "seconds", window.seconds, _validate.MAX_WINDOW_SECONDS
+    else:
+        kind, span_name, span, span_max = "CountWindow", "size", window.size, _validate.MAX_WINDOW_SIZE
+    checked_span, failure_rate, minimum, slow, slow_rate = _validate.window_fields(
+        kind,
+        span_name,
+        span,
+        span_max,
+        window.failure_rate,
+        window.minimum_calls,
+        window.slow_call_duration,
+        window.slow_call_rate,
+    )
+    return timed, checked_span, minimum, failure_rate, 0.0 if slow is None else slow, slow_rate
 
 
 class SettingsCache:
