@@ -11,6 +11,7 @@ import math
 import random
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Iterator
 from types import ModuleType
@@ -197,6 +198,25 @@ def test_a_window_whose_fields_run_code_may_make_breakers_or_interrupt(clock: Fa
     fail(inner[0])
     assert inner[0].state is CircuitState.OPEN
     inner.clear()  # the class (a cycle) would keep it among the live breakers until a collection
+
+
+def test_a_breaker_in_a_cycle_through_its_window_is_collected() -> None:
+    """A window subclass may hold its own breaker: the collector sees the breaker's reference to the
+    window (compiled, through its C block) and frees the cycle."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Holding(CountWindow):
+        held: list[Any] = dataclasses.field(default_factory=list, compare=False)
+
+    for make_window in (lambda: Holding(size=20), lambda: Holding(size=20, slow_call_duration=1.0)):
+        window = make_window()
+        breaker = hardy.CircuitBreaker("cycle", window=window)
+        window.held.append(breaker)
+        breaker.call(lambda: 1)
+        alive = weakref.ref(breaker)
+        del window, breaker
+        gc.collect()
+        assert alive() is None
 
 
 @pytest.mark.parametrize(("field", "answer"), [("size", 0), ("size", -3), ("seconds", 0), ("minimum_calls", 10**9)])

@@ -147,6 +147,7 @@ cdef extern from "hardy.h":
     hardy_window_bucket* hardy_window_bucket_at(hardy_window_time* t, int index) noexcept nogil
     hardy_window* hardy_window_new(PyObject* settings, int timed, Py_ssize_t span, Py_ssize_t ring_bytes) except NULL
     void hardy_window_free(hardy_window* w) noexcept
+    void hardy_traverse_windows(object type, Py_ssize_t window_at)
 
 # The names hardy/policies/breaker.py gives them (the twin's classes).
 ctypedef hardy_window* BreakerWindow

@@ -641,6 +641,7 @@ cdef void _measure_live_offsets():
     cdef CircuitBreaker probe = CircuitBreaker.__new__(CircuitBreaker)
     _live_prev_at = <Py_ssize_t>(<char*>&probe._live_prev - <char*><PyObject*>probe)
     _live_next_at = <Py_ssize_t>(<char*>&probe._live_next - <char*><PyObject*>probe)
+    hardy_traverse_windows(CircuitBreaker, <Py_ssize_t>(<char*>&probe._window - <char*><PyObject*>probe))
 
 
 _measure_live_offsets()

@@ -527,6 +527,34 @@ static hardy_window *hardy_window_new(PyObject *settings, int timed, Py_ssize_t 
     return w;
 }
 
+/* The collector must see a breaker's reference to its window's settings:
+   they hold the CountWindow / TimeWindow object, which (a subclass's) may
+   lead back to the breaker, a cycle it could not collect otherwise. The
+   breaker type's own traversal is kept and this one runs after it. */
+static traverseproc hardy_breaker_traverse_base = NULL;
+static Py_ssize_t hardy_breaker_window_at = 0;
+
+static int hardy_breaker_traverse(PyObject *o, visitproc visit, void *arg) {
+    hardy_window *w;
+    int err = hardy_breaker_traverse_base(o, visit, arg);
+    if (err) {
+        return err;
+    }
+    w = *(hardy_window **)((char *)o + hardy_breaker_window_at);
+    if (w != NULL) {
+        Py_VISIT(w->_settings);
+    }
+    return 0;
+}
+
+static void hardy_traverse_windows(PyObject *type, Py_ssize_t window_at) {
+    PyTypeObject *tp = (PyTypeObject *)type;
+    hardy_breaker_traverse_base = tp->tp_traverse;
+    hardy_breaker_window_at = window_at;
+    tp->tp_traverse = hardy_breaker_traverse;
+    PyType_Modified(tp);
+}
+
 static void hardy_window_free(hardy_window *w) {
     if (w != NULL) {
         Py_DECREF(w->_settings);
