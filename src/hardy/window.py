@@ -45,7 +45,7 @@ class CountWindow:
     slow_call_rate: float = 1.0
 
     def __post_init__(self) -> None:
-        _normalise(self, "CountWindow", "size", self.size, _validate.MAX_WINDOW_SIZE)
+        _normalise(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +67,24 @@ class TimeWindow:
     slow_call_rate: float = 1.0
 
     def __post_init__(self) -> None:
-        _normalise(self, "TimeWindow", "seconds", self.seconds, _validate.MAX_WINDOW_SECONDS)
+        _normalise(self)
 
 
-def _normalise(window: CountWindow | TimeWindow, kind: str, span_name: str, span: object, span_max: int) -> None:
+def _normalise(window: CountWindow | TimeWindow) -> None:
     """Check the fields at construction (the point of the mistake) and keep the rates as floats."""
-    _, failure_rate, _, slow, slow_rate = _validate.window_fields(
+    _, failure_rate, _, slow, slow_rate = _checked_fields(window)
+    object.__setattr__(window, "failure_rate", failure_rate)
+    object.__setattr__(window, "slow_call_duration", slow)
+    object.__setattr__(window, "slow_call_rate", slow_rate)
+
+
+def _checked_fields(window: CountWindow | TimeWindow) -> tuple[int, float, int, float | None, float]:
+    """The window's fields, checked: ``(span, failure_rate, minimum_calls, slow_call_duration, slow_call_rate)``."""
+    if isinstance(window, TimeWindow):
+        kind, span_name, span, span_max = "TimeWindow", "seconds", window.seconds, _validate.MAX_WINDOW_SECONDS
+    else:
+        kind, span_name, span, span_max = "CountWindow", "size", window.size, _validate.MAX_WINDOW_SIZE
+    return _validate.window_fields(
         kind,
         span_name,
         span,
@@ -82,9 +94,6 @@ def _normalise(window: CountWindow | TimeWindow, kind: str, span_name: str, span
         window.slow_call_duration,
         window.slow_call_rate,
     )
-    object.__setattr__(window, "failure_rate", failure_rate)
-    object.__setattr__(window, "slow_call_duration", slow)
-    object.__setattr__(window, "slow_call_rate", slow_rate)
 
 
 class SharedView:
@@ -135,22 +144,8 @@ def policy_args(window: CountWindow | TimeWindow) -> tuple[bool, int, int, float
     window was made, but a subclass may answer otherwise now, and the
     compiled core sizes and indexes the window's C memory by them.
     """
-    timed = isinstance(window, TimeWindow)
-    if isinstance(window, TimeWindow):
-        kind, span_name, span, span_max = "TimeWindow", "seconds", window.seconds, _validate.MAX_WINDOW_SECONDS
-    else:
-        kind, span_name, span, span_max = "CountWindow", "size", window.size, _validate.MAX_WINDOW_SIZE
-    checked_span, failure_rate, minimum, slow, slow_rate = _validate.window_fields(
-        kind,
-        span_name,
-        span,
-        span_max,
-        window.failure_rate,
-        window.minimum_calls,
-        window.slow_call_duration,
-        window.slow_call_rate,
-    )
-    return timed, checked_span, minimum, failure_rate, 0.0 if slow is None else slow, slow_rate
+    span, failure_rate, minimum, slow, slow_rate = _checked_fields(window)
+    return isinstance(window, TimeWindow), span, minimum, failure_rate, 0.0 if slow is None else slow, slow_rate
 
 
 class SettingsCache:

@@ -531,11 +531,7 @@ cdef class _Local:
 cdef int _attach_window(CircuitBreaker self, object spec) except -1:
     """Give a new breaker the window ``spec`` (a hardy.CountWindow or TimeWindow) asks for."""
     cdef WindowSettings settings = _window_settings.get(spec, new_window_settings)
-    cdef BreakerWindow w
-    if self._window:  # an __init__ that failed before the name was set, called again
-        hardy_window_free(self._window)
-        self._window = NULL
-    w = hardy_window_new(
+    cdef BreakerWindow w = hardy_window_new(
         <PyObject*>settings, settings._timed, settings._size, settings._ring_bytes
     )
     window_clear(w)

@@ -254,6 +254,14 @@ def window_calls(w: BreakerWindow) -> cython.longlong:
     settings: WindowSettings = _settings_of(w)
     if settings._timed:
         return _time_of(w)._calls
+    return _count_held(w, settings)
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _count_held(w: BreakerWindow, settings: WindowSettings) -> cython.int:
+    """The outcomes a count window holds (``_n`` counts them while it fills)."""
     return w._n if w._n < settings._size else settings._size
 
 
@@ -387,7 +395,7 @@ def window_tripped(w: BreakerWindow) -> cython.bint:
         failed = t._failed
         slow = t._slow
     else:
-        held = w._n if w._n < settings._size else settings._size
+        held = _count_held(w, settings)
         failed = w._failed
         slow = w._slow
     if held == 0 or held < settings._minimum:
@@ -449,7 +457,7 @@ def window_add(w: BreakerWindow, failed: cython.bint, slow: cython.bint, now: cy
         _ring_put(w, settings, bits)
         w._failed += bits & 1
         w._slow += bits >> 1
-        held: cython.longlong = w._n if w._n < settings._size else settings._size
+        held: cython.longlong = _count_held(w, settings)
         w._settled = held >= settings._minimum
         if bits == 0 and held != settings._minimum:
             # In a count window a clean outcome lowers both rates (what it
