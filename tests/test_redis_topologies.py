@@ -25,6 +25,14 @@ pytestmark = pytest.mark.redis
 SHARED, FALLBACK = 1, 2  # a limiter spending leases, or on its local share (hardy/policies/ratelimit.py)
 
 
+def _answers(client: redis.Redis) -> bool:
+    """Whether ``client`` reaches a master now (a Sentinel may name none for a while after a failover)."""
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[RedisCluster]:
     started = RedisCluster().start()
@@ -200,9 +208,12 @@ def test_sentinel_failover_loses_no_call_and_keeps_the_circuit_and_the_limit(sen
 
     # A process that starts after the failover finds the circuit open and the minute's permits taken
     # (at most one extra burst went to each process while it ran on its local share).
-    # Its client waits longer than the calls' 0.1 s: on a loaded machine the Sentinel's answer to a
-    # new client can take that long, and redis-py then reports no master (an outage for the store).
-    late = stores(sentinel.client(timeout=2.0), prefix)
+    # Its client waits longer than the calls' 0.1 s, and it starts once the Sentinel names a master
+    # that answers: on a loaded machine that can take a while after the failover, and until then
+    # redis-py reports no master (an outage for the store, which would decide locally).
+    late_client = sentinel.client(timeout=2.0)
+    wait_for(lambda: _answers(late_client), seconds=20)
+    late = stores(late_client, prefix)
     assert hardy.CircuitBreaker("db", failure_threshold=2, reset_timeout=60, store=late).is_open
     assert not hardy.RateLimiter("api", rate=1, period=60.0, store=late).try_acquire()
     assert all(b.is_open for b in breakers)
