@@ -333,14 +333,15 @@ def test_timeout_fires_and_cancels_the_work(run: Runner) -> None:
 
 
 def test_timeout_that_does_not_fire_returns_and_leaves_nothing_behind(run: Runner) -> None:
-    @hardy.timeout(0.05)
+    # Far enough for a collection of the test session's heap to fit in one call.
+    @hardy.timeout(0.5)
     async def quick(x: int) -> int:
         await anyio.sleep(0)
         return x * 2
 
     async def scenario() -> list[int]:
         values = [await quick(i) for i in range(50)]
-        await anyio.sleep(0.1)  # past every deadline: none may fire into this task
+        await anyio.sleep(0.55)  # past every deadline: none may fire into this task
         return values
 
     assert run(scenario) == [i * 2 for i in range(50)]

@@ -64,7 +64,9 @@ cdef extern from "hardy.h":
     bint HARDY_FAST_CLOCK
     double hardy_now() noexcept nogil
     int hardy_pending_is(PyObject* kind) noexcept
-    int hardy_verdict(unsigned long id, PyObject* rules, PyObject* exempt, PyObject* verdicts, PyObject* kind) noexcept
+    int hardy_verdict(
+        unsigned long id, PyObject* rules, PyObject* exempt, PyObject* verdicts, PyObject* callbacks, PyObject* kind
+    ) noexcept
     void hardy_set_stop_iteration(PyObject* value) noexcept
     int hardy_stop_ready() except -1
     double hardy_next_double(unsigned long long* state) noexcept nogil

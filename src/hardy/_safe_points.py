@@ -12,7 +12,10 @@ looks again: the exception lands only once the thread is back in other code.
 Nor is it delivered while the thread runs a trace or profile function (a
 debugger, a coverage tool, a profiler written in Python): an exception there
 unsets the user's tracer, and on CPython 3.11 it can send the interpreter
-into an endless loop.
+into an endless loop. Nor while its innermost frame is a ``__del__`` method
+or a ``gc.callbacks`` function: the interpreter ignores any exception raised
+there (it prints "Exception ignored in ..." and goes on), so the deadline
+waits, as at a deferred module, until the thread is back in the timed code.
 
 The timer also looks at what the thread is handling: while the deadline's own
 exception is being handled (an ``except``, ``finally`` or ``__exit__`` that it
@@ -27,6 +30,7 @@ step that no other thread can interleave.
 from __future__ import annotations
 
 import ctypes
+import gc
 import importlib.util
 import os
 import struct
@@ -34,7 +38,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from importlib.machinery import ModuleSpec
-from types import FrameType, ModuleType
+from types import CodeType, FrameType, FunctionType, MethodType, ModuleType
 from typing import Any
 
 from .policies.deadlines import FREE, HANDLING, UNSAFE
@@ -47,6 +51,8 @@ __all__ = [
     "defer_timeouts_in",
     "deferred",
     "exempt",
+    "finalising",
+    "gc_callbacks",
     "handling",
     "rules",
     "snapshot",
@@ -88,6 +94,9 @@ exempt: set[str] = set()
 verdicts: dict[str, bool] = {}
 # Only serialises writers; readers (the timer) see each single update whole.
 _lock = threading.Lock()
+
+# The collector's own list (rebinding ``gc.callbacks`` would not replace it).
+gc_callbacks: list[Any] = gc.callbacks
 
 # How deep to follow ``__context__`` when asking what a thread handles.
 _CONTEXT_DEPTH = 64
@@ -161,6 +170,18 @@ def deferred(filename: str) -> bool:
     return verdict
 
 
+def finalising(code: CodeType) -> bool:
+    """Whether ``code`` is a finaliser's or a gc callback's, whose exceptions the interpreter ignores."""
+    if code.co_name == "__del__":
+        return True
+    # Only type checks and slot reads: no user code runs in the timer thread.
+    for callback in list(gc_callbacks):
+        function = callback.__func__ if isinstance(callback, MethodType) else callback
+        if isinstance(function, FunctionType) and function.__code__ is code:
+            return True
+    return False
+
+
 def handling(exc: BaseException | None, kind: type[BaseException]) -> bool:
     """Whether ``exc`` (what a thread handles) is a ``kind``, or was raised while handling one."""
     for _ in range(_CONTEXT_DEPTH):
@@ -192,7 +213,7 @@ def verdict(
         return UNSAFE
     frames, exceptions = seen
     frame = frames.get(thread)
-    if frame is not None and deferred(frame.f_code.co_filename):
+    if frame is not None and (deferred(frame.f_code.co_filename) or finalising(frame.f_code)):
         return UNSAFE
     handled: BaseException | tuple[object, BaseException | None, object] | None = exceptions.get(thread)
     if isinstance(handled, tuple):  # Python 3.10 and 3.11 give (type, value, traceback)

@@ -12,6 +12,7 @@ cdef object _wake_timer = _deadlines.wake
 cdef list _sp_rules = _safe_points.rules
 cdef set _sp_exempt = _safe_points.exempt
 cdef dict _sp_verdicts = _safe_points.verdicts
+cdef list _sp_gc_callbacks = _safe_points.gc_callbacks
 cdef object _sp_snapshot = _safe_points.snapshot
 cdef object _sp_verdict = _safe_points.verdict
 cdef object _dl_noop = _deadlines.noop
@@ -155,7 +156,12 @@ cdef int _dl_verdict(unsigned long thread, size_t state) noexcept:
     """FREE, UNSAFE or HANDLING (hardy._safe_points) for a thread whose deadline is due."""
     if HARDY_INSPECT_IN_C:
         return hardy_verdict(
-            thread, <PyObject*>_sp_rules, <PyObject*>_sp_exempt, <PyObject*>_sp_verdicts, <PyObject*>_Expired
+            thread,
+            <PyObject*>_sp_rules,
+            <PyObject*>_sp_exempt,
+            <PyObject*>_sp_verdicts,
+            <PyObject*>_sp_gc_callbacks,
+            <PyObject*>_Expired,
         )
     try:
         return _sp_verdict(thread, _sp_snapshot(), _Expired, state)

@@ -222,7 +222,7 @@ static inline void hardy_reset_mutex(char *m) {
 #ifdef Py_GIL_DISABLED
 #define HARDY_INSPECT_IN_C 0
 static int hardy_verdict(unsigned long id, PyObject *rules, PyObject *exempt,
-                         PyObject *verdicts, PyObject *kind) {
+                         PyObject *verdicts, PyObject *callbacks, PyObject *kind) {
     return 0;
 }
 #else
@@ -239,13 +239,12 @@ static PyThreadState *hardy_thread_state(unsigned long id) {
     return NULL;
 }
 
-/* The file of the thread's innermost frame (a new reference), or NULL if
+/* The code of the thread's innermost frame (a new reference), or NULL if
    it runs no Python code. Making the frame object may allocate; the
    collector is held off meanwhile, so no finalizer can run. */
-static PyObject *hardy_innermost_file(PyThreadState *ts) {
+static PyCodeObject *hardy_innermost_code(PyThreadState *ts) {
     PyFrameObject *frame;
     PyCodeObject *code;
-    PyObject *name;
     int collecting = PyGC_Disable();
     frame = PyThreadState_GetFrame(ts);
     if (collecting) {
@@ -257,9 +256,30 @@ static PyObject *hardy_innermost_file(PyThreadState *ts) {
     }
     code = PyFrame_GetCode(frame);
     Py_DECREF(frame);
-    name = Py_NewRef(code->co_filename);
-    Py_DECREF(code);
-    return name;
+    return code;
+}
+
+/* The same rule as _safe_points.finalising(): a __del__ method or a
+   function of gc.callbacks, where the interpreter ignores exceptions.
+   Type checks and borrowed items only: no Python code runs. */
+static int hardy_finalising(PyCodeObject *code, PyObject *callbacks) {
+    Py_ssize_t i;
+    if (PyUnicode_Check(code->co_name) && PyUnicode_CompareWithASCIIString(code->co_name, "__del__") == 0) {
+        return 1;
+    }
+    if (!PyList_Check(callbacks)) {
+        return 0;
+    }
+    for (i = 0; i < PyList_GET_SIZE(callbacks); i++) {
+        PyObject *callback = PyList_GET_ITEM(callbacks, i);
+        if (PyMethod_Check(callback)) {
+            callback = PyMethod_GET_FUNCTION(callback);
+        }
+        if (PyFunction_Check(callback) && PyFunction_GET_CODE(callback) == (PyObject *)code) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* The same rule as _safe_points.deferred(), with the same cache. */
@@ -320,9 +340,9 @@ static int hardy_handles(PyThreadState *ts, PyObject *kind) {
 
 /* 0 FREE, 1 UNSAFE, 2 HANDLING, as in hardy._safe_points.verdict(). */
 static int hardy_verdict(unsigned long id, PyObject *rules, PyObject *exempt,
-                         PyObject *verdicts, PyObject *kind) {
+                         PyObject *verdicts, PyObject *callbacks, PyObject *kind) {
     PyThreadState *ts = hardy_thread_state(id);
-    PyObject *name;
+    PyCodeObject *code;
     int unsafe = 0;
     if (ts == NULL) {
         return 0;
@@ -330,10 +350,10 @@ static int hardy_verdict(unsigned long id, PyObject *rules, PyObject *exempt,
     if (ts->tracing) {
         return 1;  /* in a trace or profile function */
     }
-    name = hardy_innermost_file(ts);
-    if (name != NULL) {
-        unsafe = hardy_file_deferred(name, rules, exempt, verdicts);
-        Py_DECREF(name);
+    code = hardy_innermost_code(ts);
+    if (code != NULL) {
+        unsafe = hardy_file_deferred(code->co_filename, rules, exempt, verdicts) || hardy_finalising(code, callbacks);
+        Py_DECREF(code);
     }
     if (unsafe) {
         return 1;
