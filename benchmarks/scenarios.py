@@ -263,8 +263,7 @@ def _timed(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]
 
 
 def _timed_async(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:
-    # The async timeout is shared Python (hardy._async_deadlines) whichever core is loaded.
-    return hardy.timeout(10.0)(func)  # type: ignore[no-any-return]
+    return core_module.timed_async(func, 10.0, "bench", None, False)  # type: ignore[no-any-return]
 
 
 def _stacked(core_module: Any, func: Callable[[int], Any]) -> Callable[[int], Any]:
@@ -435,7 +434,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "bare-await",
         (
             BARE_AWAIT,
-            awaited("hardy", "hardy", lambda: hardy.timeout(10.0)(async_work)),
+            *hardy_cases(lambda c: _timed_async(c, async_work), awaited),
             *peer_cases(lambda: peers.timeout_not_firing_async(async_work), awaited),
         ),
     ),

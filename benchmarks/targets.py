@@ -199,7 +199,13 @@ TARGETS += [
         "bare-await",
         ASYNC_LIMIT,
     ),
-    Target("async timeout that does not fire vs bare await", "timeout-async-not-firing", "hardy", "bare-await", 5.0),
+    Target(
+        "compiled async timeout that does not fire vs bare await",
+        "timeout-async-not-firing",
+        "hardy-c",
+        "bare-await",
+        5.0,
+    ),
     Target(
         "pure twin breaker, async closed success vs bare await",
         "breaker-async-closed-success",

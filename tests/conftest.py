@@ -27,6 +27,8 @@ CORE_NAMES = (
     "protect",
     "retrying",
     "timed",
+    "timed_async",
+    "async_deadlines",
     "Bulkhead",
     "guard_bulkhead",
     "RateLimiter",

@@ -1,20 +1,20 @@
-"""Async deadlines on asyncio without a loop timer per call (``hardy._async_deadlines``).
+"""Async deadlines on asyncio without a loop timer per call (``hardy.policies.async_deadlines``).
 
 Behaviour under every loop is in ``test_event_loops.py``; these tests look at
-what is asyncio's own: the registry on the loop, the one armed timer, the
-lanes emptied as calls leave, and the cancel counts (``uncancel()``).
+what is asyncio's own: the registry on the loop (each core's own), the one
+armed timer, the lanes emptied as calls leave, and the cancel counts
+(``uncancel()``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from types import ModuleType
 
 import pytest
 
 import hardy
-from hardy import _async_deadlines
 
 
 async def quick(x: int) -> int:
@@ -26,31 +26,29 @@ def pending_timers(loop: asyncio.AbstractEventLoop) -> int:
     return sum(1 for handle in loop._scheduled if not handle.cancelled())  # type: ignore[attr-defined]
 
 
-def test_deadlines_that_do_not_fire_arm_one_timer_and_leave_nothing() -> None:
+def test_deadlines_that_do_not_fire_arm_one_timer_and_leave_nothing(core: ModuleType) -> None:
     timed = hardy.timeout(10.0)(quick)
 
-    async def scenario() -> tuple[int, int, dict[float, Any]]:
+    async def scenario() -> tuple[int, int, dict[float, int]]:
         loop = asyncio.get_running_loop()
         before = pending_timers(loop)
         for i in range(200):
             assert await timed(i) == i
-        registry = _async_deadlines.registry_of(loop)
-        return before, pending_timers(loop), {seconds: list(lane) for seconds, lane in registry.lanes.items()}
+        return before, pending_timers(loop), core.async_deadlines(loop).lane_sizes()
 
     before, after, lanes = asyncio.run(scenario())
     assert after - before == 1  # one timer for all 200 calls
-    assert all(lane == [] for lane in lanes.values())
+    assert lanes == {10.0: 0}
 
 
-def test_concurrent_calls_share_the_timer_and_every_lane_empties() -> None:
+def test_concurrent_calls_share_the_timer_and_every_lane_empties(core: ModuleType) -> None:
     timed = hardy.timeout(10.0)(quick)
     other = hardy.timeout(20.0)(quick)
 
     async def scenario() -> tuple[int, list[int]]:
         loop = asyncio.get_running_loop()
         results = await asyncio.gather(*(timed(i) if i % 2 else other(i) for i in range(100)))
-        registry = _async_deadlines.registry_of(loop)
-        assert all(len(lane) == 0 for lane in registry.lanes.values())
+        assert core.async_deadlines(loop).lane_sizes() == {10.0: 0, 20.0: 0}
         return pending_timers(loop), list(results)
 
     timers, results = asyncio.run(scenario())
@@ -58,7 +56,7 @@ def test_concurrent_calls_share_the_timer_and_every_lane_empties() -> None:
     assert results == list(range(100))
 
 
-def test_a_left_call_behind_a_running_one_is_dropped_when_that_one_leaves() -> None:
+def test_a_left_call_behind_a_running_one_is_dropped_when_that_one_leaves(core: ModuleType) -> None:
     timed = hardy.timeout(10.0)(quick)
 
     async def slow(release: asyncio.Event) -> str:
@@ -73,11 +71,11 @@ def test_a_left_call_behind_a_running_one_is_dropped_when_that_one_leaves() -> N
         await asyncio.sleep(0)
         for i in range(20):
             await timed(i)
-        lane = _async_deadlines.registry_of(asyncio.get_running_loop()).lanes[10.0]
-        sizes = [len(lane)]
+        registry = core.async_deadlines(asyncio.get_running_loop())
+        sizes = [registry.lane_sizes()[10.0]]
         release.set()
         assert await head == "slow"
-        sizes.append(len(lane))
+        sizes.append(registry.lane_sizes()[10.0])
         return sizes
 
     assert asyncio.run(scenario()) == [21, 0]

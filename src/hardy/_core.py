@@ -28,7 +28,9 @@ __all__ = [
     "load",
     "protect",
     "retrying",
+    "async_deadlines",
     "timed",
+    "timed_async",
 ]
 
 # Any non-CPython interpreter gets the twin too (CPython is what we test).
@@ -59,12 +61,14 @@ if TYPE_CHECKING:
         CircuitBreaker,
         RateLimiter,
         RetryConfig,
+        async_deadlines,
         chain,
         guard_bulkhead,
         guard_rate_limit,
         protect,
         retrying,
         timed,
+        timed_async,
     )
 elif NO_EXTENSIONS:
     from ._core_py import (
@@ -73,12 +77,14 @@ elif NO_EXTENSIONS:
         CircuitBreaker,
         RateLimiter,
         RetryConfig,
+        async_deadlines,
         chain,
         guard_bulkhead,
         guard_rate_limit,
         protect,
         retrying,
         timed,
+        timed_async,
     )
 else:
     try:
@@ -88,12 +94,14 @@ else:
             CircuitBreaker,
             RateLimiter,
             RetryConfig,
+            async_deadlines,
             chain,
             guard_bulkhead,
             guard_rate_limit,
             protect,
             retrying,
             timed,
+            timed_async,
         )
     except ImportError:  # pragma: no cover - depends on the build
         # Not built (no compiler at install time): the twin behaves the same,
@@ -104,10 +112,12 @@ else:
             CircuitBreaker,
             RateLimiter,
             RetryConfig,
+            async_deadlines,
             chain,
             guard_bulkhead,
             guard_rate_limit,
             protect,
             retrying,
             timed,
+            timed_async,
         )

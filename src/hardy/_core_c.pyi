@@ -14,12 +14,13 @@ from ._settings import RetryBudgetSettings
 from ._types import ExceptionsArg, P, ProtectedCallable, ProtectedClassMethod, ProtectedStaticMethod, R
 from .budget import RetryBudget
 from .jitter import Jitter
+from .policies.async_deadlines import DeadlineRegistry
 from .redis_store import RedisStore
 from .state import CircuitState
 from .store import BreakerStore
 from .window import CountWindow, TimeWindow
 
-__all__ = ["IMPLEMENTATION", "Bulkhead", "CircuitBreaker", "RateLimiter", "RetryConfig", "chain", "guard_bulkhead", "guard_rate_limit", "protect", "retrying", "timed"]  # noqa: E501 - one line: tests/test_core_stub.py edits it
+__all__ = ["IMPLEMENTATION", "Bulkhead", "CircuitBreaker", "RateLimiter", "RetryConfig", "chain", "guard_bulkhead", "guard_rate_limit", "protect", "retrying", "timed", "timed_async", "async_deadlines"]  # noqa: E501 - one line: tests/test_core_stub.py edits it
 
 IMPLEMENTATION: str
 
@@ -228,6 +229,14 @@ def chain(
 def timed(
     func: Callable[P, R], seconds: float, operation: str, fallback: Callable[..., Any] | None = None
 ) -> Callable[P, R]: ...
+def timed_async(
+    func: Callable[..., Any],
+    seconds: float,
+    operation: str,
+    fallback: Callable[..., Any] | None,
+    fallback_is_async: bool,
+) -> Callable[..., Any]: ...
+def async_deadlines(loop: Any) -> DeadlineRegistry: ...
 
 class BulkheadState:
     """What a bulkhead decides from: :class:`hardy.policies.bulkhead.BulkheadState`, compiled (C fields only)."""

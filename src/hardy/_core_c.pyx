@@ -35,7 +35,7 @@ import types
 
 from hardy import _blocks, _chain, _deadlines, _descriptors, _events, _live, _safe_points, _sleep
 from hardy import _match, _rejections, _retry_events, _timeout_log, _validate, _wrapping, events
-from hardy import _retry_gen, _retry_run
+from hardy import _async_deadlines, _retry_gen, _retry_run
 from hardy._retry_state import RetryState, RetryStatistics
 from hardy import errors as _errors
 from hardy.errors import CircuitOpenError, TimeoutError as HardyTimeoutError
@@ -70,12 +70,17 @@ cdef extern from "hardy.h":
     void hardy_set_stop_iteration(PyObject* value) noexcept
     int hardy_stop_ready() except -1
     double hardy_next_double(unsigned long long* state) noexcept nogil
+    bint hardy_weakref_is(object ref, object obj) noexcept
+    void hardy_refresh_pid() noexcept
+    PyObject* hardy_recorded_loop(PyObject* key) noexcept
+    void hardy_check_loop_slot(PyObject* answer) noexcept
     long hardy_small_int(PyObject* o) noexcept
 
 cdef extern from "Python.h":
     PyObject* PyObject_Vectorcall(PyObject* callable, PyObject* const* args, size_t nargsf, PyObject* kwnames)
     PyObject* PyObject_Call(PyObject* callable, PyObject* args, PyObject* kwargs)
     PyObject* PyObject_CallNoArgs(PyObject* callable)
+    PyObject* PyDict_GetItemWithError(object d, object key)
     PyObject* PyObject_CallMethodNoArgs(PyObject* obj, PyObject* name)
     Py_ssize_t PyVectorcall_NARGS(size_t nargsf)
     PyObject* PyTuple_New(Py_ssize_t n)
@@ -165,6 +170,7 @@ include "policies/deadlines.py"
 include "policies/bulkhead.py"
 include "policies/ratelimit.py"
 include "policies/budget.py"
+include "policies/async_deadlines.py"
 
 # The scrape's builder, written once (hardy.metrics reads it from the core), and what it
 # cannot say in pure mode: a prometheus-client Sample made as tuple.__new__(Sample, fields)
@@ -208,6 +214,7 @@ include "_c/protect.pxi"
 include "_c/awaiter.pxi"
 include "_c/retry.pxi"
 include "_c/chain.pxi"
+include "_c/async_timeout.pxi"
 include "_c/first_try.pxi"
 include "_c/deadlines.pxi"
 include "_c/bulkhead.pxi"
@@ -219,7 +226,7 @@ include "_c/ratelimit.pxi"
 for _internal in (
     BreakerTuning, _BreakerExtras, _Local, _Wrapper, _Protected, _Awaiter, _Retrying, _RetryCounts, _Chain,
     _Deadline, _ThreadDeadlines, _CompiledDeadlines, _Timed,
-    _Waiter, _Guarded, _FirstTry,
+    _Waiter, _Guarded, _FirstTry, _TimedAsync, AsyncDeadline, DeadlineLane, DeadlineRegistry,
     _Limited,
     BudgetState, _BudgetLedger,
     ScrapeSeries, ScrapeLabels,

@@ -9,6 +9,7 @@ random sequences and compares their state and statistics after every step.
 
 from __future__ import annotations
 
+from ._py.async_deadlines import async_deadlines, timed_async
 from ._py.breaker import CircuitBreaker
 from ._py.bulkhead import Bulkhead, guard_bulkhead
 from ._py.chain import chain
@@ -31,7 +32,9 @@ __all__ = [
     "guard_rate_limit",
     "protect",
     "retrying",
+    "async_deadlines",
     "timed",
+    "timed_async",
 ]
 
 IMPLEMENTATION = "py"

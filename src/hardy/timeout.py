@@ -129,21 +129,7 @@ def timeout(
             if mode != "interrupt":
                 raise ValueError(f"mode={mode!r} is for sync functions; {operation} is async")
 
-            async def timed_async(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    return await _await_with_deadline(func(*args, **kwargs), limit)
-                except _Elapsed:
-                    pass
-                error = _timeout_log.timed_out(operation, limit)
-                if fallback is None:
-                    raise error
-                result = fallback(*args, **kwargs)
-                if fallback_is_async:
-                    result = await result
-                _timeout_log.fallback_answered(operation)
-                return result
-
-            return _wrapping.copy_metadata(timed_async, func, is_async=True)
+            return _core.timed_async(func, limit, operation, fallback, fallback_is_async)
         if fallback_is_async:
             raise TypeError(f"fallback {fallback!r} is async but {operation} is not: it could not be awaited")
 

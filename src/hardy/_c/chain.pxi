@@ -34,7 +34,7 @@ cdef PyObject* _chain_vectorcall(PyObject* self, PyObject* const* args, size_t n
     if ch._is_async:
         if ch._first_awaited:
             # The primary is awaited by the compiled awaiter (first_try.pxi).
-            return _start_first_try(ch, False, args, nargsf, kwnames)
+            return _start_first_try(ch, KIND_CHAIN, args, nargsf, kwnames)
         positional, keywords = _pack_args(args, nargsf, kwnames)
         coro = _run_chain_async(
             ch._name, ch._funcs, ch._awaited, positional, keywords, ch._default, ch._exceptions, ch._log,

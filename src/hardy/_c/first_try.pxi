@@ -1,11 +1,13 @@
-# The awaitable of an async retry or fallback chain, compiled (included by
-# _core_c.pyx after retry.pxi and chain.pxi). It awaits the first attempt (the
-# chain's primary) itself, through am_send (3.10, 3.11) or tp_iternext (3.12+)
-# as _Awaiter does, and returns its value straight away when nothing more is
-# to be decided. Anything else (a failure, a result to check) is handed over
-# to the Python coroutine both cores share (hardy._retry_run.finish_async,
-# hardy._chain.run_chain_async), which it then drives: every decision stays
-# written once, there.
+# The awaitable of an async retry, fallback chain or timed call, compiled
+# (included by _core_c.pyx after retry.pxi, chain.pxi and async_timeout.pxi).
+# It awaits the first attempt (the chain's primary, the timed call under its
+# deadline) itself, through am_send (3.10, 3.11) or tp_iternext (3.12+) as
+# _Awaiter does, and returns its value straight away when nothing more is to
+# be decided. Anything else (a failure, a result to check, a timeout) is
+# handed over to the Python coroutine both cores share
+# (hardy._retry_run.finish_async, hardy._chain.run_chain_async,
+# hardy._async_deadlines.timed_out_answer), which it then drives: every
+# decision stays written once, there and in hardy/policies.
 
 cdef enum:
     TRY_NEW = 0     # created; the first attempt is not called yet
@@ -13,20 +15,25 @@ cdef enum:
     TRY_REST = 2    # driving the shared Python continuation
     TRY_DONE = 3
 
+cdef enum:
+    KIND_CHAIN = 0  # the owner is a _Chain
+    KIND_RETRY = 1  # a _Retrying
+    KIND_TIMED = 2  # a _TimedAsync
+
 cdef object _one_element = 1
 
 
 @cython.final
 @cython.freelist(32)
 cdef class _FirstTry:
-    """The awaitable returned by an async ``retrying`` function or fallback ``chain``.
+    """The awaitable returned by an async ``retrying`` function, fallback ``chain`` or ``timed_async`` function.
 
     It behaves as the ``async def`` it replaces: driving it again while it
     runs is a ``ValueError``, a non-None value sent before it started a
     ``TypeError``, awaiting it twice a ``RuntimeError``.
     """
 
-    cdef object _owner              # the _Retrying or the _Chain
+    cdef object _owner              # the _Retrying, the _Chain or the _TimedAsync
     # Up to three positional arguments and no keywords are kept as they are
     # (``_nargs`` of them) and the attempt is vectorcalled with them: a tuple
     # is made only for a continuation, after a failure. Otherwise (``_nargs``
@@ -39,8 +46,12 @@ cdef class _FirstTry:
     cdef dict _kwargs
     cdef object _coro               # the first attempt's coroutine (or iterator), then the continuation
     cdef double _t0                 # when the call started (a retry that reads the clock)
+    cdef AsyncDeadline _node        # a timed call's deadline, while the call is awaited under it
+    cdef AsyncDeadline _spare_node  # the last one, to fill again (async_timeout.pxi)
+    cdef DeadlineLane _lane
+    cdef object _task               # the asyncio task the deadline cancels
     cdef int _stage
-    cdef bint _is_retry
+    cdef int _kind
     cdef bint _running              # inside a step: re-entry is refused
 
     def __await__(self):
@@ -88,22 +99,49 @@ cdef class _FirstTry:
         if self._running:
             raise ValueError("coroutine already executing")
         coro = self._coro
+        lane = self._lane
+        node = self._node
+        task = self._task
         _try_done(self)
         if stage == TRY_NEW or stage == TRY_DONE:
             return
         close = getattr(coro, "close", None)
-        if close is not None:
-            self._running = True
-            try:
+        self._running = True
+        try:
+            if close is not None:
                 close()
+        finally:
+            try:
+                if node is not None:
+                    _timed_settle_dropped(lane, node, task)
             finally:
                 self._running = False
+
+    def __dealloc__(self):
+        # Dropped while a timed call was awaited under its deadline: it
+        # leaves, as the twin's coroutine does when it is closed.
+        cdef PyObject* etype
+        cdef PyObject* evalue
+        cdef PyObject* etb
+        if self._node is not None:
+            PyErr_Fetch(&etype, &evalue, &etb)
+            try:
+                _timed_settle_dropped(self._lane, self._node, self._task)
+            except BaseException as exc:
+                _set_error(exc)
+                PyErr_WriteUnraisable(<PyObject*>self._owner)
+            PyErr_Restore(etype, evalue, etb)
 
 
 cdef inline void _try_done(_FirstTry aw) noexcept:
     # Finished: drop what the call held (the owner stays: it is immutable).
     aw._stage = TRY_DONE
     aw._coro = None
+    if aw._node is not None:
+        aw._spare_node = aw._node
+        aw._node = None
+        aw._lane = None
+        aw._task = None
     if aw._nargs < 0:
         aw._args = None
         if aw._kwargs is not None:
@@ -117,22 +155,30 @@ cdef inline void _try_done(_FirstTry aw) noexcept:
                     aw._a2 = None
         aw._nargs = 0
     if HARDY_REUSE_AWAITERS:
-        if aw._is_retry:
+        if aw._kind == KIND_RETRY:
             if (<_Retrying>aw._owner)._spare is None:
                 (<_Retrying>aw._owner)._spare = aw
+        elif aw._kind == KIND_TIMED:
+            if (<_TimedAsync>aw._owner)._spare is None:
+                (<_TimedAsync>aw._owner)._spare = aw
         elif (<_Chain>aw._owner)._spare is None:
             (<_Chain>aw._owner)._spare = aw
 
 
 cdef PyObject* _start_first_try(
-    object owner, bint is_retry, PyObject* const* args, size_t nargsf, PyObject* kwnames
+    object owner, int kind, PyObject* const* args, size_t nargsf, PyObject* kwnames
 ) except NULL:
     """The awaitable of one call: the owner's finished spare when nobody else holds it, else a new one."""
     cdef _FirstTry aw
     cdef Py_ssize_t nargs = PyVectorcall_NARGS(nargsf)
     cdef Py_ssize_t i
     cdef PyObject* positional
-    spare = (<_Retrying>owner)._spare if is_retry else (<_Chain>owner)._spare
+    if kind == KIND_RETRY:
+        spare = (<_Retrying>owner)._spare
+    elif kind == KIND_TIMED:
+        spare = (<_TimedAsync>owner)._spare
+    else:
+        spare = (<_Chain>owner)._spare
     # As _start_async: reused when the references are this local and the
     # owner's ``_spare`` only (never on free-threaded builds).
     if (
@@ -142,15 +188,17 @@ cdef PyObject* _start_first_try(
         and Py_REFCNT(<PyObject*>spare) == 2
     ):
         aw = <_FirstTry>spare
-        if is_retry:
+        if kind == KIND_RETRY:
             (<_Retrying>owner)._spare = None
+        elif kind == KIND_TIMED:
+            (<_TimedAsync>owner)._spare = None
         else:
             (<_Chain>owner)._spare = None
         aw._stage = TRY_NEW
     else:
         aw = _FirstTry.__new__(_FirstTry)
         aw._owner = owner
-        aw._is_retry = is_retry
+        aw._kind = kind
     if (kwnames == NULL or PyTuple_GET_SIZE(kwnames) == 0) and nargs <= 3:
         aw._nargs = nargs
         if nargs > 0:
@@ -207,7 +255,7 @@ cdef int _try_step(_FirstTry aw, PyObject* arg, PyObject** presult) noexcept:
     cdef int status
     if aw._stage == TRY_NEW:
         aw._stage = TRY_FIRST
-        if aw._is_retry:
+        if aw._kind == KIND_RETRY:
             func = <PyObject*>(<_Retrying>aw._owner)._func
             if (<_Retrying>aw._owner)._config._ledger is not None:
                 hardy_add_one(&(<_Retrying>aw._owner)._config._ledger._calls)  # the call deposits as it starts
@@ -216,6 +264,8 @@ cdef int _try_step(_FirstTry aw, PyObject* arg, PyObject** presult) noexcept:
             ) < 0:
                 _try_done(aw)
                 return PYGEN_ERROR
+        elif aw._kind == KIND_TIMED:
+            func = <PyObject*>(<_TimedAsync>aw._owner)._func
         else:
             func = <PyObject*>(<_Chain>aw._owner)._func
         if aw._nargs >= 0:
@@ -227,7 +277,14 @@ cdef int _try_step(_FirstTry aw, PyObject* arg, PyObject** presult) noexcept:
         else:
             coro = PyObject_Call(func, <PyObject*>aw._args, NULL if aw._kwargs is None else <PyObject*>aw._kwargs)
         if coro == NULL:
+            if aw._kind == KIND_TIMED:
+                _try_done(aw)  # raised before the deadline was entered, as in the twin
+                return PYGEN_ERROR
             return _try_outcome(aw, PYGEN_ERROR, presult)
+        if aw._kind == KIND_TIMED:
+            status = _try_timed_enter(aw, coro, presult)
+            if status != GO_ON:
+                return status
         if not PyCoro_CheckExact(coro):
             # Any other awaitable: iterate what `await` would.
             it = hardy_await_iter(coro)
@@ -252,8 +309,14 @@ cdef inline bint _try_returned(_FirstTry aw) noexcept:
     """The first attempt returned: True when that is the end (counted, done), as ``_try_outcome`` would
     decide; kept out of it, whose Python locals and handler a success need not pay for."""
     cdef _Retrying r
-    if not aw._is_retry:
+    if aw._kind == KIND_CHAIN:
         # A chain with fallback_on_result never comes here (see _chain_vectorcall).
+        _try_done(aw)
+        return True
+    if aw._kind == KIND_TIMED:
+        if aw._node.state != DEADLINE_PENDING:
+            return False  # expired meanwhile: settled by _timed_outcome
+        deadline_leave(aw._lane, aw._node)
         _try_done(aw)
         return True
     r = <_Retrying>aw._owner
@@ -317,10 +380,12 @@ cdef int _try_outcome(_FirstTry aw, int status, PyObject** presult) noexcept:
     cdef _Retrying r
     cdef _Chain ch
     cdef int says
+    if aw._kind == KIND_TIMED:
+        return _timed_outcome(aw, status, presult)
     error = None
     result = None
     if status == PYGEN_RETURN:
-        if not aw._is_retry:
+        if aw._kind == KIND_CHAIN:
             # A chain with fallback_on_result never comes here (see _chain_vectorcall).
             _try_done(aw)
             return status
@@ -336,7 +401,7 @@ cdef int _try_outcome(_FirstTry aw, int status, PyObject** presult) noexcept:
         if not PyErr_ExceptionMatches(PyExc_Exception):
             _try_done(aw)
             return PYGEN_ERROR
-        if not aw._is_retry:
+        if aw._kind == KIND_CHAIN:
             ch = <_Chain>aw._owner
             if not PyErr_ExceptionMatches(<PyObject*>ch._exceptions):
                 says = _chain_predicate_says(ch) if ch._has_predicates else 0
@@ -344,13 +409,9 @@ cdef int _try_outcome(_FirstTry aw, int status, PyObject** presult) noexcept:
                     _try_done(aw)
                     return PYGEN_ERROR
         error = _fetch_error()
-    kwargs = {} if aw._kwargs is None else aw._kwargs
-    if aw._nargs >= 0:
-        positional = (aw._a0, aw._a1, aw._a2)[:aw._nargs]
-    else:
-        positional = aw._args
+    positional, kwargs = _kept_args(aw)
     try:
-        if aw._is_retry:
+        if aw._kind == KIND_RETRY:
             r = <_Retrying>aw._owner
             cont = _finish_async(
                 _Run(r._config, r._hooks, r._func, positional, kwargs, r._n, aw._t0), r._func, error, result
@@ -365,6 +426,37 @@ cdef int _try_outcome(_FirstTry aw, int status, PyObject** presult) noexcept:
         _set_error(exc)
         _try_done(aw)
         return PYGEN_ERROR
+    aw._coro = cont
+    aw._stage = TRY_REST
+    status = PyIter_Send(<PyObject*>cont, Py_None, presult)
+    if status != PYGEN_NEXT:
+        _try_done(aw)
+    return status
+
+
+cdef tuple _kept_args(_FirstTry aw):
+    """The call's arguments, as a continuation is given them: (positional, keywords)."""
+    kwargs = {} if aw._kwargs is None else aw._kwargs
+    if aw._nargs >= 0:
+        return (aw._a0, aw._a1, aw._a2)[:aw._nargs], kwargs
+    return aw._args, kwargs
+
+
+cdef int _try_timed_enter(_FirstTry aw, PyObject* coro, PyObject** presult) noexcept:
+    """A timed call enters its deadline: GO_ON, or the first step of the continuation it was handed over to."""
+    cdef int entered
+    cdef int status
+    try:
+        entered = _timed_enter(aw)
+        if entered == 0:
+            return GO_ON
+        cont = _timed_outside_a_task(aw, <object>coro)
+    except BaseException as exc:
+        xdecref(coro)
+        _set_error(exc)
+        _try_done(aw)
+        return PYGEN_ERROR
+    xdecref(coro)
     aw._coro = cont
     aw._stage = TRY_REST
     status = PyIter_Send(<PyObject*>cont, Py_None, presult)

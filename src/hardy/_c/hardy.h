@@ -362,6 +362,116 @@ static int hardy_verdict(unsigned long id, PyObject *rules, PyObject *exempt,
 }
 #endif
 
+/* The running asyncio loop as asyncio recorded it for this thread, read
+   without asking asyncio: on 3.10 and 3.11 asyncio.get_running_loop()
+   calls getpid(), a system call, on every call, and on any version the
+   call costs more than the look. On 3.10 and 3.11 the record is the
+   _RunningLoopHolder in the thread's dict; its type is checked by name and
+   size. NULL means: ask asyncio (no record, anything unexpected, 3.14+).
+   Otherwise a borrowed reference: the loop, or Py_None (none runs, or the
+   record was left by the parent of a forked process, as asyncio decides). */
+#if PY_VERSION_HEX < 0x030C0000 && !defined(MS_WINDOWS)
+typedef struct {
+    PyObject_HEAD
+    PyObject *rl_loop;
+    pid_t rl_pid;
+} hardy_loop_holder;
+static pid_t hardy_pid = 0;
+static void hardy_refresh_pid(void) {
+    hardy_pid = getpid();
+}
+static PyObject *hardy_recorded_loop(PyObject *key) {
+    PyObject *dict = PyThreadState_GetDict();
+    PyObject *holder;
+    if (dict == NULL || hardy_pid == 0) {
+        return NULL;
+    }
+    holder = PyDict_GetItemWithError(dict, key);
+    if (holder == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (strcmp(Py_TYPE(holder)->tp_name, "_RunningLoopHolder") != 0
+            || Py_TYPE(holder)->tp_basicsize != (Py_ssize_t)sizeof(hardy_loop_holder)) {
+        return NULL;
+    }
+    if (((hardy_loop_holder *)holder)->rl_pid != hardy_pid) {
+        return Py_None;
+    }
+    return ((hardy_loop_holder *)holder)->rl_loop;
+}
+#elif PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+/* 3.13 keeps it in the thread state, just after its public part
+   (_PyThreadStateImpl.asyncio_running_loop, internal). That is trusted
+   only once a read has matched asyncio's own answer inside a running loop
+   (hardy_check_loop_slot); until then, and if it ever did not match, ask
+   asyncio. The read stays inside the thread state's allocation. */
+static int hardy_loop_slot = 0;  /* 0: not checked yet, 1: trusted, -1: not */
+static void hardy_refresh_pid(void) {
+}
+static inline PyObject *hardy_loop_slot_value(void) {
+    return *(PyObject **)((char *)PyThreadState_Get() + sizeof(PyThreadState));
+}
+static PyObject *hardy_recorded_loop(PyObject *key) {
+    PyObject *loop;
+    if (hardy_loop_slot <= 0) {
+        return NULL;
+    }
+    loop = hardy_loop_slot_value();
+    return loop != NULL ? loop : Py_None;
+}
+static void hardy_check_loop_slot(PyObject *answer) {
+    if (hardy_loop_slot == 0 && answer != Py_None) {
+        hardy_loop_slot = hardy_loop_slot_value() == answer ? 1 : -1;
+    }
+}
+#define HARDY_CHECKS_LOOP_SLOT 1
+#elif PY_VERSION_HEX < 0x030D0000
+/* 3.12 keeps the loop itself (or None) under the key: read as asyncio reads it. */
+static void hardy_refresh_pid(void) {
+}
+static PyObject *hardy_recorded_loop(PyObject *key) {
+    PyObject *dict = PyThreadState_GetDict();
+    PyObject *loop;
+    if (dict == NULL) {
+        return NULL;
+    }
+    loop = PyDict_GetItemWithError(dict, key);
+    if (loop == NULL) {
+        PyErr_Clear();
+    }
+    return loop;
+}
+#else
+static void hardy_refresh_pid(void) {
+}
+static PyObject *hardy_recorded_loop(PyObject *key) {
+    return NULL;
+}
+#endif
+
+#ifndef HARDY_CHECKS_LOOP_SLOT
+static inline void hardy_check_loop_slot(PyObject *answer) {
+}
+#endif
+
+/* Whether the weak reference ``ref`` still points at ``obj``. */
+static inline int hardy_weakref_is(PyObject *ref, PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *target = NULL;
+    int same;
+    if (PyWeakref_GetRef(ref, &target) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    same = target == obj;
+    Py_XDECREF(target);
+    return same;
+#else
+    return PyWeakref_GET_OBJECT(ref) == obj;
+#endif
+}
+
 /* What `await o` iterates over, for an awaitable that is not a native
    coroutine (a Future, an object with __await__, a generator-based
    coroutine); the same checks and errors as the interpreter's. */

@@ -472,7 +472,7 @@ cdef PyObject* _retrying_vectorcall(
     cdef PyObject* result
     cdef double started = 0.0
     if r._is_async:
-        return _start_first_try(r, True, args, nargsf, kwnames)
+        return _start_first_try(r, KIND_RETRY, args, nargsf, kwnames)
     if r._reads_clock and _clock_now(c._clock, &started) < 0:
         return NULL
     result = PyObject_Vectorcall(<PyObject*>r._func, args, nargsf, kwnames)

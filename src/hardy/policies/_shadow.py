@@ -34,6 +34,10 @@ def cfunc(func: F) -> F:
     return func
 
 
+def ccall(func: F) -> F:
+    return func
+
+
 def inline(func: F) -> F:
     return func
 
