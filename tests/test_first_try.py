@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytest
 import hardy
 
 from .probes import run_python
+from .stepping import Suspend, step, step_throw
 
 
 class Boom(Exception):
@@ -44,29 +45,6 @@ def wrap(kind: str) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., A
 
 async def spare(*args: Any, **kwargs: Any) -> Any:
     return "spare"
-
-
-class Suspend:
-    """An awaitable that suspends once (yielding None, which asyncio reads as ``sleep(0)``)."""
-
-    def __await__(self) -> Generator[None, Any, None]:
-        yield None
-
-
-def step(awaitable: Any, value: Any = None) -> Any:
-    """Send ``value``; the value returned, as ``("return", v)``, or what it yielded."""
-    try:
-        return awaitable.send(value)
-    except StopIteration as stop:
-        return ("return", stop.value)
-
-
-def step_throw(awaitable: Any, error: BaseException) -> Any:
-    """``throw(error)``; the value returned, as ``("return", v)``, or what it yielded."""
-    try:
-        return awaitable.throw(error)
-    except StopIteration as stop:
-        return ("return", stop.value)
 
 
 def test_the_awaitable_type_cannot_be_made_directly(wrap: Any) -> None:

@@ -14,7 +14,6 @@ import asyncio
 import gc
 import sys
 import threading
-from collections.abc import Generator
 from types import ModuleType
 from typing import Any
 
@@ -23,24 +22,11 @@ import pytest
 import hardy
 
 from .probes import run_python
+from .stepping import Suspend, step
 
 
 class Stop(BaseException):
     pass
-
-
-class Suspend:
-    """An awaitable that suspends once (yielding None, which asyncio reads as ``sleep(0)``)."""
-
-    def __await__(self) -> Generator[None, Any, None]:
-        yield None
-
-
-def step(awaitable: Any, value: Any = None) -> Any:
-    try:
-        return awaitable.send(value)
-    except StopIteration as stop:
-        return ("return", stop.value)
 
 
 def lanes(core: ModuleType) -> dict[float, int]:
