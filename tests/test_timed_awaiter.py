@@ -341,3 +341,28 @@ def test_the_running_loop_is_read_as_asyncio_answers_everywhere(core: ModuleType
     assert len(answers) == 8
     assert all(mine is theirs for mine, theirs in answers)
     assert [mine is None for mine, _ in answers] == [True, False, False, True] * 2
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is 3.11+")
+def test_a_task_subclass_is_asked_for_its_own_cancel_count() -> None:
+    # The compiled core calls asyncio's own Task.cancelling() directly, but
+    # only for that exact type: a subclass's override is what it asks.
+    asked: list[int] = []
+
+    class Counting(asyncio.Task):  # type: ignore[type-arg]
+        def cancelling(self) -> int:
+            count = super().cancelling()
+            asked.append(count)
+            return count
+
+    @hardy.timeout(10.0)
+    async def quick() -> str:
+        return "quick"
+
+    async def scenario() -> str:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(lambda loop, coro, **kw: Counting(coro, loop=loop, **kw))
+        return await loop.create_task(quick())
+
+    assert asyncio.run(scenario()) == "quick"
+    assert asked == [0]

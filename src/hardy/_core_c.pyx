@@ -74,6 +74,8 @@ cdef extern from "hardy.h":
     void hardy_refresh_pid() noexcept
     PyObject* hardy_recorded_loop(PyObject* key) noexcept
     void hardy_check_loop_slot(PyObject* answer) noexcept
+    int hardy_know_cancelling(object task_type, object descr) noexcept
+    object hardy_cancelling(object task, object name)
     long hardy_small_int(PyObject* o) noexcept
 
 cdef extern from "Python.h":

@@ -24,6 +24,11 @@ cdef tuple _last_registry = None
 cdef str _RUNNING_LOOP_KEY = "__asyncio_running_event_loop__"
 
 
+cdef str _CANCELLING = "cancelling"
+if UNCANCEL:
+    hardy_know_cancelling(_asyncio.Task, _asyncio.Task.__dict__.get(_CANCELLING))
+
+
 def _refresh_pid():
     hardy_refresh_pid()
 
@@ -97,7 +102,7 @@ cdef int _timed_enter(_FirstTry aw) except -1:
     registry = _registry_of_c(loop)
     lane = registry.lane(t._seconds)
     if UNCANCEL:
-        cancelling = task.cancelling()
+        cancelling = hardy_cancelling(task, _CANCELLING)
     # The awaiter's last deadline is filled again when only the awaiter holds it.
     if spare is not None:
         if not HARDY_REUSE_AWAITERS or Py_REFCNT(<PyObject*>spare) != 2:  # the field's and this local's

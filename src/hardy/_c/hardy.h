@@ -455,6 +455,32 @@ static inline void hardy_check_loop_slot(PyObject *answer) {
 }
 #endif
 
+/* task.cancelling(), for the asyncio Task type itself: its C method, called
+   directly (METH_NOARGS), which skips the method lookup of every call;
+   any other type (a subclass, another library's task) is asked by name. */
+static PyTypeObject *hardy_task_type = NULL;
+static PyCFunction hardy_cancelling_impl = NULL;
+static int hardy_know_cancelling(PyObject *task_type, PyObject *descr) {
+    PyMethodDef *def;
+    if (!PyType_Check(task_type) || !Py_IS_TYPE(descr, &PyMethodDescr_Type)) {
+        return 0;
+    }
+    def = ((PyMethodDescrObject *)descr)->d_method;
+    if ((def->ml_flags & (METH_VARARGS | METH_KEYWORDS | METH_NOARGS | METH_O | METH_FASTCALL)) != METH_NOARGS) {
+        return 0;
+    }
+    Py_INCREF(task_type);
+    hardy_task_type = (PyTypeObject *)task_type;
+    hardy_cancelling_impl = def->ml_meth;
+    return 1;
+}
+static PyObject *hardy_cancelling(PyObject *task, PyObject *name) {
+    if (hardy_cancelling_impl != NULL && Py_TYPE(task) == hardy_task_type) {
+        return hardy_cancelling_impl(task, NULL);
+    }
+    return PyObject_CallMethodNoArgs(task, name);
+}
+
 /* Whether the weak reference ``ref`` still points at ``obj``. */
 static inline int hardy_weakref_is(PyObject *ref, PyObject *obj) {
 #if PY_VERSION_HEX >= 0x030D0000
