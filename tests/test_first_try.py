@@ -390,3 +390,40 @@ def test_an_argument_that_holds_its_own_awaitable_is_collected(wrap: Any) -> Non
     del holder
     gc.collect()
     assert ref() is None
+
+
+def test_a_returned_value_travels_in_a_stop_iteration_whose_args_hold_it_even_when_kept() -> None:
+    # From 3.12 the compiled awaiters return through StopIteration, whose
+    # memory (and its args tuple) is reused from one return to the next:
+    # an exception, or the args of one, that the caller keeps must keep its
+    # own value while later calls return theirs.
+    async def work(x: object) -> object:
+        return x
+
+    wrappers = [
+        hardy.retry(max_attempts=2)(work),
+        hardy.fallback(spare)(work),
+        hardy.timeout(10.0)(work),
+        hardy.CircuitBreaker("stop-iteration")(work),
+    ]
+
+    async def scenario() -> None:
+        for wrapped in wrappers:
+            kept: list[StopIteration] = []
+            kept_args: list[tuple[object, ...]] = []
+            for i in range(6):
+                value = ("value", i)
+                with pytest.raises(StopIteration) as caught:
+                    wrapped(value).send(None)
+                assert caught.value.value is value
+                assert caught.value.args == (value,)
+                if i % 2:
+                    kept.append(caught.value)
+                else:
+                    kept_args.append(caught.value.args)
+                del caught
+            assert [stop.value for stop in kept] == [("value", i) for i in (1, 3, 5)]
+            assert [stop.args for stop in kept] == [(("value", i),) for i in (1, 3, 5)]
+            assert kept_args == [(("value", i),) for i in (0, 2, 4)]
+
+    asyncio.run(scenario())

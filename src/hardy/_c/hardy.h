@@ -57,19 +57,57 @@ static void hardy_set_iternext(PyObject *type, hardy_iternextfunc next) {
    memory of one is kept for the next: a StopIteration subclass whose
    deallocator, once the awaiting frame has taken the value and dropped
    the exception, clears it and keeps it as the spare, instead of freeing
-   it. Nothing of a returned value outlives its exception. */
+   it. Its one-item args tuple is kept the same way when nothing else
+   holds it, emptied and out of the collector's sight until it is filled
+   again. Nothing of a returned value outlives its exception. */
 #if PY_VERSION_HEX >= 0x030C0000 && !defined(Py_GIL_DISABLED)
 #define HARDY_STOP_SPARE 1
 static PyObject *hardy_stop_spare = NULL;
+static PyObject *hardy_stop_args_spare = NULL;
+
+/* Keep ``args`` (a reference the caller gives up) as the spare args tuple
+   when only that reference holds it; else drop it. */
+static void hardy_stop_keep_args(PyObject *args) {
+    PyObject *item;
+    if (hardy_stop_args_spare != NULL || Py_REFCNT(args) != 1 || !PyTuple_CheckExact(args)
+            || PyTuple_GET_SIZE(args) != 1) {
+        Py_DECREF(args);
+        return;
+    }
+    item = PyTuple_GET_ITEM(args, 0);
+    PyTuple_SET_ITEM(args, 0, NULL);
+    if (PyObject_GC_IsTracked(args)) {
+        PyObject_GC_UnTrack(args);
+    }
+    hardy_stop_args_spare = args;
+    Py_XDECREF(item);  /* may run code that returns through here: the tuple is put away already */
+}
+
+/* A one-item tuple holding a new reference to ``value``, or NULL with an error set. */
+static PyObject *hardy_stop_args(PyObject *value) {
+    PyObject *args = hardy_stop_args_spare;
+    if (args == NULL) {
+        return PyTuple_Pack(1, value);
+    }
+    hardy_stop_args_spare = NULL;
+    PyTuple_SET_ITEM(args, 0, Py_NewRef(value));
+    PyObject_GC_Track(args);
+    return args;
+}
 
 static void hardy_stop_dealloc(PyObject *op) {
     PyStopIterationObject *stop = (PyStopIterationObject *)op;
+    PyObject *args;
     PyObject_GC_UnTrack(op);
     /* Clearing may run code (a value's finaliser) that returns through
        here too: look for a free spare place only afterwards. */
     Py_CLEAR(stop->value);
     Py_CLEAR(stop->dict);
-    Py_CLEAR(stop->args);
+    args = stop->args;
+    stop->args = NULL;
+    if (args != NULL) {
+        hardy_stop_keep_args(args);
+    }
     Py_CLEAR(stop->notes);
     Py_CLEAR(stop->traceback);
     Py_CLEAR(stop->context);
@@ -101,7 +139,7 @@ static int hardy_stop_ready(void) {
 
 static void hardy_set_stop_iteration(PyObject *value) {
     PyStopIterationObject *stop = (PyStopIterationObject *)hardy_stop_spare;
-    PyObject *args = PyTuple_Pack(1, value);
+    PyObject *args = hardy_stop_args(value);
     if (args == NULL) {
         return;
     }
