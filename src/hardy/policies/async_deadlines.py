@@ -270,8 +270,13 @@ def deadline_leave(lane: DeadlineLane, node: AsyncDeadline) -> None:
     """The call left before its deadline passed."""
     node.task = None
     node.state = DEADLINE_LEFT
-    if lane.head < lane.tail and lane.nodes[lane.head] is node:
-        lane_trim(lane)
+    head: cython.longlong = lane.head
+    if head < lane.tail and lane.nodes[head] is node:
+        if head + 1 == lane.tail:  # the only one: the lane is empty again (the usual case)
+            lane.nodes[head] = None
+            lane.head = lane.tail = 0
+        else:
+            lane_trim(lane)
 
 
 @cython.cfunc
