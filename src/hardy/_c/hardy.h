@@ -405,7 +405,8 @@ static int hardy_verdict(unsigned long id, PyObject *rules, PyObject *exempt,
    calls getpid(), a system call, on every call, and on any version the
    call costs more than the look. On 3.10 and 3.11 the record is the
    _RunningLoopHolder in the thread's dict; its type is checked by name and
-   size. NULL means: ask asyncio (no record, anything unexpected, 3.14+).
+   size. NULL means: ask asyncio (no record, anything unexpected, 3.14+,
+   Windows before 3.12, where asyncio makes no system call).
    Otherwise a borrowed reference: the loop, or Py_None (none runs, or the
    record was left by the parent of a forked process, as asyncio decides). */
 #if PY_VERSION_HEX < 0x030C0000 && !defined(MS_WINDOWS)
@@ -464,7 +465,7 @@ static void hardy_check_loop_slot(PyObject *answer) {
     }
 }
 #define HARDY_CHECKS_LOOP_SLOT 1
-#elif PY_VERSION_HEX < 0x030D0000
+#elif PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
 /* 3.12 keeps the loop itself (or None) under the key: read as asyncio reads it. */
 static void hardy_refresh_pid(void) {
 }

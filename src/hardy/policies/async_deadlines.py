@@ -34,7 +34,8 @@ timer is armed for the earliest of them:
 Both cores run this module: compiled into the extension, and as it is in the
 twin. Each keeps its own registry on the loop. The dispatch (finding the
 loop, the task and the registry, awaiting the call) is the core's: the twin's
-is ``hardy._async_deadlines``, the compiled one ``_c/first_try.pxi``.
+is ``hardy._async_deadlines``, the compiled one ``_c/async_timeout.pxi`` with
+``_c/first_try.pxi``.
 
 Example::
 
