@@ -123,7 +123,7 @@ class DeadlineRegistry:
 
     __slots__ = ("__weakref__", "armed", "handle", "lanes", "last")
 
-    __weakref__: object  # so that tools and tests may watch a registry go with its loop
+    __weakref__: object  # weak references are allowed (hardy itself takes none to a registry)
     lanes: dict[float, DeadlineLane]
     last: DeadlineLane  # the lane used last: most programs use one duration at a time
     armed: cython.double  # when the timer fires; inf: no timer
