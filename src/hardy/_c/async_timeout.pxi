@@ -181,12 +181,6 @@ cdef int _timed_outcome(_FirstTry aw, int status, PyObject** presult) noexcept:
     return status
 
 
-cdef int _timed_settle_dropped(DeadlineLane lane, AsyncDeadline node, object task) except -1:
-    """A call closed or dropped while its deadline was entered: it leaves (or its cancellation is taken back)."""
-    deadline_settle(lane, node, task, False)
-    return 0
-
-
 def timed_async(func, seconds, operation, fallback, fallback_is_async):
     """Await each call of the async ``func`` under a deadline of ``seconds`` on the running loop.
 

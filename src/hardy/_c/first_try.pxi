@@ -113,7 +113,7 @@ cdef class _FirstTry:
         finally:
             try:
                 if node is not None:
-                    _timed_settle_dropped(lane, node, task)
+                    deadline_settle(lane, node, task, False)  # it leaves (or its cancellation is taken back)
             finally:
                 self._running = False
 
@@ -126,7 +126,7 @@ cdef class _FirstTry:
         if self._node is not None:
             PyErr_Fetch(&etype, &evalue, &etb)
             try:
-                _timed_settle_dropped(self._lane, self._node, self._task)
+                deadline_settle(self._lane, self._node, self._task, False)
             except BaseException as exc:
                 _set_error(exc)
                 PyErr_WriteUnraisable(<PyObject*>self._owner)

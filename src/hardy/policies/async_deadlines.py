@@ -121,9 +121,8 @@ class DeadlineRegistry:
         registry.lane_sizes()  # {seconds: pending calls}
     """
 
-    __slots__ = ("__weakref__", "armed", "handle", "lanes", "last")
+    __slots__ = ("armed", "handle", "lanes", "last")
 
-    __weakref__: object  # weak references are allowed (hardy itself takes none to a registry)
     lanes: dict[float, DeadlineLane]
     last: DeadlineLane  # the lane used last: most programs use one duration at a time
     armed: cython.double  # when the timer fires; inf: no timer
@@ -271,13 +270,8 @@ def deadline_leave(lane: DeadlineLane, node: AsyncDeadline) -> None:
     """The call left before its deadline passed."""
     node.task = None
     node.state = DEADLINE_LEFT
-    head: cython.longlong = lane.head
-    if head < lane.tail and lane.nodes[head] is node:
-        if head + 1 == lane.tail:  # the only one: the lane is empty again (the usual case)
-            lane.nodes[head] = None
-            lane.head = lane.tail = 0
-        else:
-            lane_trim(lane)
+    if lane.head < lane.tail and lane.nodes[lane.head] is node:
+        lane_trim(lane)
 
 
 @cython.cfunc
