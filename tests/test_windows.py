@@ -11,6 +11,7 @@ import math
 import random
 import sys
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Iterator
@@ -436,6 +437,39 @@ def test_slow_tracking_reads_the_clock_once_before_and_once_after() -> None:
     for _ in range(10):
         protected()
     assert counting.readings == before + 20
+
+
+def test_slow_calls_on_the_default_clock_are_judged_by_their_real_duration() -> None:
+    # The compiled core reads a coarse clock (the kernel's tick) after a call
+    # when that shows it surely ended in time, and the precise one otherwise:
+    # a call just within slow_call_duration (within the coarse clock's lag of
+    # it) and one just over it are judged as by the precise clock.
+    breaker = hardy.CircuitBreaker("svc", window=CountWindow(size=10, minimum_calls=10, slow_call_duration=0.5))
+    protected = breaker(time.sleep)
+    protected(0)
+    protected(0.45)
+    assert window_stats(breaker) == (2, 0, 0)
+    protected(0.52)
+    assert window_stats(breaker) == (3, 0, 1)
+    for _ in range(5):
+        protected(0)
+    assert window_stats(breaker) == (8, 0, 1)
+    assert breaker.state is CircuitState.CLOSED
+
+
+def test_async_slow_calls_on_the_default_clock_are_judged_by_their_real_duration() -> None:
+    breaker = hardy.CircuitBreaker("svc", window=CountWindow(size=10, minimum_calls=2, slow_call_duration=0.5))
+    protected = breaker(asyncio.sleep)
+
+    async def main() -> None:
+        await protected(0)
+        await protected(0.45)
+        assert window_stats(breaker) == (2, 0, 0)
+        await protected(0.52)
+        assert window_stats(breaker) == (3, 0, 1)
+
+    asyncio.run(main())
+    assert breaker.state is CircuitState.CLOSED  # 1 in 3 slow: below the rate of 1.0
 
 
 def test_slow_calls_through_call_and_blocks(clock: FakeClock) -> None:

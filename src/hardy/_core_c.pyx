@@ -63,6 +63,8 @@ cdef extern from "hardy.h":
     bint HARDY_CANCEL_BY_RAISING
     bint HARDY_FAST_CLOCK
     double hardy_now() noexcept nogil
+    double hardy_coarse_now() noexcept nogil
+    double hardy_coarse_resolution() noexcept nogil
     int hardy_pending_is(PyObject* kind) noexcept
     int hardy_verdict(
         unsigned long id, PyObject* rules, PyObject* exempt, PyObject* verdicts, PyObject* callbacks, PyObject* kind

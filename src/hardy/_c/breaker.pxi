@@ -767,6 +767,26 @@ cdef inline int _window_now(CircuitBreaker self, double* now) noexcept:
     return _now(self, now)
 
 
+# The coarse clock lags CLOCK_MONOTONIC by less than this (a few ticks; see
+# hardy.h), where its tick is at most _COARSE_TICK_AT_MOST.
+cdef double _COARSE_LAG = 0.1
+cdef double _COARSE_TICK_AT_MOST = 0.02
+cdef bint _coarse_clock = 0.0 < hardy_coarse_resolution() <= _COARSE_TICK_AT_MOST
+
+
+cdef inline bint _ended_surely_in_time(CircuitBreaker self, double start) noexcept:
+    """A count window's success that the coarse clock shows ended well within its slow-call duration:
+    it needs no reading of the precise clock (a window that records it takes no time; see
+    surely_not_slow). Its start was read from CLOCK_MONOTONIC, on the coarse clock's timeline.
+    The twin reads the clock instead: both decide the same, the coarse reading being sure."""
+    return (
+        HARDY_FAST_CLOCK
+        and _coarse_clock
+        and _clock_of(self) is None
+        and surely_not_slow(self, start, hardy_coarse_now(), _COARSE_LAG)
+    )
+
+
 cdef int _call_start(CircuitBreaker self, long long epoch, double* start) noexcept:
     """Read the start of an admitted call whose duration is measured; on error its slot comes back."""
     if _window_now(self, start) < 0:
@@ -781,14 +801,19 @@ cdef inline int _on_success_impl(CircuitBreaker self, long long epoch, bint shar
     cdef double now = _NAN
     cdef bint slow = False
     if count and self._flags & FLAG_TIMED:
-        # The window needs the time of the outcome (a time window, or slow calls).
-        if _window_now(self, &now) < 0:
-            hardy_lock(&self._guard)
-            self._successes += 1
-            hardy_unlock(&self._guard)
-            _release(self, epoch, False)
-            return -1
-        slow = slow_call(self, start, now)
+        if _ended_surely_in_time(self, start):
+            # Not slow: recorded as a count window's success without slow calls is.
+            if _window_success(self, epoch):
+                return 0
+        else:
+            # The window needs the time of the outcome (a time window, or slow calls).
+            if _window_now(self, &now) < 0:
+                hardy_lock(&self._guard)
+                self._successes += 1
+                hardy_unlock(&self._guard)
+                _release(self, epoch, False)
+                return -1
+            slow = slow_call(self, start, now)
     shared = shared and _store_of(self) is not None
     hardy_lock(&self._guard)
     action = settle_success_at(self, epoch, now, slow, shared, count)

@@ -652,6 +652,19 @@ def slow_call(s: BreakerState, start: cython.double, now: cython.double) -> cyth
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
+def surely_not_slow(s: BreakerState, start: cython.double, ended_by: cython.double, lag: cython.double) -> cython.bint:
+    """Whether a count window's call that started at ``start`` was surely not slow, knowing only that
+    it ended by ``ended_by + lag`` (a reading that lags the clock by less than ``lag``). False: read
+    the clock and ask ``slow_call``."""
+    if not s._flags & FLAG_SLOW or start != start:
+        return False
+    settings: WindowSettings = _settings_of(_window_in(s))
+    return not settings._timed and (ended_by - start) + lag <= settings._slow_after
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
 def _window_in(s: BreakerState) -> BreakerWindow:
     """The window of a breaker that has one (``FLAG_WINDOW``)."""
     return s._window
