@@ -29,6 +29,7 @@ CORE_NAMES = (
     "timed",
     "timed_async",
     "async_deadlines",
+    "await_within",
     "Bulkhead",
     "guard_bulkhead",
     "RateLimiter",

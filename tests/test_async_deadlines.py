@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -176,6 +177,46 @@ def test_nested_deadlines_found_late_report_the_innermost() -> None:
         return "no timeout"
 
     assert asyncio.run(scenario()) == "inner"
+
+
+async def _hog_the_loop() -> None:
+    import time
+
+    time.sleep(0.05)  # every deadline passes before the loop looks
+
+
+def _found_late(outer: Any) -> str:
+    """What a call of ``outer`` raises when its deadlines are all found passed in one turn of the loop."""
+
+    async def scenario() -> str:
+        task = asyncio.ensure_future(outer())
+        await asyncio.sleep(0)
+        await _hog_the_loop()
+        try:
+            await task
+        except hardy.TimeoutError as error:
+            return error.operation
+        return "no timeout"
+
+    return asyncio.run(scenario())
+
+
+def test_with_timeout_and_timed_functions_share_a_deadline_registry() -> None:
+    # with_timeout and @timeout take their deadlines from the same core: nested
+    # either way, the tightest reports, as between two @timeout functions.
+    @hardy.timeout(0.01, error_message="inner")
+    async def inner() -> None:
+        await asyncio.sleep(10)
+
+    async def around_a_timed_function() -> None:
+        await hardy.with_timeout(inner(), 0.011, fallback_value=None)
+
+    @hardy.timeout(0.011, error_message="outer")
+    async def around_with_timeout() -> None:
+        await hardy.with_timeout(asyncio.sleep(10), 0.01)
+
+    assert _found_late(around_a_timed_function) == "inner"
+    assert _found_late(around_with_timeout) == "coroutine"
 
 
 def test_a_coroutine_driven_by_hand_is_refused() -> None:

@@ -89,14 +89,19 @@ async def await_within(awaitable: Awaitable[T], seconds: float) -> T:
 
 
 async def timed_out_answer(
-    operation: str,
+    operation: str | None,
     limit: float,
     fallback: Callable[..., Any] | None,
     fallback_is_async: bool,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    """After a timed call's own deadline passed: raise ``hardy.TimeoutError``, or answer with the fallback."""
+    """After a timed call's own deadline passed: raise ``hardy.TimeoutError``, or answer with the fallback.
+
+    With no ``operation`` (a core's ``await_within``), raise :class:`Elapsed`: the caller reports it.
+    """
+    if operation is None:
+        raise Elapsed
     error = _timeout_log.timed_out(operation, limit)
     if fallback is None:
         raise error
@@ -111,7 +116,7 @@ async def answer_outside_a_task(
     awaitable: Awaitable[Any],
     seconds: float,
     loop: Any,
-    operation: str,
+    operation: str | None,
     fallback: Callable[..., Any] | None,
     fallback_is_async: bool,
     args: tuple[Any, ...],

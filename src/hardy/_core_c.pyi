@@ -7,7 +7,7 @@ stub is what users' type checkers see of ``hardy.CircuitBreaker`` and
 both cores define (names, bases, members), with the same parameters.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, overload
 
 from ._settings import RetryBudgetSettings
@@ -20,7 +20,7 @@ from .state import CircuitState
 from .store import BreakerStore
 from .window import CountWindow, TimeWindow
 
-__all__ = ["IMPLEMENTATION", "Bulkhead", "CircuitBreaker", "RateLimiter", "RetryConfig", "chain", "guard_bulkhead", "guard_rate_limit", "protect", "retrying", "timed", "timed_async", "async_deadlines"]  # noqa: E501 - one line: tests/test_core_stub.py edits it
+__all__ = ["IMPLEMENTATION", "Bulkhead", "CircuitBreaker", "RateLimiter", "RetryConfig", "chain", "guard_bulkhead", "guard_rate_limit", "protect", "retrying", "timed", "timed_async", "async_deadlines", "await_within"]  # noqa: E501 - one line: tests/test_core_stub.py edits it
 
 IMPLEMENTATION: str
 
@@ -237,6 +237,7 @@ def timed_async(
     fallback_is_async: bool,
 ) -> Callable[..., Any]: ...
 def async_deadlines(loop: Any) -> DeadlineRegistry: ...
+def await_within(awaitable: Awaitable[R], seconds: float) -> Awaitable[R]: ...
 
 class BulkheadState:
     """What a bulkhead decides from: :class:`hardy.policies.bulkhead.BulkheadState`, compiled (C fields only)."""

@@ -9,6 +9,7 @@ random sequences and compares their state and statistics after every step.
 
 from __future__ import annotations
 
+from ._async_deadlines import await_within
 from ._py.async_deadlines import async_deadlines, timed_async
 from ._py.breaker import CircuitBreaker
 from ._py.bulkhead import Bulkhead, guard_bulkhead
@@ -33,6 +34,7 @@ __all__ = [
     "protect",
     "retrying",
     "async_deadlines",
+    "await_within",
     "timed",
     "timed_async",
 ]

@@ -35,7 +35,12 @@ MODES = ("interrupt", "thread")
 # under trio) and the exception that says it passed; the health manager uses
 # them too.
 _Elapsed = _async_deadlines.Elapsed
-_await_with_deadline = _async_deadlines.await_within
+
+
+def _await_with_deadline(awaitable: Awaitable[T], seconds: float) -> Awaitable[T]:
+    """``awaitable`` under a deadline of the running core, whose registry its ``@timeout`` functions use
+    too: nested in or around them, the tightest deadline fires first."""
+    return _core.await_within(awaitable, seconds)
 
 
 def _run_in_thread(func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], seconds: float) -> T:

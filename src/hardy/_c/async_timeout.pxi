@@ -54,7 +54,7 @@ cdef class _TimedAsync(_Wrapper):
 
     cdef double _seconds
     cdef object _seconds_obj        # the same, as the float the continuations are given
-    cdef str _operation
+    cdef object _operation          # its name, or None for await_within (Elapsed at the deadline)
     cdef object _fallback
     cdef bint _fallback_is_async
     cdef object _spare              # a finished _FirstTry to reuse
@@ -201,6 +201,31 @@ def timed_async(func, seconds, operation, fallback, fallback_is_async):
     t._fallback = fallback
     t._fallback_is_async = fallback_is_async
     return _wrapping.copy_metadata(t, func, is_async=True)
+
+
+def _the_awaitable(awaitable):
+    return awaitable
+
+
+def await_within(awaitable, seconds):
+    """Await ``awaitable`` on the running loop; raise ``hardy._async_deadlines.Elapsed`` at the deadline.
+
+    The deadline is this core's, as a ``timed_async`` function's is: nested
+    in or around one, the tightest fires. ``seconds`` is checked by the caller.
+
+    Example::
+
+        value = await await_within(fetch_page(url), 5.0)
+    """
+    cdef _TimedAsync t = _TimedAsync.__new__(_TimedAsync)
+    t._vectorcall = _timed_async_vectorcall
+    t._func = _the_awaitable
+    t._seconds = seconds
+    t._seconds_obj = float(seconds)
+    t._operation = None
+    t._fallback = None
+    t._fallback_is_async = False
+    return t(awaitable)
 
 
 def async_deadlines(loop):
