@@ -387,6 +387,38 @@ def test_async_retry_retries_what_a_predicate_says() -> None:
     assert len(attempts) == 3
 
 
+def test_a_retry_that_a_predicate_keeps_going_gives_up_with_the_last_error() -> None:
+    # Only the predicate matches: every attempt's error reaches the hooks and
+    # the last one is raised when the attempts run out (sync and async).
+    seen: list[BaseException | None] = []
+    last: list[HTTPError] = []
+
+    def on_retry(exc: BaseException | None, attempt: int) -> None:
+        seen.append(exc)
+
+    def fail() -> None:
+        last.append(HTTPError(503))
+        raise last[-1]
+
+    retried = hardy.retry(max_attempts=3, initial_delay=0, retryable_exceptions=server_error, on_retry=on_retry)
+
+    @retried
+    def down() -> None:
+        fail()
+
+    @retried
+    async def down_async() -> None:
+        fail()
+
+    for run in (down, lambda: asyncio.run(down_async())):
+        seen.clear()
+        last.clear()
+        with pytest.raises(HTTPError) as info:
+            run()
+        assert info.value is last[-1]
+        assert seen == last[:2]
+
+
 def test_a_retry_predicate_that_raises_stops_the_retry_and_is_reported() -> None:
     calls: list[int] = []
 

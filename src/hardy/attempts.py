@@ -23,6 +23,7 @@ from ._retry_state import RetryState
 from .jitter import Jitter
 
 if TYPE_CHECKING:
+    from ._types import ExceptionsArg
     from .budget import RetryBudget
 
 __all__ = ["Attempt", "Attempts", "attempts"]
@@ -182,7 +183,7 @@ def attempts(
     initial_delay: float = 1.0,
     max_delay: float = 60.0,
     jitter: bool | Jitter = True,
-    retryable_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    retryable_exceptions: ExceptionsArg | None = None,
     on_retry: Callable[[BaseException | None, int], Any] | None = None,
     retry_on_result: Callable[[Any], object] | None = None,
     deadline: float | None = None,

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
 from . import _core, _descriptors, _retry_events
-from ._types import Decorator, P, R, WrappedCallable, WrappedClassMethod, WrappedStaticMethod
+from ._types import Decorator, ExceptionsArg, P, R, WrappedCallable, WrappedClassMethod, WrappedStaticMethod
 from .jitter import Jitter
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def retry(
     initial_delay: float = 1.0,
     max_delay: float = 60.0,
     jitter: bool | Jitter = True,
-    retryable_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    retryable_exceptions: ExceptionsArg | None = None,
     on_retry: Callable[[BaseException | None, int], Any] | None = None,
     *,
     retry_on_result: Callable[[Any], object] | None = None,
@@ -83,7 +83,7 @@ def retry(
     initial_delay: float = 1.0,
     max_delay: float = 60.0,
     jitter: bool | Jitter = True,
-    retryable_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    retryable_exceptions: ExceptionsArg | None = None,
     on_retry: Callable[[BaseException | None, int], Any] | None = None,
     *,
     retry_on_result: Callable[[Any], object] | None = None,

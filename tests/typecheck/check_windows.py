@@ -31,3 +31,19 @@ def fetch(url: str) -> bytes:
 
 assert_type(fetch("x"), bytes)
 assert_type(fetch.breaker.window, hardy.CountWindow | hardy.TimeWindow | None)
+
+
+def _server_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError)
+
+
+# A predicate stands wherever an exception class does (issue 17), retry included.
+@hardy.retry(retryable_exceptions=(KeyError, _server_error))
+def lookup(key: str) -> int:
+    return len(key)
+
+
+assert_type(lookup("x"), int)
+for attempt in hardy.attempts(retryable_exceptions=_server_error):
+    with attempt:
+        pass

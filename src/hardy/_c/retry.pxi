@@ -379,6 +379,7 @@ cdef bint _retries_current(RetryConfig c) noexcept:
     may still say yes. One that raises leaves its error set, with the call's
     error as its context, and the answer is no.
     """
+    cdef bint retried
     if not PyErr_ExceptionMatches(PyExc_Exception):
         return False
     if not PyErr_ExceptionMatches(<PyObject*>c._retryable):
@@ -386,13 +387,18 @@ cdef bint _retries_current(RetryConfig c) noexcept:
             return False
         exc = _fetch_error()
         try:
-            retried = _match.predicates_match(exc, c._retryable, "retryable_exceptions", c)
+            retried = (
+                _match.predicates_match(exc, c._retryable, "retryable_exceptions", c)
+                and (c._retry_circuit_open or not isinstance(exc, CircuitOpenError))
+            )
         except BaseException as error:
             error.__context__ = exc
             _set_error(error)
             return False
+        # Set back last: nothing may run while it is set (the isinstance()
+        # that ran after it here lost it, and the give-up raised SystemError).
         _set_error(exc)
-        return retried and (c._retry_circuit_open or not isinstance(exc, CircuitOpenError))
+        return retried
     return c._retry_circuit_open or not PyErr_ExceptionMatches(_open_error_type)
 
 

@@ -24,7 +24,7 @@ from ..policies.budget import BudgetState
 from ..policies.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from .._types import P, R
+    from .._types import ExceptionsArg, P, R
 
 __all__ = ["BudgetLedger", "RetryConfig", "retrying"]
 
@@ -123,7 +123,7 @@ class RetryConfig(RetryPolicy):
         initial_delay: float = 1.0,
         max_delay: float = 60.0,
         jitter: bool | Jitter = True,
-        retryable_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+        retryable_exceptions: ExceptionsArg = (Exception,),
         *,
         retry_on_result: Callable[[Any], object] | None = None,
         deadline: float | None = None,
