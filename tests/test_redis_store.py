@@ -114,6 +114,53 @@ def test_failures_spread_over_processes_open_the_circuit_for_all(server, prefix,
         b.call(lambda: None)
 
 
+def test_success_threshold_closes_the_shared_circuit(server, prefix, stores):
+    settings: dict[str, Any] = {"failure_threshold": 1, "reset_timeout": 0.1, "half_open_max_calls": 3}
+    a = hardy.CircuitBreaker("db", success_threshold=1, store=make_store(stores, server, prefix), **settings)
+    b = hardy.CircuitBreaker("db", success_threshold=1, store=make_store(stores, server, prefix), **settings)
+    fail(a)
+    wait_for(lambda: b.state is hardy.CircuitState.HALF_OPEN)
+    assert b.call(lambda: 1) == 1  # one trial success of the three the period allows
+    assert b.is_closed
+    wait_for(lambda: a.is_closed)
+
+
+def test_the_shared_circuit_backs_off_after_a_failed_half_open_period(server, prefix, stores):
+    settings: dict[str, Any] = {"failure_threshold": 1, "reset_timeout": 0.2, "half_open_max_calls": 1}
+    settings["reset_backoff"] = 4.0
+    a = hardy.CircuitBreaker("db", max_reset_timeout=30.0, store=make_store(stores, server, prefix), **settings)
+    b = hardy.CircuitBreaker("db", max_reset_timeout=30.0, store=make_store(stores, server, prefix), **settings)
+    fail(a)
+    wait_for(lambda: a.state is hardy.CircuitState.HALF_OPEN)
+    fail(a)  # the trial fails: open for 0.8 s now, in every process
+    reopened = time.monotonic()
+    wait_for(lambda: b.state is hardy.CircuitState.OPEN)  # it was half-open: the re-opening reached it
+    time.sleep(0.4)
+    if time.monotonic() - reopened < 0.7:  # a slow machine may have slept past the backed-off time
+        assert a.state is hardy.CircuitState.OPEN
+        assert b.state is hardy.CircuitState.OPEN
+    wait_for(lambda: b.state is hardy.CircuitState.HALF_OPEN)
+    assert b.call(lambda: 1) == 1
+    assert b.is_closed
+    fail(b)  # opened from closed: the configured reset_timeout again
+    time.sleep(0.25)
+    assert b.state is hardy.CircuitState.HALF_OPEN
+    wait_for(lambda: a.state is hardy.CircuitState.HALF_OPEN)
+
+
+def test_a_backed_off_open_circuit_outlives_the_idle_expiry_of_its_keys(server, prefix, stores):
+    store = make_store(stores, server, prefix, idle_expiry=1.0, trial_lease=1.0)
+    breaker = hardy.CircuitBreaker(
+        "db", failure_threshold=1, reset_timeout=0.1, reset_backoff=100.0, half_open_max_calls=1, store=store
+    )
+    fail(breaker)
+    wait_for(lambda: breaker.state is hardy.CircuitState.HALF_OPEN)
+    fail(breaker)  # open for 10 s now: the shared state must stay that long
+    ttl = server.client().pttl(f"{prefix}{{db}}")
+    assert 11_000 < ttl <= 12_000  # idle_expiry, the backed-off time and the lease
+    assert breaker.is_open
+
+
 def test_a_success_clears_the_failures_it_has_seen(server, prefix, stores):
     a = hardy.CircuitBreaker("db", failure_threshold=3, store=make_store(stores, server, prefix, sync_interval=0.05))
     b = hardy.CircuitBreaker("db", failure_threshold=3, store=make_store(stores, server, prefix, sync_interval=0.05))
@@ -569,6 +616,20 @@ def test_malformed_messages_are_logged_once(server, prefix, stores, caplog):
     wait_for(lambda: len([r for r in caplog.records if "malformed" in r.getMessage()]) == 5)
     assert len([m for m in warnings_in(caplog) if "malformed" in m]) == 1
     assert breaker.is_closed
+
+
+def test_a_message_of_an_older_hardy_without_the_backoff_count_is_adopted(server, prefix, stores):
+    # Before the shared backoff a message had ten fields after the name.
+    store = make_store(stores, server, prefix, sync_interval=3600)  # no re-read of the real state meanwhile
+    breaker = hardy.CircuitBreaker("db", reset_timeout=60, store=store)
+    client = server.client()
+    wait_for(lambda: client.pubsub_numsub(f"{prefix}events")[0][1] >= 1)
+    incarnation = "1.0"
+    client.publish(f"{prefix}events", json.dumps(["db", incarnation, 99, 1, 7, 0, 0, 0, 0, 0, 3]))
+    wait_for(lambda: breaker.is_open)
+    client.publish(f"{prefix}events", json.dumps(["db", incarnation, 100, 1, 7, 0, 0, 0, 0, 0, 3, 0, "extra"]))
+    time.sleep(0.05)
+    assert breaker.is_open  # a message of another shape is ignored
 
 
 def test_a_huge_reset_timeout_does_not_break_the_store(server, prefix, stores):

@@ -12,8 +12,11 @@ Keys (both carry the hash tag ``{name}``, so they share a Cluster slot):
   is open with the reset timeout passed), ``gen`` (grows when the circuit
   opens or is reset: outcomes of older generations move nothing), ``fseq``
   and ``fbase`` (failures ever, and the failures a success has cleared: the
-  consecutive count is their difference), ``opened`` (server ms) and
-  ``tsucc`` (trial successes).
+  consecutive count is their difference), ``opened`` (server ms),
+  ``tsucc`` (trial successes) and ``boff`` (half-open periods that failed
+  since it last closed: each caller's circuit stays open its own
+  ``reset_timeout`` times its ``reset_backoff`` to that power, at most its
+  ``max_reset_timeout``).
 * ``KEYS[2]``: a sorted set of the outstanding trial permits, scored by the
   server time at which their lease ends, so a process that dies holding one
   cannot keep the circuit half-open.
@@ -24,10 +27,13 @@ locally until the key is deleted.
 
 ``ARGV``: op, channel, name, failure_threshold, reset_timeout (ms),
 half_open_max_calls, key expiry (ms), the caller's generation, the op's
-argument (a permit id, or the failure sequence a success has seen) and the
-lease (ms). The reply, and the message published when the state changes, is
-the snapshot ``inc, ver, state, gen, fseq - fbase, open elapsed (µs), permits
-issued, trial successes, granted, fseq``.
+argument (a permit id, or the failure sequence a success has seen), the
+lease (ms), and the breaker's reset_backoff, max_reset_timeout (ms) and
+success_threshold (an older client sends none of the last three: no backoff,
+and half_open_max_calls successes close). The reply, and the message
+published when the state changes, is the snapshot ``inc, ver, state, gen,
+fseq - fbase, open elapsed (µs), permits issued, trial successes, granted,
+fseq, boff``.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ local h, p = KEYS[1], KEYS[2]
 local op, channel, name = ARGV[1], ARGV[2], ARGV[3]
 local threshold, reset_ms, max_calls, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local caller_gen, arg, lease = tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
+local backoff, max_wait = tonumber(ARGV[11]) or 1, tonumber(ARGV[12]) or reset_ms
+local close_at = tonumber(ARGV[13]) or max_calls
 
 -- A key that holds something else is not ours to overwrite: say so and touch nothing.
 for _, check in ipairs({{h, 'hash'}, {p, 'zset'}}) do
@@ -48,7 +56,7 @@ end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local f = redis.call('HMGET', h, 'inc', 'ver', 'state', 'gen', 'fseq', 'fbase', 'opened', 'tsucc')
+local f = redis.call('HMGET', h, 'inc', 'ver', 'state', 'gen', 'fseq', 'fbase', 'opened', 'tsucc', 'boff')
 local inc = f[1] or ''
 local ver = tonumber(f[2]) or 0
 local state = tonumber(f[3]) or 0
@@ -60,10 +68,19 @@ local fseq = tonumber(f[5]) or 0
 local fbase = tonumber(f[6]) or 0
 local opened = tonumber(f[7]) or 0
 local tsucc = tonumber(f[8]) or 0
-local half = state == 1 and now - opened >= reset_ms
+local boff = tonumber(f[9]) or 0
+local function open_ms()
+  return math.min(reset_ms * backoff ^ boff, max_wait)
+end
+local half = state == 1 and now - opened >= open_ms()
 local dirty, changed, granted = false, false, 0
 
 local function open_circuit()
+  if half then
+    boff = boff + 1  -- a failed half-open period: longer next time
+  else
+    boff = 0
+  end
   state, gen, opened, tsucc = 1, gen + 1, now, 0
   half = false
   redis.call('DEL', p)
@@ -97,8 +114,8 @@ elseif op == 'ok' then
     redis.call('ZREM', p, arg)
     tsucc = tsucc + 1
     dirty = true
-    if tsucc >= max_calls then
-      state, fbase, tsucc = 0, fseq, 0
+    if tsucc >= close_at then
+      state, fbase, tsucc, boff = 0, fseq, 0, 0
       half = false
       redis.call('DEL', p)
       changed = true
@@ -115,7 +132,7 @@ elseif op == 'clear' then
     dirty = true
   end
 elseif op == 'reset' then
-  state, gen, fbase, tsucc = 0, gen + 1, fseq, 0
+  state, gen, fbase, tsucc, boff = 0, gen + 1, fseq, 0, 0
   half = false
   redis.call('DEL', p)
   changed = true
@@ -127,8 +144,8 @@ if dirty or changed then
   end
   ver = ver + 1
   redis.call('HSET', h, 'inc', inc, 'ver', ver, 'state', state, 'gen', gen, 'fseq', fseq,
-             'fbase', fbase, 'opened', tostring(opened), 'tsucc', tsucc)
-  redis.call('PEXPIRE', h, ttl)
+             'fbase', fbase, 'opened', tostring(opened), 'tsucc', tsucc, 'boff', boff)
+  redis.call('PEXPIRE', h, math.floor(ttl + open_ms() - reset_ms))  -- kept while a backed-off circuit is open
 end
 
 local issued = 0
@@ -139,9 +156,9 @@ local elapsed = 0
 if state == 1 then
   elapsed = math.floor((now - opened) * 1000)
 end
-local snapshot = {inc, ver, state, gen, fseq - fbase, elapsed, issued, tsucc, granted, fseq}
+local snapshot = {inc, ver, state, gen, fseq - fbase, elapsed, issued, tsucc, granted, fseq, boff}
 if changed then
-  local message = {name, inc, ver, state, gen, fseq - fbase, elapsed, issued, tsucc, 0, fseq}
+  local message = {name, inc, ver, state, gen, fseq - fbase, elapsed, issued, tsucc, 0, fseq, boff}
   redis.call('PUBLISH', channel, cjson.encode(message))
 end
 return snapshot

@@ -88,7 +88,10 @@ def _text(value: Any) -> str:
 
 
 def _snapshot(reply: Any) -> Snapshot:
-    inc, ver, state, gen, failures, elapsed_us, issued, tsucc, granted, fseq = reply
+    # A process of an older hardy publishes no count of backoffs (the eleventh field).
+    inc, ver, state, gen, failures, elapsed_us, issued, tsucc, granted, fseq, *backoffs = reply
+    if len(backoffs) > 1:
+        raise ValueError(f"a snapshot has 10 or 11 fields, got {len(reply)}")
     return Snapshot(
         _text(inc),
         int(ver),
@@ -100,6 +103,7 @@ def _snapshot(reply: Any) -> Snapshot:
         int(tsucc),
         bool(int(granted)),
         int(fseq),
+        int(backoffs[0]) if backoffs else 0,
     )
 
 
@@ -246,6 +250,7 @@ class RedisStore(BreakerStore):
         # Capped: Redis refuses an expiry it cannot add to its clock, and a
         # refused expiry would fail every write for this breaker.
         ttl_ms = min(int((self._expiry + breaker.reset_timeout + self._lease) * 1000), _MAX_TTL_MS)
+        max_reset = breaker.max_reset_timeout
         return [
             key,
             f"{key}:permits",
@@ -259,6 +264,9 @@ class RedisStore(BreakerStore):
             binding.generation,
             arg,
             int(self._lease * 1000),
+            repr(breaker.reset_backoff),
+            repr(float(_MAX_TTL_MS) if max_reset is None else min(max_reset * 1000, float(_MAX_TTL_MS))),
+            breaker.success_threshold,
         ]
 
     def _new_permit(self) -> str:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import abc
 import enum
+import math
+import sys
 import threading
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
@@ -54,6 +56,12 @@ class BreakerSettingsView(Protocol):
     def reset_timeout(self) -> float: ...
     @property
     def half_open_max_calls(self) -> int: ...
+    @property
+    def success_threshold(self) -> int: ...
+    @property
+    def reset_backoff(self) -> float: ...
+    @property
+    def max_reset_timeout(self) -> float | None: ...
 
 
 class LocalState(Protocol):
@@ -90,9 +98,19 @@ class LocalState(Protocol):
         ...
 
     def adopt(
-        self, state: int, failure_count: int, trials: int, trial_successes: int, open_elapsed: float, new_period: bool
+        self,
+        state: int,
+        failure_count: int,
+        trials: int,
+        trial_successes: int,
+        open_elapsed: float,
+        new_period: bool,
+        open_for: float = -1.0,
     ) -> int:
-        """Take a shared state as the local one; the epoch from now on (``new_period``: running calls are stale)."""
+        """Take a shared state as the local one; the epoch from now on (``new_period``: running calls are stale).
+
+        ``open_for``: how long the shared circuit stays open this time (negative: the breaker's own timeout).
+        """
         ...
 
 
@@ -109,6 +127,10 @@ class Snapshot(NamedTuple):
     trial_successes: int
     granted: bool  # the permit this operation asked for was given
     failure_seq: int  # failures ever recorded: what a success has seen
+    # Half-open periods that failed since the circuit last closed: each
+    # process backs its own reset_timeout off by them (0 from a store that
+    # keeps no count).
+    backoffs: int = 0
 
 
 class BreakerStore(abc.ABC):
@@ -162,6 +184,21 @@ class BreakerStore(abc.ABC):
     @abc.abstractmethod
     def _new_permit(self) -> str:
         """A permit id no other process will use."""
+
+
+def _backed_off(breaker: BreakerSettingsView, periods: int) -> float:
+    """How long ``breaker`` stays open after ``periods`` failed half-open periods in a row (as it
+    lengthens its own reset timeout: times ``reset_backoff`` each, at most ``max_reset_timeout``)."""
+    timeout = breaker.reset_timeout
+    cap = breaker.max_reset_timeout
+    factor = breaker.reset_backoff
+    if periods <= 0 or factor <= 1.0 or timeout <= 0.0:
+        return timeout
+    limit = sys.float_info.max if cap is None else cap  # no cap: as the breaker's own, the largest float
+    # In logarithms: the power itself would overflow after enough failed periods.
+    if math.log(timeout) + periods * math.log(factor) >= math.log(limit):
+        return limit
+    return min(timeout * factor**periods, limit)
 
 
 class SharedBreaker:
@@ -246,9 +283,10 @@ class SharedBreaker:
             if new_period:
                 self._permits.clear()
                 self._prefetched.clear()
+            open_for = _backed_off(self.breaker, snap.backoffs)
             if snap.state == CLOSED:
                 local = (CLOSED, snap.failure_count, 0, 0)
-            elif snap.open_elapsed < self.breaker.reset_timeout:
+            elif snap.open_elapsed < open_for:
                 local = (OPEN, 0, 0, 0)
             elif snap.issued > 0:
                 # Permits held for later calls are this process's to use: the
@@ -256,7 +294,7 @@ class SharedBreaker:
                 local = (HALF_OPEN, 0, snap.issued - len(self._prefetched), snap.trial_successes)
             else:
                 local = (OPEN, 0, 0, 0)
-            return self.local.adopt(*local, snap.open_elapsed, new_period)
+            return self.local.adopt(*local, snap.open_elapsed, new_period, open_for)
 
     # -- called by the core -------------------------------------------------
 

@@ -126,6 +126,18 @@ class SharedView:
     def half_open_max_calls(self) -> int:
         return self._breaker.half_open_max_calls
 
+    @property
+    def success_threshold(self) -> int:
+        return self._breaker.success_threshold
+
+    @property
+    def reset_backoff(self) -> float:
+        return self._breaker.reset_backoff
+
+    @property
+    def max_reset_timeout(self) -> float | None:
+        return self._breaker.max_reset_timeout
+
 
 class _Breaker(Protocol):
     @property
@@ -134,6 +146,12 @@ class _Breaker(Protocol):
     def reset_timeout(self) -> float: ...
     @property
     def half_open_max_calls(self) -> int: ...
+    @property
+    def success_threshold(self) -> int: ...
+    @property
+    def reset_backoff(self) -> float: ...
+    @property
+    def max_reset_timeout(self) -> float | None: ...
 
 
 def policy_args(window: CountWindow | TimeWindow) -> tuple[bool, int, int, float, float, float]:

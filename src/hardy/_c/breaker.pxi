@@ -511,7 +511,8 @@ cdef class _Local:
             _propagate()
 
     def adopt(
-        self, int state, int failure_count, int trials, int trial_successes, double open_elapsed, bint new_period
+        self, int state, int failure_count, int trials, int trial_successes, double open_elapsed, bint new_period,
+        double open_for=-1.0,
     ):
         cdef double now
         cdef long long epoch
@@ -520,7 +521,7 @@ cdef class _Local:
         if _now(b, &now) < 0:
             _propagate()
         hardy_lock(&b._guard)
-        epoch = adopt(b, state, failure_count, trials, trial_successes, now - open_elapsed, new_period)
+        epoch = adopt(b, state, failure_count, trials, trial_successes, now - open_elapsed, new_period, open_for)
         code = take_event(b)
         hardy_unlock(&b._guard)
         if code and _notify(b, code) < 0:

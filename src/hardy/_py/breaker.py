@@ -727,12 +727,21 @@ class _Local:
         self._breaker._reset_locally()
 
     def adopt(
-        self, state: int, failure_count: int, trials: int, trial_successes: int, open_elapsed: float, new_period: bool
+        self,
+        state: int,
+        failure_count: int,
+        trials: int,
+        trial_successes: int,
+        open_elapsed: float,
+        new_period: bool,
+        open_for: float = -1.0,
     ) -> int:
         b = self._breaker
         now = b._now()
         with b._lock:
-            epoch = policy.adopt(b, state, failure_count, trials, trial_successes, now - open_elapsed, new_period)
+            epoch = policy.adopt(
+                b, state, failure_count, trials, trial_successes, now - open_elapsed, new_period, open_for
+            )
             code = policy.take_event(b)
         if code:
             b._notify(code)

@@ -1068,10 +1068,13 @@ def adopt(
     trial_successes: cython.int,
     opened_at: cython.double,
     new_period: cython.bint,
+    open_for: cython.double,
 ) -> cython.longlong:
     """Take a state read from a store; the epoch from now on. ``new_period``: calls running now are stale.
 
     A manual state is the process's own: the store's state does not replace it.
+    ``open_for`` (negative: not told) is how long the shared circuit stays
+    open this time: the store backs it off as the breaker would.
     """
     old: cython.int = s._state
     if old >= FORCED_OPEN:  # FORCED_OPEN or DISABLED
@@ -1086,6 +1089,8 @@ def adopt(
     s._trial_successes = trial_successes
     if state != CLOSED:
         s._opened_at = opened_at
+        if open_for >= 0.0 and s._tuning is not None:
+            s._reset_timeout = open_for  # a plain breaker has no backoff: its timeout is its setting
     elif old != CLOSED:
         _forget_window(s)  # closed by another process: the window starts afresh, as here
     if old != state:
