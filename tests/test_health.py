@@ -673,6 +673,18 @@ def test_default_check_sees_a_breaker_made_directly() -> None:
     assert 0 < info["time_until_reset"] <= 30
 
 
+def test_default_check_is_degraded_by_a_breaker_forced_open_or_disabled() -> None:
+    breaker = hardy.CircuitBreaker("steered", failure_threshold=1, reset_timeout=30)
+    for steer, state in ((breaker.force_open, "forced_open"), (breaker.disable, "disabled")):
+        steer()
+        result = _breaker_check()
+        assert result.status is HealthStatus.DEGRADED
+        assert f"steered ({state})" in result.message
+        assert result.details["breakers"]["steered"]["state"] == state
+    breaker.reset()
+    assert "steered" not in _breaker_check().details["breakers"]
+
+
 def test_breakers_sharing_a_name_are_all_listed() -> None:
     registered = hardy.registry.get_or_create("twin-payments", failure_threshold=1, reset_timeout=30)
     loose = hardy.CircuitBreaker("twin-payments", failure_threshold=1, reset_timeout=30)

@@ -52,7 +52,7 @@ def _unique_keys(names: list[str]) -> list[str]:
 
 
 def circuit_breakers_check() -> dict[str, Any]:
-    """DEGRADED while any live breaker is open or half-open, naming each.
+    """DEGRADED while any live breaker is not closed (open, half-open, forced open, disabled), naming each.
 
     Every breaker alive in the process is looked at, registered or made
     directly with ``hardy.CircuitBreaker(...)``; two breakers sharing a name

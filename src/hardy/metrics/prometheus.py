@@ -11,7 +11,8 @@ the retried function's ``module.qualname``, the fallback chain's name or the
 timed operation):
 
 * ``hardy_circuit_breaker_state{name, state}``: gauge, 1 for the breaker's
-  state (``closed``, ``open``, ``half_open``), 0 for the two others;
+  state (``closed``, ``open``, ``half_open``, ``forced_open``, ``disabled``),
+  0 for the others;
 * ``hardy_circuit_breaker_calls_total{name, outcome}``: counter, outcome
   ``success``, ``failure``, ``ignored`` (an excluded exception) or ``rejected``;
 * ``hardy_circuit_breaker_opened_total{name}``: counter, times opened;
