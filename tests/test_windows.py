@@ -429,6 +429,24 @@ def test_a_slow_failure_counts_as_both(clock: FakeClock) -> None:
     assert window_stats(breaker) == (2, 1, 1)
 
 
+def test_a_count_window_reads_the_clock_only_for_the_failure_that_opens_it() -> None:
+    counting = CountingClock()
+    window = CountWindow(size=10, minimum_calls=10, failure_rate=0.5)
+    breaker = hardy.CircuitBreaker("svc", clock=counting, window=window, reset_timeout=10.0)
+    before = counting.readings
+    for _ in range(4):
+        fail(breaker)
+    for _ in range(5):
+        succeed(breaker)
+    assert counting.readings == before  # nine outcomes: none needed the time
+    with pytest.raises(Boom) as raised:
+        breaker.call(boom)  # the tenth: 5 failures in 10 reach 50 %, and it opens at a reading
+    assert counting.readings == before + 1
+    stats = breaker.get_stats()
+    assert (stats["state"], stats["opened"], stats["failures"]) == ("open", 1, 5)
+    assert breaker.last_failure is raised.value
+
+
 def test_slow_tracking_reads_the_clock_once_before_and_once_after() -> None:
     counting = CountingClock()
     breaker = hardy.CircuitBreaker("svc", clock=counting, window=CountWindow(size=10, slow_call_duration=1.0))

@@ -825,14 +825,15 @@ cdef inline int _on_success_impl(CircuitBreaker self, long long epoch, bint shar
             _remember_opening(self, NULL)  # opened by slow calls or a rate a success completed
         return _notify(self, code)
     if action == OPEN_PENDING:
-        return _open_pending(self, epoch)
+        return _open_pending(self, epoch, NULL)
     if action != DONE:
         return _binding_settle(self, action, epoch)
     return 0
 
 
-cdef int _open_pending(CircuitBreaker self, long long epoch) noexcept:
-    """A success completed the window's verdict without a reading of the time: open now."""
+cdef int _open_pending(CircuitBreaker self, long long epoch, PyObject* exc) noexcept:
+    """An outcome (the failure ``exc``; NULL: a success) completed the window's verdict without a
+    reading of the time: open now."""
     cdef double now
     cdef int code
     if _now(self, &now) < 0:
@@ -842,7 +843,7 @@ cdef int _open_pending(CircuitBreaker self, long long epoch) noexcept:
     code = take_event(self)
     hardy_unlock(&self._guard)
     if code:
-        _remember_opening(self, NULL)
+        _remember_opening(self, exc)
         return _notify(self, code)
     return 0
 
@@ -854,29 +855,37 @@ cdef inline int _on_failure(CircuitBreaker self, long long epoch, PyObject* exc)
 cdef int _on_failure_impl(
     CircuitBreaker self, long long epoch, bint shared, bint count, PyObject* exc, double start
 ) noexcept:
-    cdef double now
+    cdef double now = _NAN
     cdef int action
     cdef int code
-    cdef bint slow
-    if _now(self, &now) < 0:
-        # No reading to open the breaker with: count the failure, and give a
-        # trial slot back so the breaker cannot stay half-open for ever.
-        hardy_lock(&self._guard)
-        if count:
-            self._failures += 1
-        hardy_unlock(&self._guard)
-        _release(self, epoch, False)
-        return -1
-    slow = slow_call(self, start, now)
+    cdef bint slow = False
+    cdef bint read = failure_reads_clock(self)
     shared = shared and _store_of(self) is not None
-    hardy_lock(&self._guard)
-    action = settle_failure_at(self, epoch, now, slow, shared, count)
-    code = take_event(self)
-    hardy_unlock(&self._guard)
+    while True:
+        if read:
+            if _now(self, &now) < 0:
+                # No reading to open the breaker with: count the failure, and give a
+                # trial slot back so the breaker cannot stay half-open for ever.
+                hardy_lock(&self._guard)
+                if count:
+                    self._failures += 1
+                hardy_unlock(&self._guard)
+                _release(self, epoch, False)
+                return -1
+            slow = slow_call(self, start, now)
+        hardy_lock(&self._guard)
+        action = settle_failure_at(self, epoch, now, slow, shared, count)
+        code = take_event(self)
+        hardy_unlock(&self._guard)
+        if action != NEEDS_TIME:
+            break
+        read = True
     if code:
         if event_new(code) == OPEN:
             _remember_opening(self, exc)
         return _notify(self, code)
+    if action == OPEN_PENDING:
+        return _open_pending(self, epoch, exc)
     if action == STORE_FAILURE:
         return _binding_settle(self, action, epoch)
     return 0

@@ -263,18 +263,19 @@ class CircuitBreaker(BreakerState):
                 self._last_failure = None  # opened by slow calls or a rate a success completed
             self._notify(code)
         elif action == policy.OPEN_PENDING:
-            self._open_pending(epoch)
+            self._open_pending(epoch, None)
         elif action != policy.DONE:
             self._binding_settle(action, epoch)
 
-    def _open_pending(self, epoch: int) -> None:
-        """A success completed the window's verdict without a reading of the time: open now."""
+    def _open_pending(self, epoch: int, exc: BaseException | None) -> None:
+        """An outcome (the failure ``exc``; None: a success) completed the window's verdict without a
+        reading of the time: open now."""
         now = self._now()
         with self._lock:
             policy.open_by_window(self, epoch, now)
             code = policy.take_event(self)
         if code:
-            self._last_failure = None
+            self._last_failure = exc
             self._notify(code)
 
     def _on_failure(
@@ -285,24 +286,35 @@ class CircuitBreaker(BreakerState):
         exc: BaseException | None = None,
         start: float = _NAN,
     ) -> None:
-        try:
-            now = self._now()
-        except BaseException:
-            # No reading to open the breaker with: count the failure, and give
-            # a trial slot back so the breaker cannot stay half-open for ever.
+        now = _NAN
+        slow = False
+        read = policy.failure_reads_clock(self)
+        shared = shared and self._store is not None
+        while True:
+            if read:
+                try:
+                    now = self._now()
+                except BaseException:
+                    # No reading to open the breaker with: count the failure, and give
+                    # a trial slot back so the breaker cannot stay half-open for ever.
+                    with self._lock:
+                        if count:
+                            self._failures += 1
+                    self._release(epoch, ignored=False)
+                    raise
+                slow = policy.slow_call(self, start, now)
             with self._lock:
-                if count:
-                    self._failures += 1
-            self._release(epoch, ignored=False)
-            raise
-        slow = policy.slow_call(self, start, now)
-        with self._lock:
-            action = policy.settle_failure_at(self, epoch, now, slow, shared and self._store is not None, count)
-            code = policy.take_event(self)
+                action = policy.settle_failure_at(self, epoch, now, slow, shared, count)
+                code = policy.take_event(self)
+            if action != policy.NEEDS_TIME:
+                break
+            read = True
         if code:
             if policy.event_new(code) == OPEN:
                 self._last_failure = exc
             self._notify(code)
+        elif action == policy.OPEN_PENDING:
+            self._open_pending(epoch, exc)
         elif action != policy.DONE:
             self._binding_settle(action, epoch)
 

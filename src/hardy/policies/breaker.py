@@ -53,9 +53,12 @@ DONE = cython.declare(cython.int, 0)
 STORE_TRIAL_SUCCESS = cython.declare(cython.int, 1)
 STORE_CLEAR = cython.declare(cython.int, 2)
 STORE_FAILURE = cython.declare(cython.int, 3)
-# A success filled the window to its verdict but the dispatch read no clock
+# An outcome filled the window to its verdict but the dispatch read no clock
 # (a count window without slow calls): read it, then open_by_window().
 OPEN_PENDING = cython.declare(cython.int, 4)
+# settle_failure_at() was given no time where it needs one (the state changed
+# since failure_reads_clock() was asked): nothing done; read it and ask again.
+NEEDS_TIME = cython.declare(cython.int, 5)
 NO_TIME = cython.declare(cython.double, float("nan"))  # settle_success_at(): the dispatch read no clock
 
 
@@ -908,10 +911,14 @@ def settle_failure_at(
     A closed breaker with a window records the failure there and opens (or,
     shared, reports the one failure that opens the shared circuit) only when
     the window calls for it; ``count`` false is the binding's echo of that
-    report.
+    report. ``now`` may be NaN where ``failure_reads_clock`` says no: a
+    failure that opens then answers ``OPEN_PENDING``, and ``NEEDS_TIME``
+    (nothing done) where the state changed meanwhile.
     """
     if s._state == DISABLED:
         return DONE
+    if now != now and epoch == s._epoch and failure_reads_clock(s):
+        return NEEDS_TIME
     if count:
         s._failures += 1
     if epoch != s._epoch:
@@ -921,6 +928,8 @@ def settle_failure_at(
             return DONE
         if shared:
             return STORE_FAILURE
+        if now != now:
+            return OPEN_PENDING
         _open(s, now)
         return DONE
     if shared:
@@ -932,6 +941,17 @@ def settle_failure_at(
     elif s._state == HALF_OPEN:
         _open(s, now)
     return DONE
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def failure_reads_clock(s: BreakerState) -> cython.bint:
+    """Whether settling a failure needs the time first: not in a closed breaker whose window counts
+    outcomes (no time window, no slow calls), which reads it only if the failure opens it
+    (``OPEN_PENDING``). Asked before the lock: ``settle_failure_at`` answers ``NEEDS_TIME`` if the
+    state has changed since."""
+    return s._state != CLOSED or (s._flags & (FLAG_WINDOW | FLAG_TIMED)) != FLAG_WINDOW
 
 
 @cython.cfunc
