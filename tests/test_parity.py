@@ -118,8 +118,8 @@ class Parity(RuleBasedStateMachine):
         self, threshold: int, reset_timeout: float, half_open: int, classified: bool, tuned: bool, window: Any
     ) -> None:
         outcomes: dict[str, Any] = {"window": window}
-        if classified:
-            outcomes = {"failure_exceptions": (Failure, server_side), "failure_on_result": lambda v: v == "bad"}
+        if classified:  # with the window too: classification comes first
+            outcomes.update(failure_exceptions=(Failure, server_side), failure_on_result=lambda v: v == "bad")
         if tuned:
             # Recovery: fewer successes than slots close, backoff with a cap, overdue trials.
             outcomes.update(
@@ -299,6 +299,7 @@ def test_both_cores_give_the_same_delays_for_the_same_seed(
     outcomes=st.lists(st.sampled_from(["ok", "none", "flaky", "fatal", "open"]), min_size=1, max_size=8),
     use_result_predicate=st.booleans(),
     deadline=st.none() | st.floats(0.5, 30.0),
+    retryable=st.sampled_from(["default", "predicate", "class and predicate"]),
 )
 def test_both_cores_run_the_same_retry_loop(
     core: Any,
@@ -307,9 +308,18 @@ def test_both_cores_run_the_same_retry_loop(
     outcomes: list[str],
     use_result_predicate: bool,
     deadline: float | None,
+    retryable: str,
 ) -> None:
     import hardy
 
+    def is_failure(exc: BaseException) -> bool:
+        return isinstance(exc, Failure)
+
+    exceptions: dict[str, Any] = {
+        "default": {},
+        "predicate": {"retryable_exceptions": (is_failure,)},  # only a predicate matches: the compiled core lost it
+        "class and predicate": {"retryable_exceptions": (KeyError, is_failure)},
+    }[retryable]
     traces = []
     for config in _both_configs(
         settings_,
@@ -317,6 +327,7 @@ def test_both_cores_run_the_same_retry_loop(
         retry_on_result=(lambda r: r is None) if use_result_predicate else None,
         deadline=deadline,
         clock=FakeClock(),
+        **exceptions,
     ):
         events: list[Any] = []
         remaining = iter(outcomes)
