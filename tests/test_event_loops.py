@@ -285,6 +285,42 @@ def test_fallback_chain_under_every_loop(run: Runner) -> None:
     assert run(scenario) == ("second 1", "second 2", "default")
 
 
+def test_bulkhead_admits_waits_and_hands_slots_over_under_every_loop(run: Runner) -> None:
+    bulkhead = hardy.Bulkhead("pool", max_concurrent=1, max_wait=5.0)
+    refusing = hardy.Bulkhead("full", max_concurrent=1)
+    inside: list[int] = []
+    most: list[int] = []
+
+    @hardy.bulkhead(bulkhead)
+    async def work(i: int) -> int:
+        inside.append(i)
+        most.append(len(inside))
+        await anyio.sleep(0.01)
+        inside.remove(i)
+        return i
+
+    async def scenario() -> tuple[list[int], str]:
+        results: list[int] = []
+
+        async def one(i: int) -> None:
+            results.append(await work(i))
+
+        async with anyio.create_task_group() as group:
+            for i in range(4):
+                group.start_soon(one, i)  # three of them wait for the slot
+        async with refusing:
+            try:
+                async with refusing:
+                    pass
+            except hardy.BulkheadFullError:
+                return sorted(results), "refused"
+        return sorted(results), "admitted"
+
+    assert run(scenario) == ([0, 1, 2, 3], "refused")
+    assert max(most) == 1
+    assert bulkhead.get_stats()["waited"] == 3
+
+
 def test_fallback_never_answers_a_cancellation(run: Runner) -> None:
     answered: list[str] = []
 

@@ -13,8 +13,11 @@
 cdef object _BulkheadFullError = _errors.BulkheadFullError
 cdef object _new_lock = _threading.Lock
 cdef object _deque = _collections.deque
+from hardy import _aio as _bulkhead_aio  # sleep under whichever library runs
 cdef object _get_running_loop = _asyncio.get_running_loop
+cdef object _get_running_loop_or_none = _asyncio._get_running_loop  # None under trio, where the other raises
 cdef double _BULKHEAD_CLOCK_POLL = 0.005
+cdef double _BULKHEAD_OTHER_LOOP_POLL = 0.001  # how often a waiter outside asyncio looks whether it has a slot
 
 
 cdef class _Waiter:
@@ -264,15 +267,19 @@ cdef class Bulkhead(BulkheadState):
         """Take a slot, awaiting up to ``max_wait``; :class:`~hardy.BulkheadFullError` if none frees up."""
         self._ready()
         cdef _Waiter waiter
-        loop = _get_running_loop()
         if self._max_wait <= 0.0:  # no queue to touch (nobody ever waits): _guard alone, as _guarded_vectorcall
             if _bh_enter(self):
                 return
             raise self._full(0.0)
+        # On asyncio a waiter is woken through a future of its loop; under
+        # another library (trio) it looks at its place in the queue every
+        # _BULKHEAD_OTHER_LOOP_POLL seconds.
+        loop = _get_running_loop_or_none()
         with self._lock:
             waiter = _Waiter.__new__(_Waiter)
             waiter.loop = loop
-            waiter.future = loop.create_future()
+            if loop is not None:
+                waiter.future = loop.create_future()
             if self._queue_or_enter(waiter):
                 return
         clock = self._clock
@@ -282,6 +289,11 @@ cdef class Bulkhead(BulkheadState):
                 remaining = deadline - clock()
                 if remaining <= 0.0:
                     break
+                if loop is None:
+                    await _bulkhead_aio.sleep(min(remaining, _BULKHEAD_OTHER_LOOP_POLL))
+                    if waiter.granted:
+                        return
+                    continue
                 if clock is not _monotonic and remaining > _BULKHEAD_CLOCK_POLL:
                     remaining = _BULKHEAD_CLOCK_POLL
                 timer = loop.call_later(remaining, _bulkhead_wake_future, waiter.future)

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from .. import _live, _validate, _wrapping
+from .. import _aio, _live, _validate, _wrapping
 from ..errors import BulkheadFullError
 from ..policies.bulkhead import (
     HAND_OFF,
@@ -44,6 +44,8 @@ _monotonic = time.monotonic
 # With a clock of its own (a test's), a waiter looks at it this often: the
 # clock may be moved by hand while it waits.
 _CLOCK_POLL = 0.005
+_OTHER_LOOP_POLL = 0.001  # a waiter outside asyncio (trio) looks whether it was handed a slot this often
+_get_running_loop = asyncio._get_running_loop  # None outside asyncio (under trio), where get_running_loop() raises
 NOT_HELD = "release() of bulkhead {name!r} without a matching acquire(): nothing is inside"
 
 
@@ -251,7 +253,7 @@ class Bulkhead(BulkheadState):
     async def acquire_async(self) -> None:
         """Take a slot, awaiting up to ``max_wait``; :class:`~hardy.BulkheadFullError` if none frees up."""
         self._ready()
-        loop = asyncio.get_running_loop()
+        loop: Any = None
         with self._lock:
             if self._max_wait <= 0.0:
                 if bulkhead_enter(self):
@@ -261,8 +263,13 @@ class Bulkhead(BulkheadState):
             elif bulkhead_enter_or_queue(self):
                 return
             else:
+                # On asyncio the waiter is woken through a future of its
+                # loop; under another library (trio) it looks at its place in
+                # the queue every _OTHER_LOOP_POLL seconds.
+                loop = _get_running_loop()
                 waiter = _Waiter(None, loop)
-                waiter.future = loop.create_future()
+                if loop is not None:
+                    waiter.future = loop.create_future()
                 self._queue.append(waiter)
         if waiter is None:
             raise self._refused(0.0)
@@ -273,6 +280,11 @@ class Bulkhead(BulkheadState):
                 remaining = deadline - clock()
                 if remaining <= 0.0:
                     break
+                if loop is None:
+                    await _aio.sleep(min(remaining, _OTHER_LOOP_POLL))
+                    if waiter.granted:
+                        return
+                    continue
                 step = remaining if clock is _monotonic else min(remaining, _CLOCK_POLL)
                 timer = loop.call_later(step, _wake_future, waiter.future)
                 try:
