@@ -17,9 +17,12 @@ import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from . import _validate
+
+if TYPE_CHECKING:
+    from .store import BreakerSettingsView  # a breaker: what the view passes on
 
 __all__ = ["CountWindow", "TimeWindow"]
 
@@ -107,7 +110,7 @@ class SharedView:
 
     __slots__ = ("_breaker",)
 
-    def __init__(self, breaker: _Breaker) -> None:
+    def __init__(self, breaker: BreakerSettingsView) -> None:
         self._breaker = breaker
 
     @property
@@ -137,21 +140,6 @@ class SharedView:
     @property
     def max_reset_timeout(self) -> float | None:
         return self._breaker.max_reset_timeout
-
-
-class _Breaker(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def reset_timeout(self) -> float: ...
-    @property
-    def half_open_max_calls(self) -> int: ...
-    @property
-    def success_threshold(self) -> int: ...
-    @property
-    def reset_backoff(self) -> float: ...
-    @property
-    def max_reset_timeout(self) -> float | None: ...
 
 
 def policy_args(window: CountWindow | TimeWindow) -> tuple[bool, int, int, float, float, float]:
