@@ -782,6 +782,35 @@ def test_runs_of_decorated_successes_agree_with_a_deque(clock: FakeClock, seed: 
     assert opened > 0
 
 
+def test_runs_of_quick_successes_after_slow_calls_agree_with_a_deque() -> None:
+    """On the real clock the compiled core only counts a success that surely ended in time, and writes
+    it into the two-bit ring later (policies.breaker.surely_not_slow): runs of them around slow calls
+    and failures, shorter and longer than the window, must read back as recorded."""
+    size = 6
+    breaker = hardy.CircuitBreaker(
+        "svc", window=CountWindow(size=size, minimum_calls=size, failure_rate=1.0, slow_call_duration=0.2)
+    )
+    protected = breaker(time.sleep)
+    model: deque[tuple[bool, bool]] = deque(maxlen=size)
+
+    def record(failed: bool, slow: bool) -> None:
+        if failed:
+            with pytest.raises(Boom):
+                breaker.call(boom)
+        else:
+            protected(0.25 if slow else 0)
+        model.append((failed, slow))
+
+    for run in (0, 2, size - 1, size, size + 3):
+        record(False, True)
+        record(True, False)
+        for _ in range(run):
+            record(False, False)
+        expected = (len(model), sum(f for f, _ in model), sum(s for _, s in model))
+        assert window_stats(breaker) == expected, run
+    assert breaker.state is CircuitState.CLOSED
+
+
 def test_successes_from_many_threads_are_all_recorded_while_others_read_the_window() -> None:
     """The counted-only successes (``_pending``) are added without the lock in the twin and written into
     the ring under it by readers: none may be lost or written twice."""
