@@ -786,7 +786,7 @@ def test_runs_of_quick_successes_after_slow_calls_agree_with_a_deque() -> None:
     """On the real clock the compiled core only counts a success that surely ended in time, and writes
     it into the two-bit ring later (policies.breaker.surely_not_slow): runs of them around slow calls
     and failures, shorter and longer than the window, must read back as recorded."""
-    size = 6
+    size = 13  # three whole bytes of four two-bit slots, and one slot of a fourth
     breaker = hardy.CircuitBreaker(
         "svc", window=CountWindow(size=size, minimum_calls=size, failure_rate=1.0, slow_call_duration=0.2)
     )
@@ -801,7 +801,7 @@ def test_runs_of_quick_successes_after_slow_calls_agree_with_a_deque() -> None:
             protected(0.25 if slow else 0)
         model.append((failed, slow))
 
-    for run in (0, 2, size - 1, size, size + 3):
+    for run in (0, 2, 5, size - 1, size, size + 3, 2 * size + 3):
         record(False, True)
         record(True, False)
         for _ in range(run):

@@ -325,7 +325,6 @@ def window_flush(w: BreakerWindow) -> None:
         return
     settings: WindowSettings = _settings_of(w)
     i: cython.int
-    _slot: cython.int
     if k >= settings._size:  # every outcome held is pushed out: the ring is all clean
         for i in range(settings._ring_bytes):
             w._ring[i] = 0
@@ -333,8 +332,59 @@ def window_flush(w: BreakerWindow) -> None:
         w._failed = 0
         w._slow = 0
         return
-    for _slot in range(k):
-        _ring_put(w, settings, 0)
+    size: cython.int = settings._size
+    n: cython.int = w._n
+    if n < size:
+        # Filling: the slots from n on hold nothing yet (the ring starts
+        # empty and fills in order), so clean outcomes there only move n.
+        if k <= size - n:
+            w._n = n + k
+            return
+        k -= size - n
+        w._n = size  # full, the next slot the first
+    _ring_clean_run(w, settings, k)
+
+
+@cython.cfunc
+@cython.exceptval(check=False)
+def _ring_clean_run(w: BreakerWindow, settings: WindowSettings, k: cython.int) -> None:
+    """Write ``k`` clean outcomes (fewer than ``size``) into a full count window's ring: slot by slot
+    up to a byte's start, then whole bytes at once (up to the ring's end), evicting what they hold."""
+    size: cython.int = settings._size
+    per_byte: cython.int = settings._slot_mask + 1
+    slot: cython.int
+    whole: cython.int
+    index: cython.int
+    byte: cython.int
+    while k > 0:
+        slot = w._n - size
+        whole = min(k, size - slot) >> settings._slot_shift
+        if slot & settings._slot_mask or whole == 0:
+            _ring_put(w, settings, 0)
+            k -= 1
+            continue
+        for index in range(slot >> settings._slot_shift, (slot >> settings._slot_shift) + whole):
+            byte = w._ring[index]
+            if byte:
+                if settings._bits == 1:
+                    w._failed -= _ones(byte)
+                else:  # failed bits even, slow bits odd
+                    w._failed -= _ones(byte & 0x55)
+                    w._slow -= _ones(byte & 0xAA)
+                w._ring[index] = 0
+        slot += whole * per_byte
+        k -= whole * per_byte
+        w._n = size + slot if slot < size else size
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _ones(byte: cython.int) -> cython.int:
+    """The bits set in ``byte`` (0 to 255)."""
+    byte = byte - ((byte >> 1) & 0x55)
+    byte = (byte & 0x33) + ((byte >> 2) & 0x33)
+    return (byte + (byte >> 4)) & 0x0F
 
 
 @cython.cfunc
