@@ -291,8 +291,9 @@ cdef class Bulkhead(BulkheadState):
                     break
                 if loop is None:
                     await _bulkhead_aio.sleep(min(remaining, _BULKHEAD_OTHER_LOOP_POLL))
-                    if waiter.granted:
-                        return
+                    with self._lock:
+                        if waiter.granted:
+                            return
                     continue
                 if clock is not _monotonic and remaining > _BULKHEAD_CLOCK_POLL:
                     remaining = _BULKHEAD_CLOCK_POLL

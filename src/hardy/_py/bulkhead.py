@@ -282,8 +282,9 @@ class Bulkhead(BulkheadState):
                     break
                 if loop is None:
                     await _aio.sleep(min(remaining, _OTHER_LOOP_POLL))
-                    if waiter.granted:
-                        return
+                    with self._lock:
+                        if waiter.granted:
+                            return
                     continue
                 step = remaining if clock is _monotonic else min(remaining, _CLOCK_POLL)
                 timer = loop.call_later(step, _wake_future, waiter.future)
