@@ -111,23 +111,29 @@ class Parity(RuleBasedStateMachine):
         half_open=st.integers(1, 3),
         classified=st.booleans(),
         tuned=st.booleans(),
+        counted=st.booleans(),
         window=windows,
     )
     @precondition(lambda self: not self.pairs)
     def create(
-        self, threshold: int, reset_timeout: float, half_open: int, classified: bool, tuned: bool, window: Any
+        self,
+        threshold: int,
+        reset_timeout: float,
+        half_open: int,
+        classified: bool,
+        tuned: bool,
+        counted: bool,
+        window: Any,
     ) -> None:
         outcomes: dict[str, Any] = {"window": window}
         if classified:  # with the window too: classification comes first
             outcomes.update(failure_exceptions=(Failure, server_side), failure_on_result=lambda v: v == "bad")
         if tuned:
-            # Recovery: fewer successes than slots close, backoff with a cap, overdue trials.
-            outcomes.update(
-                success_threshold=1 + (half_open - 1) // 2,
-                reset_backoff=2.0,
-                max_reset_timeout=max(reset_timeout * 3, 1.0),
-                half_open_max_wait=2.0,
-            )
+            # Recovery: backoff with a cap, overdue trials, and (counted) fewer successes than
+            # slots close; without success_threshold a window judges the trials by its rates.
+            outcomes.update(reset_backoff=2.0, max_reset_timeout=max(reset_timeout * 3, 1.0), half_open_max_wait=2.0)
+            if counted:
+                outcomes.update(success_threshold=1 + (half_open - 1) // 2)
         for name, clock in zip(("c", "py"), self.clocks, strict=True):
             module = _core.load(name)
             breaker = module.CircuitBreaker(

@@ -882,7 +882,7 @@ def open_it(breaker: Any) -> None:
         fail(breaker)
 
 
-def test_half_open_trials_are_judged_as_without_a_window(clock: FakeClock) -> None:
+def test_with_success_threshold_half_open_trials_are_counted_as_without_a_window(clock: FakeClock) -> None:
     breaker = make(clock, CountWindow(size=10, minimum_calls=2, slow_call_duration=1.0), success_threshold=2)
     work = sleeper(clock, breaker)
     open_it(breaker)
@@ -890,9 +890,147 @@ def test_half_open_trials_are_judged_as_without_a_window(clock: FakeClock) -> No
     assert breaker.state is CircuitState.HALF_OPEN
     work(5.0)  # a slow trial is a successful trial
     assert breaker.state is CircuitState.HALF_OPEN
-    work(0.1)
+    work(0.5)
     assert breaker.state is CircuitState.CLOSED
     assert window_stats(breaker) == (0, 0, 0)  # closing starts the window afresh
+    open_it(breaker)
+    clock.advance(10.0)
+    fail(breaker)  # counted: any failed trial re-opens, whatever the rate
+    assert breaker.state is CircuitState.OPEN
+
+
+def trial_counts(breaker: Any) -> tuple[int, int, int]:
+    stats = breaker.get_stats()
+    return stats["half_open_calls"], stats["success_count"], stats["failure_count"]
+
+
+def test_half_open_trials_are_judged_by_the_window_rates_once_all_have_an_outcome(clock: FakeClock) -> None:
+    breaker = make(clock, CountWindow(size=10, failure_rate=0.5, minimum_calls=10), half_open_max_calls=4)
+    events: list[tuple[CircuitState, CircuitState]] = []
+    breaker.add_listener(lambda _b, old, new: events.append((old, new)))
+    for _ in range(10):
+        fail(breaker)
+    clock.advance(10.0)
+    succeed(breaker)
+    fail(breaker)  # a failed trial keeps its slot and does not end the period: 1 of 4 so far
+    succeed(breaker)
+    assert breaker.state is CircuitState.HALF_OPEN
+    assert trial_counts(breaker) == (3, 2, 1)
+    succeed(breaker)  # every trial has an outcome: 1 of 4 failed, below 50 % (minimum_calls is not asked)
+    assert breaker.state is CircuitState.CLOSED
+    assert events[-2:] == [(CircuitState.OPEN, CircuitState.HALF_OPEN), (CircuitState.HALF_OPEN, CircuitState.CLOSED)]
+    assert window_stats(breaker) == (0, 0, 0)
+    assert trial_counts(breaker) == (0, 0, 0)
+
+
+def test_a_half_open_period_reopens_as_soon_as_its_failed_trials_reach_the_rate(clock: FakeClock) -> None:
+    breaker = make(clock, CountWindow(size=10, failure_rate=0.5, minimum_calls=2), half_open_max_calls=4)
+    open_it(breaker)
+    clock.advance(10.0)
+    with breaker:  # a trial still running
+        fail(breaker)
+        assert breaker.state is CircuitState.HALF_OPEN
+        fail(breaker)  # 2 of the 4 trials failed: 50 % whatever the other two do
+        assert breaker.state is CircuitState.OPEN
+        assert breaker.last_failure is not None
+    assert breaker.state is CircuitState.OPEN  # the running trial's success is stale
+    assert breaker.get_time_until_reset() == 10.0
+
+
+def test_slow_trials_are_judged_by_the_slow_call_rate(clock: FakeClock) -> None:
+    window = CountWindow(size=10, minimum_calls=2, slow_call_duration=1.0, slow_call_rate=0.5)
+    breaker = make(clock, window, half_open_max_calls=2)
+    work = sleeper(clock, breaker)
+    open_it(breaker)
+    clock.advance(10.0)
+    work(0.5)
+    assert breaker.state is CircuitState.HALF_OPEN
+    work(5.0)  # a slow trial: 1 of 2, the slow-call rate
+    assert breaker.state is CircuitState.OPEN
+    assert breaker.last_failure is None  # no exception re-opened it
+    clock.advance(10.0)
+    work(5.0)  # slow, and 50 % of the period already: re-opens before the second trial
+    assert breaker.state is CircuitState.OPEN
+    lenient = make(clock, CountWindow(size=10, minimum_calls=2, slow_call_duration=1.0), half_open_max_calls=2)
+    work = sleeper(clock, lenient)
+    open_it(lenient)
+    clock.advance(10.0)
+    work(5.0)
+    work(0.5)  # 1 slow trial of 2: below a slow-call rate of 100 %
+    assert lenient.state is CircuitState.CLOSED
+
+
+def test_a_slow_failed_trial_counts_in_both_rates(clock: FakeClock) -> None:
+    window = CountWindow(size=10, failure_rate=1.0, minimum_calls=2, slow_call_duration=1.0, slow_call_rate=0.5)
+    breaker = make(clock, window, half_open_max_calls=2)
+    work = sleeper(clock, breaker)
+    open_it(breaker)
+    clock.advance(10.0)
+    with pytest.raises(Boom):
+        work(5.0, ok=False)  # 1 of 2 failed (below 100 %) and slow (at 50 %)
+    assert breaker.state is CircuitState.OPEN
+
+
+def test_a_time_window_judges_its_trials_by_rate_too(clock: FakeClock) -> None:
+    breaker = make(clock, TimeWindow(seconds=5, failure_rate=0.6, minimum_calls=10), half_open_max_calls=2)
+    open_it(breaker)
+    clock.advance(10.0)
+    fail(breaker)
+    assert breaker.state is CircuitState.HALF_OPEN  # 1 of 2: below 60 %
+    succeed(breaker)
+    assert breaker.state is CircuitState.CLOSED
+
+
+def test_an_interrupted_trial_is_no_outcome_and_gives_its_slot_back(clock: FakeClock) -> None:
+    breaker = make(clock, CountWindow(size=10, minimum_calls=2), half_open_max_calls=2)
+    open_it(breaker)
+    clock.advance(10.0)
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    succeed(breaker)
+    with pytest.raises(KeyboardInterrupt):
+        breaker.call(interrupted)
+    assert trial_counts(breaker) == (1, 1, 0)
+    succeed(breaker)
+    assert breaker.state is CircuitState.CLOSED
+
+
+@pytest.mark.parametrize(("failure_rate", "after"), [(0.5, CircuitState.OPEN), (1.0, CircuitState.CLOSED)])
+def test_an_overdue_trial_judged_by_rate_counts_as_failed(
+    clock: FakeClock, failure_rate: float, after: CircuitState
+) -> None:
+    window = CountWindow(size=10, failure_rate=failure_rate, minimum_calls=2)
+    breaker = make(clock, window, half_open_max_calls=2, half_open_max_wait=5.0)
+    open_it(breaker)
+    clock.advance(10.0)
+    succeed(breaker)
+    breaker.__enter__()  # the other trial hangs
+    clock.advance(5.0)
+    if after is CircuitState.OPEN:
+        with pytest.raises(CircuitOpenError):
+            breaker.call(lambda: 1)  # 1 of 2 failed: 50 %
+    else:
+        succeed(breaker)  # 1 of 2 failed, below 100 %: closed, and this call is the first of the closed period
+    assert breaker.state is after
+    breaker.__exit__(None, None, None)  # the overdue trial's outcome comes late: stale
+    assert window_stats(breaker) == ((1, 0, 0) if after is CircuitState.CLOSED else window_stats(breaker))
+    assert breaker.state is after
+
+
+def test_half_open_trials_are_judged_by_rate_when_only_the_recovery_is_tuned(clock: FakeClock) -> None:
+    breaker = make(
+        clock, CountWindow(size=10, failure_rate=0.5, minimum_calls=2), half_open_max_calls=3, reset_backoff=2.0
+    )
+    assert breaker.success_threshold == 3
+    open_it(breaker)
+    clock.advance(10.0)
+    succeed(breaker)
+    fail(breaker)
+    assert breaker.state is CircuitState.HALF_OPEN  # counted, that failure would have re-opened it
+    succeed(breaker)
+    assert breaker.state is CircuitState.CLOSED
 
 
 def test_a_failed_trial_reopens_and_the_window_is_empty_after_closing(clock: FakeClock) -> None:
@@ -1128,6 +1266,83 @@ def test_each_process_keeps_its_window_and_shares_its_verdict(redis_server: Redi
         wait_for(lambda: a.is_closed)
         assert window_stats(a) == (0, 0, 0)
         assert window_stats(b) == (0, 0, 0)
+    finally:
+        for store in stores:
+            store.close()
+
+
+def shared_pair(redis_server: RedisServer, prefix: str, window: Any) -> tuple[list[Any], list[Any]]:
+    stores = [hardy.RedisStore(redis_server.client(), prefix=prefix, sync_interval=3600) for _ in range(2)]
+    breakers = [
+        hardy.CircuitBreaker("db", window=window, store=store, reset_timeout=0.1, half_open_max_calls=2)
+        for store in stores
+    ]
+    return stores, breakers
+
+
+def shared_fields(redis_server: RedisServer, key: str, *names: str) -> list[int]:
+    return [int(value or 0) for value in redis_server.client().hmget(key, *names)]
+
+
+@pytest.mark.redis
+def test_a_shared_half_open_period_judges_its_trials_by_rate(redis_server: RedisServer) -> None:
+    stores, (a, b) = shared_pair(redis_server, "rate:", CountWindow(size=4, failure_rate=1.0, minimum_calls=2))
+    try:
+        fail(b)
+        fail(b)  # b's window: 2 of 2 failed, the shared circuit opens
+        wait_for(lambda: a.state is CircuitState.HALF_OPEN)
+        fail(a)  # one trial of two failed: below 100 %, and its slot stays taken
+        assert shared_fields(redis_server, "rate:{db}", "state", "tfail", "tsucc") == [1, 1, 0]
+        succeed(b)  # every trial has an outcome: 1 of 2 failed, the circuit closes for all
+        assert b.is_closed
+        wait_for(lambda: a.is_closed)
+        assert shared_fields(redis_server, "rate:{db}", "state", "tfail", "boff") == [0, 0, 0]
+        fail(a)
+        fail(a)
+        wait_for(lambda: b.state is CircuitState.HALF_OPEN)
+        fail(b)
+        fail(a)  # both trials failed: 100 %, it re-opens (and backs off)
+        assert a.state is CircuitState.OPEN
+        assert shared_fields(redis_server, "rate:{db}", "state", "tfail", "boff") == [1, 0, 1]
+    finally:
+        for store in stores:
+            store.close()
+
+
+@pytest.mark.redis
+def test_a_slow_shared_trial_counts_in_the_shared_slow_call_rate(redis_server: RedisServer) -> None:
+    window = CountWindow(size=4, failure_rate=1.0, minimum_calls=2, slow_call_duration=0.05, slow_call_rate=0.5)
+    stores, (a, b) = shared_pair(redis_server, "slow:", window)
+    try:
+        fail(a)
+        fail(a)
+        wait_for(lambda: b.state is CircuitState.HALF_OPEN)
+        assert b.call(lambda: time.sleep(0.2) or "late") == "late"  # 1 slow trial of 2: 50 %
+        assert b.state is CircuitState.OPEN
+        wait_for(lambda: a.state is CircuitState.OPEN)
+        assert shared_fields(redis_server, "slow:{db}", "state", "boff") == [1, 1]
+    finally:
+        for store in stores:
+            store.close()
+
+
+@pytest.mark.redis
+def test_with_success_threshold_a_shared_failed_trial_reopens_at_once(redis_server: RedisServer) -> None:
+    stores = [hardy.RedisStore(redis_server.client(), prefix="count:", sync_interval=3600) for _ in range(2)]
+    window = CountWindow(size=4, failure_rate=1.0, minimum_calls=2)
+    a, b = (
+        hardy.CircuitBreaker(
+            "db", window=window, store=store, reset_timeout=0.1, half_open_max_calls=2, success_threshold=2
+        )
+        for store in stores
+    )
+    try:
+        fail(a)
+        fail(a)
+        wait_for(lambda: b.state is CircuitState.HALF_OPEN)
+        fail(b)  # counted, not judged by rate: one failed trial re-opens
+        assert b.state is CircuitState.OPEN
+        wait_for(lambda: a.state is CircuitState.OPEN)
     finally:
         for store in stores:
             store.close()

@@ -152,6 +152,7 @@ cdef extern from "hardy.h":
         int _failed
         int _slow
         int _pending
+        int _trial_slow
         unsigned char _settled
         unsigned char _ring[1]  # as long as the settings' ring
     hardy_window_time* hardy_window_time_of(hardy_window* w) noexcept nogil

@@ -26,7 +26,7 @@ class BreakerSettings:
     clock: Callable[[], float]
     failure_exceptions: tuple[Any, ...] | None = None  # None: every Exception is a failure
     failure_on_result: Callable[[Any], object] | None = None
-    success_threshold: int = 0  # trial successes that close; half_open_max_calls unless given
+    success_threshold: int = 0  # trial successes that close; 0: not given (half_open_max_calls, or by rate)
     half_open_max_wait: float = 0.0  # 0.0: no limit
     reset_backoff: float = 1.0
     max_reset_timeout: float = 0.0  # _validate.NO_CAP: no cap

@@ -268,7 +268,7 @@ def breaker_settings(
         _outcome_classes("failure_exceptions", failures)
     timeout = seconds("reset_timeout", reset_timeout)
     max_calls = positive_int("half_open_max_calls", half_open_max_calls)
-    successes = max_calls
+    successes = 0  # not given: half_open_max_calls, or a window's rates judge the trials
     if success_threshold is not None:
         successes = positive_int("success_threshold", success_threshold)
         if successes > max_calls:
@@ -302,7 +302,12 @@ def breaker_settings(
         half_open_max_wait=max_wait,
         reset_backoff=backoff,
         max_reset_timeout=cap,
-        tuned=successes != max_calls or max_wait > 0.0 or backoff != 1.0 or cap != NO_CAP,
+        # A success_threshold given equal to half_open_max_calls decides as none, except with a
+        # window: it then counts the trials instead of judging them by rate.
+        tuned=(successes not in (0, max_calls) or (successes != 0 and window is not None))
+        or max_wait > 0.0
+        or backoff != 1.0
+        or cap != NO_CAP,
         window=window_arg(window),
     )
 

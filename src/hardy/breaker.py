@@ -136,7 +136,7 @@ class BreakerRegistry:
             store,
             None if failures is None else frozenset(failures),
             checked.failure_on_result,
-            checked.success_threshold,
+            checked.success_threshold or max_calls,  # 0: not given
             None if checked.half_open_max_wait == 0.0 else checked.half_open_max_wait,
             checked.reset_backoff,
             None if checked.max_reset_timeout == _validate.NO_CAP else checked.max_reset_timeout,

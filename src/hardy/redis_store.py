@@ -88,10 +88,12 @@ def _text(value: Any) -> str:
 
 
 def _snapshot(reply: Any) -> Snapshot:
-    # A process of an older hardy publishes no count of backoffs (the eleventh field).
-    inc, ver, state, gen, failures, elapsed_us, issued, tsucc, granted, fseq, *backoffs = reply
-    if len(backoffs) > 1:
-        raise ValueError(f"a snapshot has 10 or 11 fields, got {len(reply)}")
+    # A process of an older hardy publishes no count of backoffs (the eleventh
+    # field), or no tally of failed and slow trials (the last two).
+    inc, ver, state, gen, failures, elapsed_us, issued, tsucc, granted, fseq, *newer = reply
+    if len(newer) not in (0, 1, 3):
+        raise ValueError(f"a snapshot has 10, 11 or 13 fields, got {len(reply)}")
+    backoffs, trial_failures, trial_slow = (*newer, 0, 0, 0)[:3]
     return Snapshot(
         _text(inc),
         int(ver),
@@ -103,7 +105,9 @@ def _snapshot(reply: Any) -> Snapshot:
         int(tsucc),
         bool(int(granted)),
         int(fseq),
-        int(backoffs[0]) if backoffs else 0,
+        int(backoffs),
+        int(trial_failures),
+        int(trial_slow),
     )
 
 
@@ -251,6 +255,8 @@ class RedisStore(BreakerStore):
         # refused expiry would fail every write for this breaker.
         ttl_ms = min(int((self._expiry + breaker.reset_timeout + self._lease) * 1000), _MAX_TTL_MS)
         max_reset = breaker.max_reset_timeout
+        # Only a windowed breaker's view (hardy.window.SharedView) judges its trials by rate.
+        failure_rate, slow_rate = getattr(breaker, "trial_rates", (0.0, 0.0))
         return [
             key,
             f"{key}:permits",
@@ -267,6 +273,8 @@ class RedisStore(BreakerStore):
             repr(breaker.reset_backoff),
             repr(float(_MAX_TTL_MS) if max_reset is None else min(max_reset * 1000, float(_MAX_TTL_MS))),
             breaker.success_threshold,
+            repr(failure_rate),
+            repr(slow_rate),
         ]
 
     def _new_permit(self) -> str:

@@ -38,8 +38,10 @@ class Op(str, enum.Enum):
 
     READ = "read"  # nothing: the state as it is
     ACQUIRE = "acquire"  # a trial permit (the argument is its id)
-    FAIL = "fail"  # a failure of a current call
+    FAIL = "fail"  # a failure of a current call (the argument is its permit, if a trial)
+    FAIL_SLOW = "fail_slow"  # the same, of a slow call
     OK = "ok"  # a trial succeeded (the argument is its permit)
+    OK_SLOW = "ok_slow"  # a slow trial succeeded
     CLEAR = "clear"  # a success: forget the failures seen so far
     RELEASE = "release"  # a trial ended without an outcome: its permit back
     RESET = "reset"  # close the circuit for every process
@@ -106,10 +108,13 @@ class LocalState(Protocol):
         open_elapsed: float,
         new_period: bool,
         open_for: float = -1.0,
+        trial_slow: int = 0,
     ) -> int:
         """Take a shared state as the local one; the epoch from now on (``new_period``: running calls are stale).
 
         ``open_for``: how long the shared circuit stays open this time (negative: the breaker's own timeout).
+        Half-open, a windowed breaker whose trials are judged by rate takes the period's failed trials as
+        ``failure_count`` and its slow ones as ``trial_slow``.
         """
         ...
 
@@ -131,6 +136,10 @@ class Snapshot(NamedTuple):
     # process backs its own reset_timeout off by them (0 from a store that
     # keeps no count).
     backoffs: int = 0
+    # The half-open period's failed and slow trials, where its trials are
+    # judged by rate (see trial_rates); 0 from a store that keeps no tally.
+    trial_failures: int = 0
+    trial_slow: int = 0
 
 
 class BreakerStore(abc.ABC):
@@ -284,6 +293,7 @@ class SharedBreaker:
                 self._permits.clear()
                 self._prefetched.clear()
             open_for = _backed_off(self.breaker, snap.backoffs)
+            trial_slow = 0
             if snap.state == CLOSED:
                 local = (CLOSED, snap.failure_count, 0, 0)
             elif snap.open_elapsed < open_for:
@@ -291,10 +301,11 @@ class SharedBreaker:
             elif snap.issued > 0:
                 # Permits held for later calls are this process's to use: the
                 # core must still ask for them.
-                local = (HALF_OPEN, 0, snap.issued - len(self._prefetched), snap.trial_successes)
+                local = (HALF_OPEN, snap.trial_failures, snap.issued - len(self._prefetched), snap.trial_successes)
+                trial_slow = snap.trial_slow
             else:
                 local = (OPEN, 0, 0, 0)
-            return self.local.adopt(*local, snap.open_elapsed, new_period, open_for)
+            return self.local.adopt(*local, snap.open_elapsed, new_period, open_for, trial_slow)
 
     # -- called by the core -------------------------------------------------
 
@@ -343,13 +354,19 @@ class SharedBreaker:
             if permit and generation == self._generation:
                 self._prefetched.append(permit)
 
-    def failure(self, epoch: int) -> None:
-        """A failure of a current call (already counted by the breaker)."""
-        self._shared(Op.FAIL, "", lambda: self.local.fail(epoch))
+    def failure(self, epoch: int, slow: bool = False) -> None:
+        """A failure of a current call (already counted by the breaker); ``slow``: the call was slow.
 
-    def trial_success(self, epoch: int) -> None:
-        """A success of a half-open trial (already counted by the breaker)."""
-        self._shared(Op.OK, self._take_permit(), lambda: self.local.succeed(epoch))
+        A trial's failure gives its permit back with it: where trials are
+        judged by rate, a failed one does not end the period.
+        """
+        op = Op.FAIL_SLOW if slow else Op.FAIL
+        self._shared(op, self._take_permit(), lambda: self.local.fail(epoch))
+
+    def trial_success(self, epoch: int, slow: bool = False) -> None:
+        """A success of a half-open trial (already counted by the breaker); ``slow``: the call was slow."""
+        op = Op.OK_SLOW if slow else Op.OK
+        self._shared(op, self._take_permit(), lambda: self.local.succeed(epoch))
 
     def _shared(self, op: Op, arg: str, local: Callable[[], object]) -> None:
         # A blocking store decides now; otherwise the local state decides and

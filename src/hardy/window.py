@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import _validate
 
 if TYPE_CHECKING:
+    from ._settings import BreakerSettings
     from .store import BreakerSettingsView  # a breaker: what the view passes on
 
 __all__ = ["CountWindow", "TimeWindow"]
@@ -105,13 +106,18 @@ class SharedView:
     The window is the process's own; what it shares is its verdict. The
     breaker reports a failure to the store only when its window calls for
     opening, so that one report must open the shared circuit: the store sees a
-    ``failure_threshold`` of 1.
+    ``failure_threshold`` of 1. Half-open trials are the store's to judge:
+    ``trial_rates`` tells it the rates that judge them.
     """
 
-    __slots__ = ("_breaker",)
+    __slots__ = ("_breaker", "_trial_rates")
 
-    def __init__(self, breaker: BreakerSettingsView) -> None:
+    def __init__(self, breaker: BreakerSettingsView, settings: BreakerSettings) -> None:
         self._breaker = breaker
+        self._trial_rates = (0.0, 0.0)
+        if settings.success_threshold == 0 and settings.window is not None:  # as policies.breaker.trials_by_rate
+            _, _, _, failure_rate, slow, slow_rate = policy_args(settings.window)
+            self._trial_rates = (failure_rate, slow_rate if slow > 0.0 else 0.0)
 
     @property
     def name(self) -> str:
@@ -140,6 +146,12 @@ class SharedView:
     @property
     def max_reset_timeout(self) -> float | None:
         return self._breaker.max_reset_timeout
+
+    @property
+    def trial_rates(self) -> tuple[float, float]:
+        """The failure and slow-call rates that judge a half-open period's trials; ``(0.0, 0.0)``
+        where ``success_threshold`` counts them (a rate of 0.0: not judged by it)."""
+        return self._trial_rates
 
 
 def policy_args(window: CountWindow | TimeWindow) -> tuple[bool, int, int, float, float, float]:

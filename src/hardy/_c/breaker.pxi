@@ -131,7 +131,7 @@ cdef class CircuitBreaker(BreakerState):
         self._name = settings.name
         if store is not None:
             # A windowed breaker shares its window's verdicts, not its consecutive failures.
-            view = self if settings.window is None else _SharedView(self)
+            view = self if settings.window is None else _SharedView(self, settings)
             _extras_of(self).store = _validate.breaker_store(store).bind(view, _Local.__new__(_Local, self))
         _live_link(self)
 
@@ -161,7 +161,11 @@ cdef class CircuitBreaker(BreakerState):
 
     @property
     def success_threshold(self):
-        """Trial successes that close a half-open breaker."""
+        """Trial successes that close a half-open breaker (all ``half_open_max_calls`` unless given).
+
+        A breaker with a window and no ``success_threshold`` given judges its
+        trials by the window's rates instead (``docs/circuit-breaker.md``).
+        """
         return success_threshold_of(self)
 
     @property
@@ -512,7 +516,7 @@ cdef class _Local:
 
     def adopt(
         self, int state, int failure_count, int trials, int trial_successes, double open_elapsed, bint new_period,
-        double open_for=-1.0,
+        double open_for=-1.0, int trial_slow=0,
     ):
         cdef double now
         cdef long long epoch
@@ -521,7 +525,9 @@ cdef class _Local:
         if _now(b, &now) < 0:
             _propagate()
         hardy_lock(&b._guard)
-        epoch = adopt(b, state, failure_count, trials, trial_successes, now - open_elapsed, new_period, open_for)
+        epoch = adopt(
+            b, state, failure_count, trials, trial_successes, now - open_elapsed, new_period, open_for, trial_slow
+        )
         code = take_event(b)
         hardy_unlock(&b._guard)
         if code and _notify(b, code) < 0:
@@ -543,7 +549,7 @@ cdef int _attach_window(CircuitBreaker self, object spec) except -1:
 cdef _BreakerExtras _extras_of(CircuitBreaker self):
     """The breaker's extras, made on first need, untuned: they change no decision."""
     if self._tuning is None:
-        tune_breaker(self, _BreakerExtras.__new__(_BreakerExtras), self._half_open_max, 1.0, _NO_CAP, 0.0)
+        tune_breaker(self, _BreakerExtras.__new__(_BreakerExtras), 0, 1.0, _NO_CAP, 0.0)
     return <_BreakerExtras>self._tuning
 
 
@@ -827,7 +833,7 @@ cdef inline int _on_success_impl(CircuitBreaker self, long long epoch, bint shar
     if action == OPEN_PENDING:
         return _open_pending(self, epoch, NULL)
     if action != DONE:
-        return _binding_settle(self, action, epoch)
+        return _binding_settle(self, action, epoch, slow)
     return 0
 
 
@@ -887,18 +893,18 @@ cdef int _on_failure_impl(
     if action == OPEN_PENDING:
         return _open_pending(self, epoch, exc)
     if action == STORE_FAILURE:
-        return _binding_settle(self, action, epoch)
+        return _binding_settle(self, action, epoch, slow)
     return 0
 
 
-cdef int _binding_settle(CircuitBreaker self, int action, long long epoch) noexcept:
+cdef int _binding_settle(CircuitBreaker self, int action, long long epoch, bint slow) noexcept:
     """Hand a settling the policy left to the store to the store's binding; -1 on error."""
     binding = _store_of(self)
     try:
         if action == STORE_FAILURE:
-            binding.failure(epoch)
+            binding.failure(epoch, slow)
         elif action == STORE_TRIAL_SUCCESS:
-            binding.trial_success(epoch)
+            binding.trial_success(epoch, slow)
         else:
             binding.clear(epoch)
         return 0

@@ -716,6 +716,7 @@ typedef struct {
 typedef struct {
     PyObject *_settings;
     int _n, _failed, _slow, _pending;
+    int _trial_slow; /* the current half-open period's slow trials (policies/breaker.py) */
     unsigned char _settled;
     unsigned char _ring[];
 } hardy_window;

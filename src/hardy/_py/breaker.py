@@ -163,7 +163,7 @@ class CircuitBreaker(BreakerState):
         self._excluded = settings.excluded_exceptions
         if self._excluded and self._tuning is None:
             # Its ignored calls are counted in a tuning (untuned: it changes no decision), as compiled.
-            policy.tune_breaker(self, BreakerTuning(), settings.half_open_max_calls, 1.0, _validate.NO_CAP, 0.0)
+            policy.tune_breaker(self, BreakerTuning(), 0, 1.0, _validate.NO_CAP, 0.0)
         self._excluded_classes = _match.classes_of(self._excluded)
         self._excluded_preds = _match.has_predicates(self._excluded)
         self._failures_spec = settings.failure_exceptions
@@ -182,7 +182,7 @@ class CircuitBreaker(BreakerState):
         self._name = settings.name
         if store is not None:
             # A windowed breaker shares its window's verdicts, not its consecutive failures.
-            view = self if settings.window is None else _window.SharedView(self)
+            view = self if settings.window is None else _window.SharedView(self, settings)
             self._store = _validate.breaker_store(store).bind(view, _Local(self))
         _live.track(self)
 
@@ -265,7 +265,7 @@ class CircuitBreaker(BreakerState):
         elif action == policy.OPEN_PENDING:
             self._open_pending(epoch, None)
         elif action != policy.DONE:
-            self._binding_settle(action, epoch)
+            self._binding_settle(action, epoch, slow)
 
     def _open_pending(self, epoch: int, exc: BaseException | None) -> None:
         """An outcome (the failure ``exc``; None: a success) completed the window's verdict without a
@@ -316,15 +316,15 @@ class CircuitBreaker(BreakerState):
         elif action == policy.OPEN_PENDING:
             self._open_pending(epoch, exc)
         elif action != policy.DONE:
-            self._binding_settle(action, epoch)
+            self._binding_settle(action, epoch, slow)
 
-    def _binding_settle(self, action: int, epoch: int) -> None:
-        """Hand a settling the policy left to the store to the store's binding."""
+    def _binding_settle(self, action: int, epoch: int, slow: bool) -> None:
+        """Hand a settling the policy left to the store to the store's binding (``slow``: the call was)."""
         store = cast("SharedBreaker", self._store)  # the policy leaves a settling to a store only if there is one
         if action == policy.STORE_FAILURE:
-            store.failure(epoch)
+            store.failure(epoch, slow)
         elif action == policy.STORE_TRIAL_SUCCESS:
-            store.trial_success(epoch)
+            store.trial_success(epoch, slow)
         else:
             store.clear(epoch)
 
@@ -436,7 +436,11 @@ class CircuitBreaker(BreakerState):
 
     @property
     def success_threshold(self) -> int:
-        """Trial successes that close a half-open breaker."""
+        """Trial successes that close a half-open breaker (all ``half_open_max_calls`` unless given).
+
+        A breaker with a window and no ``success_threshold`` given judges its
+        trials by the window's rates instead (``docs/circuit-breaker.md``).
+        """
         return policy.success_threshold_of(self)
 
     @property
@@ -747,12 +751,13 @@ class _Local:
         open_elapsed: float,
         new_period: bool,
         open_for: float = -1.0,
+        trial_slow: int = 0,
     ) -> int:
         b = self._breaker
         now = b._now()
         with b._lock:
             epoch = policy.adopt(
-                b, state, failure_count, trials, trial_successes, now - open_elapsed, new_period, open_for
+                b, state, failure_count, trials, trial_successes, now - open_elapsed, new_period, open_for, trial_slow
             )
             code = policy.take_event(b)
         if code:

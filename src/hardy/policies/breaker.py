@@ -178,7 +178,7 @@ if not cython.compiled:
     class BreakerWindow:
         """A breaker's outcomes: a count window's ring and totals, or a time window's buckets."""
 
-        __slots__ = ("_failed", "_n", "_pending", "_ring", "_settings", "_settled", "_slow", "_time")
+        __slots__ = ("_failed", "_n", "_pending", "_ring", "_settings", "_settled", "_slow", "_time", "_trial_slow")
 
         _settings: WindowSettings
         _n: int  # count: below ``size`` the outcomes held (filling); else full, the next slot plus ``size``
@@ -188,12 +188,14 @@ if not cython.compiled:
         _settled: bool  # count: ``minimum_calls`` outcomes held, a clean one may go to ``_pending``
         _ring: bytearray  # count
         _time: WindowTime  # time (None for a count window)
+        _trial_slow: int  # the current half-open period's slow trials (trials_by_rate)
 
     def new_window(settings: WindowSettings) -> BreakerWindow:
         """An empty window (the compiled core's is ``hardy_window_new``)."""
         w = BreakerWindow()
         w._settings = settings
         w._ring = bytearray(settings._ring_bytes)
+        w._trial_slow = 0
         w._time = None  # type: ignore[assignment]  # pyright: ignore[reportAttributeAccessIssue]
         if settings._timed:
             t = WindowTime()
@@ -539,9 +541,9 @@ class BreakerTuning:
     """What only tuned breakers have (``success_threshold``, open-state backoff, ``half_open_max_wait``).
 
     A plain breaker points at none (``_tuning`` is ``None``), so it stays
-    small. A tuning with ``success_threshold == half_open_max_calls``, a
-    backoff of 1.0 and no ``half_open_max_wait`` decides exactly as none: the
-    compiled dispatch subclasses it to hold its other extras. ``_base_timeout`` is the configured ``reset_timeout``; the
+    small. A tuning with ``success_threshold`` 0 (not given), a backoff of
+    1.0 and no ``half_open_max_wait`` decides exactly as none: the compiled
+    dispatch subclasses it to hold its other extras. ``_base_timeout`` is the configured ``reset_timeout``; the
     breaker's own ``_reset_timeout`` is the current one, which the backoff
     lengthens after each failed half-open period.
     """
@@ -556,7 +558,7 @@ class BreakerTuning:
         "_success_threshold",
     )
 
-    _success_threshold: cython.int
+    _success_threshold: cython.int  # 0: not given (see success_threshold_of, trials_by_rate)
     _backoff: cython.double  # factor applied to the reset timeout on each re-opening (1.0: none)
     _max_timeout: cython.double  # the cap of that growth
     _base_timeout: cython.double
@@ -735,10 +737,21 @@ def _forget_window(s: BreakerState) -> None:
 @cython.inline
 @cython.exceptval(check=False)
 def success_threshold_of(s: BreakerState) -> cython.int:
-    """Trial successes that close a half-open breaker (``half_open_max_calls`` unless tuned)."""
-    if s._tuning is None:
+    """Trial successes that close a half-open breaker (``half_open_max_calls`` unless given)."""
+    if s._tuning is None or s._tuning._success_threshold == 0:
         return s._half_open_max
     return s._tuning._success_threshold
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def trials_by_rate(s: BreakerState) -> cython.bint:
+    """Whether a half-open period judges its trials by the window's rates (``_judge_trials``): a
+    breaker with a window and no ``success_threshold`` given. The period's failed trials are then
+    counted in ``_failure_count`` (the window replaces the consecutive count) and its slow ones in
+    the window's ``_trial_slow``."""
+    return (s._flags & FLAG_WINDOW) != 0 and (s._tuning is None or s._tuning._success_threshold == 0)
 
 
 @cython.cfunc
@@ -817,6 +830,44 @@ def _open(s: BreakerState, now: cython.double) -> None:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
+def _half_open(s: BreakerState) -> None:
+    """An open breaker past its reset timeout starts a half-open period."""
+    s._event = event(OPEN, HALF_OPEN)
+    s._state = HALF_OPEN
+    s._trials = 0
+    s._trial_successes = 0
+    if trials_by_rate(s):
+        s._failure_count = 0
+        _window_in(s)._trial_slow = 0
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _judge_trials(s: BreakerState, now: cython.double) -> None:
+    """A rate-judged half-open period after a trial's outcome (``trials_by_rate``).
+
+    The sample is the period's ``half_open_max_calls`` trials, as
+    resilience4j's (``minimum_calls`` does not apply). It opens as soon as the
+    failed or the slow trials alone reach their rate of that number, which no
+    later outcome could undo, and closes once every trial has an outcome and
+    neither rate is reached. Only a failure or a slow trial can open it, and
+    the dispatch has read the time for those.
+    """
+    w: BreakerWindow = _window_in(s)
+    settings: WindowSettings = _settings_of(w)
+    trials: cython.double = s._half_open_max  # a C integer over another would divide as integers
+    if s._failure_count / trials >= settings._failure_rate or (
+        settings._slow_after > 0.0 and w._trial_slow / trials >= settings._slow_rate
+    ):
+        _open(s, now)
+    elif s._failure_count + s._trial_successes >= s._half_open_max:
+        _close(s)
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
 def _close(s: BreakerState) -> None:
     s._event = event(s._state, CLOSED)
     s._state = CLOSED
@@ -851,10 +902,7 @@ def admit(s: BreakerState, now: cython.double, shared: cython.bint) -> cython.lo
             return REJECTED
         if shared:
             return ASK_STORE
-        s._event = event(OPEN, HALF_OPEN)
-        s._state = HALF_OPEN
-        s._trials = 0
-        s._trial_successes = 0
+        _half_open(s)
     if s._trials < s._half_open_max:
         if shared:
             return ASK_STORE
@@ -870,7 +918,15 @@ def admit(s: BreakerState, now: cython.double, shared: cython.bint) -> cython.lo
     ):
         # Every slot is held by a trial admitted at least max_wait ago (the
         # newest is that old): they free their slots and count as a failure.
-        _open(s, now)
+        if not trials_by_rate(s):
+            _open(s, now)
+        else:
+            # Each overdue trial is a failed one: every trial has its outcome.
+            s._failure_count = s._trials - s._trial_successes
+            _judge_trials(s, now)
+            if s._state == CLOSED:
+                s._epoch += 1  # the overdue trials' outcomes, when they come, are stale
+                return s._epoch
     s._rejections += 1
     return REJECTED
 
@@ -930,7 +986,11 @@ def settle_success_at(
         if shared:
             return STORE_TRIAL_SUCCESS
         s._trial_successes += 1
-        if s._trial_successes >= success_threshold_of(s):
+        if trials_by_rate(s):
+            if slow:
+                _window_in(s)._trial_slow += 1
+            _judge_trials(s, now)
+        elif s._trial_successes >= success_threshold_of(s):
             _close(s)
     return DONE
 
@@ -989,7 +1049,13 @@ def settle_failure_at(
         if s._failure_count >= s._threshold:
             _open(s, now)
     elif s._state == HALF_OPEN:
-        _open(s, now)
+        if not trials_by_rate(s):
+            _open(s, now)
+            return DONE
+        s._failure_count += 1
+        if slow:
+            _window_in(s)._trial_slow += 1
+        _judge_trials(s, now)
     return DONE
 
 
@@ -1075,10 +1141,7 @@ def release(s: BreakerState, epoch: cython.longlong, ignored: cython.bint) -> cy
 def promote(s: BreakerState, now: cython.double) -> None:
     """An open breaker past its reset timeout is half-open: make it so (for outcomes recorded by hand)."""
     if s._state == OPEN and now - s._opened_at >= s._reset_timeout:
-        s._event = event(OPEN, HALF_OPEN)
-        s._state = HALF_OPEN
-        s._trials = 0
-        s._trial_successes = 0
+        _half_open(s)
 
 
 @cython.cfunc
@@ -1139,12 +1202,15 @@ def adopt(
     opened_at: cython.double,
     new_period: cython.bint,
     open_for: cython.double,
+    trial_slow: cython.int,
 ) -> cython.longlong:
     """Take a state read from a store; the epoch from now on. ``new_period``: calls running now are stale.
 
     A manual state is the process's own: the store's state does not replace it.
     ``open_for`` (negative: not told) is how long the shared circuit stays
-    open this time: the store backs it off as the breaker would.
+    open this time: the store backs it off as the breaker would. Half-open,
+    ``failure_count`` and ``trial_slow`` are the period's failed and slow
+    trials where they are judged by rate (``trials_by_rate``).
     """
     old: cython.int = s._state
     if old >= FORCED_OPEN:  # FORCED_OPEN or DISABLED
@@ -1157,6 +1223,8 @@ def adopt(
     s._failure_count = failure_count
     s._trials = trials
     s._trial_successes = trial_successes
+    if s._window:
+        _window_in(s)._trial_slow = trial_slow if state == HALF_OPEN else 0
     if state != CLOSED:
         s._opened_at = opened_at
         if open_for >= 0.0 and s._tuning is not None:
