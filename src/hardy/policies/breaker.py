@@ -77,7 +77,7 @@ NO_TIME = cython.declare(cython.double, float("nan"))  # settle_success_at(): th
 # made with the same CountWindow or TimeWindow; each breaker holds only its
 # outcomes. Compiled, those are one C block (``hardy_window`` in hardy.h: the
 # counts, then the ring or the time window's buckets), with no object header:
-# a breaker with a CountWindow(100) costs its 152 bytes and 38 more (the memory
+# a breaker with a CountWindow(100) costs its 152 bytes and 42 more (the memory
 # benchmark). The twin keeps them in the objects below.
 #
 # A count window that holds ``minimum_calls`` outcomes cannot be brought to
