@@ -735,6 +735,54 @@ def test_a_count_window_agrees_with_a_deque(clock: FakeClock, seed: int) -> None
             assert window_stats(breaker) == (calls, failures, slows)
 
 
+def judged_trials(
+    outcomes: list[tuple[bool, bool]], trials: int, rate: float, slow_rate: float | None
+) -> tuple[int, CircuitState]:
+    """The reference for a rate-judged half-open period: how many of ``outcomes`` (failed, slow) it
+    takes, in order, and the state it ends in (HALF_OPEN: no verdict yet)."""
+    failed = slow = 0
+    for taken, (f, s) in enumerate(outcomes, 1):
+        failed, slow = failed + f, slow + s
+        if failed / trials >= rate or (slow_rate is not None and slow / trials >= slow_rate):
+            return taken, CircuitState.OPEN
+        if taken == trials:
+            return taken, CircuitState.CLOSED
+    return len(outcomes), CircuitState.HALF_OPEN
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_half_open_periods_agree_with_a_reference_judge(clock: FakeClock, seed: int) -> None:
+    rng = random.Random(seed)
+    trials, rate = rng.randint(1, 7), rng.choice([0.2, 0.5, 0.7, 1.0])
+    slow_rate = rng.choice([None, 0.3, 0.5, 1.0])
+    window = CountWindow(
+        size=4,
+        failure_rate=rate,
+        minimum_calls=1,
+        slow_call_duration=None if slow_rate is None else 1.0,
+        slow_call_rate=1.0 if slow_rate is None else slow_rate,
+    )
+    breaker = make(clock, window, half_open_max_calls=trials)
+    work = sleeper(clock, breaker)
+    for _ in range(12):
+        if breaker.state is not CircuitState.OPEN:  # closed, or a period left without a verdict
+            breaker.reset()
+            with pytest.raises(Boom):
+                work(0.5, ok=False)  # 1 of 1 failed: at any rate
+        assert breaker.state is CircuitState.OPEN
+        clock.advance(breaker.get_time_until_reset() + 0.5)
+        outcomes = [(rng.random() < 0.4, rng.random() < 0.4) for _ in range(rng.randint(1, trials + 2))]
+        taken, expected = judged_trials(outcomes, trials, rate, slow_rate)
+        for failed, slow in outcomes[:taken]:
+            assert breaker.state is CircuitState.HALF_OPEN
+            if failed:
+                with pytest.raises(Boom):
+                    work(2.0 if slow else 0.5, ok=False)
+            else:
+                work(2.0 if slow else 0.5)
+        assert breaker.state is expected, (outcomes, taken)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_runs_of_decorated_successes_agree_with_a_deque(clock: FakeClock, seed: int) -> None:
     """Decorated, without slow calls: once the window holds ``minimum_calls``, a success is only counted
@@ -1014,8 +1062,10 @@ def test_an_overdue_trial_judged_by_rate_counts_as_failed(
     else:
         succeed(breaker)  # 1 of 2 failed, below 100 %: closed, and this call is the first of the closed period
     assert breaker.state is after
+    held = window_stats(breaker)  # closed: the one call since; open: what opened it first
+    assert held == ((1, 0, 0) if after is CircuitState.CLOSED else (2, 2, 0))
     breaker.__exit__(None, None, None)  # the overdue trial's outcome comes late: stale
-    assert window_stats(breaker) == ((1, 0, 0) if after is CircuitState.CLOSED else window_stats(breaker))
+    assert window_stats(breaker) == held
     assert breaker.state is after
 
 
