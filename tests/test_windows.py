@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import json
 import math
 import random
 import sys
@@ -1374,6 +1375,24 @@ def test_a_slow_shared_trial_counts_in_the_shared_slow_call_rate(redis_server: R
     finally:
         for store in stores:
             store.close()
+
+
+@pytest.mark.redis
+def test_a_process_adopts_the_shared_trial_tally_from_a_message(redis_server: RedisServer) -> None:
+    store = hardy.RedisStore(redis_server.client(), prefix="tally:", sync_interval=3600)
+    try:
+        window = CountWindow(size=4, minimum_calls=2, slow_call_duration=1.0)
+        breaker = hardy.CircuitBreaker("db", window=window, store=store, reset_timeout=1.0, half_open_max_calls=3)
+        client = redis_server.client()
+        wait_for(lambda: client.pubsub_numsub("tally:events")[0][1] >= 1)
+        # Open for 5 s of a 1 s timeout; 3 permits out, 1 trial succeeded, 1 failed and slow.
+        message = ["db", "1.0", 99, 1, 7, 0, 5_000_000, 3, 1, 0, 3, 0, 1, 1]
+        client.publish("tally:events", json.dumps(message))
+        wait_for(lambda: breaker.state is CircuitState.HALF_OPEN)
+        stats = breaker.get_stats()
+        assert (stats["half_open_calls"], stats["success_count"], stats["failure_count"]) == (3, 1, 1)
+    finally:
+        store.close()
 
 
 @pytest.mark.redis
