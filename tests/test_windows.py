@@ -282,6 +282,26 @@ def test_the_registry_compares_windows() -> None:
         hardy.circuit_breaker("shared")(lambda: 3)
 
 
+def test_the_registry_tells_trials_judged_by_rate_from_a_success_threshold() -> None:
+    window = CountWindow(size=20)
+    hardy.circuit_breaker("judged", window=window, half_open_max_calls=3)(lambda: 1)
+    with pytest.raises(ValueError, match="already exists with other settings"):
+        hardy.circuit_breaker("judged", window=window, half_open_max_calls=3, success_threshold=3)(lambda: 2)
+    plain = hardy.circuit_breaker("plain", half_open_max_calls=3)(lambda: 1)
+    same = hardy.circuit_breaker("plain", half_open_max_calls=3, success_threshold=3)(lambda: 2)
+    assert same.breaker is plain.breaker  # without a window, the default's own number decides as none
+
+    def echo(host: str) -> str:
+        return host
+
+    keyed = hardy.circuit_breaker(name="hosts", key=echo, half_open_max_calls=3)(echo)
+    also = hardy.circuit_breaker(name="hosts", key=echo, half_open_max_calls=3, success_threshold=3)(echo)
+    assert keyed("a") == also("a") == "a"
+    assert keyed.breakers["a"] is also.breakers["a"]
+    with pytest.raises(ValueError):
+        hardy.circuit_breaker(name="hosts", key=echo, half_open_max_calls=3, success_threshold=2)(echo)
+
+
 # -- a count window ---------------------------------------------------------------------------------
 
 
@@ -1415,6 +1435,50 @@ def test_with_success_threshold_a_shared_failed_trial_reopens_at_once(redis_serv
     finally:
         for store in stores:
             store.close()
+
+
+class UnavailableStore(hardy.store.BreakerStore):
+    """A store that is never available: its breakers decide locally, as during an outage."""
+
+    available = False
+
+    def __init__(self) -> None:
+        self.bindings: list[Any] = []
+
+    def _attach(self, binding: Any) -> None:
+        self.bindings.append(binding)
+
+    def _run(self, binding: Any, op: Any, arg: str = "") -> None:
+        return None
+
+    def _submit(self, binding: Any, op: Any, arg: str = "") -> None:
+        pass
+
+    def _new_permit(self) -> str:
+        return "permit"
+
+
+def test_a_slow_trial_counts_while_the_store_is_away(clock: FakeClock) -> None:
+    window = CountWindow(size=4, minimum_calls=2, slow_call_duration=1.0, slow_call_rate=0.5)
+    breaker = make(clock, window, store=UnavailableStore())
+    work = sleeper(clock, breaker)
+    open_it(breaker)
+    clock.advance(10.0)
+    work(5.0)  # 1 slow trial of 2: the rate, judged locally
+    assert breaker.state is CircuitState.OPEN
+
+
+def test_a_success_after_an_adopted_tally_at_the_rate_reopens_with_a_reading(clock: FakeClock) -> None:
+    store = UnavailableStore()
+    breaker = make(clock, CountWindow(size=4, failure_rate=0.5, minimum_calls=2), store=store)
+    local = store.bindings[0].local
+    # Half-open, as another process's store judged it: 1 trial failed (50 % of 2 here), 1 permit out.
+    local.adopt(hardy.store.HALF_OPEN, 1, 1, 0, 60.0, True)
+    assert breaker.state is CircuitState.HALF_OPEN
+    succeed(breaker)  # completes a verdict to re-open: the time is read for it
+    assert breaker.state is CircuitState.OPEN
+    assert breaker.get_time_until_reset() == 10.0
+    assert breaker.get_stats()["failure_count"] == 0  # no failed trials while open
 
 
 @pytest.mark.redis

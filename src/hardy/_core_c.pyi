@@ -79,7 +79,10 @@ class CircuitBreaker(BreakerState):
         """The predicate on a returned value that makes it a failure, or ``None``."""
     @property
     def success_threshold(self) -> int:
-        """Trial successes that close a half-open breaker."""
+        """Trial successes that close a half-open breaker (all ``half_open_max_calls`` unless given)."""
+    @property
+    def _trials_by_rate(self) -> bool:
+        """Whether a window's rates judge the half-open trials (no success_threshold given)."""
     @property
     def half_open_max_wait(self) -> float | None:
         """Seconds after which trials that hold every slot count as a failure; ``None``: no limit."""

@@ -276,6 +276,8 @@ def breaker_settings(
                 f"success_threshold must be <= half_open_max_calls ({max_calls}), got {success_threshold!r}: "
                 "a trial keeps its slot, so more successes than slots could never close the circuit"
             )
+        if successes == max_calls and window is None:
+            successes = 0  # without a window, the default's own number decides as none given
     max_wait = 0.0
     if half_open_max_wait is not None:
         max_wait = seconds("half_open_max_wait", half_open_max_wait, allow_zero=False)
@@ -302,12 +304,7 @@ def breaker_settings(
         half_open_max_wait=max_wait,
         reset_backoff=backoff,
         max_reset_timeout=cap,
-        # A success_threshold given equal to half_open_max_calls decides as none, except with a
-        # window: it then counts the trials instead of judging them by rate.
-        tuned=(successes not in (0, max_calls) or (successes != 0 and window is not None))
-        or max_wait > 0.0
-        or backoff != 1.0
-        or cap != NO_CAP,
+        tuned=successes != 0 or max_wait > 0.0 or backoff != 1.0 or cap != NO_CAP,
         window=window_arg(window),
     )
 

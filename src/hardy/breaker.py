@@ -62,6 +62,7 @@ def _settings(breaker: CircuitBreaker) -> tuple[Any, ...]:
         breaker.reset_backoff,
         breaker.max_reset_timeout,
         breaker.window,
+        breaker._trials_by_rate,  # a window's rates, or success_threshold, judge the trials
     )
 
 
@@ -141,6 +142,7 @@ class BreakerRegistry:
             checked.reset_backoff,
             None if checked.max_reset_timeout == _validate.NO_CAP else checked.max_reset_timeout,
             checked.window,
+            checked.window is not None and checked.success_threshold == 0,
         )
         with self._lock:
             existing = self._breakers.get(name)
@@ -169,7 +171,7 @@ class BreakerRegistry:
                 f"circuit breaker {name!r} already exists with other settings: "
                 f"(failure_threshold, reset_timeout, half_open_max_calls, excluded_exceptions, store, "
                 f"failure_exceptions, failure_on_result, success_threshold, half_open_max_wait, "
-                f"reset_backoff, max_reset_timeout, window) "
+                f"reset_backoff, max_reset_timeout, window, trials judged by rate) "
                 f"= {_settings(existing)}, asked for {wanted}"
             )
         return existing

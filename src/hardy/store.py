@@ -83,12 +83,12 @@ class LocalState(Protocol):
         """Decide an admission locally: the call's epoch, or -1 after counting a rejection."""
         ...
 
-    def succeed(self, epoch: int) -> None:
-        """Settle a success locally (already counted)."""
+    def succeed(self, epoch: int, slow: bool = False) -> None:
+        """Settle a success locally (already counted); ``slow``: the call was slow."""
         ...
 
-    def fail(self, epoch: int) -> None:
-        """Settle a failure locally (already counted)."""
+    def fail(self, epoch: int, slow: bool = False) -> None:
+        """Settle a failure locally (already counted); ``slow``: the call was slow."""
         ...
 
     def count_rejection(self) -> None:
@@ -361,12 +361,12 @@ class SharedBreaker:
         judged by rate, a failed one does not end the period.
         """
         op = Op.FAIL_SLOW if slow else Op.FAIL
-        self._shared(op, self._take_permit(), lambda: self.local.fail(epoch))
+        self._shared(op, self._take_permit(), lambda: self.local.fail(epoch, slow))
 
     def trial_success(self, epoch: int, slow: bool = False) -> None:
         """A success of a half-open trial (already counted by the breaker); ``slow``: the call was slow."""
         op = Op.OK_SLOW if slow else Op.OK
-        self._shared(op, self._take_permit(), lambda: self.local.succeed(epoch))
+        self._shared(op, self._take_permit(), lambda: self.local.succeed(epoch, slow))
 
     def _shared(self, op: Op, arg: str, local: Callable[[], object]) -> None:
         # A blocking store decides now; otherwise the local state decides and

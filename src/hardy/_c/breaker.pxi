@@ -169,6 +169,11 @@ cdef class CircuitBreaker(BreakerState):
         return success_threshold_of(self)
 
     @property
+    def _trials_by_rate(self):
+        """Whether a window's rates judge the half-open trials (no success_threshold given)."""
+        return trials_by_rate(self)
+
+    @property
     def half_open_max_wait(self):
         """Seconds after which trials that hold every slot count as a failure; ``None``: no limit."""
         if self._tuning is None or self._tuning._max_wait == 0.0:
@@ -497,12 +502,12 @@ cdef class _Local:
             _propagate()
         return epoch
 
-    def succeed(self, long long epoch):
-        if _on_success_impl(self._breaker, epoch, False, False, _NAN) < 0:
+    def succeed(self, long long epoch, bint slow=False):
+        if _on_success_impl(self._breaker, epoch, False, False, _NAN, slow) < 0:
             _propagate()
 
-    def fail(self, long long epoch):
-        if _on_failure_impl(self._breaker, epoch, False, False, NULL, _NAN) < 0:
+    def fail(self, long long epoch, bint slow=False):
+        if _on_failure_impl(self._breaker, epoch, False, False, NULL, _NAN, slow) < 0:
             _propagate()
 
     def count_rejection(self):
@@ -802,11 +807,14 @@ cdef int _call_start(CircuitBreaker self, long long epoch, double* start) noexce
     return 0
 
 
-cdef inline int _on_success_impl(CircuitBreaker self, long long epoch, bint shared, bint count, double start) noexcept:
+cdef inline int _on_success_impl(
+    CircuitBreaker self, long long epoch, bint shared, bint count, double start, bint known_slow=False
+) noexcept:
+    """Settle a success (``known_slow``: a store's echo of a slow one, whose time was not measured)."""
     cdef int action
     cdef int code
     cdef double now = _NAN
-    cdef bint slow = False
+    cdef bint slow = known_slow
     if count and self._flags & FLAG_TIMED:
         if _ended_surely_in_time(self, start):
             # Not slow: recorded as a count window's success without slow calls is.
@@ -822,10 +830,20 @@ cdef inline int _on_success_impl(CircuitBreaker self, long long epoch, bint shar
                 return -1
             slow = slow_call(self, start, now)
     shared = shared and _store_of(self) is not None
-    hardy_lock(&self._guard)
-    action = settle_success_at(self, epoch, now, slow, shared, count)
-    code = take_event(self)
-    hardy_unlock(&self._guard)
+    while True:
+        hardy_lock(&self._guard)
+        action = settle_success_at(self, epoch, now, slow, shared, count)
+        code = take_event(self)
+        hardy_unlock(&self._guard)
+        if action != NEEDS_TIME:
+            break
+        if _now(self, &now) < 0:  # nothing was settled: count it, and give the trial's slot back
+            hardy_lock(&self._guard)
+            if count:
+                self._successes += 1
+            hardy_unlock(&self._guard)
+            _release(self, epoch, False)
+            return -1
     if code:
         if event_new(code) == OPEN:
             _remember_opening(self, NULL)  # opened by slow calls or a rate a success completed
@@ -859,12 +877,14 @@ cdef inline int _on_failure(CircuitBreaker self, long long epoch, PyObject* exc)
 
 
 cdef int _on_failure_impl(
-    CircuitBreaker self, long long epoch, bint shared, bint count, PyObject* exc, double start
+    CircuitBreaker self, long long epoch, bint shared, bint count, PyObject* exc, double start,
+    bint known_slow=False,
 ) noexcept:
+    """Settle a failure (``known_slow``: a store's echo of a slow one, whose time was not measured)."""
     cdef double now = _NAN
     cdef int action
     cdef int code
-    cdef bint slow = False
+    cdef bint slow = known_slow
     cdef bint read = failure_reads_clock(self)
     shared = shared and _store_of(self) is not None
     while True:
@@ -878,7 +898,7 @@ cdef int _on_failure_impl(
                 hardy_unlock(&self._guard)
                 _release(self, epoch, False)
                 return -1
-            slow = slow_call(self, start, now)
+            slow = known_slow or slow_call(self, start, now)
         hardy_lock(&self._guard)
         action = settle_failure_at(self, epoch, now, slow, shared, count)
         code = take_event(self)

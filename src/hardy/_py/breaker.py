@@ -242,9 +242,12 @@ class CircuitBreaker(BreakerState):
             self._release(epoch, ignored=False)
             raise
 
-    def _on_success(self, epoch: int, shared: bool = True, count: bool = True, start: float = _NAN) -> None:
+    def _on_success(
+        self, epoch: int, shared: bool = True, count: bool = True, start: float = _NAN, known_slow: bool = False
+    ) -> None:
+        """Settle a success (``known_slow``: a store's echo of a slow one, whose time was not measured)."""
         now = _NAN
-        slow = False
+        slow = known_slow
         if count and self._flags & FLAG_TIMED:
             # The window needs the time of the outcome (a time window, or slow calls).
             try:
@@ -255,9 +258,21 @@ class CircuitBreaker(BreakerState):
                 self._release(epoch, ignored=False)
                 raise
             slow = policy.slow_call(self, start, now)
-        with self._lock:
-            action = policy.settle_success_at(self, epoch, now, slow, shared and self._store is not None, count)
-            code = policy.take_event(self)
+        shared = shared and self._store is not None
+        while True:
+            with self._lock:
+                action = policy.settle_success_at(self, epoch, now, slow, shared, count)
+                code = policy.take_event(self)
+            if action != policy.NEEDS_TIME:
+                break
+            try:
+                now = self._now()
+            except BaseException:  # nothing was settled: count it, and give the trial's slot back
+                with self._lock:
+                    if count:
+                        self._successes += 1
+                self._release(epoch, ignored=False)
+                raise
         if code:
             if policy.event_new(code) == OPEN:
                 self._last_failure = None  # opened by slow calls or a rate a success completed
@@ -285,9 +300,11 @@ class CircuitBreaker(BreakerState):
         count: bool = True,
         exc: BaseException | None = None,
         start: float = _NAN,
+        known_slow: bool = False,
     ) -> None:
+        """Settle a failure (``known_slow``: a store's echo of a slow one, whose time was not measured)."""
         now = _NAN
-        slow = False
+        slow = known_slow
         read = policy.failure_reads_clock(self)
         shared = shared and self._store is not None
         while True:
@@ -302,7 +319,7 @@ class CircuitBreaker(BreakerState):
                             self._failures += 1
                     self._release(epoch, ignored=False)
                     raise
-                slow = policy.slow_call(self, start, now)
+                slow = known_slow or policy.slow_call(self, start, now)
             with self._lock:
                 action = policy.settle_failure_at(self, epoch, now, slow, shared, count)
                 code = policy.take_event(self)
@@ -442,6 +459,11 @@ class CircuitBreaker(BreakerState):
         trials by the window's rates instead (``docs/circuit-breaker.md``).
         """
         return policy.success_threshold_of(self)
+
+    @property
+    def _trials_by_rate(self) -> bool:
+        """Whether a window's rates judge the half-open trials (no success_threshold given)."""
+        return bool(policy.trials_by_rate(self))
 
     @property
     def half_open_max_wait(self) -> float | None:
@@ -728,11 +750,11 @@ class _Local:
     def admit(self) -> int:
         return self._breaker._admit(shared=False)
 
-    def succeed(self, epoch: int) -> None:
-        self._breaker._on_success(epoch, shared=False, count=False)
+    def succeed(self, epoch: int, slow: bool = False) -> None:
+        self._breaker._on_success(epoch, shared=False, count=False, known_slow=slow)
 
-    def fail(self, epoch: int) -> None:
-        self._breaker._on_failure(epoch, shared=False, count=False)
+    def fail(self, epoch: int, slow: bool = False) -> None:
+        self._breaker._on_failure(epoch, shared=False, count=False, known_slow=slow)
 
     def count_rejection(self) -> None:
         b = self._breaker

@@ -57,7 +57,8 @@ STORE_FAILURE = cython.declare(cython.int, 3)
 # (a count window without slow calls): read it, then open_by_window().
 OPEN_PENDING = cython.declare(cython.int, 4)
 # settle_failure_at() was given no time where it needs one (the state changed
-# since failure_reads_clock() was asked): nothing done; read it and ask again.
+# since failure_reads_clock() was asked), or settle_success_at() for a success
+# that re-opens a half-open period: nothing done; read it and ask again.
 NEEDS_TIME = cython.declare(cython.int, 5)
 NO_TIME = cython.declare(cython.double, float("nan"))  # settle_success_at(): the dispatch read no clock
 
@@ -818,6 +819,8 @@ def _open(s: BreakerState, now: cython.double) -> None:
                 s._reset_timeout = t._max_timeout
         else:
             s._reset_timeout = t._base_timeout
+    if trials_by_rate(s):
+        s._failure_count = 0  # the failed trials of a period judged by rate: none while open
     s._event = event(s._state, OPEN)
     s._state = OPEN
     s._epoch += 1
@@ -851,18 +854,27 @@ def _judge_trials(s: BreakerState, now: cython.double) -> None:
     resilience4j's (``minimum_calls`` does not apply). It opens as soon as the
     failed or the slow trials alone reach their rate of that number, which no
     later outcome could undo, and closes once every trial has an outcome and
-    neither rate is reached. Only a failure or a slow trial can open it, and
-    the dispatch has read the time for those.
+    neither rate is reached. ``now`` is a reading: a success given none that
+    would open it is answered ``NEEDS_TIME`` first (``settle_success_at``).
     """
-    w: BreakerWindow = _window_in(s)
-    settings: WindowSettings = _settings_of(w)
-    trials: cython.double = s._half_open_max  # a C integer over another would divide as integers
-    if s._failure_count / trials >= settings._failure_rate or (
-        settings._slow_after > 0.0 and w._trial_slow / trials >= settings._slow_rate
-    ):
+    if _trials_tripped(s, 0, 0):
         _open(s, now)
     elif s._failure_count + s._trial_successes >= s._half_open_max:
         _close(s)
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _trials_tripped(s: BreakerState, failed: cython.int, slow: cython.int) -> cython.bint:
+    """Whether the period's failed or slow trials, with ``failed`` and ``slow`` more, reach their
+    rate of ``half_open_max_calls`` (``trials_by_rate``)."""
+    w: BreakerWindow = _window_in(s)
+    settings: WindowSettings = _settings_of(w)
+    trials: cython.double = s._half_open_max  # a C integer over another would divide as integers
+    if (s._failure_count + failed) / trials >= settings._failure_rate:
+        return True
+    return settings._slow_after > 0.0 and (w._trial_slow + slow) / trials >= settings._slow_rate
 
 
 @cython.cfunc
@@ -956,10 +968,22 @@ def settle_success_at(
     ``minimum_calls``-th call, or a slow one) opens the breaker; without a
     reading of the time that needs, it answers ``OPEN_PENDING``. ``count``
     false: the store's binding settles what the breaker counted (and a window
-    recorded) already.
+    recorded) already. A success without a reading that would complete a
+    half-open period's verdict to re-open (``trials_by_rate``: its tallies
+    may have come from a store that judges by other settings) is answered
+    ``NEEDS_TIME``, with nothing done: read the time and ask again.
     """
     if s._state == DISABLED:
         return DONE
+    if (
+        now != now
+        and epoch == s._epoch
+        and s._state == HALF_OPEN
+        and not shared
+        and trials_by_rate(s)
+        and _trials_tripped(s, 0, slow)
+    ):
+        return NEEDS_TIME
     if count:
         s._successes += 1
     if epoch != s._epoch:
