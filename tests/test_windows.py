@@ -298,7 +298,7 @@ def test_the_registry_tells_trials_judged_by_rate_from_a_success_threshold() -> 
     also = hardy.circuit_breaker(name="hosts", key=echo, half_open_max_calls=3, success_threshold=3)(echo)
     assert keyed("a") == also("a") == "a"
     assert keyed.breakers["a"] is also.breakers["a"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="already exists with other settings"):
         hardy.circuit_breaker(name="hosts", key=echo, half_open_max_calls=3, success_threshold=2)(echo)
 
 
