@@ -1458,6 +1458,23 @@ class UnavailableStore(hardy.store.BreakerStore):
         return "permit"
 
 
+def test_a_re_read_sent_before_the_shared_state_was_created_anew_is_dropped(clock: FakeClock) -> None:
+    store = UnavailableStore()
+    breaker = hardy.CircuitBreaker("db", failure_threshold=1, clock=clock, store=store)
+    binding = store.bindings[0]
+
+    def snapshot(incarnation: str, version: int, state: int) -> Any:
+        return hardy.store.Snapshot(incarnation, version, state, 1, 0, 0.0, 0, 0, False, 1)
+
+    mark = binding.read_mark()  # a re-read goes out while the keys do not exist...
+    binding.apply(snapshot("1.5", 1, hardy.store.OPEN))  # ...a failure's reply creates them, open
+    assert breaker.is_open
+    binding.apply(snapshot("", 0, hardy.store.CLOSED), mark)  # the re-read answers with the state before
+    assert breaker.is_open
+    binding.apply(snapshot("", 0, hardy.store.CLOSED), binding.read_mark())  # a read sent now is the state
+    assert breaker.is_closed
+
+
 def test_a_slow_trial_counts_while_the_store_is_away(clock: FakeClock) -> None:
     window = CountWindow(size=4, minimum_calls=2, slow_call_duration=1.0, slow_call_rate=0.5)
     breaker = make(clock, window, store=UnavailableStore())

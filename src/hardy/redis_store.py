@@ -424,9 +424,10 @@ class RedisStore(BreakerStore):
             if not self._closed:
                 # One round trip, bounded by the timeout: a process that starts
                 # while the shared circuit is open rejects from its first call.
+                mark = binding.read_mark()
                 snap = self._run(binding, Op.READ)
                 if snap is not None:
-                    binding.apply(snap)
+                    binding.apply(snap, mark)
         else:
             # An asyncio client cannot be awaited here: the store's task
             # reads the state as soon as the event loop runs it (a new task
@@ -596,6 +597,7 @@ class RedisStore(BreakerStore):
         bindings = self._all()
         if not bindings:
             return
+        marks = [binding.read_mark() for binding in bindings]
         if self._cluster:
             replies: list[Any] = []
             for binding in bindings:
@@ -603,17 +605,17 @@ class RedisStore(BreakerStore):
                     replies.append(self._eval(self._client, self._keys_and_args(binding, Op.READ, "")))
                 except self._redis.exceptions.ResponseError as exc:  # this breaker's key: the others go on
                     replies.append(exc)
-            self._adopt_replies(bindings, replies)
+            self._adopt_replies(bindings, replies, marks)
             return
         replies = self._read_pipeline(bindings).execute(raise_on_error=False)
         if any(isinstance(reply, self._redis.exceptions.NoScriptError) for reply in replies):
             self._client.script_load(_redis_lua.SCRIPT)  # the script cache was flushed
             replies = self._read_pipeline(bindings).execute(raise_on_error=False)
-        self._adopt_replies(bindings, replies)
+        self._adopt_replies(bindings, replies, marks)
 
-    def _adopt_replies(self, bindings: list[SharedBreaker], replies: list[Any]) -> None:
+    def _adopt_replies(self, bindings: list[SharedBreaker], replies: list[Any], marks: list[int]) -> None:
         # One breaker's bad key must not fail the others' re-read.
-        for binding, reply in zip(bindings, replies, strict=True):
+        for binding, reply, mark in zip(bindings, replies, marks, strict=True):
             if isinstance(reply, BaseException):
                 if not self._is_key_error(reply):
                     raise reply
@@ -621,7 +623,7 @@ class RedisStore(BreakerStore):
                 continue
             if binding.detached:
                 self._reattach(binding)
-            binding.apply(_snapshot(reply))
+            binding.apply(_snapshot(reply), mark)
 
     def _drain(self) -> None:
         while True:
@@ -745,6 +747,7 @@ class RedisStore(BreakerStore):
         bindings = self._all()
         if not bindings:
             return
+        marks = [binding.read_mark() for binding in bindings]
         if self._cluster:
             replies: list[Any] = []
             for binding in bindings:
@@ -757,13 +760,13 @@ class RedisStore(BreakerStore):
                         replies.append(await self._client.evalsha(self._sha, 2, *keys_and_args))
                 except self._redis.exceptions.ResponseError as exc:
                     replies.append(exc)
-            self._adopt_replies(bindings, replies)
+            self._adopt_replies(bindings, replies, marks)
             return
         replies = await self._read_pipeline(bindings).execute(raise_on_error=False)
         if any(isinstance(reply, self._redis.exceptions.NoScriptError) for reply in replies):
             await self._client.script_load(_redis_lua.SCRIPT)
             replies = await self._read_pipeline(bindings).execute(raise_on_error=False)
-        self._adopt_replies(bindings, replies)
+        self._adopt_replies(bindings, replies, marks)
 
     async def _drain_async(self) -> None:
         while True:

@@ -220,6 +220,7 @@ class SharedBreaker:
     __slots__ = (
         "__weakref__",
         "_acquiring",
+        "_adopted",
         "_clearing",
         "_failure_seq",
         "_generation",
@@ -248,6 +249,7 @@ class SharedBreaker:
         self._prefetched: list[str] = []  # permits granted to a non-blocking store, not yet used
         self._acquiring = False
         self._clearing = False
+        self._adopted = 0  # snapshots adopted so far (see read_mark)
         # Set by the store while this breaker's shared state is unusable (its
         # key holds a value that is not a hardy circuit): the breaker decides
         # locally, and the store re-reads the key to attach it again.
@@ -279,11 +281,27 @@ class SharedBreaker:
         with self._lock:
             self._version = -1
 
-    def apply(self, snap: Snapshot) -> int:
-        """Adopt ``snap`` as the local state unless a newer one was adopted; the breaker's epoch."""
+    def read_mark(self) -> int:
+        """Taken before a read is sent; pass it to :meth:`apply` with the read's reply."""
+        with self._lock:
+            return self._adopted
+
+    def apply(self, snap: Snapshot, read_from: int | None = None) -> int:
+        """Adopt ``snap`` as the local state unless a newer one was adopted; the breaker's epoch.
+
+        ``read_from`` (a :meth:`read_mark`) says ``snap`` answers a read sent
+        then. Versions order the snapshots of one incarnation only: a read
+        that was in flight while a write created the shared state anew (the
+        first failure after its keys expired, say) may answer with the state
+        before it, of another incarnation, after the write's reply was
+        adopted. Such a reply is dropped; the next re-read brings the state.
+        """
         with self._lock:
             if snap.incarnation == self._incarnation and snap.version < self._version:
                 return self.local.epoch
+            if read_from is not None and read_from != self._adopted and snap.incarnation != self._incarnation:
+                return self.local.epoch
+            self._adopted += 1
             new_period = snap.generation != self._generation or snap.incarnation != self._incarnation
             self._incarnation = snap.incarnation
             self._version = snap.version
