@@ -18,6 +18,7 @@ longlong: TypeAlias = builtins.int
 char: TypeAlias = builtins.int
 double: TypeAlias = builtins.float
 bint: TypeAlias = builtins.bool
+void: TypeAlias = None
 
 def cclass(cls: _C) -> _C: ...
 def cfunc(func: _F) -> _F: ...

@@ -10,7 +10,7 @@ it exists: Cython reads the names at compile time. Type checkers read
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
@@ -24,6 +24,7 @@ char = int
 longlong = int
 double = float
 bint = bool
+void: TypeAlias = None  # a cfunc that returns nothing
 
 
 def cclass(cls: C) -> C:

@@ -213,7 +213,7 @@ def _when(node: AsyncDeadline) -> float:
 
 
 @cython.cfunc
-def lane_trim(lane: DeadlineLane) -> None:
+def lane_trim(lane: DeadlineLane) -> cython.void:
     """Move the lane's head past the deadlines that are no longer pending, clearing their slots."""
     nodes: list[Any] = lane.nodes
     head: cython.longlong = lane.head
@@ -266,7 +266,7 @@ def deadline_enter(
 
 
 @cython.cfunc
-def deadline_leave(lane: DeadlineLane, node: AsyncDeadline) -> None:
+def deadline_leave(lane: DeadlineLane, node: AsyncDeadline) -> cython.void:
     """The call left before its deadline passed."""
     node.task = None
     node.state = DEADLINE_LEFT

@@ -290,7 +290,7 @@ def window_slow(w: BreakerWindow) -> cython.longlong:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def window_clear(w: BreakerWindow) -> None:
+def window_clear(w: BreakerWindow) -> cython.void:
     """Forget every outcome (the breaker closed or was reset)."""
     i: cython.int
     b: WindowBucket
@@ -318,7 +318,7 @@ def window_clear(w: BreakerWindow) -> None:
 
 @cython.cfunc
 @cython.exceptval(check=False)
-def window_flush(w: BreakerWindow) -> None:
+def window_flush(w: BreakerWindow) -> cython.void:
     """Write the clean outcomes of ``_pending`` into a count window's ring, evicting what they push out."""
     # Taken and zeroed in two adjacent statements: the twin's wrapper adds to
     # ``_pending`` without the lock, and no other thread runs between them.
@@ -350,7 +350,7 @@ def window_flush(w: BreakerWindow) -> None:
 
 @cython.cfunc
 @cython.exceptval(check=False)
-def _ring_clean_run(w: BreakerWindow, settings: WindowSettings, k: cython.int) -> None:
+def _ring_clean_run(w: BreakerWindow, settings: WindowSettings, k: cython.int) -> cython.void:
     """Write ``k`` clean outcomes (fewer than ``size``) into a full count window's ring: slot by slot
     up to a byte's start, then whole bytes at once (up to the ring's end), evicting what they hold."""
     size: cython.int = settings._size
@@ -393,7 +393,7 @@ def _ones(byte: cython.int) -> cython.int:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def _ring_put(w: BreakerWindow, settings: WindowSettings, bits: cython.int) -> None:
+def _ring_put(w: BreakerWindow, settings: WindowSettings, bits: cython.int) -> cython.void:
     """Write one outcome's bits at the count window's next slot, subtracting the outcome it evicts."""
     size: cython.int = settings._size
     n: cython.int = w._n
@@ -475,7 +475,7 @@ def _window_bucket_index(settings: WindowSettings, second: cython.longlong) -> c
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def _window_advance(w: BreakerWindow, t: WindowTime, settings: WindowSettings, second: cython.longlong) -> None:
+def _window_advance(w: BreakerWindow, t: WindowTime, settings: WindowSettings, second: cython.longlong) -> cython.void:
     """Move a time window's newest second to ``second``, emptying the buckets that fell out."""
     k: cython.longlong
     b: WindowBucket
@@ -628,7 +628,7 @@ class BreakerState:
 @cython.exceptval(check=False)
 def configure_breaker(
     s: BreakerState, threshold: cython.int, reset_timeout: cython.double, half_open_max: cython.int
-) -> None:
+) -> cython.void:
     """A new breaker: closed, nothing counted."""
     s._threshold = threshold
     s._half_open_max = half_open_max
@@ -661,7 +661,7 @@ def tune_breaker(
     backoff: cython.double,
     max_timeout: cython.double,
     max_wait: cython.double,
-) -> None:
+) -> cython.void:
     """Give a new breaker the settings of a tuned one."""
     t._success_threshold = success_threshold
     t._backoff = backoff
@@ -676,7 +676,7 @@ def tune_breaker(
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def attach_window(s: BreakerState, w: BreakerWindow) -> None:
+def attach_window(s: BreakerState, w: BreakerWindow) -> cython.void:
     """Give a new breaker the empty window ``w``: it replaces the consecutive failure count."""
     settings: WindowSettings = _settings_of(w)
     s._window = w
@@ -729,7 +729,7 @@ def _window_in(s: BreakerState) -> BreakerWindow:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def _forget_window(s: BreakerState) -> None:
+def _forget_window(s: BreakerState) -> cython.void:
     if s._window:
         window_clear(s._window)
 
@@ -808,7 +808,7 @@ def event_new(code: cython.int) -> cython.int:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def _open(s: BreakerState, now: cython.double) -> None:
+def _open(s: BreakerState, now: cython.double) -> cython.void:
     t: BreakerTuning | None = s._tuning
     if t is not None:
         # Open-state backoff: a failed half-open period waits longer next
@@ -833,7 +833,7 @@ def _open(s: BreakerState, now: cython.double) -> None:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def _half_open(s: BreakerState) -> None:
+def _half_open(s: BreakerState) -> cython.void:
     """An open breaker past its reset timeout starts a half-open period."""
     s._event = event(OPEN, HALF_OPEN)
     s._state = HALF_OPEN
@@ -847,7 +847,7 @@ def _half_open(s: BreakerState) -> None:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def _judge_trials(s: BreakerState, now: cython.double) -> None:
+def _judge_trials(s: BreakerState, now: cython.double) -> cython.void:
     """A rate-judged half-open period after a trial's outcome (``trials_by_rate``).
 
     The sample is the period's ``half_open_max_calls`` trials, as
@@ -880,7 +880,7 @@ def _trials_tripped(s: BreakerState, failed: cython.int, slow: cython.int) -> cy
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def _close(s: BreakerState) -> None:
+def _close(s: BreakerState) -> cython.void:
     s._event = event(s._state, CLOSED)
     s._state = CLOSED
     s._failure_count = 0
@@ -1120,7 +1120,7 @@ def record_window_success(s: BreakerState, epoch: cython.longlong) -> cython.bin
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def open_by_window(s: BreakerState, epoch: cython.longlong, now: cython.double) -> None:
+def open_by_window(s: BreakerState, epoch: cython.longlong, now: cython.double) -> cython.void:
     """After ``OPEN_PENDING``: open at ``now`` if the window still calls for it in the same period."""
     if epoch == s._epoch and s._state == CLOSED and s._flags & FLAG_WINDOW and window_tripped(_window_in(s)):
         _open(s, now)
@@ -1129,7 +1129,7 @@ def open_by_window(s: BreakerState, epoch: cython.longlong, now: cython.double) 
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def count_ignored(s: BreakerState) -> None:
+def count_ignored(s: BreakerState) -> cython.void:
     """One more call that ended with an excluded exception (the breaker has a tuning: it has those)."""
     if s._tuning is not None:
         s._tuning._ignored += 1
@@ -1162,7 +1162,7 @@ def release(s: BreakerState, epoch: cython.longlong, ignored: cython.bint) -> cy
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def promote(s: BreakerState, now: cython.double) -> None:
+def promote(s: BreakerState, now: cython.double) -> cython.void:
     """An open breaker past its reset timeout is half-open: make it so (for outcomes recorded by hand)."""
     if s._state == OPEN and now - s._opened_at >= s._reset_timeout:
         _half_open(s)
@@ -1171,7 +1171,7 @@ def promote(s: BreakerState, now: cython.double) -> None:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def reset(s: BreakerState) -> None:
+def reset(s: BreakerState) -> cython.void:
     """Back to closed (from any state, the manual ones too); the counts of the state and the window
     are cleared, the lifetime totals kept, the backoff forgotten."""
     if s._state != CLOSED:
@@ -1189,7 +1189,7 @@ def reset(s: BreakerState) -> None:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def steer(s: BreakerState, state: cython.int) -> None:
+def steer(s: BreakerState, state: cython.int) -> cython.void:
     """Put the breaker in a manual state (``FORCED_OPEN`` or ``DISABLED``) until ``reset``.
 
     Calls running now become stale: their outcomes count in the totals (a
@@ -1210,7 +1210,7 @@ def steer(s: BreakerState, state: cython.int) -> None:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def count_rejection(s: BreakerState) -> None:
+def count_rejection(s: BreakerState) -> cython.void:
     s._rejections += 1
 
 

@@ -102,7 +102,7 @@ class BudgetState:
 @cython.exceptval(check=False)
 def budget_configure(
     s: BudgetState, ratio: cython.double, min_per_second: cython.double, window: cython.double, now: cython.double
-) -> None:
+) -> cython.void:
     """A new budget at ``now``: Finagle's amounts, an empty window, nothing counted."""
     withdrawal: cython.double
     reserve: cython.double
@@ -138,21 +138,21 @@ def budget_configure(
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def budget_deposit(s: BudgetState) -> None:
+def budget_deposit(s: BudgetState) -> cython.void:
     """A call: one more deposit, folded into the window later (the compiled dispatch adds atomically)."""
     s._calls += 1
 
 
 @cython.cfunc
 @cython.exceptval(check=False)
-def budget_wipe(s: BudgetState) -> None:
+def budget_wipe(s: BudgetState) -> cython.void:
     s._r0 = s._r1 = s._r2 = s._r3 = s._r4 = s._r5 = s._r6 = s._r7 = s._r8 = s._r9 = 0
     s._sum = 0
 
 
 @cython.cfunc
 @cython.exceptval(check=False)
-def budget_slot_add(s: BudgetState, i: cython.int, units: cython.longlong) -> None:
+def budget_slot_add(s: BudgetState, i: cython.int, units: cython.longlong) -> cython.void:
     """Add ``units`` to slice ``i`` of the ring (and to the sum)."""
     s._sum += units
     if i == 0:
@@ -179,7 +179,7 @@ def budget_slot_add(s: BudgetState, i: cython.int, units: cython.longlong) -> No
 
 @cython.cfunc
 @cython.exceptval(check=False)
-def budget_slot_clear(s: BudgetState, i: cython.int) -> None:
+def budget_slot_clear(s: BudgetState, i: cython.int) -> cython.void:
     """Slice ``i`` expires: its units leave the sum."""
     units: cython.longlong
     if i == 0:
@@ -217,7 +217,7 @@ def budget_slot_clear(s: BudgetState, i: cython.int) -> None:
 
 @cython.cfunc
 @cython.exceptval(check=False)
-def budget_roll(s: BudgetState, now: cython.double) -> None:
+def budget_roll(s: BudgetState, now: cython.double) -> cython.void:
     """Bring the window to ``now``: fold the calls counted since the last look, expire old slices.
 
     The new calls' deposits are spread evenly over the time since the last

@@ -46,7 +46,7 @@ class BulkheadState:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def bulkhead_configure(s: BulkheadState, max_concurrent: cython.int) -> None:
+def bulkhead_configure(s: BulkheadState, max_concurrent: cython.int) -> cython.void:
     """A new bulkhead: empty, nobody waiting, nothing counted."""
     s._max = max_concurrent
     s._active = 0
@@ -86,7 +86,7 @@ def bulkhead_enter_or_queue(s: BulkheadState) -> cython.bint:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def bulkhead_reject(s: BulkheadState) -> None:
+def bulkhead_reject(s: BulkheadState) -> cython.void:
     """A call is turned away (full and no wait allowed, or its wait ran out)."""
     s._rejected += 1
 
@@ -94,7 +94,7 @@ def bulkhead_reject(s: BulkheadState) -> None:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def bulkhead_withdraw(s: BulkheadState) -> None:
+def bulkhead_withdraw(s: BulkheadState) -> cython.void:
     """A waiter gives up before it was handed a slot (timed out, cancelled, interrupted)."""
     s._waiting -= 1
 

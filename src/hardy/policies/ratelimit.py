@@ -101,7 +101,7 @@ class RateLimiterState:
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def ratelimit_configure(s: RateLimiterState, interval: cython.double, burst: cython.int) -> None:
+def ratelimit_configure(s: RateLimiterState, interval: cython.double, burst: cython.int) -> cython.void:
     """A new limiter: quiet (a full burst available), nothing counted."""
     s._interval = interval
     s._base_interval = interval
@@ -241,7 +241,7 @@ def ratelimit_lease_size(s: RateLimiterState) -> cython.longlong:
 @cython.exceptval(check=False)
 def ratelimit_lease_grant(
     s: RateLimiterState, now: cython.double, count: cython.longlong, delay: cython.double
-) -> None:
+) -> cython.void:
     """The store granted ``count`` permits usable ``delay`` seconds from ``now`` (the rest of an older one goes)."""
     if s._mode != RL_SHARED:
         return  # the store went away meanwhile: the fallback's share decides now
@@ -255,7 +255,7 @@ def ratelimit_lease_grant(
 @cython.cfunc
 @cython.inline
 @cython.exceptval(check=False)
-def ratelimit_share(s: RateLimiterState, mode: cython.char, processes: cython.longlong) -> None:
+def ratelimit_share(s: RateLimiterState, mode: cython.char, processes: cython.longlong) -> cython.void:
     """Switch a shared limiter to leases (``RL_SHARED``) or to its local share (``RL_FALLBACK``).
 
     The share is ``1 / processes`` of the rate and of the burst (at least one

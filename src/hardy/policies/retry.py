@@ -64,7 +64,7 @@ def configure_retry(
     retry_circuit_open: cython.bint,
     has_deadline: cython.bint,
     deadline: cython.double,
-) -> None:
+) -> cython.void:
     p._max_attempts = max_attempts
     p._factor = factor
     p._initial = initial
