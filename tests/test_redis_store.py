@@ -288,7 +288,8 @@ def test_periodic_reread_catches_a_lost_message(server, prefix, stores):
     breaker = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=30, store=store)
     other = make_store(stores, server, prefix)
     other._channel = f"{prefix}nobody-listens"
-    hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=30, store=other).call(lambda: None)
+    kept = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=30, store=other)  # held weakly by the store
+    kept.call(lambda: None)
     shadow = next(iter(other._all()))
     other._run(shadow, Op.FAIL)  # opens it, publishing where nobody listens
     wait_for(lambda: breaker.is_open, seconds=1.0)
@@ -702,8 +703,11 @@ def test_async_store_reads_the_state_of_a_breaker_made_in_the_running_loop(own_s
         client = redis.asyncio.Redis(host="127.0.0.1", port=own_server.port)
         store = make_store(stores, own_server, prefix, client=client, sync_interval=3600)  # no periodic re-read
         before = evalsha_calls(counter)
-        hardy.CircuitBreaker("warm", store=store)  # starts the store's task, which reads every breaker once
+        # Starts the store's task, which reads every breaker once. Kept: the store holds
+        # its breakers weakly, and a collected one would leave nothing to read.
+        warm = hardy.CircuitBreaker("warm", store=store)
         await wait_async(lambda: evalsha_calls(counter) == before + 1)
+        assert warm.is_closed
         breaker = hardy.CircuitBreaker("db", failure_threshold=1, reset_timeout=60, store=store)
         # Nothing is awaited inside the constructor: the task reads it as soon as the loop runs.
         await wait_async(lambda: breaker.is_open)
